@@ -1,0 +1,21 @@
+import pytest
+import torch
+
+from tui_trainer.engine.data import load_raw, prepare
+
+
+@pytest.fixture(scope="session")
+def mini_raw():
+    return load_raw("fashion-mnist-mini")
+
+
+@pytest.fixture(scope="session")
+def mini_data(mini_raw):
+    """The bundled set on the CPU, split as a seed-0 config would split it."""
+    return prepare(mini_raw, torch.device("cpu"), val_split=0.1, seed=0)
+
+
+@pytest.fixture(scope="session")
+def small_data(mini_raw):
+    """3,000 training images: enough to learn, quick enough for many runs."""
+    return prepare(mini_raw, torch.device("cpu"), val_split=0.1, seed=0, max_train_samples=3000)

@@ -1,0 +1,69 @@
+"""Thread-safe controls a UI or signal handler uses to steer a running loop.
+
+The loop reads one plain attribute, `pending`, per batch; everything else
+happens only when that flag is up, so steering costs the hot path nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+
+class TrainingControl:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = threading.Event()
+        self._running.set()
+        self._stop = False
+        self._lr: float | None = None
+        self.pending = False
+
+    def pause(self) -> None:
+        with self._lock:
+            self._running.clear()
+            self.pending = True
+
+    def resume(self) -> None:
+        with self._lock:
+            self._running.set()
+            self.pending = True
+
+    def toggle_pause(self) -> None:
+        (self.resume if self.paused else self.pause)()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stop = True
+            self._running.set()  # a paused loop must wake up to stop
+            self.pending = True
+
+    def set_lr(self, lr: float) -> None:
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and 0 < lr <= 10):
+            raise ValueError(f"lr: got {lr!r}; must be a number greater than 0 and at most 10")
+        with self._lock:
+            self._lr = float(lr)
+            self.pending = True
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop
+
+    def take_lr(self) -> float | None:
+        """The requested learning rate, once; None when nothing is asked."""
+        with self._lock:
+            lr, self._lr = self._lr, None
+            return lr
+
+    def settle(self) -> None:
+        """Called before the loop reads the state, so a request arriving later raises `pending` again."""
+        with self._lock:
+            self.pending = False
+
+    def wait_while_paused(self, timeout: float) -> bool:
+        """Block up to `timeout` seconds while paused; True once running again."""
+        return self._running.wait(timeout)

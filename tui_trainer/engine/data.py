@@ -1,0 +1,305 @@
+"""Datasets: found on disk, bundled, or downloaded, then held as normalized tensors on the device.
+
+Each split is converted once; training indexes into device tensors, so no
+DataLoader, PIL image or per-sample transform sits in the hot loop.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .idx import IdxFormatError, read_idx
+
+# (bytes done, bytes total or None, what is being fetched)
+DownloadProgress = Callable[[int, int | None, str], None]
+
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+MNIST_CLASSES = [str(i) for i in range(10)]
+KMNIST_CLASSES = ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck"]
+
+# Where Debian's `dataset-fashion-mnist` package puts the original IDX files.
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    title: str
+    classes: list[str]
+    image_shape: tuple[int, int, int]
+    download_mb: float  # compressed size fetched on first use; 0 for bundled
+    torchvision_class: str | None
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "fashion-mnist-mini": DatasetSpec("fashion-mnist-mini", "Fashion-MNIST mini (bundled, 12k/2k)",
+                                      FASHION_CLASSES, (1, 28, 28), 0, None),
+    "fashion-mnist": DatasetSpec("fashion-mnist", "Fashion-MNIST", FASHION_CLASSES, (1, 28, 28), 30, "FashionMNIST"),
+    "mnist": DatasetSpec("mnist", "MNIST", MNIST_CLASSES, (1, 28, 28), 11, "MNIST"),
+    "kmnist": DatasetSpec("kmnist", "Kuzushiji-MNIST", KMNIST_CLASSES, (1, 28, 28), 20, "KMNIST"),
+    "cifar10": DatasetSpec("cifar10", "CIFAR-10", CIFAR10_CLASSES, (3, 32, 32), 163, "CIFAR10"),
+}
+
+
+class DatasetUnavailable(RuntimeError):
+    """The dataset is neither on disk nor downloadable; the message says where we looked and what to do."""
+
+
+@dataclass(frozen=True)
+class RawDataset:
+    """uint8 images [N, C, H, W] and int64 labels, straight from the files."""
+
+    spec: DatasetSpec
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    source: str  # where it was read from
+
+
+@dataclass(frozen=True)
+class DeviceData:
+    """Normalized float splits living on the training device."""
+
+    spec: DatasetSpec
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    test_images: torch.Tensor  # uint8 on the CPU, for drawing sample predictions
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    source: str
+
+    @property
+    def classes(self) -> list[str]:
+        return self.spec.classes
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("SCRATCH_TUI_DATA")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("scratch-tui")) / "datasets"
+
+
+def bundled_dir() -> Path:
+    return Path(str(resources.files("tui_trainer") / "datasets" / "fashion_mnist_mini"))
+
+
+def _idx_dir_complete(folder: Path) -> bool:
+    return all((folder / f).exists() or (folder / (f + ".gz")).exists() for f in IDX_FILES.values())
+
+
+def _read_idx_dir(spec: DatasetSpec, folder: Path) -> RawDataset:
+    def load(key: str) -> torch.Tensor:
+        plain = folder / IDX_FILES[key]
+        return read_idx(plain if plain.exists() else plain.with_name(plain.name + ".gz"))
+
+    images = {k: load(k).unsqueeze(1) for k in ("train_images", "test_images")}
+    labels = {k: load(k).long() for k in ("train_labels", "test_labels")}
+    return RawDataset(spec, images["train_images"], labels["train_labels"],
+                      images["test_images"], labels["test_labels"], str(folder))
+
+
+def _torchvision_folder(spec: DatasetSpec, root: Path) -> Path:
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, spec.torchvision_class)
+    if spec.name == "cifar10":
+        return root / cls.base_folder
+    return root / cls.__name__ / "raw"
+
+
+def _torchvision_present(spec: DatasetSpec, root: Path) -> bool:
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, spec.torchvision_class)
+    folder = _torchvision_folder(spec, root)
+    if spec.name == "cifar10":
+        names = [n for n, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+    else:
+        names = [os.path.splitext(f)[0] for f, _ in cls.resources]
+    return all((folder / n).exists() for n in names)
+
+
+def _load_torchvision(spec: DatasetSpec, root: Path) -> RawDataset:
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, spec.torchvision_class)
+    train = cls(str(root), train=True, download=False)
+    test = cls(str(root), train=False, download=False)
+
+    def images(ds) -> torch.Tensor:
+        data = ds.data
+        if spec.name == "cifar10":  # numpy N,H,W,C
+            return torch.from_numpy(data).permute(0, 3, 1, 2).contiguous()
+        return data.unsqueeze(1)
+
+    def labels(ds) -> torch.Tensor:
+        return torch.as_tensor(ds.targets, dtype=torch.long)
+
+    return RawDataset(spec, images(train), labels(train), images(test), labels(test),
+                      str(_torchvision_folder(spec, root)))
+
+
+def _candidate_places(spec: DatasetSpec, root: Path) -> list[Path]:
+    places = [_torchvision_folder(spec, root)]
+    if spec.name == "fashion-mnist":
+        places.append(DEBIAN_FASHION_MNIST)
+    return places
+
+
+def dataset_status(name: str, data_dir: str | Path | None = None) -> str:
+    """'bundled', 'on disk' or 'needs download (30 MB)' — cheap, reads no image data."""
+    spec = DATASETS[name]
+    if spec.torchvision_class is None:
+        return "bundled"
+    root = Path(data_dir) if data_dir else default_data_dir()
+    if _torchvision_present(spec, root):
+        return "on disk"
+    if spec.name == "fashion-mnist" and _idx_dir_complete(DEBIAN_FASHION_MNIST):
+        return "on disk"
+    return f"needs download ({spec.download_mb:.0f} MB)"
+
+
+def load_raw(name: str, data_dir: str | Path | None = None, progress: DownloadProgress | None = None,
+             download: bool = True) -> RawDataset:
+    spec = DATASETS[name]
+    if spec.torchvision_class is None:
+        return _read_idx_dir(spec, bundled_dir())
+    root = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    try:
+        if _torchvision_present(spec, root):
+            return _load_torchvision(spec, root)
+        if spec.name == "fashion-mnist" and _idx_dir_complete(DEBIAN_FASHION_MNIST):
+            return _read_idx_dir(spec, DEBIAN_FASHION_MNIST)
+    except (IdxFormatError, RuntimeError, OSError, ValueError) as exc:
+        raise DatasetUnavailable(f"{name}: the files in {_torchvision_folder(spec, root)} could not be read "
+                                 f"({exc}); delete them to download afresh") from None
+    places = ", ".join(str(p) for p in _candidate_places(spec, root))
+    if not download:
+        raise DatasetUnavailable(f"{name} is not on this machine (looked in {places}); "
+                                 f"run without --no-download to fetch it ({spec.download_mb:.0f} MB)")
+    try:
+        download_dataset(spec, root, progress)
+    except OSError as exc:
+        hint = " or install Debian's dataset-fashion-mnist package" if spec.name == "fashion-mnist" else ""
+        raise DatasetUnavailable(
+            f"{name} is not on this machine (looked in {places}) and the download failed ({_reason(exc)}); "
+            f"connect to the internet and retry, copy the files into {_torchvision_folder(spec, root)}{hint}, "
+            f"or use the bundled fashion-mnist-mini"
+        ) from None
+    return _load_torchvision(spec, root)
+
+
+def _reason(exc: OSError) -> str:
+    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
+        return f"network unreachable: {exc.reason}"
+    return str(exc) or type(exc).__name__
+
+
+def _fetch(url: str, dest: Path, progress: DownloadProgress | None, label: str) -> None:
+    tmp = dest.with_name(dest.name + ".part")
+    with urllib.request.urlopen(url, timeout=30) as response, open(tmp, "wb") as out:
+        total = response.length
+        done = 0
+        while chunk := response.read(1 << 16):
+            out.write(chunk)
+            done += len(chunk)
+            if progress:
+                progress(done, total, label)
+    tmp.replace(dest)
+
+
+def download_dataset(spec: DatasetSpec, root: Path, progress: DownloadProgress | None = None) -> None:
+    """Fetch the files torchvision expects, from torchvision's own mirror list, checking their MD5."""
+    import torchvision.datasets as tvd
+    from torchvision.datasets.utils import check_integrity, extract_archive
+
+    cls = getattr(tvd, spec.torchvision_class)
+    if spec.name == "cifar10":
+        jobs = [([cls.url], cls.filename, cls.tgz_md5, root)]
+    else:
+        raw = _torchvision_folder(spec, root)
+        jobs = [([m + f for m in cls.mirrors], f, md5, raw) for f, md5 in cls.resources]
+    for urls, filename, md5, folder in jobs:
+        folder.mkdir(parents=True, exist_ok=True)
+        dest = folder / filename
+        last_error: OSError | None = None
+        for url in urls:
+            try:
+                _fetch(url, dest, progress, f"{spec.name}: {filename}")
+                if not check_integrity(str(dest), md5):
+                    dest.unlink(missing_ok=True)
+                    raise OSError(f"{filename} from {url} failed its MD5 check")
+                last_error = None
+                break
+            except OSError as exc:
+                last_error = exc
+        if last_error is not None:
+            raise last_error
+        extract_archive(str(dest), str(folder))
+
+
+def prepare(raw: RawDataset, device: torch.device, val_split: float = 0.1, seed: int = 0,
+            max_train_samples: int = 0) -> DeviceData:
+    """Split validation off train (seeded), normalize with the training split's statistics, move to device."""
+    n = raw.train_images.shape[0]
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val = int(round(n * val_split))
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    if max_train_samples:
+        train_idx = train_idx[:max_train_samples]
+    # Sorting keeps memory access sequential; shuffling happens per epoch anyway.
+    train_idx, val_idx = train_idx.sort().values, val_idx.sort().values
+
+    train_u8 = raw.train_images[train_idx]
+    pixels = train_u8.transpose(0, 1).reshape(train_u8.shape[1], -1).double() / 255.0
+    mean = pixels.mean(dim=1)
+    std = pixels.std(dim=1).clamp_min(1e-6)
+
+    def to_device(images: torch.Tensor) -> torch.Tensor:
+        x = images.to(device).float().div_(255.0)
+        shape = (1, -1, 1, 1)
+        return x.sub_(mean.float().to(device).view(shape)).div_(std.float().to(device).view(shape))
+
+    return DeviceData(
+        spec=raw.spec,
+        train_x=to_device(train_u8),
+        train_y=raw.train_labels[train_idx].to(device),
+        val_x=to_device(raw.train_images[val_idx]),
+        val_y=raw.train_labels[val_idx].to(device),
+        test_x=to_device(raw.test_images),
+        test_y=raw.test_labels.to(device),
+        test_images=raw.test_images,
+        mean=tuple(mean.tolist()),
+        std=tuple(std.tolist()),
+        source=raw.source,
+    )

@@ -1,0 +1,218 @@
+"""The training loop: forward, loss, zero_grad, backward, step — written out, yielding events.
+
+    run = TrainingRun(config)
+    for event in run.events():
+        ...
+
+Nothing here prints or draws. Consumers (CLI, TUI, run store) read the events;
+another thread steers the run through `run.control`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from .config import TrainConfig
+from .control import TrainingControl
+from .data import DeviceData, DownloadProgress, load_raw, prepare
+from .devices import device_label, resolve_device
+from .evaluate import evaluate, loss_and_accuracy
+from .events import (BatchProgress, EpochEnded, Event, LearningRateChanged, RunFailed, RunFinished,
+                     RunPaused, RunResumed, RunStarted, RunStopped)
+from .models import build_model, count_parameters
+from .optim import build_optimizer, lr_factor
+
+PROGRESS_EVERY_STEPS = 25  # how often the loop even looks at the clock
+PROGRESS_EVERY_SECONDS = 0.25  # how often it pays for a device sync to report progress
+
+
+class _Stop(Exception):
+    pass
+
+
+class _NonFinite(Exception):
+    pass
+
+
+class TrainingRun:
+    def __init__(self, config: TrainConfig, control: TrainingControl | None = None,
+                 data: DeviceData | None = None, download_progress: DownloadProgress | None = None,
+                 evaluate_at_end: bool = True, progress_seconds: float = PROGRESS_EVERY_SECONDS):
+        self.config = config
+        self.control = control or TrainingControl()
+        self.data = data
+        self.download_progress = download_progress
+        self.evaluate_at_end = evaluate_at_end
+        self.progress_seconds = progress_seconds
+        self.device: torch.device | None = None
+        self.model: torch.nn.Module | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.epoch = 0  # epochs completed
+        self.step = 0  # optimizer steps taken
+        self.base_lr = config.lr
+        self.run_id: str | None = None
+        self._started = 0.0
+
+    # -- setup -------------------------------------------------------------
+    def setup(self) -> None:
+        """Resolve the device, load the data and build the model; raises DeviceError or DatasetUnavailable."""
+        if self.model is not None:
+            return
+        cfg = self.config
+        self.device = resolve_device(cfg.device)
+        if self.data is None:
+            raw = load_raw(cfg.dataset, cfg.data_dir, self.download_progress)
+            self.data = prepare(raw, self.device, cfg.val_split, cfg.seed, cfg.max_train_samples)
+        elif self.data.train_x.device != self.device:
+            raise ValueError("the data passed in lives on another device than the config asks for")
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg.model, self.data.image_shape, len(self.data.classes),
+                                 cfg.hidden, cfg.init).to(self.device)
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.data.train_y) / self.config.batch_size)
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.config.epochs
+
+    @property
+    def lr(self) -> float:
+        return self.base_lr * lr_factor(self.config.schedule, self.step, self.total_steps)
+
+    # -- the run -----------------------------------------------------------
+    def events(self) -> Iterator[Event]:
+        self.setup()
+        self._started = time.perf_counter()
+        data, cfg = self.data, self.config
+        yield RunStarted(
+            config=cfg.to_dict(), device=str(self.device), device_name=device_label(self.device),
+            dataset_title=data.spec.title, classes=list(data.classes), image_shape=list(data.image_shape),
+            train_size=len(data.train_y), val_size=len(data.val_y), test_size=len(data.test_y),
+            parameters=count_parameters(self.model), steps_per_epoch=self.steps_per_epoch, run_id=self.run_id,
+        )
+        try:
+            while self.epoch < cfg.epochs:
+                yield from self._train_one_epoch()
+            if self.evaluate_at_end:
+                yield evaluate(self.model, data.test_x, data.test_y, data.classes, data.test_images)
+            yield RunFinished(epochs_done=self.epoch, seconds=self._elapsed())
+        except _Stop:
+            yield RunStopped(epochs_done=self.epoch, seconds=self._elapsed())
+        except _NonFinite as exc:
+            yield RunFailed(message=str(exc), epochs_done=self.epoch, seconds=self._elapsed())
+        except torch.cuda.OutOfMemoryError:
+            yield RunFailed(message=f"the device ran out of memory at batch size {cfg.batch_size}; "
+                                    "try a smaller --batch-size", epochs_done=self.epoch, seconds=self._elapsed())
+        except Exception as exc:  # a run must end with an event, never a traceback in the UI
+            yield RunFailed(message=f"{type(exc).__name__}: {exc}", epochs_done=self.epoch,
+                            seconds=self._elapsed())
+
+    def _train_one_epoch(self) -> Iterator[Event]:
+        cfg, data, model, optimizer = self.config, self.data, self.model, self.optimizer
+        x, y = data.train_x, data.train_y
+        n, batch_size, batches = len(y), cfg.batch_size, self.steps_per_epoch
+        epoch = self.epoch + 1
+        model.train()
+        order = torch.randperm(n, device=self.device, generator=self.generator)
+        # Running sums stay on the device: reading them is a host sync, done only when reporting.
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        seen = 0
+        started = last_report = time.perf_counter()
+
+        for batch in range(batches):
+            if self.control.pending:
+                yield from self._obey_control()
+            idx = order[batch * batch_size:(batch + 1) * batch_size]
+            inputs, targets = x[idx], y[idx]
+            lr = self.lr
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
+            logits = model(inputs)                                                       # forward
+            loss = F.cross_entropy(logits, targets, label_smoothing=cfg.label_smoothing)  # loss
+            optimizer.zero_grad(set_to_none=True)                                        # zero_grad
+            loss.backward()                                                              # backward
+            optimizer.step()                                                             # step
+
+            with torch.no_grad():
+                loss_sum.add_(loss.detach(), alpha=len(idx))
+                correct.add_((logits.argmax(1) == targets).sum())
+            seen += len(idx)
+            self.step += 1
+
+            if self.step % PROGRESS_EVERY_STEPS == 0:
+                now = time.perf_counter()
+                if now - last_report >= self.progress_seconds:
+                    last_report = now
+                    mean_loss = loss_sum.item() / seen
+                    self._check_finite(mean_loss, epoch)
+                    yield BatchProgress(
+                        step=self.step, epoch=epoch, epochs=cfg.epochs, batch=batch + 1, batches=batches,
+                        loss=mean_loss, acc=100.0 * correct.item() / seen, lr=lr,
+                        samples_per_s=seen / (now - started),
+                    )
+
+        train_loss = loss_sum.item() / seen
+        train_acc = 100.0 * correct.item() / seen
+        self._check_finite(train_loss, epoch)
+        seconds = time.perf_counter() - started
+        val_loss, val_acc = loss_and_accuracy(model, data.val_x, data.val_y)
+        self.epoch = epoch
+        yield EpochEnded(epoch=epoch, epochs=cfg.epochs, train_loss=train_loss, train_acc=train_acc,
+                         val_loss=val_loss, val_acc=val_acc, lr=self.lr, seconds=seconds,
+                         samples_per_s=seen / seconds, step=self.step)
+
+    def _obey_control(self) -> Iterator[Event]:
+        control = self.control
+        control.settle()
+        yield from self._apply_requested_lr()
+        if control.stop_requested:
+            raise _Stop
+        if control.paused:
+            yield RunPaused(epoch=self.epoch + 1, step=self.step)
+            paused_at = time.perf_counter()
+            while not control.wait_while_paused(0.05):
+                yield from self._apply_requested_lr()
+            self._started += time.perf_counter() - paused_at  # paused time is not run time
+            if control.stop_requested:
+                raise _Stop
+            yield from self._apply_requested_lr()
+            yield RunResumed(epoch=self.epoch + 1, step=self.step)
+
+    def _apply_requested_lr(self) -> Iterator[Event]:
+        requested = self.control.take_lr()
+        if requested is None:
+            return
+        factor = lr_factor(self.config.schedule, self.step, self.total_steps)
+        # Rescale the base so the schedule continues from the requested value.
+        self.base_lr = requested / factor if factor > 0 else requested
+        yield LearningRateChanged(lr=requested, step=self.step)
+
+    def _check_finite(self, loss: float, epoch: int) -> None:
+        if not math.isfinite(loss):
+            raise _NonFinite(
+                f"training loss became {loss} in epoch {epoch} (step {self.step}); the learning rate "
+                f"{self.lr:.3g} is too high for this model: try a lower --lr such as {self.lr / 10:.3g}"
+            )
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self._started
+
+
+def run_training(config: TrainConfig, on_event: Callable[[Event], None],
+                 control: TrainingControl | None = None, **kwargs) -> Event:
+    """Callback form of `TrainingRun.events()`; returns the final event."""
+    last: Event | None = None
+    for last in TrainingRun(config, control, **kwargs).events():
+        on_event(last)
+    return last

@@ -1,0 +1,135 @@
+"""The networks: a from-scratch MLP, its nn.Sequential twin, and a small CNN."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+class ScratchLinear(nn.Module):
+    """y = x @ W.T + b with W and b as bare nn.Parameters (no nn.Linear, no F.linear)."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        # Stored as (out, in) like nn.Linear so weights copy across one-to-one.
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(out_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(x, self.weight.T) + self.bias
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+def init_linear_(weight: torch.Tensor, bias: torch.Tensor, init: str) -> None:
+    """`kaiming`: He-normal weights, zero bias. `randn`: unscaled N(0, 1) for both, as the classic tutorial does."""
+    with torch.no_grad():
+        if init == "kaiming":
+            weight.normal_(0.0, math.sqrt(2.0 / weight.shape[1]))
+            bias.zero_()
+        elif init == "randn":
+            weight.normal_(0.0, 1.0)
+            bias.normal_(0.0, 1.0)
+        else:
+            raise ValueError(f"unknown init {init!r}")
+
+
+class ScratchMLP(nn.Module):
+    def __init__(self, in_features: int, hidden: tuple[int, ...], num_classes: int, init: str = "kaiming"):
+        super().__init__()
+        sizes = [in_features, *hidden, num_classes]
+        self.layers = nn.ModuleList(ScratchLinear(a, b) for a, b in zip(sizes, sizes[1:]))
+        for layer in self.layers:
+            init_linear_(layer.weight, layer.bias, init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        for layer in self.layers[:-1]:
+            x = torch.relu(layer(x))
+        return self.layers[-1](x)
+
+
+def sequential_mlp(in_features: int, hidden: tuple[int, ...], num_classes: int, init: str = "kaiming") -> nn.Sequential:
+    sizes = [in_features, *hidden, num_classes]
+    modules: list[nn.Module] = [nn.Flatten()]
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        linear = nn.Linear(a, b)
+        init_linear_(linear.weight, linear.bias, init)
+        modules.append(linear)
+        if i < len(sizes) - 2:
+            modules.append(nn.ReLU())
+    return nn.Sequential(*modules)
+
+
+class SmallCNN(nn.Module):
+    """Two conv-batchnorm-relu-pool blocks, then a two-layer classifier."""
+
+    def __init__(self, channels: int, height: int, width: int, num_classes: int):
+        super().__init__()
+
+        def block(c_in: int, c_out: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            )
+
+        self.features = nn.Sequential(block(channels, 32), block(32, 64))
+        flat = 64 * (height // 4) * (width // 4)
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(flat, 128),
+            nn.ReLU(),
+            nn.Dropout(0.25),
+            nn.Linear(128, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    summary: str
+    uses_hidden: bool
+    build: Callable[[tuple[int, int, int], int, tuple[int, ...], str], nn.Module]
+
+
+MODELS: dict[str, ModelSpec] = {
+    "scratch-mlp": ModelSpec(
+        "scratch-mlp",
+        "MLP of hand-written Linear layers: weights are bare nn.Parameters, x @ W.T + b",
+        True,
+        lambda shape, k, hidden, init: ScratchMLP(math.prod(shape), hidden, k, init),
+    ),
+    "sequential-mlp": ModelSpec(
+        "sequential-mlp",
+        "The same MLP built from nn.Sequential(nn.Linear, nn.ReLU, ...)",
+        True,
+        lambda shape, k, hidden, init: sequential_mlp(math.prod(shape), hidden, k, init),
+    ),
+    "cnn": ModelSpec(
+        "cnn",
+        "Small CNN: two conv-batchnorm-relu-pool blocks and a classifier",
+        False,
+        lambda shape, k, hidden, init: SmallCNN(shape[0], shape[1], shape[2], k),
+    ),
+}
+
+
+def build_model(name: str, image_shape: tuple[int, int, int], num_classes: int,
+                hidden: tuple[int, ...] = (128, 64), init: str = "kaiming") -> nn.Module:
+    return MODELS[name].build(tuple(image_shape), num_classes, tuple(hidden), init)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

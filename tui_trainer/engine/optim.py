@@ -1,0 +1,47 @@
+"""Optimizers and learning-rate schedules, chosen by name in TrainConfig."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .config import TrainConfig
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                               nesterov=config.nesterov, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}")
+
+
+ONECYCLE_WARMUP = 0.3  # fraction of steps spent warming up, as torch's OneCycleLR
+ONECYCLE_START = 1 / 25  # starting lr as a fraction of the peak
+ONECYCLE_END = 1e-4  # final lr as a fraction of the peak
+
+
+def lr_factor(schedule: str, step: int, total_steps: int) -> float:
+    """Multiplier on the base learning rate at `step` (0-based) of `total_steps`.
+
+    A plain function of the step, so a schedule needs no state to checkpoint and
+    a mid-run learning-rate change only rescales the base.
+    """
+    t = min(step / max(total_steps, 1), 1.0)
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * t))
+    if schedule == "onecycle":
+        if t < ONECYCLE_WARMUP:
+            rise = (1.0 - math.cos(math.pi * t / ONECYCLE_WARMUP)) / 2
+            return ONECYCLE_START + (1.0 - ONECYCLE_START) * rise
+        fall = (1.0 + math.cos(math.pi * (t - ONECYCLE_WARMUP) / (1 - ONECYCLE_WARMUP))) / 2
+        return ONECYCLE_END + (1.0 - ONECYCLE_END) * fall
+    raise ValueError(f"unknown schedule {schedule!r}")

@@ -1,0 +1,101 @@
+"""How `scratch-tui train` shows engine events: lines for people, JSON lines for scripts."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TextIO
+
+from .engine.events import (BatchProgress, EpochEnded, EvaluationEnded, Event, LearningRateChanged,
+                            RunFailed, RunFinished, RunPaused, RunResumed, RunStarted, RunStopped)
+
+
+def format_epoch(e: EpochEnded) -> str:
+    width = len(str(e.epochs))
+    line = f"Epoch {e.epoch:>{width}}/{e.epochs}  train loss {e.train_loss:.4f}  acc {e.train_acc:6.2f}%"
+    if e.val_loss is not None:
+        line += f"  val loss {e.val_loss:.4f}  acc {e.val_acc:6.2f}%"
+    return line + f"  {e.seconds:5.1f}s"
+
+
+def format_test(e: EvaluationEnded) -> str:
+    return f"Test Loss: {e.test_loss:.4f}, Test Accuracy: {e.test_acc:.2f}%"
+
+
+class TerminalPrinter:
+    """Epoch lines on stdout; a live progress line on stderr when it is a terminal."""
+
+    def __init__(self, out: TextIO, err: TextIO):
+        self.out, self.err = out, err
+        self.live = err.isatty()
+        self._progress_shown = False
+        self._last_download_draw = 0.0
+
+    def _clear_progress(self) -> None:
+        if self._progress_shown:
+            self.err.write("\r\033[K")
+            self.err.flush()
+            self._progress_shown = False
+
+    def _progress(self, text: str) -> None:
+        if self.live:
+            self.err.write("\r\033[K" + text)
+            self.err.flush()
+            self._progress_shown = True
+
+    def download_progress(self, done: int, total: int | None, label: str) -> None:
+        now = time.monotonic()
+        if now - self._last_download_draw < 0.1 and done != total:
+            return
+        self._last_download_draw = now
+        size = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
+        if self.live:
+            self._progress(f"Downloading {label}  {size}")
+        elif total and done == total:
+            print(f"Downloaded {label} ({size})", file=self.err)
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, BatchProgress):
+            filled = int(20 * event.batch / event.batches)
+            bar = "#" * filled + "-" * (20 - filled)
+            self._progress(f"Epoch {event.epoch}/{event.epochs} [{bar}] {event.batch}/{event.batches}  "
+                           f"loss {event.loss:.4f}  acc {event.acc:.2f}%  {event.samples_per_s:,.0f} samples/s")
+            return
+        self._clear_progress()
+        if isinstance(event, RunStarted):
+            print(f"Training {event.config['model']} ({event.parameters:,} parameters) on {event.dataset_title}: "
+                  f"{event.train_size:,} train / {event.val_size:,} val / {event.test_size:,} test images, "
+                  f"device {event.device} ({event.device_name})", file=self.out)
+        elif isinstance(event, EpochEnded):
+            print(format_epoch(event), file=self.out)
+        elif isinstance(event, EvaluationEnded):
+            print(format_test(event), file=self.out)
+        elif isinstance(event, RunStopped):
+            print(f"Stopped after {event.epochs_done} epoch(s), {event.seconds:.1f}s.", file=self.out)
+        elif isinstance(event, RunFailed):
+            print(f"scratch-tui train: run failed: {event.message}", file=self.err)
+        elif isinstance(event, RunFinished):
+            print(f"Finished {event.epochs_done} epochs in {event.seconds:.1f}s.", file=self.out)
+        elif isinstance(event, LearningRateChanged):
+            print(f"Learning rate set to {event.lr:.3g}", file=self.out)
+        elif isinstance(event, (RunPaused, RunResumed)):
+            print("Paused." if isinstance(event, RunPaused) else "Resumed.", file=self.out)
+        self.out.flush()
+
+
+class JsonLinesPrinter:
+    """One JSON object per event per line. Sample images are left out to keep lines small."""
+
+    def __init__(self, out: TextIO):
+        self.out = out
+
+    def download_progress(self, done: int, total: int | None, label: str) -> None:
+        pass  # stdout carries events only; a download is announced by the run that follows
+
+    def handle(self, event: Event) -> None:
+        data = event.to_dict()
+        if isinstance(event, EvaluationEnded):
+            for sample in data["samples"]:
+                sample.pop("image")
+        self.out.write(json.dumps(data) + "\n")
+        self.out.flush()
