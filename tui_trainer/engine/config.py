@@ -35,7 +35,7 @@ class TrainConfig:
     init: str = "kaiming"
     epochs: int = 15
     batch_size: int = 128
-    lr: float = 0.002
+    lr: float = 0.003
     optimizer: str = "adamw"
     momentum: float = 0.9
     nesterov: bool = False

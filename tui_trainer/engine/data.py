@@ -228,7 +228,8 @@ def _reason(exc: OSError) -> str:
 def _fetch(url: str, dest: Path, progress: DownloadProgress | None, label: str) -> None:
     tmp = dest.with_name(dest.name + ".part")
     with urllib.request.urlopen(url, timeout=30) as response, open(tmp, "wb") as out:
-        total = response.length
+        length = response.headers.get("Content-Length")
+        total = int(length) if length else None
         done = 0
         while chunk := response.read(1 << 16):
             out.write(chunk)

@@ -123,16 +123,17 @@ class TrainingRun:
         epoch = self.epoch + 1
         model.train()
         order = torch.randperm(n, device=self.device, generator=self.generator)
-        # Running sums stay on the device: reading them is a host sync, done only when reporting.
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), dtype=torch.long, device=self.device)
-        seen = 0
+        # Per-batch results are written into device buffers (one small op each) and only
+        # reduced and read back when reporting: reading is a host sync.
+        batch_losses = torch.zeros(batches, device=self.device)
+        predictions = torch.empty(n, dtype=torch.long, device=self.device)
         started = last_report = time.perf_counter()
 
         for batch in range(batches):
             if self.control.pending:
                 yield from self._obey_control()
-            idx = order[batch * batch_size:(batch + 1) * batch_size]
+            start, end = batch * batch_size, min((batch + 1) * batch_size, n)
+            idx = order[start:end]
             inputs, targets = x[idx], y[idx]
             lr = self.lr
             for group in optimizer.param_groups:
@@ -145,32 +146,29 @@ class TrainingRun:
             optimizer.step()                                                             # step
 
             with torch.no_grad():
-                loss_sum.add_(loss.detach(), alpha=len(idx))
-                correct.add_((logits.argmax(1) == targets).sum())
-            seen += len(idx)
+                batch_losses[batch] = loss
+                torch.argmax(logits, 1, out=predictions[start:end])
             self.step += 1
 
             if self.step % PROGRESS_EVERY_STEPS == 0:
                 now = time.perf_counter()
                 if now - last_report >= self.progress_seconds:
                     last_report = now
-                    mean_loss = loss_sum.item() / seen
+                    mean_loss, acc = _epoch_so_far(batch_losses, predictions, y, order, batch_size, batch + 1, end)
                     self._check_finite(mean_loss, epoch)
                     yield BatchProgress(
                         step=self.step, epoch=epoch, epochs=cfg.epochs, batch=batch + 1, batches=batches,
-                        loss=mean_loss, acc=100.0 * correct.item() / seen, lr=lr,
-                        samples_per_s=seen / (now - started),
+                        loss=mean_loss, acc=acc, lr=lr, samples_per_s=end / (now - started),
                     )
 
-        train_loss = loss_sum.item() / seen
-        train_acc = 100.0 * correct.item() / seen
+        train_loss, train_acc = _epoch_so_far(batch_losses, predictions, y, order, batch_size, batches, n)
         self._check_finite(train_loss, epoch)
         seconds = time.perf_counter() - started
         val_loss, val_acc = loss_and_accuracy(model, data.val_x, data.val_y)
         self.epoch = epoch
         yield EpochEnded(epoch=epoch, epochs=cfg.epochs, train_loss=train_loss, train_acc=train_acc,
                          val_loss=val_loss, val_acc=val_acc, lr=self.lr, seconds=seconds,
-                         samples_per_s=seen / seconds, step=self.step)
+                         samples_per_s=n / seconds, step=self.step)
 
     def _obey_control(self) -> Iterator[Event]:
         control = self.control
@@ -207,6 +205,16 @@ class TrainingRun:
 
     def _elapsed(self) -> float:
         return time.perf_counter() - self._started
+
+
+def _epoch_so_far(batch_losses: torch.Tensor, predictions: torch.Tensor, y: torch.Tensor, order: torch.Tensor,
+                  batch_size: int, batches_done: int, seen: int) -> tuple[float, float]:
+    """Mean loss (weighted by batch size) and accuracy in percent over the first `seen` samples of the epoch."""
+    last_batch = seen - batch_size * (batches_done - 1)  # only the epoch's final batch can be short
+    losses = batch_losses[:batches_done]
+    loss = (losses[:-1].sum() * batch_size + losses[-1] * last_batch) / seen
+    correct = (predictions[:seen] == y[order[:seen]]).sum()
+    return loss.item(), 100.0 * correct.item() / seen
 
 
 def run_training(config: TrainConfig, on_event: Callable[[Event], None],
