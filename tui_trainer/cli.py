@@ -8,7 +8,7 @@ import signal
 import sys
 from typing import Any, Sequence, TextIO
 
-from .engine.config import (DATASET_NAMES, INIT_NAMES, MODEL_NAMES, OPTIMIZER_NAMES, PRESETS,
+from .engine.config import (AUGMENT_NAMES, DATASET_NAMES, INIT_NAMES, MODEL_NAMES, OPTIMIZER_NAMES, PRESETS,
                             SCHEDULE_NAMES, ConfigError, TrainConfig, parse_hidden, preset)
 
 EXIT_FAILED = 1
@@ -39,6 +39,8 @@ TRAIN_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "--weight-decay": ("weight_decay", dict(type=float)),
     "--schedule": ("schedule", dict(choices=SCHEDULE_NAMES)),
     "--label-smoothing": ("label_smoothing", dict(type=float)),
+    "--augment": ("augment", dict(choices=AUGMENT_NAMES, help="flip: mirror training images at random "
+                                                               "(for clothes and CIFAR-10, not digits)")),
     "--val-split": ("val_split", dict(type=float, help="fraction of train held out for validation (0 allowed)")),
     "--seed": ("seed", dict(type=int)),
     "--device": ("device", dict(help="auto, cpu, cuda, cuda:N or mps (default auto)")),

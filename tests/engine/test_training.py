@@ -178,3 +178,12 @@ def test_non_finite_loss_fails_the_run_with_advice(small_data):
     assert "lower --lr" in failed.message
     assert "nan" in failed.message or "inf" in failed.message
     assert not any(isinstance(e, EvaluationEnded) for e in events)
+
+
+def test_flip_augmentation_trains_and_changes_the_run(small_data):
+    config = TrainConfig(epochs=1, device="cpu")
+    plain = [e for e in run_all(config, small_data) if isinstance(e, EpochEnded)][0]
+    flipped_events = run_all(config.replace(augment="flip"), small_data)
+    flipped = [e for e in flipped_events if isinstance(e, EpochEnded)][0]
+    assert flipped.train_loss != plain.train_loss
+    assert final_eval(flipped_events).test_acc > 70

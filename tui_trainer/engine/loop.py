@@ -121,6 +121,7 @@ class TrainingRun:
         x, y = data.train_x, data.train_y
         n, batch_size, batches = len(y), cfg.batch_size, self.steps_per_epoch
         epoch = self.epoch + 1
+        flips = cfg.augment == "flip"
         model.train()
         order = torch.randperm(n, device=self.device, generator=self.generator)
         # Per-batch results are written into device buffers (one small op each) and only
@@ -135,6 +136,9 @@ class TrainingRun:
             start, end = batch * batch_size, min((batch + 1) * batch_size, n)
             idx = order[start:end]
             inputs, targets = x[idx], y[idx]
+            if flips:
+                mirror = torch.rand(len(idx), 1, 1, 1, device=self.device, generator=self.generator) < 0.5
+                inputs = torch.where(mirror, inputs.flip(3), inputs)
             lr = self.lr
             for group in optimizer.param_groups:
                 group["lr"] = lr
