@@ -1,0 +1,96 @@
+"""Fixed data for UI tests: devices, dataset states and scripted engine runs."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from tui_trainer.engine.config import TrainConfig
+from tui_trainer.engine.data import FASHION_CLASSES, load_raw
+from tui_trainer.engine.devices import DeviceInfo
+from tui_trainer.engine.events import (BatchProgress, EpochEnded, EvaluationEnded, PredictionSample, RunFailed,
+                                       RunFinished, RunPaused, RunResumed, RunStarted, RunStopped)
+
+DEVICES = [
+    DeviceInfo("cuda:0", "NVIDIA H100 80GB HBM3", "cuda", 85_045_346_304, "9.0"),
+    DeviceInfo("cpu", "CPU (16 threads)", "cpu", 137_438_953_472),
+]
+STATUS = {"fashion-mnist-mini": "bundled", "fashion-mnist": "on disk", "mnist": "needs download (11 MB)",
+          "kmnist": "needs download (20 MB)", "cifar10": "needs download (163 MB)"}
+
+
+def dataset_status(name: str) -> str:
+    return STATUS[name]
+
+
+def started(config: TrainConfig, steps: int = 85) -> RunStarted:
+    return RunStarted(config=config.to_dict(), device="cpu", device_name="CPU (16 threads)",
+                      dataset_title="Fashion-MNIST mini (bundled, 12k/2k)", classes=list(FASHION_CLASSES),
+                      image_shape=[1, 28, 28], train_size=10800, val_size=1200, test_size=2000, parameters=109386,
+                      steps_per_epoch=steps, run_id=None)
+
+
+def epoch_events(config: TrainConfig, epochs: int, steps: int = 85):
+    """A plausible learning curve, the same every time."""
+    for epoch in range(1, epochs + 1):
+        for batch in (20, 40, 60, 80):
+            loss = 1.6 / (epoch + batch / steps) + 0.25
+            yield BatchProgress(step=(epoch - 1) * steps + batch, epoch=epoch, epochs=config.epochs, batch=batch,
+                                batches=steps, loss=loss, acc=100 - 35 / (epoch + batch / steps), lr=0.003,
+                                samples_per_s=50000.0)
+        yield EpochEnded(epoch=epoch, epochs=config.epochs, train_loss=1.5 / epoch + 0.25,
+                         train_acc=100 - 30 / epoch, val_loss=1.3 / epoch + 0.3, val_acc=97 - 30 / epoch,
+                         lr=0.003, seconds=0.2, samples_per_s=54000.0, step=epoch * steps)
+
+
+def evaluation() -> EvaluationEnded:
+    """Real images from the bundled test set, with a made-up but consistent confusion matrix."""
+    raw = load_raw("fashion-mnist-mini")
+    confusion = [[0] * 10 for _ in range(10)]
+    samples = []
+    for t in range(10):
+        for p in range(10):
+            confusion[t][p] = 170 - 4 * t if t == p else (t * 7 + p * 3) % 5
+        confusion[t][(t + 1) % 10] += 200 - sum(confusion[t])
+    indices = torch.nonzero(raw.test_labels < 10).flatten()[:12].tolist()
+    for n, i in enumerate(indices):
+        t = int(raw.test_labels[i])
+        p = t if n % 3 else (t + 1) % 10
+        samples.append(PredictionSample(i, raw.test_images[i].tolist(), t, p, 0.5 + n / 30))
+    per_class = [100 * confusion[i][i] / sum(confusion[i]) for i in range(10)]
+    acc = 100 * sum(confusion[i][i] for i in range(10)) / 2000
+    return EvaluationEnded(test_loss=0.4123, test_acc=acc, per_class_acc=per_class, confusion=confusion,
+                           classes=list(FASHION_CLASSES), samples=samples, seconds=0.1)
+
+
+def scripted_engine(epochs_done: int = 3, end: str = "finished", delay: float = 0.0):
+    """An engine factory that plays a fixed run, honouring pause and stop like the real loop."""
+
+    def factory(config, control, progress):
+        yield started(config)
+        done = 0
+        for event in epoch_events(config, epochs_done):
+            if delay:
+                time.sleep(delay)
+            if control.pending:
+                control.settle()
+                if control.stop_requested:
+                    yield RunStopped(epochs_done=done, seconds=1.0)
+                    return
+                if control.paused:
+                    yield RunPaused(epoch=done + 1, step=0)
+                    while not control.wait_while_paused(0.02):
+                        pass
+                    yield RunResumed(epoch=done + 1, step=0)
+            if isinstance(event, EpochEnded):
+                done = event.epoch
+            yield event
+        if end == "failed":
+            yield RunFailed(message="training loss became nan in epoch 3 (step 255); the learning rate 10 is too "
+                                    "high for this model: try a lower --lr such as 1", epochs_done=done)
+        else:
+            yield evaluation()
+            yield RunFinished(epochs_done=done, seconds=1.0)
+
+    return factory

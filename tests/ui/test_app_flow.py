@@ -1,0 +1,210 @@
+"""The app driven with the keyboard, as a user would (Textual's Pilot)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual.widgets import Input, RadioSet, Static
+
+from tui_trainer.engine.config import TrainConfig
+from tui_trainer.ui.app import TrainerApp
+from tui_trainer.ui.screens.evaluate import EvaluationScreen
+from tui_trainer.ui.screens.help import HelpScreen, TooSmallScreen
+from tui_trainer.ui.screens.setup import SetupScreen
+from tui_trainer.ui.screens.train import TrainScreen
+
+from .fakes import DEVICES, dataset_status, scripted_engine
+
+
+async def wait_for(pilot, predicate, timeout: float = 60.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, "timed out waiting for the app"
+        await pilot.pause(0.05)
+
+
+def text_of(app, selector: str) -> str:
+    return str(app.screen.query_one(selector, Static).render())
+
+
+async def type_into(pilot, app, field: str, text: str) -> None:
+    widget = app.screen.query_one(f"#field-{field}", Input)
+    widget.focus()
+    widget.value = ""
+    await pilot.press(*text)
+    await pilot.pause()
+
+
+async def test_full_flow_with_the_real_engine():
+    """Preset, a refused bad value, start, epochs arrive, pause/resume, finish, evaluation."""
+    app = TrainerApp(devices=DEVICES[1:], dataset_status=dataset_status)
+    async with app.run_test(size=(100, 32)) as pilot:
+        assert isinstance(app.screen, SetupScreen)
+        await pilot.press("ctrl+t")  # the tutorial preset
+        setup = app.screen
+        assert setup.query_one("#field-init").value == "randn"
+        assert setup.query_one("#field-lr", Input).value == "0.01"
+
+        await type_into(pilot, app, "epochs", "abc")
+        assert "epochs: got 'abc'; must be a whole number" in text_of(app, "#error-epochs")
+        assert "field(s) to fix" in text_of(app, "#command")
+        await pilot.press("f5")
+        assert isinstance(app.screen, SetupScreen), "Start must be refused while a field is bad"
+
+        await type_into(pilot, app, "epochs", "5000")
+        await type_into(pilot, app, "max_train_samples", "600")
+        setup.query_one("#field-init").value = "kaiming"
+        await pilot.pause()
+        assert text_of(app, "#error-epochs") == ""
+        assert "--epochs 5000" in text_of(app, "#command")
+        assert "--max-train-samples 600" in text_of(app, "#command")
+
+        await pilot.press("f5")
+        assert isinstance(app.screen, TrainScreen)
+        await wait_for(pilot, lambda: len(app.history.epochs) >= 1)
+        assert "Epoch 1/5000" in "\n".join(str(line.text) for line in app.screen.query_one("#log").lines)
+
+        await pilot.press("space")
+        await wait_for(pilot, lambda: app.history.state == "paused")
+        assert "Paused" in text_of(app, "#status")
+        epochs_at_pause = len(app.history.epochs)
+        await pilot.pause(0.3)
+        assert len(app.history.epochs) == epochs_at_pause, "a paused run must not train"
+
+        await pilot.press("right_square_bracket")  # double the learning rate while paused
+        await pilot.press("space")
+        await wait_for(pilot, lambda: app.history.state == "running")
+        await wait_for(pilot, lambda: app.history.lr == 0.02)
+
+        await pilot.press("s")
+        await wait_for(pilot, lambda: app.history.state == "stopped")
+        assert "Stopped after" in text_of(app, "#status")
+        assert app.history.evaluation is None
+
+
+async def test_a_short_real_run_finishes_and_shows_its_evaluation():
+    config = TrainConfig(epochs=2, max_train_samples=2000)
+    app = TrainerApp(devices=DEVICES[1:], dataset_status=dataset_status, config=config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.history.state == "finished")
+        await pilot.pause(0.2)
+        accuracy = app.history.evaluation.test_acc
+        assert accuracy > 60
+        assert f"test accuracy {accuracy:.2f}%" in text_of(app, "#status")
+        await pilot.press("e")
+        assert isinstance(app.screen, EvaluationScreen)
+        assert f"Test accuracy {accuracy:.2f}%" in text_of(app, "#eval-summary")
+        await pilot.press("3")
+        heading = text_of(app, "#gallery-heading")
+        total = len(app.history.evaluation.samples)
+        assert heading.startswith(f"{total} samples")
+        await pilot.press("m")
+        mistakes = sum(s.true_label != s.predicted_label for s in app.history.evaluation.samples)
+        assert text_of(app, "#gallery-heading").startswith(f"{mistakes} mistakes")
+
+
+async def test_confusion_cell_selects_its_samples():
+    app = TrainerApp(engine=scripted_engine(), devices=DEVICES, dataset_status=dataset_status)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.history.state == "finished")
+        await pilot.press("e")
+        await pilot.press("2")
+        evaluation = app.history.evaluation
+        # move to true class 0 (row 0), predicted class 1 (column 2: column 0 holds the labels)
+        await pilot.press("right", "right", "enter")
+        expected = [s for s in evaluation.samples if (s.true_label, s.predicted_label) == (0, 1)]
+        heading = text_of(app, "#gallery-heading")
+        assert heading.startswith(f"{len(expected)} sample(s) of true 'T-shirt/top' predicted 'Trouser'")
+        await pilot.press("a")
+        assert text_of(app, "#gallery-heading").startswith(f"{len(evaluation.samples)} samples")
+
+
+async def test_a_failed_run_shows_the_engines_message():
+    app = TrainerApp(engine=scripted_engine(end="failed"), devices=DEVICES, dataset_status=dataset_status)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.history.state == "failed")
+        await pilot.pause(0.2)
+        status = text_of(app, "#status")
+        assert "Failed: training loss became nan" in status
+        await pilot.press("e")
+        assert isinstance(app.screen, TrainScreen)  # nothing to evaluate
+        await pilot.press("n")
+        assert isinstance(app.screen, SetupScreen)
+
+
+async def test_an_engine_crash_is_reported_not_raised():
+    def broken(config, control, progress):
+        raise RuntimeError("CUDA error: device-side assert triggered")
+        yield  # pragma: no cover
+
+    app = TrainerApp(engine=broken, devices=DEVICES, dataset_status=dataset_status)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.history.state == "failed")
+        assert "device-side assert" in app.history.message
+
+
+async def test_help_lists_every_binding_and_closes():
+    app = TrainerApp(engine=scripted_engine(), devices=DEVICES, dataset_status=dataset_status)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        text = str(app.screen.query_one("#help Static").render())
+        for words in ("Start", "Recommended", "Tutorial", "Save TOML", "Load TOML", "Quit", "Command palette"):
+            assert words in text
+        await pilot.press("escape")
+        assert isinstance(app.screen, SetupScreen)
+
+
+async def test_dataset_choice_and_parameter_count_follow_the_selection():
+    app = TrainerApp(engine=scripted_engine(), devices=DEVICES, dataset_status=dataset_status)
+    async with app.run_test(size=(120, 40)) as pilot:
+        labels = [str(b.label) for b in app.screen.query_one("#dataset", RadioSet).query("RadioButton")]
+        assert "cifar10  needs download (163 MB)" in labels
+        assert "109,386 parameters" in text_of(app, "#model-note")
+        await type_into(pilot, app, "hidden", "32")
+        assert f"{784 * 32 + 32 + 32 * 10 + 10:,} parameters" in text_of(app, "#model-note")
+        models = app.screen.query_one("#model", RadioSet)
+        models.focus()
+        await pilot.press("down", "down", "enter")  # cnn
+        assert "Small CNN" in text_of(app, "#model-note")
+        assert not app.screen.query_one("#row-hidden").display
+
+
+async def test_config_saves_and_loads_as_toml(tmp_path):
+    path = tmp_path / "mine.toml"
+    app = TrainerApp(engine=scripted_engine(), devices=DEVICES, dataset_status=dataset_status)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await type_into(pilot, app, "lr", "0.05")
+        await pilot.press("ctrl+s")
+        prompt = app.screen.query_one("#prompt-input", Input)
+        prompt.value = str(path)
+        await pilot.press("enter")
+        assert TrainConfig.load(path).lr == 0.05
+        await type_into(pilot, app, "lr", "0.1")
+        path.write_text(path.read_text().replace("lr = 0.05", "lr = 0.07"))
+        await pilot.press("ctrl+o")
+        app.screen.query_one("#prompt-input", Input).value = str(path)
+        await pilot.press("enter")
+        assert app.screen.query_one("#field-lr", Input).value == "0.07"
+        # a bad file keeps the prompt open with the engine's message
+        path.write_text("lr = -1\n")
+        await pilot.press("ctrl+o")
+        app.screen.query_one("#prompt-input", Input).value = str(path)
+        await pilot.press("enter")
+        assert "lr: got -1" in text_of(app, "#prompt-error")
+
+
+async def test_too_small_terminal_shows_a_notice():
+    app = TrainerApp(engine=scripted_engine(), devices=DEVICES, dataset_status=dataset_status)
+    async with app.run_test(size=(60, 16)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, TooSmallScreen)
+        assert "at least 70x20" in text_of(app, "#too-small")
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert isinstance(app.screen, SetupScreen)

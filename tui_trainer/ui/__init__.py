@@ -1,0 +1,1 @@
+"""The Textual app. It consumes engine events and sends engine controls, nothing more."""

@@ -1,0 +1,113 @@
+"""What the UI remembers of the current run, built from engine events alone."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ..engine.events import (BatchProgress, EpochEnded, EvaluationEnded, Event, LearningRateChanged, RunFailed,
+                             RunFinished, RunPaused, RunResumed, RunStarted, RunStopped)
+
+STATE_IDLE, STATE_RUNNING, STATE_PAUSED = "idle", "running", "paused"
+STATE_FINISHED, STATE_STOPPED, STATE_FAILED = "finished", "stopped", "failed"
+
+
+@dataclass
+class RunHistory:
+    started: RunStarted | None = None
+    state: str = STATE_IDLE
+    progress: BatchProgress | None = None
+    epochs: list[EpochEnded] = field(default_factory=list)
+    step_losses: list[tuple[float, float]] = field(default_factory=list)  # (fractional epoch, running loss)
+    evaluation: EvaluationEnded | None = None
+    lr: float | None = None
+    message: str = ""
+    log: list[str] = field(default_factory=list)
+    version: int = 0  # bumped on every change, so views redraw only when it moved
+    wall_started: float = 0.0
+    paused_seconds: float = 0.0
+    _paused_at: float | None = None
+    _ended_at: float = 0.0
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in (STATE_RUNNING, STATE_PAUSED)
+
+    @property
+    def elapsed(self) -> float:
+        if not self.wall_started:
+            return 0.0
+        end = self._paused_at or (time.monotonic() if self.is_active else self._ended_at)
+        return max(0.0, end - self.wall_started - self.paused_seconds)
+
+    def apply(self, event: Event) -> None:
+        self.version += 1
+        if isinstance(event, RunStarted):
+            self.started, self.state = event, STATE_RUNNING
+            self.lr = event.config["lr"]
+            self.wall_started = time.monotonic()
+        elif isinstance(event, BatchProgress):
+            previous = self.progress
+            if previous and previous.epoch == event.epoch and event.batch > previous.batch:
+                # Two running means give the exact mean over the batches between them.
+                loss = (event.loss * event.batch - previous.loss * previous.batch) / (event.batch - previous.batch)
+            else:
+                loss = event.loss
+            self.progress, self.lr = event, event.lr
+            self.step_losses.append((event.epoch - 1 + event.batch / event.batches, loss))
+        elif isinstance(event, EpochEnded):
+            self.epochs.append(event)
+            self.lr = event.lr
+        elif isinstance(event, EvaluationEnded):
+            self.evaluation = event
+        elif isinstance(event, LearningRateChanged):
+            self.lr = event.lr
+            self.log.append(f"Learning rate set to {event.lr:.3g} at step {event.step}")
+        elif isinstance(event, RunPaused):
+            self.state, self._paused_at = STATE_PAUSED, time.monotonic()
+        elif isinstance(event, RunResumed):
+            if self._paused_at is not None:
+                self.paused_seconds += time.monotonic() - self._paused_at
+            self.state, self._paused_at = STATE_RUNNING, None
+        elif isinstance(event, (RunFinished, RunStopped, RunFailed)):
+            if self._paused_at is not None:
+                self.paused_seconds += time.monotonic() - self._paused_at
+                self._paused_at = None
+            self._ended_at = time.monotonic()
+            if isinstance(event, RunFinished):
+                self.state, self.message = STATE_FINISHED, f"Finished {event.epochs_done} epochs in {event.seconds:.1f}s"
+            elif isinstance(event, RunStopped):
+                self.state, self.message = STATE_STOPPED, f"Stopped after {event.epochs_done} epoch(s)"
+            else:
+                self.state, self.message = STATE_FAILED, f"Failed: {event.message}"
+            self.log.append(self.message)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.started.steps_per_epoch if self.started else 0
+
+    @property
+    def total_epochs(self) -> int:
+        return self.started.config["epochs"] if self.started else 0
+
+    def fraction_done(self) -> tuple[float, float]:
+        """(this epoch, whole run), each 0..1."""
+        if not self.started:
+            return 0.0, 0.0
+        done_epochs = len(self.epochs)
+        if self.state == STATE_FINISHED:
+            return 1.0, 1.0
+        batch = self.progress.batch / self.progress.batches if self.progress and self.progress.epoch > done_epochs else 0.0
+        return batch, (done_epochs + batch) / max(self.total_epochs, 1)
+
+
+def downsample(points: list[tuple[float, float]], limit: int) -> list[tuple[float, float]]:
+    """At most `limit` points, averaging neighbours: a plot cannot show more than its width in columns."""
+    if len(points) <= limit or limit <= 0:
+        return list(points)
+    size = len(points) / limit
+    out = []
+    for i in range(limit):
+        chunk = points[int(i * size):max(int((i + 1) * size), int(i * size) + 1)]
+        out.append((sum(p[0] for p in chunk) / len(chunk), sum(p[1] for p in chunk) / len(chunk)))
+    return out

@@ -1,0 +1,97 @@
+"""Evaluation: test loss and accuracy, per-class accuracy, confusion matrix, sample predictions."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+
+from ...engine.events import EvaluationEnded
+from ..widgets.confusion import ConfusionTable
+from ..widgets.gallery import SampleGallery
+
+BAR_WIDTH = 30
+
+
+class EvaluationScreen(Screen):
+    HELP_TITLE = "Evaluation"
+    BINDINGS = [
+        Binding("1", "tab('per-class')", "Per class"),
+        Binding("2", "tab('confusion')", "Confusion"),
+        Binding("3", "tab('samples')", "Samples"),
+        Binding("m", "toggle_mistakes", "Mistakes only"),
+        Binding("a", "all_samples", "All samples"),
+        Binding("escape,b", "back", "Back"),
+    ]
+
+    def __init__(self, evaluation: EvaluationEnded, title: str = "") -> None:
+        super().__init__()
+        self.evaluation = evaluation
+        self.title_text = title
+
+    def compose(self) -> ComposeResult:
+        e = self.evaluation
+        yield Static(f"[b]Test accuracy {e.test_acc:.2f}%[/b] · test loss {e.test_loss:.4f} · "
+                     f"{sum(map(sum, e.confusion)):,} test images{self.title_text}", id="eval-summary")
+        with TabbedContent(initial="per-class", id="eval-tabs"):
+            with TabPane("1 Per class", id="per-class"):
+                yield DataTable(id="per-class-table", cursor_type="row")
+            with TabPane("2 Confusion", id="confusion"):
+                yield ConfusionTable(id="confusion-table")
+                yield Static("Rows: true label · columns: predicted · Enter on a cell shows its samples",
+                             classes="hint")
+            with TabPane("3 Samples", id="samples"):
+                yield Static("", id="gallery-heading")
+                with VerticalScroll(id="gallery-scroll"):
+                    yield SampleGallery(id="gallery")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        e = self.evaluation
+        table = self.query_one("#per-class-table", DataTable)
+        table.add_columns("class", "accuracy", "")
+        totals = [sum(row) for row in e.confusion]
+        for i, (name, acc) in enumerate(zip(e.classes, e.per_class_acc)):
+            bar = "█" * round(acc / 100 * BAR_WIDTH)
+            style = "green" if acc >= e.test_acc else "yellow" if acc >= e.test_acc - 15 else "red"
+            table.add_row(f"{name} ({totals[i]})", Text(f"{acc:6.2f}%", justify="right"), Text(bar, style=style))
+        self.query_one(ConfusionTable).show(e.confusion, e.classes)
+        self.query_one(SampleGallery).set_samples(e.samples, e.classes)
+        self._update_heading()
+
+    def _update_heading(self) -> None:
+        gallery = self.query_one(SampleGallery)
+        hint = "m: mistakes only · a: all" if gallery.cell is None else "a: all samples"
+        self.query_one("#gallery-heading", Static).update(f"{gallery.heading()} · {hint}")
+
+    def on_data_table_cell_selected(self, event: DataTable.CellSelected) -> None:
+        if event.data_table.id != "confusion-table" or event.coordinate.column == 0:
+            return
+        gallery = self.query_one(SampleGallery)
+        gallery.cell = (event.coordinate.row, event.coordinate.column - 1)
+        self._update_heading()
+        self.action_tab("samples")
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+        target = {"per-class": "#per-class-table", "confusion": "#confusion-table", "samples": "#gallery-scroll"}[tab]
+        self.query_one(target).focus()
+
+    def action_toggle_mistakes(self) -> None:
+        gallery = self.query_one(SampleGallery)
+        gallery.cell = None
+        gallery.mistakes_only = not gallery.mistakes_only
+        self._update_heading()
+        self.action_tab("samples")
+
+    def action_all_samples(self) -> None:
+        gallery = self.query_one(SampleGallery)
+        gallery.cell = None
+        gallery.mistakes_only = False
+        self._update_heading()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

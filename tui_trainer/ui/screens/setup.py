@@ -1,0 +1,327 @@
+"""Setup: device, dataset, model and hyperparameters, validated by the engine's own TrainConfig."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Label, ProgressBar, RadioButton, RadioSet, Select, Static, Switch
+
+from ...engine.command import command_line
+from ...engine.config import (AUGMENT_NAMES, INIT_NAMES, OPTIMIZER_NAMES, SCHEDULE_NAMES, ConfigError, TrainConfig,
+                              preset)
+from ...engine.data import DATASETS, DatasetUnavailable, load_raw
+from ...engine.models import MODELS, build_model, count_parameters
+from ..messages import DownloadFinished, DownloadProgress
+from .prompt import PromptScreen
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    label: str
+    kind: str  # int, float, text, hidden, choice, bool
+    choices: tuple[str, ...] = ()
+
+
+FIELDS = (
+    FieldSpec("hidden", "Hidden sizes", "hidden"),
+    FieldSpec("init", "Init", "choice", INIT_NAMES),
+    FieldSpec("epochs", "Epochs", "int"),
+    FieldSpec("batch_size", "Batch size", "int"),
+    FieldSpec("lr", "Learning rate", "float"),
+    FieldSpec("optimizer", "Optimizer", "choice", OPTIMIZER_NAMES),
+    FieldSpec("momentum", "Momentum", "float"),
+    FieldSpec("nesterov", "Nesterov", "bool"),
+    FieldSpec("weight_decay", "Weight decay", "float"),
+    FieldSpec("schedule", "LR schedule", "choice", SCHEDULE_NAMES),
+    FieldSpec("label_smoothing", "Label smoothing", "float"),
+    FieldSpec("augment", "Augment", "choice", AUGMENT_NAMES),
+    FieldSpec("val_split", "Validation split", "float"),
+    FieldSpec("seed", "Seed", "int"),
+    FieldSpec("max_train_samples", "Max train images", "int"),
+    FieldSpec("name", "Run name", "text"),
+    FieldSpec("data_dir", "Data folder", "text"),
+)
+_KIND_HELP = {"int": "must be a whole number", "float": "must be a number"}
+
+
+def parameter_count(model: str, dataset: str, hidden: tuple[int, ...]) -> int:
+    spec = DATASETS[dataset]
+    with torch.device("meta"):  # shapes only: no memory, no init cost
+        return count_parameters(build_model(model, spec.image_shape, len(spec.classes), hidden))
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+class SetupScreen(Screen):
+    HELP_TITLE = "Setup"
+    BINDINGS = [
+        Binding("f5,ctrl+g", "start", "Start", priority=True),
+        Binding("ctrl+r", "preset('recommended')", "Recommended", priority=True),
+        Binding("ctrl+t", "preset('tutorial')", "Tutorial", priority=True),
+        Binding("ctrl+s", "save_config", "Save TOML", priority=True),
+        Binding("ctrl+o", "load_config", "Load TOML", priority=True),
+    ]
+
+    def __init__(self, config: TrainConfig | None = None) -> None:
+        super().__init__()
+        self.initial = config or TrainConfig()
+        self.errors: dict[str, str] = {}
+        self.config: TrainConfig | None = self.initial
+        self._loading = False
+        self._downloading: str | None = None
+
+    # -- layout ------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        app = self.app
+        with Horizontal(id="setup-body"):
+            with VerticalScroll(id="choices"):
+                yield Label("Device", classes="section")
+                with RadioSet(id="device"):
+                    best = next((d.name for d in app.devices if d.kind != "cpu"), "cpu")
+                    yield RadioButton(f"auto  → {best}", value=True, name="auto")
+                    for d in app.devices:
+                        yield RadioButton(f"{d.name}  {d.describe()}", name=d.name)
+                yield Label("Dataset", classes="section")
+                with RadioSet(id="dataset"):
+                    for name in DATASETS:
+                        yield RadioButton(self._dataset_label(name), name=name)
+                yield ProgressBar(id="download-bar", show_eta=True)
+                yield Static("", id="dataset-note", classes="note")
+                yield Label("Model", classes="section")
+                with RadioSet(id="model"):
+                    for name in MODELS:
+                        yield RadioButton(name, name=name)
+                yield Static("", id="model-note", classes="note")
+            with VerticalScroll(id="params"):
+                yield Label("Hyperparameters", classes="section")
+                for spec in FIELDS:
+                    with Horizontal(classes="field-row", id=f"row-{spec.name}"):
+                        yield Label(spec.label, classes="field-label")
+                        yield self._field_widget(spec)
+                    yield Static("", classes="field-error", id=f"error-{spec.name}")
+        yield Static("", id="command")
+        yield Footer(compact=True)
+
+    def _field_widget(self, spec: FieldSpec):
+        value = getattr(self.initial, spec.name)
+        if spec.kind == "choice":
+            return Select([(c, c) for c in spec.choices], value=value, allow_blank=False, id=f"field-{spec.name}",
+                          compact=True)
+        if spec.kind == "bool":
+            return Switch(value=bool(value), id=f"field-{spec.name}")
+        placeholder = "default" if spec.name in ("data_dir", "name") else ""
+        return Input(_text(value), placeholder=placeholder, id=f"field-{spec.name}", compact=True)
+
+    def _dataset_label(self, name: str) -> str:
+        return f"{name}  {self.app.dataset_status(name)}"
+
+    def on_mount(self) -> None:
+        self.apply_config(self.initial)
+
+    # -- reading and writing the form ---------------------------------------
+    def apply_config(self, config: TrainConfig) -> None:
+        self._loading = True
+        try:
+            for spec in FIELDS:
+                widget = self.query_one(f"#field-{spec.name}")
+                value = getattr(config, spec.name)
+                if spec.kind == "bool":
+                    widget.value = bool(value)
+                elif spec.kind == "choice":
+                    widget.value = value
+                else:
+                    widget.value = _text(value)
+            for set_id, value in (("device", config.device), ("dataset", config.dataset), ("model", config.model)):
+                for button in self.query_one(f"#{set_id}", RadioSet).query(RadioButton):
+                    if button.name == value:
+                        button.value = True
+        finally:
+            self._loading = False
+        self.validate()
+
+    def _selected(self, set_id: str) -> str | None:
+        pressed = self.query_one(f"#{set_id}", RadioSet).pressed_button
+        return pressed.name if pressed else None
+
+    def read_form(self) -> tuple[TrainConfig | None, dict[str, str]]:
+        values: dict[str, object] = {}
+        errors: dict[str, str] = {}
+        for spec in FIELDS:
+            widget = self.query_one(f"#field-{spec.name}")
+            raw = widget.value
+            if spec.kind in ("bool", "choice"):
+                values[spec.name] = raw
+                continue
+            text = raw.strip()
+            try:
+                if spec.kind == "int":
+                    values[spec.name] = int(text)
+                elif spec.kind == "float":
+                    values[spec.name] = float(text)
+                elif spec.kind == "hidden":
+                    values[spec.name] = tuple(int(p) for p in text.replace(" ", "").split(",") if p)
+                elif spec.name == "data_dir":
+                    values[spec.name] = text or None
+                else:
+                    values[spec.name] = text
+            except ValueError:
+                help_text = _KIND_HELP.get(spec.kind, "must be comma-separated whole numbers (e.g. 128,64)")
+                errors[spec.name] = f"{spec.name}: got {text!r}; {help_text}"
+        for set_id in ("device", "dataset", "model"):
+            values[set_id] = self._selected(set_id) or getattr(self.initial, set_id)
+        try:
+            config = TrainConfig(**values)
+        except ConfigError as exc:
+            config = None
+            errors = {**exc.errors, **errors}
+        return (config if not errors else None), errors
+
+    def validate(self) -> None:
+        if self._loading:
+            return
+        self.config, self.errors = self.read_form()
+        for spec in FIELDS:
+            message = self.errors.get(spec.name, "")
+            self.query_one(f"#error-{spec.name}", Static).update(message)
+            self.query_one(f"#error-{spec.name}").display = bool(message)
+            self.query_one(f"#field-{spec.name}").set_class(bool(message), "invalid")
+        command = self.query_one("#command", Static)
+        if self.config:
+            command.update(f"[b]CLI:[/b] {command_line(self.config)}")
+        else:
+            command.update(f"[b red]{len(self.errors)} field(s) to fix before Start[/]")
+        self._update_model_note()
+
+    def _update_model_note(self) -> None:
+        model, dataset = self._selected("model"), self._selected("dataset")
+        if not model or not dataset:
+            return
+        hidden = self.config.hidden if self.config else self.initial.hidden
+        count = parameter_count(model, dataset, hidden)
+        note = f"{MODELS[model].summary}. {count:,} parameters for {DATASETS[dataset].title}."
+        self.query_one("#model-note", Static).update(note)
+        for name in ("hidden", "init"):
+            self.query_one(f"#row-{name}").display = MODELS[model].uses_hidden
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    @on(Switch.Changed)
+    def _field_changed(self) -> None:
+        self.validate()
+
+    @on(RadioSet.Changed)
+    def _choice_changed(self, event: RadioSet.Changed) -> None:
+        self.validate()
+        if event.radio_set.id == "dataset" and not self._loading:
+            name = event.pressed.name
+            if self.app.dataset_status(name).startswith("needs download"):
+                self.download(name)
+
+    # -- downloads ---------------------------------------------------------
+    def download(self, name: str) -> None:
+        if self._downloading:
+            return
+        self._downloading = name
+        bar = self.query_one("#download-bar", ProgressBar)
+        bar.display = True
+        bar.update(total=None, progress=0)
+        self.query_one("#dataset-note", Static).update(f"Downloading {name}…")
+        self._download(name, self.config.data_dir if self.config else None)
+
+    @work(thread=True, exit_on_error=False, group="download")
+    def _download(self, name: str, data_dir: str | None) -> None:
+        def progress(done: int, total: int | None, label: str) -> None:
+            self.post_message(DownloadProgress(name, done, total, label))
+
+        try:
+            load_raw(name, data_dir, progress)
+        except DatasetUnavailable as exc:
+            self.post_message(DownloadFinished(name, str(exc)))
+        except Exception as exc:  # anything else still reaches the user as one line
+            self.post_message(DownloadFinished(name, f"{type(exc).__name__}: {exc}"))
+        else:
+            self.post_message(DownloadFinished(name))
+
+    def on_download_progress(self, message: DownloadProgress) -> None:
+        bar = self.query_one("#download-bar", ProgressBar)
+        bar.update(total=message.total, progress=message.done)
+        self.query_one("#dataset-note", Static).update(f"Downloading {message.label}")
+
+    def on_download_finished(self, message: DownloadFinished) -> None:
+        self._downloading = None
+        self.query_one("#download-bar").display = False
+        note = self.query_one("#dataset-note", Static)
+        note.set_class(bool(message.error), "error")
+        note.update(message.error or f"{message.dataset} is ready.")
+        for button in self.query_one("#dataset", RadioSet).query(RadioButton):
+            button.label = self._dataset_label(button.name)
+
+    # -- actions -----------------------------------------------------------
+    def action_start(self) -> None:
+        self.validate()
+        if self._downloading:
+            self.notify(f"Wait for the {self._downloading} download to finish.", severity="warning")
+            return
+        if not self.config:
+            first = next(iter(self.errors))
+            self.notify(self.errors[first], title="Start refused: fix the marked fields", severity="error")
+            widget = self.query(f"#field-{first}")
+            if widget:
+                widget.first().focus()
+            return
+        self.app.start_training(self.config)
+
+    def action_preset(self, name: str) -> None:
+        base = self.config or self.initial
+        self.apply_config(preset(name, base))
+        self.notify(f"Preset {name!r} applied.")
+
+    def action_save_config(self) -> None:
+        if not self.config:
+            self.notify("Fix the marked fields before saving.", severity="error")
+            return
+        config = self.config
+
+        def check(path: str) -> str | None:
+            try:
+                config.save(Path(path).expanduser())
+            except OSError as exc:
+                return f"cannot write {path}: {exc.strerror}"
+            return None
+
+        def saved(path: str | None) -> None:
+            if path:
+                self.notify(f"Saved {path}")
+
+        self.app.push_screen(PromptScreen("Save config to TOML file:", "scratch-tui.toml", check), saved)
+
+    def action_load_config(self) -> None:
+        loaded: list[TrainConfig] = []
+
+        def check(path: str) -> str | None:
+            try:
+                loaded.append(TrainConfig.load(Path(path).expanduser()))
+            except ConfigError as exc:
+                return str(exc)
+            return None
+
+        def done(path: str | None) -> None:
+            if path and loaded:
+                self.apply_config(loaded[-1])
+                self.notify(f"Loaded {path}")
+
+        self.app.push_screen(PromptScreen("Load config from TOML file:", "scratch-tui.toml", check), done)

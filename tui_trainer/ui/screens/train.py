@@ -1,0 +1,213 @@
+"""Live training: charts, progress, controls and the per-epoch log."""
+
+from __future__ import annotations
+
+import torch
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Label, ProgressBar, RichLog, Static
+
+from ...engine.events import EpochEnded
+from ...train_printer import format_test
+from ..history import STATE_FAILED, STATE_FINISHED, STATE_PAUSED, STATE_RUNNING, STATE_STOPPED, RunHistory
+from ..widgets.charts import AccuracyChart, LossChart
+from .prompt import PromptScreen
+
+REDRAW_SECONDS = 0.1  # at most ten redraws a second, and only when something changed
+
+
+def compact_epoch(e: EpochEnded) -> str:
+    """An epoch in under 70 columns, so the log never scrolls sideways at 80x24."""
+    line = f"Epoch {e.epoch}/{e.epochs}  train {e.train_loss:.4f} {e.train_acc:5.2f}%"
+    if e.val_loss is not None:
+        line += f"  val {e.val_loss:.4f} {e.val_acc:5.2f}%"
+    return line + f"  {e.seconds:.1f}s"
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
+        f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class TrainScreen(Screen):
+    HELP_TITLE = "Training"
+    BINDINGS = [
+        Binding("space,p", "toggle_pause", "Pause/Resume"),
+        Binding("s", "stop", "Stop"),
+        Binding("right_square_bracket,plus", "scale_lr(2)", "LR ×2"),
+        Binding("left_square_bracket,minus", "scale_lr(0.5)", "LR ÷2"),
+        Binding("l", "type_lr", "Set LR"),
+        Binding("e", "evaluation", "Evaluation"),
+        Binding("n", "new_run", "New run"),
+    ]
+
+    def __init__(self, history: RunHistory) -> None:
+        super().__init__()
+        self.history = history
+        self._drawn_version = -1
+        self._logged_epochs = 0
+        self._logged_lines = 0
+        self._logged_eval = False
+
+    def compose(self) -> ComposeResult:
+        yield Static("Preparing data and model…", id="run-title")
+        with Horizontal(id="charts"):
+            yield LossChart(id="loss-chart")
+            yield AccuracyChart(id="acc-chart")
+        with Grid(id="progress"):
+            yield Label("Epoch", id="epoch-label")
+            yield ProgressBar(id="epoch-bar", show_eta=False)
+            yield Label("Overall", id="overall-label")
+            yield ProgressBar(id="overall-bar", show_eta=True)
+        yield Static("", id="stats")
+        yield Static("", id="status")
+        yield RichLog(id="log", max_lines=500, wrap=False)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.set_interval(REDRAW_SECONDS, self.redraw)
+        self.redraw()
+
+    # -- drawing -----------------------------------------------------------
+    def redraw(self) -> None:
+        h = self.history
+        if h.is_active:  # the clock moves even when no event arrived
+            self._draw_stats()
+        if h.version == self._drawn_version:
+            return
+        self._drawn_version = h.version
+        self._draw_title()
+        self._draw_progress()
+        self._draw_stats()
+        self._draw_status()
+        self._draw_log()
+        self.query_one(LossChart).show(h)
+        self.query_one(AccuracyChart).show(h)
+
+    def _draw_title(self) -> None:
+        s = self.history.started
+        if not s:
+            return
+        run_id = f"  run {s.run_id}" if s.run_id else ""
+        self.query_one("#run-title", Static).update(
+            f"[b]{s.config['model']}[/b] on {s.dataset_title} · {s.parameters:,} params · "
+            f"{s.train_size:,}/{s.val_size:,}/{s.test_size:,} train/val/test · {s.device} ({s.device_name}){run_id}")
+
+    def _draw_progress(self) -> None:
+        h = self.history
+        if not h.started:
+            return
+        batches, epochs = h.steps_per_epoch, h.total_epochs
+        epoch_fraction, _ = h.fraction_done()
+        done = len(h.epochs)
+        current = min(done + 1, epochs) if h.state in (STATE_RUNNING, STATE_PAUSED) else done
+        self.query_one("#epoch-label", Label).update(f"Epoch {current}/{epochs}")
+        self.query_one("#epoch-bar", ProgressBar).update(total=batches, progress=round(epoch_fraction * batches))
+        step = h.progress.step if h.progress else 0
+        step = max(step, done * batches)
+        if h.state == STATE_FINISHED:
+            step = epochs * batches
+        self.query_one("#overall-bar", ProgressBar).update(total=epochs * batches, progress=step)
+
+    def _draw_stats(self) -> None:
+        h = self.history
+        parts = [f"elapsed {format_seconds(h.elapsed)}"]
+        if h.progress and h.is_active:
+            parts.append(f"{h.progress.samples_per_s:,.0f} samples/s")
+            parts.append(f"loss {h.progress.loss:.4f}")
+        elif h.epochs:
+            parts.append(f"{h.epochs[-1].samples_per_s:,.0f} samples/s")
+        if h.lr is not None:
+            parts.append(f"lr {h.lr:.3g}")
+        if h.started and h.started.device.startswith("cuda") and torch.cuda.is_available():
+            used = torch.cuda.memory_allocated(h.started.device) / 2**20
+            peak = torch.cuda.max_memory_allocated(h.started.device) / 2**20
+            parts.append(f"GPU mem {used:,.0f} MiB (peak {peak:,.0f})")
+        self.query_one("#stats", Static).update(" · ".join(parts))
+
+    def _draw_status(self) -> None:
+        h = self.history
+        status = self.query_one("#status", Static)
+        status.set_classes(f"state-{h.state}")
+        if h.state == STATE_RUNNING:
+            text = "[b]Training[/b] — space pauses · s stops · \\[ ] halve/double the LR"
+        elif h.state == STATE_PAUSED:
+            text = "[b]Paused[/b] — space resumes, s stops"
+        elif h.state == STATE_FINISHED:
+            acc = f" · test accuracy {h.evaluation.test_acc:.2f}%" if h.evaluation else ""
+            text = f"[b]{h.message}[/b]{acc} — e: evaluation · n: new run"
+        elif h.state == STATE_STOPPED:
+            text = f"[b]{h.message}[/b] — n: new run"
+        elif h.state == STATE_FAILED:
+            text = f"[b]{escape(h.message)}[/b] — n: new run"
+        else:
+            text = "Loading data and building the model…"
+        status.update(text)
+
+    def _draw_log(self) -> None:
+        h = self.history
+        log = self.query_one(RichLog)
+        for epoch in h.epochs[self._logged_epochs:]:
+            log.write(compact_epoch(epoch))
+        self._logged_epochs = len(h.epochs)
+        for line in h.log[self._logged_lines:]:
+            log.write(line)
+        self._logged_lines = len(h.log)
+        if h.evaluation and not self._logged_eval:
+            log.write(format_test(h.evaluation))
+            self._logged_eval = True
+
+    # -- controls ----------------------------------------------------------
+    def _control(self):
+        control = self.app.control
+        if control is None or not self.history.is_active:
+            self.notify("No run is in progress.", severity="warning")
+            return None
+        return control
+
+    def action_toggle_pause(self) -> None:
+        if control := self._control():
+            control.toggle_pause()
+            self.query_one("#status", Static).update("[b]Pausing…[/b]" if control.paused else "[b]Resuming…[/b]")
+
+    def action_stop(self) -> None:
+        if control := self._control():
+            control.stop()
+            self.query_one("#status", Static).update("[b]Stopping…[/b]")
+
+    def action_scale_lr(self, factor: float) -> None:
+        if (control := self._control()) and self.history.lr:
+            new = min(self.history.lr * factor, 10.0)
+            control.set_lr(new)
+            self.notify(f"Learning rate → {new:.3g}")
+
+    def action_type_lr(self) -> None:
+        control = self._control()
+        if not control:
+            return
+
+        def check(text: str) -> str | None:
+            try:
+                control.set_lr(float(text))
+            except ValueError as exc:
+                return str(exc) if "lr:" in str(exc) else f"lr: got {text!r}; must be a number (e.g. 0.001)"
+            return None
+
+        current = f"{self.history.lr:.3g}" if self.history.lr else ""
+        self.app.push_screen(PromptScreen("New learning rate:", current, check))
+
+    def action_evaluation(self) -> None:
+        if self.history.evaluation:
+            self.app.show_evaluation(self.history.evaluation)
+        else:
+            self.notify("The evaluation appears when the run finishes.", severity="warning")
+
+    def action_new_run(self) -> None:
+        if self.history.is_active:
+            self.notify("Stop this run first (s).", severity="warning")
+            return
+        self.app.show_setup()
