@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.geometry import Size
 from textual.worker import Worker, WorkerState
 
 from ..engine.config import TrainConfig
@@ -50,7 +52,7 @@ class TrainerApp(App):
         self.history = RunHistory()
         self.control: TrainingControl | None = None
         self.last_config: TrainConfig = self.initial_config
-        self._too_small: TooSmallScreen | None = None
+        self._first_screen_up = False  # resize events can arrive before the first screen is up
 
     def dataset_status(self, name: str) -> str:
         if self._dataset_status:
@@ -59,6 +61,7 @@ class TrainerApp(App):
 
     async def on_mount(self) -> None:
         await self.push_screen(SetupScreen(self.initial_config))
+        self._first_screen_up = True
         self._check_size()
 
     # -- screens -----------------------------------------------------------
@@ -82,18 +85,19 @@ class TrainerApp(App):
                                     lambda action=binding.action, s=screen: self.run_action(action, s))
 
     # -- terminal size -----------------------------------------------------
-    def on_resize(self) -> None:
-        self._check_size()
+    def on_resize(self, event: events.Resize) -> None:
+        self._check_size(event.size)
 
-    def _check_size(self) -> None:
-        small = self.size.width < MIN_WIDTH or self.size.height < MIN_HEIGHT
-        if small and self._too_small is None:
-            self._too_small = TooSmallScreen(MIN_WIDTH, MIN_HEIGHT)
-            self.push_screen(self._too_small)
-        elif not small and self._too_small is not None:
-            if self.screen is self._too_small:
-                self.pop_screen()
-            self._too_small = None
+    def _check_size(self, size: Size | None = None) -> None:
+        if not self._first_screen_up:
+            return
+        size = size or self.size
+        small = size.width < MIN_WIDTH or size.height < MIN_HEIGHT
+        showing = isinstance(self.screen, TooSmallScreen)
+        if small and not showing:
+            self.push_screen(TooSmallScreen(MIN_WIDTH, MIN_HEIGHT))
+        elif not small and showing:
+            self.pop_screen()
 
     # -- training ----------------------------------------------------------
     def start_training(self, config: TrainConfig) -> None:

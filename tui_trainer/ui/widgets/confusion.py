@@ -14,17 +14,18 @@ class ConfusionTable(DataTable):
     """Counts coloured by size; Enter on a cell asks for its samples (DataTable.CellSelected)."""
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(cursor_type="cell", zebra_stripes=False, **kwargs)
+        # no cell padding: ten count columns and the labels fit in 80 columns
+        super().__init__(cursor_type="cell", zebra_stripes=False, cell_padding=0, **kwargs)
 
     def show(self, confusion: list[list[int]], classes: list[str]) -> None:
         self.clear(columns=True)
-        self.add_column("true \\ pred", key="label")
+        self.add_column("true \\ pred ", key="label")
         for i, name in enumerate(classes):
-            self.add_column(short(name, 5), key=str(i))
+            self.add_column(Text(short(name, 5).rjust(6)), key=str(i))
         biggest_miss = max((c for t, row in enumerate(confusion) for p, c in enumerate(row) if t != p), default=1) or 1
         for t, row in enumerate(confusion):
             total = sum(row) or 1
-            cells: list[Text] = [Text(short(classes[t], 11))]
+            cells: list[Text] = [Text(short(classes[t], 12).ljust(13))]
             for p, count in enumerate(row):
                 if t == p:
                     level = count / total
@@ -34,5 +35,5 @@ class ConfusionTable(DataTable):
                     style = f"bold on rgb({int(90 + 150 * level)},{40},{40})"
                 else:
                     style = "dim"
-                cells.append(Text(f"{count:>5}", style=style, justify="right"))
+                cells.append(Text.assemble(" ", (f"{count:>5}", style)))  # the gap keeps cells apart
             self.add_row(*cells, key=str(t))
