@@ -208,3 +208,28 @@ async def test_too_small_terminal_shows_a_notice():
         await pilot.resize_terminal(80, 24)
         await pilot.pause()
         assert isinstance(app.screen, SetupScreen)
+
+
+async def test_no_color_draws_images_with_characters(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = TrainerApp(engine=scripted_engine(), devices=DEVICES, dataset_status=dataset_status)
+    assert app.no_color
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.history.state == "finished")
+        await pilot.press("e", "3")
+        await pilot.pause(0.2)
+        drawn = str(app.screen.query_one("#gallery", Static).render())
+        assert "▀" not in drawn
+        assert "@" in drawn or "%" in drawn  # dense pixels of the clothes
+
+
+async def test_command_palette_lists_the_screens_actions():
+    app = TrainerApp(engine=scripted_engine(), devices=DEVICES, dataset_status=dataset_status)
+    async with app.run_test(size=(100, 30)) as pilot:
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert {"Start", "Recommended", "Tutorial", "Save TOML", "Load TOML"} <= set(titles)
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.history.state == "finished")
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert {"Pause/Resume", "Stop", "LR ×2", "LR ÷2", "Set LR", "Evaluation"} <= set(titles)

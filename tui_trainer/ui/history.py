@@ -22,6 +22,7 @@ class RunHistory:
     evaluation: EvaluationEnded | None = None
     lr: float | None = None
     message: str = ""
+    ended: Event | None = None  # the run's last event: finished, stopped or failed
     log: list[str] = field(default_factory=list)
     version: int = 0  # bumped on every change, so views redraw only when it moved
     wall_started: float = 0.0
@@ -74,6 +75,7 @@ class RunHistory:
                 self.paused_seconds += time.monotonic() - self._paused_at
                 self._paused_at = None
             self._ended_at = time.monotonic()
+            self.ended = event
             if isinstance(event, RunFinished):
                 self.state, self.message = STATE_FINISHED, f"Finished {event.epochs_done} epochs in {event.seconds:.1f}s"
             elif isinstance(event, RunStopped):

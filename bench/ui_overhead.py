@@ -1,0 +1,90 @@
+"""Training inside the app costs how much more than headless? And how fast does a key take effect?
+
+    python bench/ui_overhead.py [--epochs 20] [--device cpu]
+
+Trains the same config (scratch-mlp on the bundled data) headless and inside the
+app (headless Textual, charts redrawing live), compares the engine's own
+training seconds, and times pause key presses during the app run.
+Targets: ratio <= 1.05; a key shows its effect within 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe_machine  # noqa: E402
+
+from tui_trainer.engine import TrainConfig, TrainingRun  # noqa: E402
+from tui_trainer.engine.events import RunFinished  # noqa: E402
+from tui_trainer.ui.app import TrainerApp  # noqa: E402
+
+
+def headless_seconds(config: TrainConfig) -> float:
+    for event in TrainingRun(config).events():
+        if isinstance(event, RunFinished):
+            return event.seconds
+    raise RuntimeError("the run did not finish")
+
+
+async def app_seconds(config: TrainConfig) -> float:
+    """The engine's own run time, measured the same way as headless, with the app drawing live."""
+    app = TrainerApp(config=config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f5")
+        while app.history.ended is None:
+            await pilot.pause(0.05)
+    assert isinstance(app.history.ended, RunFinished), app.history.message
+    return app.history.ended.seconds
+
+
+async def key_latency(config: TrainConfig, presses: int) -> tuple[list[float], list[float]]:
+    app = TrainerApp(config=config)
+    shown, applied = [], []
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f5")
+        while not app.history.epochs:
+            await pilot.pause(0.05)
+        for _ in range(presses):
+            for want in ("paused", "running"):
+                started = time.perf_counter()
+                await pilot.press("space")  # returns once the key's action has run and the screen refreshed
+                shown.append(time.perf_counter() - started)
+                while app.history.state != want:
+                    if not app.history.is_active:
+                        raise RuntimeError("the run ended before the key presses: use more --epochs")
+                    await pilot.pause(0.001)
+                applied.append(time.perf_counter() - started)
+        app.control.stop()
+    return shown, applied
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--presses", type=int, default=5)
+    args = parser.parse_args()
+    config = TrainConfig(epochs=args.epochs, device=args.device)
+    print(f"machine: {describe_machine(torch.device(args.device))}")
+    print(f"config: scratch-mlp on fashion-mnist-mini, {args.epochs} epochs, batch {config.batch_size}")
+    headless_seconds(config.replace(epochs=1))  # warm up allocator and kernels
+    headless = headless_seconds(config)
+    in_app = asyncio.run(app_seconds(config))
+    shown, applied = asyncio.run(key_latency(config.replace(epochs=1000), args.presses))
+    print(f"headless: {headless:.2f} s   in the app: {in_app:.2f} s   ratio {in_app / headless:.3f} (target <= 1.05)")
+    print(f"pause/resume key -> status redrawn: median {1000 * statistics.median(shown):.0f} ms, "
+          f"max {1000 * max(shown):.0f} ms (target <= 100 ms)")
+    print(f"pause/resume key -> engine obeyed at the next batch: median {1000 * statistics.median(applied):.0f} ms, "
+          f"max {1000 * max(applied):.0f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Regenerate screenshots/*.svg from the real app and a real short run on the bundled data.
+
+    python scripts/make_screenshots.py [--size 100x32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from textual.widgets import Input
+
+from tui_trainer.engine.config import TrainConfig
+from tui_trainer.ui.app import TrainerApp
+
+OUT = Path(__file__).resolve().parents[1] / "screenshots"
+
+
+async def wait_for(pilot, predicate, timeout: float = 300.0) -> None:
+    waited = 0.0
+    while not predicate():
+        await pilot.pause(0.1)
+        waited += 0.1
+        if waited > timeout:
+            raise TimeoutError("the run did not finish in time")
+
+
+async def capture(size: tuple[int, int]) -> None:
+    OUT.mkdir(exist_ok=True)
+    app = TrainerApp(config=TrainConfig(epochs=6, name="screenshot run"))
+
+    def save(name: str) -> None:
+        path = OUT / f"{name}.svg"
+        path.write_text(app.export_screenshot(title=f"scratch-tui: {name}"))
+        print(f"wrote {path}")
+
+    async with app.run_test(size=size) as pilot:
+        for widget in app.query(Input):
+            widget.cursor_blink = False
+        await pilot.pause()
+        save("setup")
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: len(app.history.epochs) >= 3)
+        await pilot.pause(0.3)
+        save("training-live")
+        await wait_for(pilot, lambda: app.history.state == "finished")
+        await pilot.pause(0.3)
+        save("training-finished")
+        for key, name in (("1", "evaluation-per-class"), ("2", "evaluation-confusion"), ("3", "evaluation-samples")):
+            await pilot.press("e" if key == "1" else key)
+            if key == "1":
+                await pilot.press("1")
+            await pilot.pause(0.3)
+            save(name)
+        await pilot.press("f1")
+        await pilot.pause(0.2)
+        save("help")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="100x32", help="terminal columns x rows")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    asyncio.run(capture((width, height)))
+
+
+if __name__ == "__main__":
+    main()
