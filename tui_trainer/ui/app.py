@@ -1,26 +1,37 @@
-"""TrainerApp: the screens, the global keys, and the worker thread that runs the engine."""
+"""TrainerApp: the screens, the global keys, and the worker threads that run or follow the engine."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
 from typing import Callable, Iterable
 
 from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.geometry import Size
+from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from ..engine.config import TrainConfig
+from ..engine.checkpoints import CheckpointError
+from ..engine.config import ConfigError, TrainConfig
 from ..engine.control import TrainingControl
 from ..engine.data import DatasetUnavailable, DownloadProgress, dataset_status
 from ..engine.devices import DeviceError, DeviceInfo, list_devices
-from ..engine.events import EvaluationEnded, Event, RunFailed
+from ..engine.events import EpochEnded, EvaluationEnded, Event, RunFailed, event_from_dict
 from ..engine.loop import TrainingRun
+from ..engine.recording import recorded, resume_run
+from ..engine.store import RunNotFound, RunStore, StoreError
 from .history import STATE_IDLE, STATE_PAUSED, STATE_RUNNING, RunHistory
 from .messages import EngineEvent
 from .screens.evaluate import EvaluationScreen
 from .screens.help import HelpScreen, TooSmallScreen
+from .screens.prompt import PromptScreen
+from .screens.runs import RunsScreen
 from .screens.setup import SetupScreen
 from .screens.train import TrainScreen
 
@@ -30,27 +41,53 @@ EngineFactory = Callable[[TrainConfig, TrainingControl, DownloadProgress], Itera
 MIN_WIDTH, MIN_HEIGHT = 70, 20
 
 
-def real_engine(config: TrainConfig, control: TrainingControl, progress: DownloadProgress) -> Iterable[Event]:
-    return TrainingRun(config, control, download_progress=progress).events()
+class StoreControl:
+    """Steers a run that another process trains, through the run store's control queue."""
+
+    def __init__(self, store: RunStore, run_id: str, history: RunHistory) -> None:
+        self.store, self.run_id, self.history = store, run_id, history
+
+    @property
+    def paused(self) -> bool:
+        return self.history.state == STATE_PAUSED
+
+    def toggle_pause(self) -> None:
+        self.store.send_control(self.run_id, "resume" if self.paused else "pause")
+
+    def stop(self) -> None:
+        self.store.send_control(self.run_id, "stop")
+
+    def set_lr(self, lr: float) -> None:
+        self.store.send_control(self.run_id, "set_lr", lr)
+
+    def request_checkpoint(self) -> None:
+        self.store.send_control(self.run_id, "checkpoint")
 
 
 class TrainerApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "scratch-tui"
     BINDINGS = [
+        Binding("f2", "runs", "Runs"),
         Binding("question_mark,f1", "help", "Help"),
         Binding("ctrl+q", "quit", "Quit"),
     ]
 
-    def __init__(self, engine: EngineFactory = real_engine, devices: list[DeviceInfo] | None = None,
-                 dataset_status: Callable[[str], str] | None = None, config: TrainConfig | None = None) -> None:
+    def __init__(self, engine: EngineFactory | None = None, devices: list[DeviceInfo] | None = None,
+                 dataset_status: Callable[[str], str] | None = None, config: TrainConfig | None = None,
+                 store: RunStore | None = None, attach: str | None = None) -> None:
         super().__init__()
-        self.engine = engine
+        self.store = store
+        self.engine = engine or self._recorded_engine
         self.devices = devices if devices is not None else list_devices()
         self._dataset_status = dataset_status
         self.initial_config = config or TrainConfig()
         self.history = RunHistory()
-        self.control: TrainingControl | None = None
+        self.control: TrainingControl | StoreControl | None = None
+        self.active_events: Iterable[Event] | None = None  # what the training worker iterates
+        self.attached_run: str | None = None
+        self._attach_first = attach
+        self._follow_stop = threading.Event()
         self.last_config: TrainConfig = self.initial_config
         self._first_screen_up = False  # resize events can arrive before the first screen is up
 
@@ -59,10 +96,21 @@ class TrainerApp(App):
             return self._dataset_status(name)
         return dataset_status(name, self.last_config.data_dir)
 
+    def run_store(self) -> RunStore | None:
+        """The store, opened on first use; None (with a notice) when it cannot be opened."""
+        if self.store is None:
+            try:
+                self.store = RunStore()
+            except StoreError as exc:
+                self.notify(f"Runs are not recorded: {exc}", severity="error", timeout=10)
+        return self.store
+
     async def on_mount(self) -> None:
         await self.push_screen(SetupScreen(self.initial_config))
         self._first_screen_up = True
         self._check_size()
+        if self._attach_first:
+            self.attach(self._attach_first)
 
     # -- screens -----------------------------------------------------------
     def show_setup(self) -> None:
@@ -71,7 +119,17 @@ class TrainerApp(App):
     def show_evaluation(self, evaluation: EvaluationEnded) -> None:
         s = self.history.started
         title = f" · {s.config['model']} on {s.dataset_title}" if s else ""
+        self.push_evaluation(evaluation, title)
+
+    def push_evaluation(self, evaluation: EvaluationEnded, title: str) -> None:
         self.push_screen(EvaluationScreen(evaluation, title))
+
+    def action_runs(self) -> None:
+        if isinstance(self.screen, RunsScreen):
+            return
+        store = self.run_store()
+        if store is not None:
+            self.push_screen(RunsScreen(store))
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -79,7 +137,7 @@ class TrainerApp(App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for binding in getattr(screen, "BINDINGS", []):
+        for binding in [*getattr(screen, "BINDINGS", []), *self.BINDINGS]:
             if isinstance(binding, Binding) and binding.description:
                 yield SystemCommand(binding.description, f"key: {binding.key}",
                                     lambda action=binding.action, s=screen: self.run_action(action, s))
@@ -99,42 +157,156 @@ class TrainerApp(App):
         elif not small and showing:
             self.pop_screen()
 
-    # -- training ----------------------------------------------------------
-    def start_training(self, config: TrainConfig) -> None:
-        if self.history.is_active:
+    # -- training in this process ---------------------------------------------
+    def _recorded_engine(self, config: TrainConfig, control: TrainingControl,
+                         progress: DownloadProgress) -> Iterable[Event]:
+        run = TrainingRun(config, control, download_progress=progress)
+        store = self.run_store()
+        return recorded(run, store) if store is not None else run.events()
+
+    def _busy(self) -> bool:
+        if self.history.is_active and self.attached_run is None:
             self.notify("A run is already in progress.", severity="warning")
+            return True
+        return False
+
+    def start_training(self, config: TrainConfig) -> None:
+        if self._busy():
             return
         self.last_config = config
+        control = TrainingControl()
+        self._run_in_worker(lambda: self.engine(config, control, lambda done, total, label: None), control)
+
+    def resume(self, run_id: str, epochs: int | None = None) -> None:
+        """Continue a stopped, interrupted or finished run from its last checkpoint."""
+        store = self.run_store()
+        if store is None or self._busy():
+            return
+        control = TrainingControl()
+        try:
+            run = resume_run(store, run_id, epochs=epochs, control=control)
+        except ConfigError:
+            # It trained all its epochs: ask how many it should have in all.
+            done = store.get_run(run_id).epochs_done
+
+            def check(text: str) -> str | None:
+                if not text.strip().isdigit() or int(text) <= done:
+                    return f"epochs: got {text!r}; must be a whole number above {done}"
+                return None
+
+            self.push_screen(PromptScreen(f"Run {run_id} has trained {done} epochs. Train to how many in all?",
+                                          str(done * 2), check),
+                             lambda text: text and self.resume(run_id, int(text)))
+            return
+        except (CheckpointError, StoreError, RunNotFound) as exc:
+            self.notify(str(exc), severity="error", timeout=10)
+            return
+        past = [event_from_dict(e) for e in store.epochs(run.run_id)]
+        self.last_config = run.config
+        self._run_in_worker(lambda: recorded(run, store), control,
+                            prefill=[e for e in past if isinstance(e, EpochEnded) and e.epoch <= run.epoch])
+
+    def _run_in_worker(self, make_events: Callable[[], Iterable[Event]], control,
+                       prefill: list[Event] = ()) -> None:
+        self._detach_viewer()
         self.history = RunHistory()
-        self.control = TrainingControl()
+        for event in prefill:
+            self.history.apply(event)
+        self.control = control
         self.switch_screen(TrainScreen(self.history))
         # On the App, not the screen: a worker dies with the node that started it.
-        self.run_worker(lambda: self._train(config, self.control), thread=True, exit_on_error=False,
+        self.run_worker(lambda: self._train(make_events), thread=True, exit_on_error=False,
                         group="training", name="training")
 
-    def _train(self, config: TrainConfig, control: TrainingControl) -> None:
+    def _train(self, make_events: Callable[[], Iterable[Event]]) -> None:
         """Runs in the worker thread: touches no widget, only posts messages."""
         try:
-            for event in self.engine(config, control, lambda done, total, label: None):
+            self.active_events = make_events()
+            for event in self.active_events:
                 self.post_message(EngineEvent(event))
-        except (DatasetUnavailable, DeviceError) as exc:
+        except (DatasetUnavailable, DeviceError, StoreError) as exc:
             self.post_message(EngineEvent(RunFailed(message=str(exc))))
 
+    def request_checkpoint(self) -> bool:
+        target = self.control if isinstance(self.control, StoreControl) else self.active_events
+        request = getattr(target, "request_checkpoint", None)
+        if request is None or not self.history.is_active:
+            return False
+        request()
+        return True
+
+    # -- runs in other processes ----------------------------------------------
+    def attach(self, run_id: str) -> None:
+        """Show a run that another process trains, live, by following the store."""
+        store = self.run_store()
+        if store is None or self._busy():
+            return
+        try:
+            run_id = store.resolve(run_id)
+        except RunNotFound as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self._detach_viewer()
+        self.attached_run = run_id
+        self.history = RunHistory()
+        self.control = StoreControl(store, run_id, self.history)
+        self.switch_screen(TrainScreen(self.history))
+        stop = self._follow_stop = threading.Event()
+        self.run_worker(lambda: self._follow(store, run_id, stop), thread=True, exit_on_error=False,
+                        group="following", name=f"follow {run_id}")
+
+    def _follow(self, store: RunStore, run_id: str, stop: threading.Event) -> None:
+        for event in store.follow(run_id, stop=stop):
+            self.post_message(EngineEvent(event))
+
+    def _detach_viewer(self) -> None:
+        """Stop following an attached run; the run itself goes on."""
+        self._follow_stop.set()
+        self.attached_run = None
+
+    def detach_new(self, config: TrainConfig) -> None:
+        """Start the config in a background process of its own, then follow it."""
+        store = self.run_store()
+        if store is None:
+            return
+        self.last_config = config
+        self.notify("Starting a detached run…")
+        self.run_worker(lambda: self._spawn_detached(config, store.root), thread=True, exit_on_error=False,
+                        group="detach")
+
+    def _spawn_detached(self, config: TrainConfig, runs_dir: Path) -> None:
+        with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as fh:
+            fh.write(config.to_toml())
+        try:
+            result = subprocess.run([sys.executable, "-m", "tui_trainer", "train", "--detach", "--jsonl",
+                                     "--config", fh.name, "--runs-dir", str(runs_dir)],
+                                    capture_output=True, text=True, timeout=120)
+        finally:
+            Path(fh.name).unlink(missing_ok=True)
+        if result.returncode != 0:
+            message = (result.stderr.strip().splitlines() or ["the background process did not start"])[-1]
+            self.call_from_thread(self.notify, message, severity="error", timeout=10)
+            return
+        run_id = json.loads(result.stdout.strip().splitlines()[-1])["run_id"]
+        self.call_from_thread(self.attach, run_id)
+
+    # -- workers and quitting ----------------------------------------------
     def on_engine_event(self, message: EngineEvent) -> None:
         self.history.apply(message.event)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         unfinished = self.history.state in (STATE_IDLE, STATE_RUNNING, STATE_PAUSED)
-        if event.worker.group == "training" and event.state == WorkerState.ERROR and unfinished:
+        if event.worker.group in ("training", "following") and event.state == WorkerState.ERROR and unfinished:
             error = event.worker.error
             self.history.apply(RunFailed(message=f"{type(error).__name__}: {error}"))
 
     def action_quit(self) -> None:
-        if self.control is not None:
+        self._follow_stop.set()  # an attached run goes on without us
+        if isinstance(self.control, TrainingControl):
             self.control.stop()  # threads cannot be killed: the loop ends itself at the next batch
         self.exit()
 
 
-def run_app() -> int:
-    TrainerApp().run()
+def run_app(attach: str | None = None) -> int:
+    TrainerApp(attach=attach).run()
     return 0

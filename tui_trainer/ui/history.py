@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from ..engine.events import (BatchProgress, EpochEnded, EvaluationEnded, Event, LearningRateChanged, RunFailed,
+from ..engine.events import (BatchProgress, CheckpointSaved, EpochEnded, EvaluationEnded, Event, LearningRateChanged, RunFailed,
                              RunFinished, RunPaused, RunResumed, RunStarted, RunStopped)
 
 STATE_IDLE, STATE_RUNNING, STATE_PAUSED = "idle", "running", "paused"
@@ -44,9 +44,19 @@ class RunHistory:
     def apply(self, event: Event) -> None:
         self.version += 1
         if isinstance(event, RunStarted):
+            # A resumed run starts again from its checkpoint: keep only what came before it.
+            kept = event.resumed_from_epoch
+            self.epochs = [e for e in self.epochs if e.epoch <= kept]
+            self.step_losses = [p for p in self.step_losses if p[0] <= kept]
+            self.progress, self.evaluation, self.ended = None, None, None
             self.started, self.state = event, STATE_RUNNING
             self.lr = event.config["lr"]
             self.wall_started = time.monotonic()
+            if kept:
+                self.log.append(f"Resumed run {event.run_id} after epoch {kept}")
+        elif isinstance(event, CheckpointSaved):
+            if event.reason != "epoch":  # one per epoch would drown the log
+                self.log.append(f"Checkpoint saved after epoch {event.epoch} ({event.reason}): {event.path}")
         elif isinstance(event, BatchProgress):
             previous = self.progress
             if previous and previous.epoch == event.epoch and event.batch > previous.batch:

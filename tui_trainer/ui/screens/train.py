@@ -41,6 +41,7 @@ class TrainScreen(Screen):
         Binding("right_square_bracket,plus", "scale_lr(2)", "LR ×2"),
         Binding("left_square_bracket,minus", "scale_lr(0.5)", "LR ÷2"),
         Binding("l", "type_lr", "Set LR"),
+        Binding("c", "checkpoint", "Checkpoint"),
         Binding("e", "evaluation", "Evaluation"),
         Binding("n", "new_run", "New run"),
     ]
@@ -92,7 +93,9 @@ class TrainScreen(Screen):
         s = self.history.started
         if not s:
             return
-        run_id = f"  run {s.run_id}" if s.run_id else ""
+        run_id = f" · run {s.run_id}" if s.run_id else ""
+        if self.app.attached_run:
+            run_id += " (attached)"
         self.query_one("#run-title", Static).update(
             f"[b]{s.config['model']}[/b] on {s.dataset_title} · {s.parameters:,} params · "
             f"{s.train_size:,}/{s.val_size:,}/{s.test_size:,} train/val/test · {s.device} ({s.device_name}){run_id}")
@@ -171,8 +174,9 @@ class TrainScreen(Screen):
 
     def action_toggle_pause(self) -> None:
         if control := self._control():
+            was_paused = control.paused
             control.toggle_pause()
-            self.query_one("#status", Static).update("[b]Pausing…[/b]" if control.paused else "[b]Resuming…[/b]")
+            self.query_one("#status", Static).update("[b]Resuming…[/b]" if was_paused else "[b]Pausing…[/b]")
 
     def action_stop(self) -> None:
         if control := self._control():
@@ -200,6 +204,12 @@ class TrainScreen(Screen):
         current = f"{self.history.lr:.3g}" if self.history.lr else ""
         self.app.push_screen(PromptScreen("New learning rate:", current, check))
 
+    def action_checkpoint(self) -> None:
+        if self.app.request_checkpoint():
+            self.notify("Checkpoint requested: it is written at the next progress report.")
+        else:
+            self.notify("No recorded run is in progress to checkpoint.", severity="warning")
+
     def action_evaluation(self) -> None:
         if self.history.evaluation:
             self.app.show_evaluation(self.history.evaluation)
@@ -207,7 +217,7 @@ class TrainScreen(Screen):
             self.notify("The evaluation appears when the run finishes.", severity="warning")
 
     def action_new_run(self) -> None:
-        if self.history.is_active:
+        if self.history.is_active and self.app.attached_run is None:
             self.notify("Stop this run first (s).", severity="warning")
             return
         self.app.show_setup()

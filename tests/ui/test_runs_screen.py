@@ -1,0 +1,133 @@
+"""The runs screen and attaching to a run that another process trains."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from textual.widgets import DataTable, Input, Static
+
+from tui_trainer.engine.config import TrainConfig
+from tui_trainer.engine.loop import TrainingRun
+from tui_trainer.engine.recording import recorded
+from tui_trainer.engine.store import RunStore
+from tui_trainer.ui.app import TrainerApp
+from tui_trainer.ui.screens.evaluate import EvaluationScreen
+from tui_trainer.ui.screens.runs import RunsScreen
+from tui_trainer.ui.screens.train import TrainScreen
+
+from .fakes import DEVICES, dataset_status
+from .test_app_flow import text_of, wait_for
+
+QUICK = dict(epochs=2, max_train_samples=400, device="cpu")
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    for name, lr in (("slow", 0.001), ("fast", 0.01)):
+        run = TrainingRun(TrainConfig(name=name, lr=lr, **QUICK))
+        for _ in recorded(run, store):
+            pass
+    yield store
+    store.close()
+
+
+def make_app(store, **kwargs) -> TrainerApp:
+    return TrainerApp(devices=DEVICES, dataset_status=dataset_status, store=store, **kwargs)
+
+
+async def test_runs_table_filter_compare_and_open(store):
+    app = make_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f2")
+        assert isinstance(app.screen, RunsScreen)
+        table = app.screen.query_one("#runs-table", DataTable)
+        assert table.row_count == 2
+        ids = {r.name: r.id for r in store.list_runs()}
+
+        await pilot.press("slash", *"fast", "enter")
+        assert table.row_count == 1 and app.screen.selected_id() == ids["fast"]
+        app.screen.query_one("#runs-filter", Input).value = ""
+        await pilot.pause()
+        assert table.row_count == 2
+
+        await pilot.press("space", "down", "space")
+        assert set(app.screen.marked) == set(ids.values())
+        diff = text_of(app, "#runs-diff")
+        assert "lr: " in diff and "name: " in diff and "epochs" not in diff
+
+        await pilot.press("enter")
+        assert isinstance(app.screen, EvaluationScreen)
+        assert "Test accuracy" in text_of(app, "#eval-summary")
+
+
+async def test_rename_export_and_delete_with_confirmation(store, tmp_path):
+    app = make_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f2")
+        run_id = app.screen.selected_id()
+        await pilot.press("r")
+        app.screen.query_one("#prompt-input", Input).value = "renamed"
+        await pilot.press("enter")
+        assert store.get_run(run_id).name == "renamed"
+
+        await pilot.press("x")
+        out = tmp_path / "metrics.csv"
+        app.screen.query_one("#prompt-input", Input).value = str(out)
+        await pilot.press("enter")
+        lines = out.read_text().splitlines()
+        assert lines[0].startswith("epoch,epochs,train_loss") and len(lines) == 3
+
+        await pilot.press("d")
+        app.screen.query_one("#prompt-input", Input).value = "no"
+        await pilot.press("enter")
+        assert len(store.list_runs()) == 2
+        await pilot.press("d")
+        app.screen.query_one("#prompt-input", Input).value = "yes"
+        await pilot.press("enter")
+        assert [r.id for r in store.list_runs()] != [] and run_id not in {r.id for r in store.list_runs()}
+
+
+async def test_in_app_runs_are_recorded_with_their_id(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    app = make_app(store, config=TrainConfig(**QUICK))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.history.state == "finished")
+        await pilot.pause(0.2)
+        run_id = app.history.started.run_id
+        assert run_id and f"run {run_id}" in text_of(app, "#run-title")
+    record = store.get_run(run_id)
+    assert record.status == "finished" and record.epochs_done == 2
+    assert store.evaluation(run_id)["test_acc"] == pytest.approx(app.history.evaluation.test_acc)
+
+
+async def test_attach_follows_a_detached_run_and_leaving_keeps_it_going(tmp_path):
+    runs = tmp_path / "runs"
+    started = subprocess.run([sys.executable, "-m", "tui_trainer", "train", "--detach", "--runs-dir", str(runs),
+                              "--epochs", "60", "--max-train-samples", "300", "--device", "cpu"],
+                             capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stderr
+    store = RunStore(runs)
+    run_id = store.list_runs()[0].id
+    app = make_app(store, attach=run_id)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen) and len(app.history.epochs) >= 2)
+        await pilot.pause(0.3)  # the next redraw tick
+        assert "(attached)" in text_of(app, "#run-title")
+        await pilot.press("space")  # pause through the store's control channel
+        await wait_for(pilot, lambda: app.history.state == "paused")
+        await pilot.press("space")
+        await wait_for(pilot, lambda: app.history.state == "running")
+    # the viewer is gone; the run is not
+    assert store.get_run(run_id).status == "running"
+    store.send_control(run_id, "stop")
+    import time
+
+    for _ in range(200):
+        if store.get_run(run_id).status != "running":
+            break
+        time.sleep(0.1)
+    assert store.get_run(run_id).status == "stopped"

@@ -1,0 +1,286 @@
+"""Every recorded run: sort, filter, mark several to compare curves and configs, open, resume, tidy up."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.markup import escape
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static
+from textual_plotext import PlotextPlot
+
+from ...engine.command import command_line
+from ...engine.events import EvaluationEnded, event_from_dict
+from ...engine.export import export_run
+from ...engine.store import RunNotFound, RunStore, RunSummary
+from .prompt import PromptScreen
+
+# plotext colour names: run i of the marked runs always gets COLORS[i % len]
+COLORS = ("cyan", "orange", "magenta", "green", "red", "blue", "yellow", "white")
+SORT_KEYS = {
+    "started": lambda r: -r.started_at,
+    "name": lambda r: (r.name or r.id).lower(),
+    "best val": lambda r: -(r.best_val_acc or 0),
+    "test": lambda r: -(r.test_acc or 0),
+    "status": lambda r: r.status,
+    "model": lambda r: r.model,
+}
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}%"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def config_diff(configs: dict[str, dict]) -> list[str]:
+    """Lines naming each setting that differs among the runs, with every run's value."""
+    keys = sorted({k for c in configs.values() for k in c})
+    lines = []
+    for key in keys:
+        values = [c.get(key) for c in configs.values()]
+        if any(v != values[0] for v in values):
+            lines.append(f"{key}: " + " | ".join(f"{rid}={v}" for rid, v in zip(configs, values)))
+    return lines
+
+
+class RunsScreen(Screen):
+    HELP_TITLE = "Runs"
+    BINDINGS = [
+        Binding("enter", "open", "Open"),
+        Binding("space", "mark", "Mark"),
+        Binding("o", "sort", "Sort"),
+        Binding("slash", "filter", "Filter"),
+        Binding("r", "rename", "Rename"),
+        Binding("d", "delete", "Delete"),
+        Binding("x", "export", "Export"),
+        Binding("u", "resume", "Resume"),
+        Binding("ctrl+l", "refresh", "Refresh"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, store: RunStore) -> None:
+        super().__init__()
+        self.store = store
+        self.runs: list[RunSummary] = []
+        self.marked: list[str] = []
+        self.sort_by = "started"
+        self.filter_text = ""
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="/ filter by id, name, model, dataset or status", id="runs-filter", compact=True)
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        with Horizontal(id="runs-compare"):
+            yield PlotextPlot(id="runs-chart")
+            with Vertical(id="runs-side"):
+                yield Static("", id="runs-detail")
+                yield Static("", id="runs-diff")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        table.add_columns(" ", "id", "name", "model", "dataset", "status", "epochs", "best val", "test",
+                          "duration", "started")
+        chart = self.query_one("#runs-chart", PlotextPlot)
+        chart.plt.title("Validation accuracy % (marked runs)")
+        chart.plt.xlabel("epoch")
+        self.reload()
+        table.focus()
+        self.set_interval(2.0, self.reload)  # running runs move on by themselves
+
+    # -- data --------------------------------------------------------------
+    def reload(self) -> None:
+        self.runs = self.store.list_runs()
+        known = {r.id for r in self.runs}
+        self.marked = [m for m in self.marked if m in known]
+        self._fill_table()
+        self._draw_compare()
+
+    def visible_runs(self) -> list[RunSummary]:
+        needle = self.filter_text.lower()
+        shown = [r for r in self.runs
+                 if not needle or any(needle in str(v).lower() for v in (r.id, r.name, r.model, r.dataset, r.status))]
+        return sorted(shown, key=SORT_KEYS[self.sort_by])
+
+    def _fill_table(self) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        selected = self.selected_id()
+        table.clear()
+        for r in self.visible_runs():
+            mark = Text("●", style=COLORS[self.marked.index(r.id) % len(COLORS)]) if r.id in self.marked else " "
+            status = r.status + (" (paused)" if r.paused and r.status == "running" else "")
+            table.add_row(mark, r.id, r.name or "-", r.model, r.dataset, status, f"{r.epochs_done}/{r.epochs}",
+                          _percent(r.best_val_acc), _percent(r.test_acc), _duration(r.duration_s),
+                          time.strftime("%m-%d %H:%M", time.localtime(r.started_at)), key=r.id)
+        if selected is not None and selected in {r.id for r in self.visible_runs()}:
+            table.move_cursor(row=table.get_row_index(selected))
+        self._draw_detail()
+
+    def selected_id(self) -> str | None:
+        table = self.query_one("#runs-table", DataTable)
+        if not table.row_count:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    def _draw_detail(self) -> None:
+        detail = self.query_one("#runs-detail", Static)
+        run_id = self.selected_id()
+        if run_id is None:
+            detail.update("No runs yet: start one from setup (F5), or `scratch-tui train`." if not self.runs
+                          else "No run matches the filter.")
+            return
+        try:
+            record = self.store.get_run(run_id)
+        except RunNotFound:
+            return
+        lines = [f"[b]{record.id}[/b] {escape(record.name)} · {record.status}",
+                 escape(command_line(record.train_config()))]
+        if record.message:
+            lines.append(escape(record.message))
+        detail.update("\n".join(lines))
+
+    def _draw_compare(self) -> None:
+        chart = self.query_one("#runs-chart", PlotextPlot)
+        chart.plt.clear_data()
+        configs = {}
+        for i, run_id in enumerate(self.marked):
+            epochs = self.store.epochs(run_id)
+            points = [(e["epoch"], e["val_acc"]) for e in epochs if e.get("val_acc") is not None]
+            if points:
+                chart.plt.plot([p[0] for p in points], [p[1] for p in points], label=run_id,
+                               color=COLORS[i % len(COLORS)], marker="braille")
+            configs[run_id] = self.store.get_run(run_id).config
+        chart.refresh()
+        diff = self.query_one("#runs-diff", Static)
+        if len(configs) >= 2:
+            lines = config_diff(configs)
+            diff.update("[b]Config diff[/b]\n" + escape("\n".join(lines) if lines else "identical configs"))
+        else:
+            diff.update("Mark runs with space to overlay their curves and compare configs.")
+
+    # -- events and actions ------------------------------------------------
+    @on(DataTable.RowHighlighted, "#runs-table")
+    def _highlighted(self) -> None:
+        self._draw_detail()
+
+    @on(DataTable.RowSelected, "#runs-table")
+    def _selected(self) -> None:
+        self.action_open()
+
+    @on(Input.Changed, "#runs-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value
+        self._fill_table()
+
+    @on(Input.Submitted, "#runs-filter")
+    def _filter_done(self) -> None:
+        self.query_one("#runs-table").focus()
+
+    def action_filter(self) -> None:
+        self.query_one("#runs-filter", Input).focus()
+
+    def action_sort(self) -> None:
+        keys = list(SORT_KEYS)
+        self.sort_by = keys[(keys.index(self.sort_by) + 1) % len(keys)]
+        self._fill_table()
+        self.notify(f"Sorted by {self.sort_by}")
+
+    def action_mark(self) -> None:
+        run_id = self.selected_id()
+        if run_id is None:
+            return
+        if run_id in self.marked:
+            self.marked.remove(run_id)
+        else:
+            self.marked.append(run_id)
+        self._fill_table()
+        self._draw_compare()
+
+    def action_refresh(self) -> None:
+        self.reload()
+
+    def action_open(self) -> None:
+        run_id = self.selected_id()
+        if run_id is None:
+            return
+        record = self.store.get_run(run_id)
+        if record.status == "running":
+            self.app.attach(run_id)
+            return
+        evaluation = self.store.evaluation(run_id)
+        if evaluation is None:
+            self.notify(f"Run {run_id} has no evaluation ({record.status}); u resumes it.", severity="warning")
+            return
+        event = event_from_dict(evaluation)
+        assert isinstance(event, EvaluationEnded)
+        self.app.push_evaluation(event, f" · run {run_id} · {record.model} on {record.dataset}")
+
+    def action_rename(self) -> None:
+        run_id = self.selected_id()
+        if run_id is None:
+            return
+
+        def check(name: str) -> str | None:
+            try:
+                self.store.rename(run_id, name)
+            except ValueError as exc:
+                return str(exc)
+            return None
+
+        self.app.push_screen(PromptScreen(f"New name for run {run_id}:", self.store.get_run(run_id).name, check),
+                             lambda _: self.reload())
+
+    def action_delete(self) -> None:
+        run_id = self.selected_id()
+        if run_id is None:
+            return
+        record = self.store.get_run(run_id)
+        if record.status == "running":
+            self.notify("Stop the run before deleting it.", severity="warning")
+            return
+
+        def check(answer: str) -> str | None:
+            return None if answer.strip().lower() in ("yes", "no", "") else "type yes to delete, or no"
+
+        def done(answer: str | None) -> None:
+            if answer and answer.strip().lower() == "yes":
+                self.store.delete(run_id)
+                self.notify(f"Deleted run {run_id}")
+                self.reload()
+
+        self.app.push_screen(PromptScreen(f"Delete run {run_id} and its checkpoints? Type yes:", "", check), done)
+
+    def action_export(self) -> None:
+        run_id = self.selected_id()
+        if run_id is None:
+            return
+
+        def check(path: str) -> str | None:
+            fmt = Path(path).suffix.lstrip(".").lower()
+            if fmt not in ("csv", "json"):
+                return "the file name must end in .csv or .json"
+            try:
+                Path(path).expanduser().write_text(export_run(self.store, run_id, fmt), encoding="utf-8")
+            except OSError as exc:
+                return f"cannot write {path}: {exc.strerror}"
+            return None
+
+        self.app.push_screen(PromptScreen(f"Export run {run_id} metrics to (.csv or .json):", f"{run_id}.csv", check),
+                             lambda path: path and self.notify(f"Wrote {path}"))
+
+    def action_resume(self) -> None:
+        run_id = self.selected_id()
+        if run_id is not None:
+            self.app.resume(run_id)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
