@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import tempfile
 from pathlib import Path
 
 from textual.widgets import Input
@@ -28,6 +30,8 @@ async def wait_for(pilot, predicate, timeout: float = 300.0) -> None:
 
 async def capture(size: tuple[int, int]) -> None:
     OUT.mkdir(exist_ok=True)
+    # a store of its own, so the screenshot run never lands among the user's runs
+    os.environ["SCRATCH_TUI_HOME"] = tempfile.mkdtemp(prefix="scratch-tui-shots-")
     app = TrainerApp(config=TrainConfig(epochs=6, name="screenshot run"))
 
     def save(name: str) -> None:
@@ -56,6 +60,9 @@ async def capture(size: tuple[int, int]) -> None:
         await pilot.press("f1")
         await pilot.pause(0.2)
         save("help")
+        await pilot.press("escape", "escape", "f2", "space")
+        await pilot.pause(0.3)
+        save("runs")
 
 
 def main() -> None:

@@ -19,3 +19,11 @@ def mini_data(mini_raw):
 def small_data(mini_raw):
     """3,000 training images: enough to learn, quick enough for many runs."""
     return prepare(mini_raw, torch.device("cpu"), val_split=0.1, seed=0, max_train_samples=3000)
+
+
+@pytest.fixture(autouse=True)
+def runs_home(tmp_path_factory, monkeypatch):
+    """Every test records its runs in a folder of its own, never in the user's data dir."""
+    home = tmp_path_factory.mktemp("runs")
+    monkeypatch.setenv("SCRATCH_TUI_HOME", str(home))
+    return home

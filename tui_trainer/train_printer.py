@@ -30,6 +30,7 @@ class TerminalPrinter:
         self.live = err.isatty()
         self._progress_shown = False
         self._last_download_draw = 0.0
+        self._run_id: str | None = None
 
     def _clear_progress(self) -> None:
         if self._progress_shown:
@@ -63,15 +64,23 @@ class TerminalPrinter:
             return
         self._clear_progress()
         if isinstance(event, RunStarted):
-            print(f"Training {event.config['model']} ({event.parameters:,} parameters) on {event.dataset_title}: "
-                  f"{event.train_size:,} train / {event.val_size:,} val / {event.test_size:,} test images, "
-                  f"device {event.device} ({event.device_name})", file=self.out)
+            self._run_id = event.run_id
+            line = (f"Training {event.config['model']} ({event.parameters:,} parameters) on {event.dataset_title}: "
+                    f"{event.train_size:,} train / {event.val_size:,} val / {event.test_size:,} test images, "
+                    f"device {event.device} ({event.device_name})")
+            if event.run_id:
+                line += f"; run {event.run_id}"
+            if event.resumed_from_step:
+                line += f" resumed after epoch {event.resumed_from_epoch}, step {event.resumed_from_step}"
+            print(line, file=self.out)
         elif isinstance(event, EpochEnded):
             print(format_epoch(event), file=self.out)
         elif isinstance(event, EvaluationEnded):
             print(format_test(event), file=self.out)
         elif isinstance(event, RunStopped):
             print(f"Stopped after {event.epochs_done} epoch(s), {event.seconds:.1f}s.", file=self.out)
+            if self._run_id:
+                print(f"Continue it with: scratch-tui train --resume {self._run_id}", file=self.out)
         elif isinstance(event, RunFailed):
             print(f"scratch-tui train: run failed: {event.message}", file=self.err)
         elif isinstance(event, RunFinished):

@@ -94,3 +94,45 @@ def scripted_engine(epochs_done: int = 3, end: str = "finished", delay: float = 
             yield RunFinished(epochs_done=done, seconds=1.0)
 
     return factory
+
+
+class FixedStore:
+    """Just enough of RunStore for the runs screen, with fixed times so snapshots do not move."""
+
+    def __init__(self) -> None:
+        from tui_trainer.engine.store import RunRecord
+
+        base = TrainConfig()
+        self.configs = {
+            "a1b2c3d4": base.replace(name="recommended"),
+            "e5f6a7b8": base.replace(name="tutorial", init="randn", optimizer="sgd", lr=0.01, batch_size=64,
+                                     schedule="constant", momentum=0.0, weight_decay=0.0, label_smoothing=0.0),
+            "c9d0e1f2": base.replace(name="cnn", model="cnn", epochs=10),
+        }
+        status = {"a1b2c3d4": "finished", "e5f6a7b8": "finished", "c9d0e1f2": "running"}
+        self.records = {}
+        for i, (run_id, config) in enumerate(self.configs.items()):
+            done = config.epochs if status[run_id] == "finished" else 4
+            curve = self.curve(run_id, done)
+            self.records[run_id] = RunRecord(
+                run_id, config.name, config.model, config.dataset, status[run_id], done, config.epochs,
+                max(curve), None if status[run_id] == "running" else curve[-1] - 0.8, 95.0 + 30 * i,
+                1_790_000_000.0 + 3600 * i, None, False, config.to_dict(), "", "cpu", "CPU (16 threads)",
+                "2.14.1", 1234, "box", None, None, None, 0.0, 1)
+
+    @staticmethod
+    def curve(run_id: str, epochs: int) -> list[float]:
+        top = {"a1b2c3d4": 90.0, "e5f6a7b8": 50.0, "c9d0e1f2": 93.0}[run_id]
+        return [top - 12 / e for e in range(1, epochs + 1)]
+
+    def list_runs(self):
+        return list(self.records.values())
+
+    def get_run(self, run_id):
+        return self.records[run_id]
+
+    def epochs(self, run_id, after=0):
+        return [{"epoch": e, "val_acc": acc} for e, acc in enumerate(self.curve(run_id, self.records[run_id].epochs_done), 1)]
+
+    def evaluation(self, run_id):
+        return None

@@ -107,7 +107,7 @@ async def test_in_app_runs_are_recorded_with_their_id(tmp_path):
 async def test_attach_follows_a_detached_run_and_leaving_keeps_it_going(tmp_path):
     runs = tmp_path / "runs"
     started = subprocess.run([sys.executable, "-m", "tui_trainer", "train", "--detach", "--runs-dir", str(runs),
-                              "--epochs", "60", "--max-train-samples", "300", "--device", "cpu"],
+                              "--epochs", "3000", "--max-train-samples", "300", "--device", "cpu"],
                              capture_output=True, text=True, timeout=120)
     assert started.returncode == 0, started.stderr
     store = RunStore(runs)

@@ -75,3 +75,15 @@ def test_help(snap_compare):
         await pilot.press("question_mark")
 
     assert snap_compare(make_app(), terminal_size=(80, 24), run_before=open_help)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_runs(snap_compare, size):
+    from .fakes import FixedStore
+
+    async def compare_two(pilot):
+        await pilot.press("f2", "space", "down", "space")
+        await pilot.pause(0.2)
+
+    app = TrainerApp(engine=scripted_engine(), devices=DEVICES, dataset_status=dataset_status, store=FixedStore())
+    assert snap_compare(app, terminal_size=size, run_before=compare_two)

@@ -1,15 +1,39 @@
-"""The training engine: no Textual here, only config in and events out."""
+"""The training engine: no Textual here, only config in and events out.
 
-from .config import PRESETS, ConfigError, TrainConfig, preset
-from .control import TrainingControl
-from .data import DATASETS, DatasetUnavailable
-from .devices import DeviceError, list_devices, resolve_device
-from .events import TERMINAL_EVENTS, Event
-from .loop import TrainingRun, run_training
-from .models import MODELS, build_model, count_parameters
+Names are imported on first use, so `scratch-tui runs` and the run store do not pay
+for importing torch (seconds) when they only read the database.
+"""
 
-__all__ = [
-    "PRESETS", "ConfigError", "TrainConfig", "preset", "TrainingControl", "DATASETS", "DatasetUnavailable",
-    "DeviceError", "list_devices", "resolve_device", "TERMINAL_EVENTS", "Event", "TrainingRun",
-    "run_training", "MODELS", "build_model", "count_parameters",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "PRESETS": "config", "ConfigError": "config", "TrainConfig": "config", "preset": "config",
+    "TrainingControl": "control",
+    "DATASETS": "data", "DatasetUnavailable": "data",
+    "DeviceError": "devices", "list_devices": "devices", "resolve_device": "devices",
+    "TERMINAL_EVENTS": "events", "Event": "events", "event_from_dict": "events",
+    "TrainingRun": "loop", "run_training": "loop",
+    "MODELS": "models", "build_model": "models", "count_parameters": "models",
+    "RunStore": "store", "RunNotFound": "store", "StoreError": "store", "RunSummary": "store",
+    "RunRecord": "store", "default_runs_dir": "store",
+    "recorded": "recording", "resume_run": "recording",
+    "follow": "follow",
+    "CheckpointError": "checkpoints", "load_checkpoint": "checkpoints",
+}
+
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

@@ -34,6 +34,10 @@ class RunStarted(Event):
     parameters: int
     steps_per_epoch: int
     run_id: str | None = None
+    # A run continued from a checkpoint starts again with these set: consumers keep what they
+    # drew up to this point and drop anything recorded after it.
+    resumed_from_epoch: int = 0
+    resumed_from_step: int = 0
 
 
 @dataclass(frozen=True)
@@ -130,4 +134,36 @@ class RunFailed(Event):
     seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class CheckpointSaved(Event):
+    """Emitted by the recorder (not the loop) once a checkpoint is safely on disk."""
+
+    event_name: ClassVar[str] = "checkpoint_saved"
+    path: str
+    epoch: int  # epochs completed
+    step: int
+    reason: str  # epoch, stop, request, closed
+    best_path: str = ""  # set when this state is also the best so far (by validation accuracy)
+
+
 TERMINAL_EVENTS = (RunFinished, RunStopped, RunFailed)
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.event_name: cls
+    for cls in (RunStarted, BatchProgress, EpochEnded, EvaluationEnded, RunPaused, RunResumed,
+                LearningRateChanged, RunFinished, RunStopped, RunFailed, CheckpointSaved)
+}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """The inverse of `Event.to_dict` (a JSON line, a stored row); keys it does not know are dropped."""
+    cls = EVENT_TYPES.get(data.get("event", ""))
+    if cls is None:
+        raise ValueError(f"unknown event {data.get('event')!r}; known events are {', '.join(EVENT_TYPES)}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    values = {k: v for k, v in data.items() if k in known}
+    if cls is EvaluationEnded:
+        sample_fields = {f.name for f in dataclasses.fields(PredictionSample)}
+        values["samples"] = [PredictionSample(**{k: v for k, v in s.items() if k in sample_fields})
+                             for s in values.get("samples", [])]
+    return cls(**values)

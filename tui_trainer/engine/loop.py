@@ -5,19 +5,21 @@
         ...
 
 Nothing here prints or draws. Consumers (CLI, TUI, run store) read the events;
-another thread steers the run through `run.control`.
+another thread steers the run through `run.control`. Between two events the run can
+be saved (`snapshot()`) and later continued exactly (`from_checkpoint`, `restore`).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
 from .control import TrainingControl
 from .data import DeviceData, DownloadProgress, load_raw, prepare
 from .devices import device_label, resolve_device
@@ -26,6 +28,9 @@ from .events import (BatchProgress, EpochEnded, Event, LearningRateChanged, RunF
                      RunPaused, RunResumed, RunStarted, RunStopped)
 from .models import build_model, count_parameters
 from .optim import build_optimizer, lr_factor
+
+if TYPE_CHECKING:
+    from .checkpoints import Checkpoint
 
 PROGRESS_EVERY_STEPS = 25  # how often the loop even looks at the clock
 PROGRESS_EVERY_SECONDS = 0.25  # how often it pays for a device sync to report progress
@@ -56,7 +61,14 @@ class TrainingRun:
         self.step = 0  # optimizer steps taken
         self.base_lr = config.lr
         self.run_id: str | None = None
+        self.generator: torch.Generator | None = None
         self._started = 0.0
+        self._seconds_before = 0.0  # run time spent before a resume
+        # (order, batch losses, predictions, step the epoch began at) of the epoch in progress,
+        # so a snapshot taken between batches can continue mid-epoch.
+        self._position: tuple[torch.Tensor, torch.Tensor, torch.Tensor, int] | None = None
+        self._resume_position: tuple[torch.Tensor, torch.Tensor, torch.Tensor, int] | None = None
+        self._pending_restore: dict[str, Any] | None = None
 
     # -- setup -------------------------------------------------------------
     def setup(self) -> None:
@@ -75,6 +87,9 @@ class TrainingRun:
                                  cfg.hidden, cfg.init).to(self.device)
         self.optimizer = build_optimizer(self.model, cfg)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        if self._pending_restore is not None:
+            state, self._pending_restore = self._pending_restore, None
+            self.restore(state)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -98,6 +113,7 @@ class TrainingRun:
             dataset_title=data.spec.title, classes=list(data.classes), image_shape=list(data.image_shape),
             train_size=len(data.train_y), val_size=len(data.val_y), test_size=len(data.test_y),
             parameters=count_parameters(self.model), steps_per_epoch=self.steps_per_epoch, run_id=self.run_id,
+            resumed_from_epoch=self.epoch, resumed_from_step=self.step,
         )
         try:
             while self.epoch < cfg.epochs:
@@ -123,14 +139,11 @@ class TrainingRun:
         epoch = self.epoch + 1
         flips = cfg.augment == "flip"
         model.train()
-        order = torch.randperm(n, device=self.device, generator=self.generator)
-        # Per-batch results are written into device buffers (one small op each) and only
-        # reduced and read back when reporting: reading is a host sync.
-        batch_losses = torch.zeros(batches, device=self.device)
-        predictions = torch.empty(n, dtype=torch.long, device=self.device)
+        order, batch_losses, predictions, first = self._epoch_buffers(n, batches)
+        skipped = min(first * batch_size, n)  # samples a resumed epoch had already trained on
         started = last_report = time.perf_counter()
 
-        for batch in range(batches):
+        for batch in range(first, batches):
             if self.control.pending:
                 yield from self._obey_control()
             start, end = batch * batch_size, min((batch + 1) * batch_size, n)
@@ -162,9 +175,10 @@ class TrainingRun:
                     self._check_finite(mean_loss, epoch)
                     yield BatchProgress(
                         step=self.step, epoch=epoch, epochs=cfg.epochs, batch=batch + 1, batches=batches,
-                        loss=mean_loss, acc=acc, lr=lr, samples_per_s=end / (now - started),
+                        loss=mean_loss, acc=acc, lr=lr, samples_per_s=(end - skipped) / (now - started),
                     )
 
+        self._position = None
         train_loss, train_acc = _epoch_so_far(batch_losses, predictions, y, order, batch_size, batches, n)
         self._check_finite(train_loss, epoch)
         seconds = time.perf_counter() - started
@@ -172,7 +186,22 @@ class TrainingRun:
         self.epoch = epoch
         yield EpochEnded(epoch=epoch, epochs=cfg.epochs, train_loss=train_loss, train_acc=train_acc,
                          val_loss=val_loss, val_acc=val_acc, lr=self.lr, seconds=seconds,
-                         samples_per_s=n / seconds, step=self.step)
+                         samples_per_s=(n - skipped) / seconds, step=self.step)
+
+    def _epoch_buffers(self, n: int, batches: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        """The epoch's sample order and running-metric buffers, and the batch to start at: fresh, or restored."""
+        if self._resume_position is not None:
+            order, batch_losses, predictions, first = self._resume_position
+            self._resume_position = None
+        else:
+            order = torch.randperm(n, device=self.device, generator=self.generator)
+            # Per-batch results are written into device buffers (one small op each) and only
+            # reduced and read back when reporting: reading is a host sync.
+            batch_losses = torch.zeros(batches, device=self.device)
+            predictions = torch.empty(n, dtype=torch.long, device=self.device)
+            first = 0
+        self._position = (order, batch_losses, predictions, self.step - first)
+        return order, batch_losses, predictions, first
 
     def _obey_control(self) -> Iterator[Event]:
         control = self.control
@@ -208,7 +237,99 @@ class TrainingRun:
             )
 
     def _elapsed(self) -> float:
-        return time.perf_counter() - self._started
+        return self._seconds_before + (time.perf_counter() - self._started if self._started else 0.0)
+
+    # -- checkpoints -------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """Everything needed to continue exactly from here: weights, optimizer, schedule, RNGs, epoch position.
+
+        Take it between two events (the loop waits at a yield, so nothing moves): at an epoch end,
+        a progress event, or the stop. Tensors stay where they live; `progress` is plain numbers.
+        """
+        if self.model is None:
+            raise RuntimeError("snapshot() needs a set-up run; call setup() or start events() first")
+        rng: dict[str, torch.Tensor] = {"torch": torch.get_rng_state(), "generator": self.generator.get_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        progress: dict[str, Any] = {"epoch": self.epoch, "step": self.step, "base_lr": self.base_lr,
+                                    "seconds": self._elapsed(), "device_type": self.device.type}
+        state: dict[str, Any] = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                                 "rng": rng, "progress": progress}
+        if self._position is not None:
+            order, batch_losses, predictions, epoch_start = self._position
+            done = self.step - epoch_start
+            progress["batches_done"] = done
+            state["position"] = {"order": order, "batch_losses": batch_losses,
+                                 "predictions": predictions[:min(done * self.config.batch_size, len(order))]}
+        return state
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a `snapshot()` (as a checkpoint gives it back); sets the run up first if needed."""
+        from .checkpoints import CheckpointError
+
+        self.setup()
+        try:
+            self._restore(state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"the checkpoint does not fit this run ({first_line})") from None
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        progress, device = state["progress"], self.device
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.step = int(progress["epoch"]), int(progress["step"])
+        self.base_lr, self._seconds_before = float(progress["base_lr"]), float(progress.get("seconds", 0.0))
+        rng = state.get("rng", {})
+        torch.set_rng_state(rng["torch"].cpu())
+        # A generator's state only fits a generator of the same kind: resumed on another kind of
+        # device the run goes on, but no longer bit for bit.
+        if progress.get("device_type") == device.type:
+            self.generator.set_state(rng["generator"].cpu())
+            if "cuda" in rng:
+                torch.cuda.set_rng_state(rng["cuda"].cpu(), device)
+        position = state.get("position")
+        if position is not None:
+            order = position["order"].to(device)
+            if len(order) != len(self.data.train_y):
+                raise ValueError(f"its epoch covers {len(order)} training images but this data has "
+                                 f"{len(self.data.train_y)}")
+            predictions = torch.empty(len(order), dtype=torch.long, device=device)
+            done = position["predictions"]
+            predictions[:len(done)] = done.to(device)
+            self._resume_position = (order, position["batch_losses"].to(device), predictions,
+                                     int(progress["batches_done"]))
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: "Checkpoint | str | Path", control: TrainingControl | None = None, *,
+                        epochs: int | None = None, device: str | None = None, **kwargs: Any) -> "TrainingRun":
+        """A run that continues `checkpoint` exactly where it was saved; `epochs` may extend it.
+
+        `epoch`, `step` and `base_lr` are set at once; weights, optimizer and RNGs are restored
+        in `setup()`, which loads the data the checkpoint's config names (pass `data=` to reuse
+        data already prepared for that config).
+        """
+        from .checkpoints import Checkpoint, load_checkpoint
+
+        if not isinstance(checkpoint, Checkpoint):
+            checkpoint = load_checkpoint(checkpoint)
+        changes: dict[str, Any] = {}
+        if epochs is not None:
+            needed = checkpoint.epoch + (1 if checkpoint.mid_epoch else 0)
+            if epochs < needed:
+                raise ConfigError({"epochs": f"epochs: got {epochs}; the checkpoint has {checkpoint.epoch} epoch(s) "
+                                             f"done{' and one begun' if checkpoint.mid_epoch else ''}, "
+                                             f"so ask for at least {needed}"})
+            changes["epochs"] = epochs
+        if device is not None:
+            changes["device"] = device
+        run = cls(checkpoint.config.replace(**changes) if changes else checkpoint.config, control, **kwargs)
+        run.run_id = checkpoint.run_id
+        # Known now, so a caller can show where it resumes before setup() restores the rest.
+        run.epoch, run.step = checkpoint.epoch, checkpoint.step
+        run.base_lr = float(checkpoint.state["progress"]["base_lr"])
+        run._pending_restore = checkpoint.state
+        return run
 
 
 def _epoch_so_far(batch_losses: torch.Tensor, predictions: torch.Tensor, y: torch.Tensor, order: torch.Tensor,

@@ -1,0 +1,219 @@
+"""`scratch-tui train` recording, `--resume`, `runs ...` and `eval`: output and exit codes."""
+
+import csv
+import io
+import json
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tui_trainer import cli
+from tui_trainer.engine.checkpoints import load_checkpoint
+from tui_trainer.engine.config import TrainConfig
+from tui_trainer.engine.store import RunStore
+
+QUICK = ["--epochs", "1", "--max-train-samples", "800", "--device", "cpu"]
+
+
+def run_cli(args, capsys):
+    try:
+        code = cli.main(args)
+    except SystemExit as exc:  # argparse's own refusals
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def train(capsys, *args):
+    code, out, err = run_cli(["train", *QUICK, *args], capsys)
+    assert code == 0, err
+    return re.search(r"; run ([0-9a-f]{8})", out.splitlines()[0]).group(1), out
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One recorded two-epoch run, shared by the read-only tests below."""
+    home = tmp_path_factory.mktemp("shared-runs")
+    code = cli.main(["train", *QUICK, "--epochs", "2", "--name", "shared", "--runs-dir", str(home), "--jsonl"])
+    assert code == 0
+    with RunStore(home) as store:
+        return home, store.list_runs()[0].id
+
+
+def test_train_records_the_run_and_names_it_in_the_header(capsys):
+    run_id, out = train(capsys, "--name", "first")
+    assert out.splitlines()[0].startswith("Training scratch-mlp (109,386 parameters) on Fashion-MNIST mini")
+    with RunStore() as store:  # $SCRATCH_TUI_HOME, set for every test
+        record = store.get_run(run_id)
+    assert (record.status, record.name, record.epochs_done) == ("finished", "first", 1)
+    assert f"Test Accuracy: {record.test_acc:.2f}%" in out
+    assert load_checkpoint(record.last_checkpoint).run_id == run_id
+
+
+def test_no_record_leaves_no_trace(capsys, runs_home):
+    code, out, _ = run_cli(["train", *QUICK, "--no-record"], capsys)
+    assert code == 0 and "; run " not in out
+    assert not (runs_home / "runs.sqlite3").exists()
+
+
+def test_an_unusable_store_is_one_line_and_points_to_no_record(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code, out, err = run_cli(["train", *QUICK, "--runs-dir", str(blocker / "runs")], capsys)
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1
+    assert "cannot create the runs folder" in err and "--no-record" in err
+
+
+def test_runs_lists_the_runs_as_a_table(finished, capsys):
+    home, run_id = finished
+    code, out, _ = run_cli(["runs", "--runs-dir", str(home)], capsys)
+    assert code == 0
+    header, row = out.splitlines()
+    assert header.split() == ["ID", "NAME", "MODEL", "DATASET", "STATUS", "EPOCHS", "BEST", "VAL", "TEST", "DURATION",
+                              "STARTED"]
+    cells = row.split()
+    assert cells[:6] == [run_id, "shared", "scratch-mlp", "fashion-mnist-mini", "finished", "2/2"]
+    assert cells[6].endswith("%") and cells[7].endswith("%") and re.match(r"\d{4}-\d\d-\d\d", cells[9])
+
+
+def test_runs_show_has_settings_epochs_evaluation_and_the_command(finished, capsys):
+    home, run_id = finished
+    code, out, _ = run_cli(["runs", "show", run_id[:4], "--runs-dir", str(home)], capsys)
+    assert code == 0
+    assert out.startswith(f"Run {run_id} (shared): finished")
+    assert "  scratch-tui train --epochs 2 --device cpu --max-train-samples 800 --name shared\n" in out
+    assert "  max_train_samples = 800\n" in out
+    assert re.search(r"Epochs:\n  EPOCH +TRAIN LOSS.*\n  1 .*\n  2 ", out)
+    assert re.search(r"Evaluation:\n  Test Loss: [\d.]+, Test Accuracy: [\d.]+%\n  T-shirt/top +[\d.]+%", out)
+    assert "last checkpoint: " in out and "best checkpoint: " in out
+
+
+def test_runs_export_csv_and_json(finished, capsys, tmp_path):
+    home, run_id = finished
+    code, out, _ = run_cli(["runs", "export", run_id, "--format", "csv", "--runs-dir", str(home)], capsys)
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and [r["epoch"] for r in rows] == ["1", "2"]
+    assert set(rows[0]) == {"epoch", "epochs", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
+                            "samples_per_s", "step"}
+    target = tmp_path / "run.json"
+    code, out, err = run_cli(["runs", "export", run_id, "--output", str(target), "--runs-dir", str(home)], capsys)
+    assert code == 0 and out == "" and f"wrote {target}" in err
+    data = json.loads(target.read_text())
+    assert data["run"]["id"] == run_id and data["run"]["config"]["epochs"] == 2 and len(data["epochs"]) == 2
+    assert data["command"].startswith("scratch-tui train --epochs 2") and isinstance(data["steps"], list)
+    assert data["evaluation"]["test_acc"] == data["run"]["test_acc"] and "image" in data["evaluation"]["samples"][0]
+
+
+def test_eval_repeats_the_final_test_numbers_from_the_best_checkpoint(capsys):
+    run_id, out = train(capsys)  # one epoch: best, last and final weights are the same
+    test_line = next(line for line in out.splitlines() if line.startswith("Test Loss: "))
+    code, out, _ = run_cli(["eval", run_id], capsys)
+    assert code == 0
+    assert out.splitlines()[0].startswith(f"Evaluating run {run_id} (best.pt, epoch 1) on the Fashion-MNIST mini")
+    assert out.splitlines()[1] == test_line
+    code, out, _ = run_cli(["eval", run_id, "--jsonl", "--checkpoint", "last"], capsys)
+    result = json.loads(out)
+    assert code == 0 and result["event"] == "eval_end" and f"{result['test_acc']:.2f}%" in test_line
+
+
+@pytest.mark.parametrize("args", [["runs", "show", "zzzz"], ["runs", "export", "zzzz"], ["runs", "rm", "zzzz"],
+                                  ["runs", "control", "zzzz", "stop"], ["eval", "zzzz"],
+                                  ["train", "--resume", "zzzz"]])
+def test_an_unknown_run_id_exits_2_with_one_line(args, capsys):
+    code, out, err = run_cli(args, capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "no run zzzz; `scratch-tui runs` lists them" in err
+
+
+def test_runs_rm_asks_refuses_and_deletes(capsys):
+    run_id, _ = train(capsys)
+    code, _, err = run_cli(["runs", "rm", run_id], capsys)  # stdin is not a terminal here
+    assert code == 2 and "not deleting run" in err and "pass --yes" in err
+    with RunStore() as store:
+        busy = store.create_run(TrainConfig())  # running, owned by this live process
+        folder = store.checkpoint_dir(run_id)
+    code, _, err = run_cli(["runs", "rm", busy, "--yes"], capsys)
+    assert code == 2 and f"run {busy} is running" in err and "--force" in err
+    assert run_cli(["runs", "rm", busy, "--yes", "--force"], capsys)[0] == 0
+    code, out, _ = run_cli(["runs", "rm", run_id, "--yes"], capsys)
+    assert code == 0 and out == f"Deleted run {run_id} and its checkpoints.\n" and not folder.exists()
+    code, out, _ = run_cli(["runs"], capsys)
+    assert code == 0 and out.startswith("No runs recorded in ")
+
+
+def test_runs_control_queues_requests_for_a_running_run(capsys):
+    with RunStore() as store:
+        busy = store.create_run(TrainConfig())
+    code, out, _ = run_cli(["runs", "control", busy, "set-lr", "0.002"], capsys)
+    assert code == 0 and f"Asked run {busy} to set its learning rate to 0.002" in out
+    assert run_cli(["runs", "control", busy, "pause"], capsys)[0] == 0
+    with RunStore() as store:
+        assert store.take_controls(busy) == [("set_lr", 0.002), ("pause", None)]
+    cases = [(["set-lr"], 2, "set-lr needs the new rate"), (["pause", "3"], 2, "pause takes no value"),
+             (["set-lr", "20"], 2, "lr: got 20.0; must be a number greater than 0 and at most 10"),
+             (["explode"], 2, "argument action: invalid choice")]
+    for extra, expected, words in cases:
+        code, _, err = run_cli(["runs", "control", busy, *extra], capsys)
+        assert code == expected and words in err and len(err.strip().splitlines()) == 1
+    run_id, _ = train(capsys)
+    code, _, err = run_cli(["runs", "control", run_id, "stop"], capsys)
+    assert code == 1 and f"run {run_id} is finished; only a running run takes controls" in err
+
+
+def test_resume_refuses_settings_and_extends_with_epochs(capsys):
+    constant = ["--schedule", "constant"]
+    run_id, _ = train(capsys, *constant)
+    code, _, err = run_cli(["train", "--resume", run_id, "--lr", "0.1", "--device", "cpu"], capsys)
+    assert code == 2 and "drop --lr, --device (only --epochs may change" in err
+    code, _, err = run_cli(["train", "--resume", run_id], capsys)
+    assert code == 2 and "already trained all 1 epochs" in err
+    code, out, err = run_cli(["train", "--resume", run_id[:6], "--epochs", "3"], capsys)
+    assert code == 0, err
+    assert f"; run {run_id} resumed after epoch 1, step 7" in out.splitlines()[0]
+    assert [line.split()[1] for line in out.splitlines() if line.startswith("Epoch")] == ["2/3", "3/3"]
+    straight, _ = train(capsys, *constant, "--epochs", "3")
+    with RunStore() as store:
+        def numbers(rid):
+            return [(e["train_loss"], e["val_acc"], e["step"]) for e in store.epochs(rid)]
+
+        assert numbers(run_id) == numbers(straight)  # with a constant rate, extending equals training longer
+        assert store.get_run(run_id).status == "finished"
+
+
+def test_command_line_names_only_what_differs_and_parses_back():
+    assert cli.command_line(TrainConfig()) == "scratch-tui train"
+    config = TrainConfig(model="cnn", hidden=(256, 32), nesterov=True, optimizer="sgd", lr=1e-05, name="it's mine",
+                         data_dir="/data sets", augment="flip", val_split=0.0)
+    line = cli.command_line(config)
+    assert line.startswith("scratch-tui train --data-dir '/data sets' --model cnn --hidden 256,32 ")
+    assert "--nesterov" in line and "--lr 1e-05" in line
+    import shlex
+
+    args = cli.build_parser().parse_args(shlex.split(line)[1:])
+    assert cli.config_from_args(args) == config
+
+
+def test_the_engines_flag_names_are_the_clis():
+    from tui_trainer.engine.command import FLAGS
+
+    assert FLAGS == {field_name: flag for flag, (field_name, _) in cli.TRAIN_FLAGS.items()}
+
+
+def test_sighup_stops_a_foreground_run_with_a_checkpoint(runs_home):
+    proc = subprocess.Popen([sys.executable, "-m", "tui_trainer", "train", "--device", "cpu", "--epochs", "200",
+                             "--max-train-samples", "500", "--jsonl"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_id = json.loads(proc.stdout.readline())["run_id"]
+    while json.loads(proc.stdout.readline())["event"] != "epoch_end":
+        pass
+    proc.send_signal(signal.SIGHUP)
+    rest, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGHUP, err
+    names = [json.loads(line)["event"] for line in rest.splitlines()]
+    assert names[-2:] == ["checkpoint_saved", "run_stopped"] and "Traceback" not in err
+    with RunStore(runs_home) as store:
+        record = store.get_run(run_id)
+    assert record.status == "stopped" and load_checkpoint(record.last_checkpoint).epoch >= 1
