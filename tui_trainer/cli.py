@@ -9,6 +9,7 @@ import argparse
 import datetime
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -118,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
 
     sub.add_parser("devices", help="list the devices torch can train on")
+
+    attach = sub.add_parser("attach", help="open the app on a running run (default: the latest), live")
+    attach.add_argument("run_id", nargs="?", metavar="RUN_ID")
+    attach.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
+
+    serve = sub.add_parser("serve", help="serve the app to a web browser (textual-serve)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
     return parser
 
 
@@ -143,20 +152,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _eval(args)
     if args.command == "devices":
         return _devices(sys.stdout)
+    if args.command == "attach":
+        return _attach(args)
+    if args.command == "serve":
+        return _serve(args)
     return _open_app()
 
 
-def _open_app() -> int:
+def _open_app(attach: str | None = None) -> int:
     if not sys.stdout.isatty():
         print("scratch-tui: the app needs a terminal; for scripts and pipes use `scratch-tui train`",
               file=sys.stderr)
         return EXIT_USAGE
+    from .ui.app import run_app
+
+    return run_app(attach=attach)
+
+
+def _attach(args: argparse.Namespace) -> int:
+    from .engine.store import RunNotFound, RunStore, StoreError
+
+    if args.runs_dir:
+        os.environ["SCRATCH_TUI_HOME"] = args.runs_dir  # the app opens the same store
     try:
-        from .ui.app import run_app
+        with RunStore(args.runs_dir) as store:
+            run_id = store.resolve(args.run_id) if args.run_id else store.latest_running()
+    except (StoreError, RunNotFound) as exc:
+        return _error(str(exc), "attach", EXIT_USAGE)
+    if run_id is None:
+        return _error("no run is running; `scratch-tui runs` lists them, `scratch-tui train --detach` starts one",
+                      "attach", EXIT_USAGE)
+    return _open_app(attach=run_id)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from textual_serve.server import Server
     except ImportError:
-        print("scratch-tui: the terminal app is not built yet; use `scratch-tui train`", file=sys.stderr)
-        return EXIT_USAGE
-    return run_app()
+        return _error("textual-serve is not installed; pip install textual-serve", "serve")
+    print(f"Serving scratch-tui at http://{args.host}:{args.port} (Ctrl-C stops)")
+    Server(f"{shlex.quote(sys.executable)} -m tui_trainer", host=args.host, port=args.port,
+           title="scratch-tui").serve()
+    return 0
 
 
 def _devices(out: TextIO) -> int:

@@ -1,0 +1,46 @@
+"""`scratch-tui attach` and `scratch-tui serve` from the command line."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+from tui_trainer import cli
+
+
+def test_attach_without_a_running_run_says_how_to_start_one(tmp_path, capsys):
+    code = cli.main(["attach", "--runs-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "no run is running" in err and "scratch-tui train --detach" in err
+
+
+def test_attach_to_an_unknown_run_names_it(tmp_path, capsys):
+    code = cli.main(["attach", "nope", "--runs-dir", str(tmp_path)])
+    assert code == 2
+    assert "no run nope" in capsys.readouterr().err
+
+
+def test_serve_answers_a_browser_on_localhost():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "tui_trainer", "serve", "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        page = None
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                    page = response.read().decode()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert page is not None, "the server did not answer"
+        assert "scratch-tui" in page
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
