@@ -13,6 +13,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
@@ -86,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     # A detached child trains the run its parent created (config read from the store).
     train.add_argument("--run-id", help=argparse.SUPPRESS)
     train.add_argument("--no-hangup", action="store_true", help=argparse.SUPPRESS)
+    # The app trains in a child process (its own GIL) and steers it with lines on stdin.
+    train.add_argument("--control-stdin", action="store_true", help=argparse.SUPPRESS)
 
     runs = sub.add_parser("runs", help="list recorded runs; show, export, delete or steer one",
                           description="With no action, list the recorded runs, newest first. "
@@ -241,23 +244,25 @@ def _train(args: argparse.Namespace) -> int:
     printer = _printer(args)
     run = TrainingRun(config, TrainingControl(), download_progress=printer.download_progress)
     if args.no_record:
-        return _train_in_foreground(run, None, printer)
+        return _train_in_foreground(run, None, printer, control_stdin=args.control_stdin)
     try:
         store = RunStore(args.runs_dir)
     except StoreError as exc:
         return _error(f"{exc} (or train with --no-record)")
     with store:
-        return _train_in_foreground(run, store, printer)
+        return _train_in_foreground(run, store, printer, control_stdin=args.control_stdin)
 
 
 def _printer(args: argparse.Namespace) -> Any:
     from .train_printer import JsonLinesPrinter, TerminalPrinter
 
-    return JsonLinesPrinter(sys.stdout) if args.jsonl else TerminalPrinter(sys.stdout, sys.stderr)
+    if args.jsonl:
+        return JsonLinesPrinter(sys.stdout, images=getattr(args, "control_stdin", False))
+    return TerminalPrinter(sys.stdout, sys.stderr)
 
 
 def _train_in_foreground(run: "TrainingRun", store: "RunStore | None", printer: Any, hangup: bool = True,
-                         detached_child: bool = False) -> int:
+                         detached_child: bool = False, control_stdin: bool = False) -> int:
     """Set up (a usage error leaves no run behind), then train, record and print until the run ends.
 
     Ctrl-C, SIGTERM and SIGHUP (the SSH session dropped) stop it cleanly, with a checkpoint;
@@ -294,6 +299,8 @@ def _train_in_foreground(run: "TrainingRun", store: "RunStore | None", printer: 
     final = None
     try:
         events = recorded(run, store) if store is not None else run.events()
+        if control_stdin:
+            threading.Thread(target=_obey_stdin, args=(control, events), daemon=True).start()
         for event in events:
             printer.handle(event)
             final = event
@@ -311,6 +318,22 @@ def _train_in_foreground(run: "TrainingRun", store: "RunStore | None", printer: 
     if name == "run_stopped" and interrupted:
         return 128 + interrupted[0]
     return 0
+
+
+def _obey_stdin(control: Any, events: Any) -> None:
+    """Apply `pause`, `resume`, `stop`, `set_lr VALUE` and `checkpoint` lines from stdin; EOF means stop."""
+    for line in sys.stdin:
+        command, _, value = line.strip().partition(" ")
+        try:
+            if command == "set_lr":
+                control.set_lr(float(value))
+            elif command == "checkpoint":
+                getattr(events, "request_checkpoint", lambda: None)()
+            elif command in ("pause", "resume", "stop"):
+                getattr(control, command)()
+        except ValueError:
+            continue  # the app validated the value; a bad line must not kill the run
+    control.stop()  # the app is gone: a child of the app does not outlive it
 
 
 def _given_train_flags(args: argparse.Namespace) -> list[str]:
@@ -345,7 +368,7 @@ def _resume(args: argparse.Namespace) -> int:
         if args.detach:
             child = ["--resume", run_id] + (["--epochs", str(args.epochs)] if args.epochs is not None else [])
             return _spawn(store, run_id, child, args.jsonl, new_run=False)
-        return _train_in_foreground(run, store, printer)
+        return _train_in_foreground(run, store, printer, control_stdin=args.control_stdin)
 
 
 def _detach_new(args: argparse.Namespace, config: TrainConfig) -> int:

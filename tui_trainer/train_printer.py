@@ -93,17 +93,19 @@ class TerminalPrinter:
 
 
 class JsonLinesPrinter:
-    """One JSON object per event per line. Sample images are left out to keep lines small."""
+    """One JSON object per event per line. Sample images are left out to keep lines small, unless the
+    reader is the app (it draws them)."""
 
-    def __init__(self, out: TextIO):
+    def __init__(self, out: TextIO, images: bool = False):
         self.out = out
+        self.images = images
 
     def download_progress(self, done: int, total: int | None, label: str) -> None:
         pass  # stdout carries events only; a download is announced by the run that follows
 
     def handle(self, event: Event) -> None:
         data = event.to_dict()
-        if isinstance(event, EvaluationEnded):
+        if isinstance(event, EvaluationEnded) and not self.images:
             for sample in data["samples"]:
                 sample.pop("image")
         self.out.write(json.dumps(data) + "\n")

@@ -63,6 +63,7 @@ async def test_full_flow_with_the_real_engine():
         await pilot.press("f5")
         assert isinstance(app.screen, TrainScreen)
         await wait_for(pilot, lambda: len(app.history.epochs) >= 1)
+        await pilot.pause(0.3)  # the next redraw tick
         assert "Epoch 1/5000" in "\n".join(str(line.text) for line in app.screen.query_one("#log").lines)
 
         await pilot.press("space")

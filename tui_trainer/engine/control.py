@@ -10,6 +10,13 @@ import math
 import threading
 
 
+def check_lr(lr: float) -> float:
+    """The learning rate as a float, or ValueError naming what is allowed."""
+    if not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr) and 0 < lr <= 10):
+        raise ValueError(f"lr: got {lr!r}; must be a number greater than 0 and at most 10")
+    return float(lr)
+
+
 class TrainingControl:
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -39,10 +46,9 @@ class TrainingControl:
             self.pending = True
 
     def set_lr(self, lr: float) -> None:
-        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and 0 < lr <= 10):
-            raise ValueError(f"lr: got {lr!r}; must be a number greater than 0 and at most 10")
+        lr = check_lr(lr)
         with self._lock:
-            self._lr = float(lr)
+            self._lr = lr
             self.pending = True
 
     @property

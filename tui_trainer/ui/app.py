@@ -17,14 +17,12 @@ from textual.geometry import Size
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from ..engine.checkpoints import CheckpointError
-from ..engine.config import ConfigError, TrainConfig
+from ..engine.child import ChildRun
+from ..engine.config import TrainConfig
 from ..engine.control import TrainingControl
 from ..engine.data import DatasetUnavailable, DownloadProgress, dataset_status
 from ..engine.devices import DeviceError, DeviceInfo, list_devices
-from ..engine.events import EpochEnded, EvaluationEnded, Event, RunFailed, event_from_dict
-from ..engine.loop import TrainingRun
-from ..engine.recording import recorded, resume_run
+from ..engine.events import EvaluationEnded, Event, RunFailed, event_from_dict
 from ..engine.store import RunNotFound, RunStore, StoreError
 from .history import STATE_IDLE, STATE_PAUSED, STATE_RUNNING, RunHistory
 from .messages import EngineEvent
@@ -78,7 +76,7 @@ class TrainerApp(App):
                  store: RunStore | None = None, attach: str | None = None) -> None:
         super().__init__()
         self.store = store
-        self.engine = engine or self._recorded_engine
+        self.engine = engine or self._child_engine
         self.devices = devices if devices is not None else list_devices()
         self._dataset_status = dataset_status
         self.initial_config = config or TrainConfig()
@@ -158,11 +156,11 @@ class TrainerApp(App):
             self.pop_screen()
 
     # -- training in this process ---------------------------------------------
-    def _recorded_engine(self, config: TrainConfig, control: TrainingControl,
-                         progress: DownloadProgress) -> Iterable[Event]:
-        run = TrainingRun(config, control, download_progress=progress)
+    def _child_engine(self, config: TrainConfig, control: TrainingControl,
+                      progress: DownloadProgress) -> Iterable[Event]:
+        """Train in a child process: its own interpreter, so neither the UI nor the loop waits on the other."""
         store = self.run_store()
-        return recorded(run, store) if store is not None else run.events()
+        return ChildRun.start(config, store.root if store is not None else None)
 
     def _busy(self) -> bool:
         if self.history.is_active and self.attached_run is None:
@@ -175,54 +173,56 @@ class TrainerApp(App):
             return
         self.last_config = config
         control = TrainingControl()
-        self._run_in_worker(lambda: self.engine(config, control, lambda done, total, label: None), control)
+        events = self.engine(config, control, lambda done, total, label: None)
+        # A child-process run is steered through itself; an in-process one through `control`.
+        self._run_in_worker(events, events if isinstance(events, ChildRun) else control)
 
     def resume(self, run_id: str, epochs: int | None = None) -> None:
-        """Continue a stopped, interrupted or finished run from its last checkpoint."""
+        """Continue a stopped, interrupted or finished run from its last checkpoint, in a child process."""
         store = self.run_store()
         if store is None or self._busy():
             return
-        control = TrainingControl()
         try:
-            run = resume_run(store, run_id, epochs=epochs, control=control)
-        except ConfigError:
-            # It trained all its epochs: ask how many it should have in all.
-            done = store.get_run(run_id).epochs_done
+            record = store.get_run(run_id)
+        except RunNotFound as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if record.status == "running":
+            self.attach(record.id)
+            return
+        if epochs is None and record.epochs_done >= record.epochs:
+            done = record.epochs_done
 
             def check(text: str) -> str | None:
                 if not text.strip().isdigit() or int(text) <= done:
                     return f"epochs: got {text!r}; must be a whole number above {done}"
                 return None
 
-            self.push_screen(PromptScreen(f"Run {run_id} has trained {done} epochs. Train to how many in all?",
+            self.push_screen(PromptScreen(f"Run {record.id} has trained {done} epochs. Train to how many in all?",
                                           str(done * 2), check),
-                             lambda text: text and self.resume(run_id, int(text)))
+                             lambda text: text and self.resume(record.id, int(text)))
             return
-        except (CheckpointError, StoreError, RunNotFound) as exc:
-            self.notify(str(exc), severity="error", timeout=10)
-            return
-        past = [event_from_dict(e) for e in store.epochs(run.run_id)]
-        self.last_config = run.config
-        self._run_in_worker(lambda: recorded(run, store), control,
-                            prefill=[e for e in past if isinstance(e, EpochEnded) and e.epoch <= run.epoch])
+        self.last_config = record.train_config()
+        past = [event_from_dict(e) for e in store.epochs(record.id)]
+        run = ChildRun.start_resumed(record.id, epochs, store.root)
+        self._run_in_worker(run, run, prefill=past)
 
-    def _run_in_worker(self, make_events: Callable[[], Iterable[Event]], control,
-                       prefill: list[Event] = ()) -> None:
+    def _run_in_worker(self, events: Iterable[Event], control, prefill: list[Event] = ()) -> None:
         self._detach_viewer()
         self.history = RunHistory()
         for event in prefill:
             self.history.apply(event)
         self.control = control
+        self.active_events = events
         self.switch_screen(TrainScreen(self.history))
         # On the App, not the screen: a worker dies with the node that started it.
-        self.run_worker(lambda: self._train(make_events), thread=True, exit_on_error=False,
+        self.run_worker(lambda: self._train(events), thread=True, exit_on_error=False,
                         group="training", name="training")
 
-    def _train(self, make_events: Callable[[], Iterable[Event]]) -> None:
+    def _train(self, events: Iterable[Event]) -> None:
         """Runs in the worker thread: touches no widget, only posts messages."""
         try:
-            self.active_events = make_events()
-            for event in self.active_events:
+            for event in events:
                 self.post_message(EngineEvent(event))
         except (DatasetUnavailable, DeviceError, StoreError) as exc:
             self.post_message(EngineEvent(RunFailed(message=str(exc))))
@@ -302,8 +302,8 @@ class TrainerApp(App):
 
     def action_quit(self) -> None:
         self._follow_stop.set()  # an attached run goes on without us
-        if isinstance(self.control, TrainingControl):
-            self.control.stop()  # threads cannot be killed: the loop ends itself at the next batch
+        if isinstance(self.control, (TrainingControl, ChildRun)) and self.history.is_active:
+            self.control.stop()  # the loop ends itself at the next batch, with a checkpoint
         self.exit()
 
 

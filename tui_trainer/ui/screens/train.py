@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import torch
 from rich.markup import escape
 from textual.app import ComposeResult
@@ -16,7 +18,8 @@ from ..history import STATE_FAILED, STATE_FINISHED, STATE_PAUSED, STATE_RUNNING,
 from ..widgets.charts import AccuracyChart, LossChart
 from .prompt import PromptScreen
 
-REDRAW_SECONDS = 0.1  # at most ten redraws a second, and only when something changed
+REDRAW_SECONDS = 0.1  # text and bars: at most ten redraws a second, and only when something changed
+CHART_SECONDS = 0.3  # a plot rebuild costs tens of ms of CPU the training process could use
 
 
 def compact_epoch(e: EpochEnded) -> str:
@@ -50,6 +53,8 @@ class TrainScreen(Screen):
         super().__init__()
         self.history = history
         self._drawn_version = -1
+        self._charted_version = -1
+        self._charted_at = 0.0
         self._logged_epochs = 0
         self._logged_lines = 0
         self._logged_eval = False
@@ -78,16 +83,18 @@ class TrainScreen(Screen):
         h = self.history
         if h.is_active:  # the clock moves even when no event arrived
             self._draw_stats()
-        if h.version == self._drawn_version:
-            return
-        self._drawn_version = h.version
-        self._draw_title()
-        self._draw_progress()
-        self._draw_stats()
-        self._draw_status()
-        self._draw_log()
-        self.query_one(LossChart).show(h)
-        self.query_one(AccuracyChart).show(h)
+        if h.version != self._drawn_version:
+            self._drawn_version = h.version
+            self._draw_title()
+            self._draw_progress()
+            self._draw_stats()
+            self._draw_status()
+            self._draw_log()
+        now = time.monotonic()
+        if h.version != self._charted_version and (now - self._charted_at >= CHART_SECONDS or not h.is_active):
+            self._charted_version, self._charted_at = h.version, now
+            self.query_one(LossChart).show(h)
+            self.query_one(AccuracyChart).show(h)
 
     def _draw_title(self) -> None:
         s = self.history.started
