@@ -32,7 +32,7 @@ async def capture(size: tuple[int, int]) -> None:
     OUT.mkdir(exist_ok=True)
     # a store of its own, so the screenshot run never lands among the user's runs
     os.environ["SCRATCH_TUI_HOME"] = tempfile.mkdtemp(prefix="scratch-tui-shots-")
-    app = TrainerApp(config=TrainConfig(epochs=6, name="screenshot run"))
+    app = TrainerApp(config=TrainConfig(epochs=8, batch_size=32, lr=0.001, name="screenshot run"))
 
     def save(name: str) -> None:
         path = OUT / f"{name}.svg"
@@ -45,7 +45,7 @@ async def capture(size: tuple[int, int]) -> None:
         await pilot.pause()
         save("setup")
         await pilot.press("f5")
-        await wait_for(pilot, lambda: len(app.history.epochs) >= 3)
+        await wait_for(pilot, lambda: len(app.history.epochs) >= 4)
         await pilot.pause(0.3)
         save("training-live")
         await wait_for(pilot, lambda: app.history.state == "finished")
