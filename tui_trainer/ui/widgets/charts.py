@@ -27,6 +27,15 @@ class _RunChart(PlotextPlot):
     def draw(self, history: RunHistory) -> None:
         raise NotImplementedError
 
+    def _plot_epochs(self, history: RunHistory, train: str, val: str, train_label: str) -> None:
+        """Per-epoch train and validation series; validation only where the run has a validation split."""
+        epochs = history.epochs
+        self.plt.plot([e.epoch for e in epochs], [getattr(e, train) for e in epochs], label=train_label,
+                      marker="braille")
+        points = [(e.epoch, getattr(e, val)) for e in epochs if getattr(e, val) is not None]
+        if points:
+            self.plt.plot([x for x, _ in points], [y for _, y in points], label="validation", marker="braille")
+
 
 class LossChart(_RunChart):
     title = "Loss"
@@ -37,11 +46,7 @@ class LossChart(_RunChart):
         if steps:
             plt.plot([x for x, _ in steps], [y for _, y in steps], label="train (per step)", marker="braille")
         if history.epochs:
-            xs = [e.epoch for e in history.epochs]
-            plt.plot(xs, [e.train_loss for e in history.epochs], label="train (epoch)", marker="braille")
-            val = [(e.epoch, e.val_loss) for e in history.epochs if e.val_loss is not None]
-            if val:
-                plt.plot([x for x, _ in val], [y for _, y in val], label="validation", marker="braille")
+            self._plot_epochs(history, "train_loss", "val_loss", "train (epoch)")
 
 
 class AccuracyChart(_RunChart):
@@ -50,11 +55,7 @@ class AccuracyChart(_RunChart):
     def draw(self, history: RunHistory) -> None:
         plt = self.plt
         if history.epochs:
-            xs = [e.epoch for e in history.epochs]
-            plt.plot(xs, [e.train_acc for e in history.epochs], label="train", marker="braille")
-            val = [(e.epoch, e.val_acc) for e in history.epochs if e.val_acc is not None]
-            if val:
-                plt.plot([x for x, _ in val], [y for _, y in val], label="validation", marker="braille")
+            self._plot_epochs(history, "train_acc", "val_acc", "train")
         elif history.progress:
             p = history.progress
             plt.plot([p.epoch - 1 + p.batch / p.batches], [p.acc], label="train (so far)", marker="braille")
