@@ -111,7 +111,6 @@ def test_app_refuses_a_pipe_and_points_to_train():
 
 def test_real_subprocess_run_and_sigint_stop(tmp_path):
     import signal
-    import time
 
     proc = subprocess.Popen([sys.executable, "-m", "tui_trainer", "train", "--device", "cpu", "--epochs", "200",
                              "--max-train-samples", "500", "--jsonl"],

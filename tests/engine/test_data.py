@@ -1,6 +1,5 @@
 """Dataset loading through the real code paths, on small files written in the real formats."""
 
-import gzip
 import hashlib
 import pickle
 import urllib.error

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable, Input
 
 from tui_trainer.engine.config import TrainConfig
 from tui_trainer.engine.loop import TrainingRun
@@ -131,3 +131,25 @@ async def test_attach_follows_a_detached_run_and_leaving_keeps_it_going(tmp_path
             break
         time.sleep(0.1)
     assert store.get_run(run_id).status == "stopped"
+
+
+async def test_resume_from_the_runs_screen_continues_the_same_run(tmp_path):
+    from tui_trainer.engine.control import TrainingControl
+    from tui_trainer.engine.events import EpochEnded
+
+    store = RunStore(tmp_path / "runs")
+    control = TrainingControl()
+    run = TrainingRun(TrainConfig(epochs=3, max_train_samples=400, device="cpu"), control)
+    for event in recorded(run, store):
+        if isinstance(event, EpochEnded):
+            control.stop()  # stopped after its first epoch
+    run_id = run.run_id
+    assert store.get_run(run_id).status == "stopped"
+    app = make_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f2", "u")
+        await wait_for(pilot, lambda: app.history.state == "finished")
+        assert [e.epoch for e in app.history.epochs] == [1, 2, 3]
+        assert app.history.started.run_id == run_id
+    record = store.get_run(run_id)
+    assert record.status == "finished" and record.epochs_done == 3
