@@ -86,12 +86,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--presses", type=int, default=5)
+    parser.add_argument("--dataset", default="fashion-mnist-mini",
+                        help="fashion-mnist gives second-long epochs, a steadier comparison")
     args = parser.parse_args()
     # the app records its runs: keep the benchmark's out of the user's store
     os.environ["SCRATCH_TUI_HOME"] = tempfile.mkdtemp(prefix="scratch-tui-bench-")
-    config = TrainConfig(epochs=args.epochs, device=args.device)
+    config = TrainConfig(epochs=args.epochs, device=args.device, dataset=args.dataset)
     print(f"machine: {describe_machine(torch.device(args.device))}")
-    print(f"config: scratch-mlp on fashion-mnist-mini, {args.epochs} epochs, batch {config.batch_size}")
+    print(f"config: scratch-mlp on {args.dataset}, {args.epochs} epochs, batch {config.batch_size}")
     headless = headless_seconds(config)
     in_app = asyncio.run(app_seconds(config))
     shown, applied = asyncio.run(key_latency(config.replace(epochs=1000), args.presses))

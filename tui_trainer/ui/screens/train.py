@@ -55,6 +55,7 @@ class TrainScreen(Screen):
         self._drawn_version = -1
         self._charted_version = -1
         self._charted_at = 0.0
+        self._stats_text = ""
         self._logged_epochs = 0
         self._logged_lines = 0
         self._logged_eval = False
@@ -137,7 +138,11 @@ class TrainScreen(Screen):
             used = torch.cuda.memory_allocated(h.started.device) / 2**20
             peak = torch.cuda.max_memory_allocated(h.started.device) / 2**20
             parts.append(f"GPU mem {used:,.0f} MiB (peak {peak:,.0f})")
-        self.query_one("#stats", Static).update(" · ".join(parts))
+        text = " · ".join(parts)
+        if text != self._stats_text:  # ten ticks a second, but the text moves about once a second
+            self._stats_text = text
+            # fixed-size lines: a repaint is enough, a layout pass of the whole screen is not needed
+            self.query_one("#stats", Static).update(text, layout=False)
 
     def _draw_status(self) -> None:
         h = self.history
@@ -156,7 +161,8 @@ class TrainScreen(Screen):
             text = f"[b]{escape(h.message)}[/b] — n: new run"
         else:
             text = "Loading data and building the model…"
-        status.update(text)
+        # a finished or failed run's line may wrap (a failure's message is long): only then re-layout
+        status.update(text, layout=not h.is_active)
 
     def _draw_log(self) -> None:
         h = self.history
@@ -183,12 +189,13 @@ class TrainScreen(Screen):
         if control := self._control():
             was_paused = control.paused
             control.toggle_pause()
-            self.query_one("#status", Static).update("[b]Resuming…[/b]" if was_paused else "[b]Pausing…[/b]")
+            self.query_one("#status", Static).update("[b]Resuming…[/b]" if was_paused else "[b]Pausing…[/b]",
+                                                      layout=False)
 
     def action_stop(self) -> None:
         if control := self._control():
             control.stop()
-            self.query_one("#status", Static).update("[b]Stopping…[/b]")
+            self.query_one("#status", Static).update("[b]Stopping…[/b]", layout=False)
 
     def action_scale_lr(self, factor: float) -> None:
         if (control := self._control()) and self.history.lr:
