@@ -63,12 +63,12 @@ async def test_full_flow_with_the_real_engine():
         await pilot.press("f5")
         assert isinstance(app.screen, TrainScreen)
         await wait_for(pilot, lambda: len(app.history.epochs) >= 1)
-        await pilot.pause(0.3)  # the next redraw tick
-        assert "Epoch 1/5000" in "\n".join(str(line.text) for line in app.screen.query_one("#log").lines)
+        log = app.screen.query_one("#log")
+        await wait_for(pilot, lambda: "Epoch 1/5000" in "\n".join(str(line.text) for line in log.lines), timeout=5)
 
         await pilot.press("space")
         await wait_for(pilot, lambda: app.history.state == "paused")
-        assert "Paused" in text_of(app, "#status")
+        await wait_for(pilot, lambda: "Paused" in text_of(app, "#status"), timeout=5)  # the next redraw tick
         epochs_at_pause = len(app.history.epochs)
         await pilot.pause(0.3)
         assert len(app.history.epochs) == epochs_at_pause, "a paused run must not train"
@@ -80,7 +80,7 @@ async def test_full_flow_with_the_real_engine():
 
         await pilot.press("s")
         await wait_for(pilot, lambda: app.history.state == "stopped")
-        assert "Stopped after" in text_of(app, "#status")
+        await wait_for(pilot, lambda: "Stopped after" in text_of(app, "#status"), timeout=5)
         assert app.history.evaluation is None
 
 
@@ -93,7 +93,7 @@ async def test_a_short_real_run_finishes_and_shows_its_evaluation():
         await pilot.pause(0.2)
         accuracy = app.history.evaluation.test_acc
         assert accuracy > 60
-        assert f"test accuracy {accuracy:.2f}%" in text_of(app, "#status")
+        await wait_for(pilot, lambda: f"test accuracy {accuracy:.2f}%" in text_of(app, "#status"), timeout=5)
         await pilot.press("e")
         assert isinstance(app.screen, EvaluationScreen)
         assert f"Test accuracy {accuracy:.2f}%" in text_of(app, "#eval-summary")
@@ -128,9 +128,7 @@ async def test_a_failed_run_shows_the_engines_message():
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f5")
         await wait_for(pilot, lambda: app.history.state == "failed")
-        await pilot.pause(0.2)
-        status = text_of(app, "#status")
-        assert "Failed: training loss became nan" in status
+        await wait_for(pilot, lambda: "Failed: training loss became nan" in text_of(app, "#status"), timeout=5)
         await pilot.press("e")
         assert isinstance(app.screen, TrainScreen)  # nothing to evaluate
         await pilot.press("n")

@@ -98,7 +98,8 @@ async def test_in_app_runs_are_recorded_with_their_id(tmp_path):
         await wait_for(pilot, lambda: app.history.state == "finished")
         await pilot.pause(0.2)
         run_id = app.history.started.run_id
-        assert run_id and f"run {run_id}" in text_of(app, "#run-title")
+        assert run_id
+        await wait_for(pilot, lambda: f"run {run_id}" in text_of(app, "#run-title"), timeout=5)
     record = store.get_run(run_id)
     assert record.status == "finished" and record.epochs_done == 2
     assert store.evaluation(run_id)["test_acc"] == pytest.approx(app.history.evaluation.test_acc)
@@ -115,8 +116,7 @@ async def test_attach_follows_a_detached_run_and_leaving_keeps_it_going(tmp_path
     app = make_app(store, attach=run_id)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen) and len(app.history.epochs) >= 2)
-        await pilot.pause(0.3)  # the next redraw tick
-        assert "(attached)" in text_of(app, "#run-title")
+        await wait_for(pilot, lambda: "(attached)" in text_of(app, "#run-title"), timeout=5)  # next redraw tick
         await pilot.press("space")  # pause through the store's control channel
         await wait_for(pilot, lambda: app.history.state == "paused")
         await pilot.press("space")
