@@ -26,10 +26,3 @@ class DownloadFinished(Message):
         super().__init__()
         self.dataset, self.error = dataset, error
 
-
-class TrainingEnded(Message):
-    """The training worker has returned; `error` holds an exception the engine did not turn into an event."""
-
-    def __init__(self, error: str | None = None) -> None:
-        super().__init__()
-        self.error = error

@@ -15,7 +15,7 @@ from textual.widgets import Footer, Input, Label, ProgressBar, RadioButton, Radi
 
 from ...engine.command import command_line
 from ...engine.config import (AUGMENT_NAMES, INIT_NAMES, OPTIMIZER_NAMES, SCHEDULE_NAMES, ConfigError, TrainConfig,
-                              preset)
+                              parse_hidden, preset)
 from ...engine.data import DATASETS, DatasetUnavailable, load_raw
 from ...engine.models import MODELS, build_model, count_parameters
 from ..messages import DownloadFinished, DownloadProgress
@@ -174,14 +174,15 @@ class SetupScreen(Screen):
                 elif spec.kind == "float":
                     values[spec.name] = float(text)
                 elif spec.kind == "hidden":
-                    values[spec.name] = tuple(int(p) for p in text.replace(" ", "").split(",") if p)
+                    values[spec.name] = parse_hidden(text)
                 elif spec.name == "data_dir":
                     values[spec.name] = text or None
                 else:
                     values[spec.name] = text
+            except ConfigError as exc:  # the CLI's own parser, so both say the same
+                errors.update(exc.errors)
             except ValueError:
-                help_text = _KIND_HELP.get(spec.kind, "must be comma-separated whole numbers (e.g. 128,64)")
-                errors[spec.name] = f"{spec.name}: got {text!r}; {help_text}"
+                errors[spec.name] = f"{spec.name}: got {text!r}; {_KIND_HELP[spec.kind]}"
         for set_id in ("device", "dataset", "model"):
             values[set_id] = self._selected(set_id) or getattr(self.initial, set_id)
         try:
