@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from tui_trainer import cli
+from tui_trainer.engine.events import event_from_dict
 
 QUICK = ["--epochs", "1", "--max-train-samples", "800", "--device", "cpu"]
 
@@ -42,6 +43,9 @@ def test_jsonl_is_one_event_per_line(capsys):
     final = events[-2]
     assert set(final) >= {"test_loss", "test_acc", "per_class_acc", "confusion"}
     assert "image" not in final["samples"][0]
+    # a script can read the lines back as the engine's own events
+    parsed = [event_from_dict(e) for e in events]
+    assert parsed[-2].test_acc == final["test_acc"] and parsed[-2].samples[0].image == []
 
 
 @pytest.mark.parametrize(

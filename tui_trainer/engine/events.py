@@ -164,6 +164,7 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     values = {k: v for k, v in data.items() if k in known}
     if cls is EvaluationEnded:
         sample_fields = {f.name for f in dataclasses.fields(PredictionSample)}
-        values["samples"] = [PredictionSample(**{k: v for k, v in s.items() if k in sample_fields})
+        # `train --jsonl` leaves the images out of its lines: such a sample has no pixels to draw
+        values["samples"] = [PredictionSample(**{"image": [], **{k: v for k, v in s.items() if k in sample_fields}})
                              for s in values.get("samples", [])]
     return cls(**values)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..engine.events import (BatchProgress, CheckpointSaved, EpochEnded, EvaluationEnded, Event, LearningRateChanged, RunFailed,
@@ -29,6 +30,8 @@ class RunHistory:
     paused_seconds: float = 0.0
     _paused_at: float | None = None
     _ended_at: float = 0.0
+    # called after every change: the training screen redraws on changes instead of polling
+    on_change: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_active(self) -> bool:
@@ -42,6 +45,11 @@ class RunHistory:
         return max(0.0, end - self.wall_started - self.paused_seconds)
 
     def apply(self, event: Event) -> None:
+        self._apply(event)
+        if self.on_change:
+            self.on_change()
+
+    def _apply(self, event: Event) -> None:
         self.version += 1
         if isinstance(event, RunStarted):
             # A resumed run starts again from its checkpoint: keep only what came before it.

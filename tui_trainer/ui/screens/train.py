@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Label, ProgressBar, RichLog, Static
 
 from ...engine.events import EpochEnded
@@ -18,8 +19,10 @@ from ..history import STATE_FAILED, STATE_FINISHED, STATE_PAUSED, STATE_RUNNING,
 from ..widgets.charts import AccuracyChart, LossChart
 from .prompt import PromptScreen
 
-REDRAW_SECONDS = 0.1  # text and bars: at most ten redraws a second, and only when something changed
-CHART_SECONDS = 0.3  # a plot rebuild costs tens of ms of CPU the training process could use
+REDRAW_SECONDS = 0.1  # text and bars: redrawn when the run changed, at most ten times a second
+CLOCK_SECONDS = 1.0  # the elapsed time moves even when no event arrives
+CHART_SECONDS = 1.0  # while training, each chart rebuilds at most this often: a build costs 10-40 ms of CPU
+# that the training process, on a small machine, would otherwise use
 
 
 def compact_epoch(e: EpochEnded) -> str:
@@ -53,9 +56,10 @@ class TrainScreen(Screen):
         super().__init__()
         self.history = history
         self._drawn_version = -1
-        self._charted_version = -1
         self._charted_at = 0.0
-        self._stats_text = ""
+        self._redraw_timer: Timer | None = None
+        self._chart_timer: Timer | None = None
+        self._texts: dict[str, str] = {}
         self._logged_epochs = 0
         self._logged_lines = 0
         self._logged_eval = False
@@ -76,14 +80,39 @@ class TrainScreen(Screen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.set_interval(REDRAW_SECONDS, self.redraw)
+        # Draw when the run changes, not on a fast timer: every wake-up of this process
+        # interrupts one of the training process's threads on a small machine.
+        self.history.on_change = self._history_changed
+        self.set_interval(CLOCK_SECONDS, self._tick_clock)
         self.redraw()
+
+    def on_unmount(self) -> None:
+        if self.history.on_change == self._history_changed:
+            self.history.on_change = None
+
+    def on_screen_resume(self) -> None:
+        self.redraw()
+
+    def _history_changed(self) -> None:
+        # one pending redraw at a time: a burst of events draws once
+        if self._redraw_timer is None:
+            self._redraw_timer = self.set_timer(REDRAW_SECONDS, self._scheduled_redraw)
+
+    def _scheduled_redraw(self) -> None:
+        self._redraw_timer = None
+        self.redraw()
+
+    def _charts_due(self) -> None:
+        self._chart_timer = None
+        self.redraw()
+
+    def _tick_clock(self) -> None:
+        if self.history.is_active:
+            self._draw_stats()
 
     # -- drawing -----------------------------------------------------------
     def redraw(self) -> None:
         h = self.history
-        if h.is_active:  # the clock moves even when no event arrived
-            self._draw_stats()
         if h.version != self._drawn_version:
             self._drawn_version = h.version
             self._draw_title()
@@ -91,11 +120,15 @@ class TrainScreen(Screen):
             self._draw_stats()
             self._draw_status()
             self._draw_log()
-        now = time.monotonic()
-        if h.version != self._charted_version and (now - self._charted_at >= CHART_SECONDS or not h.is_active):
-            self._charted_version, self._charted_at = h.version, now
-            self.query_one(LossChart).show(h)
-            self.query_one(AccuracyChart).show(h)
+        charts = (self.query_one(LossChart), self.query_one(AccuracyChart))
+        wait = self._charted_at + CHART_SECONDS - time.monotonic()
+        if wait <= 0 or not h.is_active:
+            # each chart compares its own data and rebuilds only if it moved
+            if any([chart.show(h) for chart in charts]):
+                self._charted_at = time.monotonic()
+        elif self._chart_timer is None and any(chart.is_stale(h) for chart in charts):
+            # no event may come for a while (a paused run): the charts still catch up
+            self._chart_timer = self.set_timer(wait, self._charts_due)
 
     def _draw_title(self) -> None:
         s = self.history.started
@@ -104,9 +137,9 @@ class TrainScreen(Screen):
         run_id = f" · run {s.run_id}" if s.run_id else ""
         if self.app.attached_run:
             run_id += " (attached)"
-        self.query_one("#run-title", Static).update(
-            f"[b]{s.config['model']}[/b] on {s.dataset_title} · {s.parameters:,} params · "
-            f"{s.train_size:,}/{s.val_size:,}/{s.test_size:,} train/val/test · {s.device} ({s.device_name}){run_id}")
+        self._put("#run-title", f"[b]{s.config['model']}[/b] on {s.dataset_title} · {s.parameters:,} params · "
+                  f"{s.train_size:,}/{s.val_size:,}/{s.test_size:,} train/val/test · {s.device} ({s.device_name})"
+                  f"{run_id}")
 
     def _draw_progress(self) -> None:
         h = self.history
@@ -116,7 +149,7 @@ class TrainScreen(Screen):
         epoch_fraction, _ = h.fraction_done()
         done = len(h.epochs)
         current = min(done + 1, epochs) if h.state in (STATE_RUNNING, STATE_PAUSED) else done
-        self.query_one("#epoch-label", Label).update(f"Epoch {current}/{epochs}")
+        self._put("#epoch-label", f"Epoch {current}/{epochs}")
         self.query_one("#epoch-bar", ProgressBar).update(total=batches, progress=round(epoch_fraction * batches))
         step = h.progress.step if h.progress else 0
         step = max(step, done * batches)
@@ -138,11 +171,7 @@ class TrainScreen(Screen):
             used = torch.cuda.memory_allocated(h.started.device) / 2**20
             peak = torch.cuda.max_memory_allocated(h.started.device) / 2**20
             parts.append(f"GPU mem {used:,.0f} MiB (peak {peak:,.0f})")
-        text = " · ".join(parts)
-        if text != self._stats_text:  # ten ticks a second, but the text moves about once a second
-            self._stats_text = text
-            # fixed-size lines: a repaint is enough, a layout pass of the whole screen is not needed
-            self.query_one("#stats", Static).update(text, layout=False)
+        self._put("#stats", " · ".join(parts))
 
     def _draw_status(self) -> None:
         h = self.history
@@ -162,7 +191,16 @@ class TrainScreen(Screen):
         else:
             text = "Loading data and building the model…"
         # a finished or failed run's line may wrap (a failure's message is long): only then re-layout
-        status.update(text, layout=not h.is_active)
+        self._put("#status", text, layout=not h.is_active)
+
+    def _put(self, selector: str, text: str, layout: bool = False) -> None:
+        """Show text in a one-line widget, repainting only when it changed.
+
+        The lines have fixed sizes, so a repaint is enough: a layout pass of the whole
+        screen costs CPU that the training process, on a small machine, would use."""
+        if self._texts.get(selector) != text:
+            self._texts[selector] = text
+            self.query_one(selector, Static).update(text, layout=layout)
 
     def _draw_log(self) -> None:
         h = self.history
@@ -189,13 +227,12 @@ class TrainScreen(Screen):
         if control := self._control():
             was_paused = control.paused
             control.toggle_pause()
-            self.query_one("#status", Static).update("[b]Resuming…[/b]" if was_paused else "[b]Pausing…[/b]",
-                                                      layout=False)
+            self._put("#status", "[b]Resuming…[/b]" if was_paused else "[b]Pausing…[/b]")
 
     def action_stop(self) -> None:
         if control := self._control():
             control.stop()
-            self.query_one("#status", Static).update("[b]Stopping…[/b]", layout=False)
+            self._put("#status", "[b]Stopping…[/b]")
 
     def action_scale_lr(self, factor: float) -> None:
         if (control := self._control()) and self.history.lr:
