@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 
 from textual.widgets import Input, RadioSet, Static
 
 from tui_trainer.engine.config import TrainConfig
+from tui_trainer.engine.events import BatchProgress
 from tui_trainer.ui.app import TrainerApp
 from tui_trainer.ui.screens.evaluate import EvaluationScreen
 from tui_trainer.ui.screens.help import HelpScreen, TooSmallScreen
 from tui_trainer.ui.screens.setup import SetupScreen
 from tui_trainer.ui.screens.train import TrainScreen
 
-from .fakes import DEVICES, dataset_status, scripted_engine
+from tui_trainer.ui.widgets.charts import AccuracyChart, LossChart
+
+from .fakes import DEVICES, dataset_status, scripted_engine, started
 
 
 async def wait_for(pilot, predicate, timeout: float = 60.0) -> None:
@@ -157,6 +162,11 @@ async def test_help_lists_every_binding_and_closes():
             assert words in text
         await pilot.press("escape")
         assert isinstance(app.screen, SetupScreen)
+        await pilot.press("f5")  # the training screen's keys include [ and ], which markup must not eat
+        await wait_for(pilot, lambda: app.history.state == "finished")
+        await pilot.press("question_mark")
+        text = str(app.screen.query_one("#help Static").render())
+        assert "[, -" in text and "LR ÷2" in text and "], +" in text and "LR ×2" in text
 
 
 async def test_dataset_choice_and_parameter_count_follow_the_selection():
@@ -232,3 +242,38 @@ async def test_command_palette_lists_the_screens_actions():
         await wait_for(pilot, lambda: app.history.state == "finished")
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert {"Pause/Resume", "Stop", "LR ×2", "LR ÷2", "Set LR", "Evaluation"} <= set(titles)
+
+
+async def test_cuda_memory_reported_by_the_training_process_is_shown():
+    def cuda_run(config, control, progress):
+        yield dataclasses.replace(started(config), device="cuda:0", device_name="NVIDIA H200")
+        yield BatchProgress(step=20, epoch=1, epochs=config.epochs, batch=20, batches=85, loss=1.2, acc=60.0,
+                            lr=0.003, samples_per_s=90000.0, memory_mib=412.4, peak_memory_mib=1536.0)
+        control.wait_while_paused(30)  # still running while the test reads the screen
+        time.sleep(30)
+
+    app = TrainerApp(engine=cuda_run, devices=DEVICES, dataset_status=dataset_status)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: "GPU mem" in text_of(app, "#stats"), timeout=10)
+        assert "GPU mem 412 MiB (peak 1,536)" in text_of(app, "#stats")
+        app.control.stop()
+
+
+async def test_charts_rebuild_only_when_their_data_moves():
+    app = TrainerApp(engine=scripted_engine(), devices=DEVICES, dataset_status=dataset_status)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.history.state == "finished")
+        await pilot.pause(0.3)
+        loss, acc = app.screen.query_one(LossChart), app.screen.query_one(AccuracyChart)
+        assert "train (epoch)" in "".join(s.text for s in loss.render_lines(loss.region)) or loss.builds
+        builds = (loss.builds, acc.builds)
+        app.screen.query_one("#log").write("a line that repaints the screen")
+        await pilot.press("question_mark")  # the help screen over the charts, then back
+        await pilot.press("escape")
+        await pilot.pause(0.3)
+        assert (loss.builds, acc.builds) == builds
+        await pilot.resize_terminal(100, 40)  # a new width is a new plot
+        await pilot.pause(0.3)
+        assert loss.builds > builds[0] and acc.builds > builds[1]

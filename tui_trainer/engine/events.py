@@ -52,6 +52,9 @@ class BatchProgress(Event):
     acc: float  # running accuracy since the epoch began, percent
     lr: float
     samples_per_s: float
+    # CUDA only: memory the run's tensors hold now, and the most they held (MiB)
+    memory_mib: float | None = None
+    peak_memory_mib: float | None = None
 
 
 @dataclass(frozen=True)

@@ -176,6 +176,7 @@ class TrainingRun:
                     yield BatchProgress(
                         step=self.step, epoch=epoch, epochs=cfg.epochs, batch=batch + 1, batches=batches,
                         loss=mean_loss, acc=acc, lr=lr, samples_per_s=(end - skipped) / (now - started),
+                        **_cuda_memory(self.device),
                     )
 
         self._position = None
@@ -330,6 +331,14 @@ class TrainingRun:
         run.base_lr = float(checkpoint.state["progress"]["base_lr"])
         run._pending_restore = checkpoint.state
         return run
+
+
+def _cuda_memory(device: torch.device) -> dict[str, float]:
+    """Measured here, in the training process: a viewer in another process cannot see this memory."""
+    if device.type != "cuda":
+        return {}
+    return {"memory_mib": round(torch.cuda.memory_allocated(device) / 2**20, 1),
+            "peak_memory_mib": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)}
 
 
 def _epoch_so_far(batch_losses: torch.Tensor, predictions: torch.Tensor, y: torch.Tensor, order: torch.Tensor,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
+
+from ..markup import escape
 
 
 def _key_name(app, key: str) -> str:
@@ -38,7 +39,7 @@ class HelpScreen(ModalScreen[None]):
         lines = ["[b]scratch-tui keys[/b]", ""]
         for title, rows in binding_lines(self.app, self.under):
             lines.append(f"[b]{title}[/b]")
-            lines += [f"  {escape(key):<16} {escape(what)}" for key, what in rows]
+            lines += [f"  {escape(f'{key:<16}')} {escape(what)}" for key, what in rows]  # pad, then escape
             lines.append("")
         lines.append("Escape or ? closes this help.")
         with VerticalScroll(id="help"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from rich.markup import escape
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -19,6 +18,7 @@ from ...engine.command import command_line
 from ...engine.events import EvaluationEnded, event_from_dict
 from ...engine.export import export_run
 from ...engine.store import RunNotFound, RunStore, RunSummary
+from ..markup import escape
 from .prompt import PromptScreen
 
 # plotext colour names: run i of the marked runs always gets COLORS[i % len]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 
-import torch
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal
@@ -15,7 +13,15 @@ from textual.widgets import Footer, Label, ProgressBar, RichLog, Static
 
 from ...engine.events import EpochEnded
 from ...train_printer import format_test
-from ..history import STATE_FAILED, STATE_FINISHED, STATE_PAUSED, STATE_RUNNING, STATE_STOPPED, RunHistory
+from ..history import (
+    STATE_FAILED,
+    STATE_FINISHED,
+    STATE_PAUSED,
+    STATE_RUNNING,
+    STATE_STOPPED,
+    RunHistory,
+)
+from ..markup import escape
 from ..widgets.charts import AccuracyChart, LossChart
 from .prompt import PromptScreen
 
@@ -167,10 +173,8 @@ class TrainScreen(Screen):
             parts.append(f"{h.epochs[-1].samples_per_s:,.0f} samples/s")
         if h.lr is not None:
             parts.append(f"lr {h.lr:.3g}")
-        if h.started and h.started.device.startswith("cuda") and torch.cuda.is_available():
-            used = torch.cuda.memory_allocated(h.started.device) / 2**20
-            peak = torch.cuda.max_memory_allocated(h.started.device) / 2**20
-            parts.append(f"GPU mem {used:,.0f} MiB (peak {peak:,.0f})")
+        if h.progress and h.progress.memory_mib is not None:
+            parts.append(f"GPU mem {h.progress.memory_mib:,.0f} MiB (peak {h.progress.peak_memory_mib:,.0f})")
         self._put("#stats", " · ".join(parts))
 
     def _draw_status(self) -> None:
