@@ -52,9 +52,9 @@ def headless_seconds(config: TrainConfig) -> float:
     return epoch_seconds(event_from_dict(json.loads(line)) for line in out.splitlines())
 
 
-async def app_seconds(config: TrainConfig) -> tuple[float, float]:
-    """The engine's own epoch time, measured as headless, with the app drawing live; and the
-    share of one core the app's own process used from the first epoch on."""
+async def app_seconds(config: TrainConfig) -> tuple[float, float, str]:
+    """The engine's own epoch time, measured as headless, with the app drawing live; the
+    share of one core the app's own process used from the first epoch on; its stats line."""
     app = TrainerApp(config=config)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f5")
@@ -62,11 +62,14 @@ async def app_seconds(config: TrainConfig) -> tuple[float, float]:
             await asyncio.sleep(0.05)
         cpu, wall = time.process_time(), time.perf_counter()
         # poll as seldom as a user watching would: the benchmark's own wake-ups count against the app
+        stats = ""
         while app.history.ended is None:
             await asyncio.sleep(0.25)
+            if app.history.is_active:
+                stats = str(app.screen.query_one("#stats", Static).render())
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     assert isinstance(app.history.ended, RunFinished), app.history.message
-    return epoch_seconds(app.history.epochs), cpu / wall
+    return epoch_seconds(app.history.epochs), cpu / wall, stats
 
 
 async def key_latency(config: TrainConfig, presses: int) -> tuple[list[float], list[float]]:
@@ -114,13 +117,14 @@ def main() -> None:
     ratios, shares = [], []
     for n in range(1, args.rounds + 1):
         headless = headless_seconds(config)
-        in_app, share = asyncio.run(app_seconds(config))
+        in_app, share, stats = asyncio.run(app_seconds(config))
         ratios.append(in_app / headless)
         shares.append(share)
         print(f"round {n}: median epoch headless {headless:.3f} s   in the app {in_app:.3f} s   "
               f"ratio {in_app / headless:.3f}   app process {100 * share:.0f}% of a core", flush=True)
     print(f"ratio in the app / headless: median {statistics.median(ratios):.3f} over {args.rounds} rounds "
           f"(target <= 1.05); app process: median {100 * statistics.median(shares):.0f}% of a core")
+    print(f"the app's stats line while training: {stats}")
     shown, applied = asyncio.run(key_latency(config.replace(epochs=1000), args.presses))
     print(f"pause/resume key -> status line updated: median {1000 * statistics.median(shown):.0f} ms, "
           f"max {1000 * max(shown):.0f} ms (target <= 100 ms)")

@@ -9,7 +9,7 @@ import time
 from textual.widgets import Input, RadioSet, Static
 
 from tui_trainer.engine.config import TrainConfig
-from tui_trainer.engine.events import BatchProgress
+from tui_trainer.engine.events import BatchProgress, RunStopped
 from tui_trainer.ui.app import TrainerApp
 from tui_trainer.ui.screens.evaluate import EvaluationScreen
 from tui_trainer.ui.screens.help import HelpScreen, TooSmallScreen
@@ -249,8 +249,10 @@ async def test_cuda_memory_reported_by_the_training_process_is_shown():
         yield dataclasses.replace(started(config), device="cuda:0", device_name="NVIDIA H200")
         yield BatchProgress(step=20, epoch=1, epochs=config.epochs, batch=20, batches=85, loss=1.2, acc=60.0,
                             lr=0.003, samples_per_s=90000.0, memory_mib=412.4, peak_memory_mib=1536.0)
-        control.wait_while_paused(30)  # still running while the test reads the screen
-        time.sleep(30)
+        while not control.stop_requested:  # still running while the test reads the screen
+            control.settle()
+            time.sleep(0.02)
+        yield RunStopped(epochs_done=0, seconds=1.0)
 
     app = TrainerApp(engine=cuda_run, devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(120, 40)) as pilot:
