@@ -297,13 +297,23 @@ def _train_in_foreground(run: "TrainingRun", store: "RunStore | None", printer: 
     if hasattr(signal, "SIGHUP"):
         previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, request_stop if hangup else signal.SIG_IGN)
     final = None
+    reader_gone: list[int] = []
     try:
         events = recorded(run, store) if store is not None else run.events()
         if control_stdin:
             threading.Thread(target=_obey_stdin, args=(control, events), daemon=True).start()
         for event in events:
-            printer.handle(event)
             final = event
+            if reader_gone:
+                continue
+            try:
+                printer.handle(event)
+            except BrokenPipeError:
+                # whoever read the output went away (`| head`): stop as for a signal, recorded and
+                # checkpointed, with nothing more to say on that stdout
+                reader_gone.append(signal.SIGPIPE)
+                _quiet_stdout()
+                control.stop()
     except KeyboardInterrupt:
         print("scratch-tui train: stopped at once; the last checkpoint is from the last epoch end", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -315,9 +325,16 @@ def _train_in_foreground(run: "TrainingRun", store: "RunStore | None", printer: 
     name = final.event_name if final else ""
     if name == "run_failed":
         return EXIT_FAILED
-    if name == "run_stopped" and interrupted:
-        return 128 + interrupted[0]
+    if name == "run_stopped" and (interrupted or reader_gone):
+        return 128 + (interrupted or reader_gone)[0]
     return 0
+
+
+def _quiet_stdout() -> None:
+    """Send what is left of stdout to /dev/null, so Python's flush at exit cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _obey_stdin(control: Any, events: Any) -> None:

@@ -1,5 +1,6 @@
 """`scratch-tui train --detach`: a background run that outlives its terminal, followed through the store."""
 
+import json
 import os
 import re
 import signal
@@ -64,3 +65,15 @@ def test_a_detached_run_is_stopped_and_resumed_through_the_store(runs_home, caps
     record = wait_for(store, run_id, lambda r: r.status == "finished" or r.segment == 2 and r.status != "running")
     assert (record.status, record.segment, record.epochs_done) == ("finished", 2, int(more))
     assert [e["epoch"] for e in store.epochs(run_id)] == list(range(1, int(more) + 1))
+
+
+def test_a_reader_that_goes_away_stops_the_run_cleanly(runs_home):
+    # `scratch-tui train --jsonl | head -1`: the run must end recorded and checkpointed, without a traceback
+    child = subprocess.Popen([sys.executable, "-m", "tui_trainer", "train", "--jsonl", *QUICK, "--epochs", "200",
+                              "--runs-dir", str(runs_home)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_id = json.loads(child.stdout.readline())["run_id"]
+    child.stdout.close()
+    assert child.wait(timeout=60) == 128 + signal.SIGPIPE
+    assert child.stderr.read() == ""
+    record = RunStore(runs_home).get_run(run_id)
+    assert record.status == "stopped" and record.epochs_done < 200 and os.path.exists(record.last_checkpoint)
