@@ -15,15 +15,16 @@ from textual.widgets import Input
 
 from tui_trainer.engine.config import TrainConfig
 from tui_trainer.ui.app import TrainerApp
+from tui_trainer.ui.widgets.charts import RunChart
 
 OUT = Path(__file__).resolve().parents[1] / "screenshots"
 
 
-async def wait_for(pilot, predicate, timeout: float = 300.0) -> None:
+async def wait_for(pilot, predicate, timeout: float = 300.0, step: float = 0.1) -> None:
     waited = 0.0
     while not predicate():
-        await pilot.pause(0.1)
-        waited += 0.1
+        await pilot.pause(step)
+        waited += step
         if waited > timeout:
             raise TimeoutError("the run did not finish in time")
 
@@ -45,8 +46,10 @@ async def capture(size: tuple[int, int]) -> None:
         await pilot.pause()
         save("setup")
         await pilot.press("f5")
-        await wait_for(pilot, lambda: len(app.history.epochs) >= 4)
-        await pilot.pause(0.3)
+        charts = list(app.screen.query(RunChart))
+        # the charts redraw once a second: catch a moment when they show everything the log does
+        await wait_for(pilot, lambda: len(app.history.epochs) >= 4 and not any(c.is_stale(app.history) for c in charts),
+                       step=0.02)
         save("training-live")
         await wait_for(pilot, lambda: app.history.state == "finished")
         await pilot.pause(0.3)

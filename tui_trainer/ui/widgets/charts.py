@@ -8,7 +8,7 @@ from textual_plotext import PlotextPlot
 from ..history import RunHistory, downsample
 
 
-class _RunChart(PlotextPlot):
+class RunChart(PlotextPlot):
     title = ""
     y_label = ""
 
@@ -71,7 +71,7 @@ class _RunChart(PlotextPlot):
             self.plt.plot([x for x, _ in points], [y for _, y in points], label="validation", marker="braille")
 
 
-class LossChart(_RunChart):
+class LossChart(RunChart):
     title = "Loss"
 
     def data_key(self, history: RunHistory) -> object:
@@ -87,7 +87,7 @@ class LossChart(_RunChart):
             self._plot_epochs(history, "train_loss", "val_loss", "train (epoch)")
 
 
-class AccuracyChart(_RunChart):
+class AccuracyChart(RunChart):
     title = "Accuracy %"
 
     def data_key(self, history: RunHistory) -> object:
