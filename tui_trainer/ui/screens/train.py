@@ -13,14 +13,7 @@ from textual.widgets import Footer, Label, ProgressBar, RichLog, Static
 
 from ...engine.events import EpochEnded
 from ...train_printer import format_test
-from ..history import (
-    STATE_FAILED,
-    STATE_FINISHED,
-    STATE_PAUSED,
-    STATE_RUNNING,
-    STATE_STOPPED,
-    RunHistory,
-)
+from ..history import STATE_FAILED, STATE_FINISHED, STATE_PAUSED, STATE_RUNNING, STATE_STOPPED, RunHistory
 from ..markup import escape
 from ..widgets.charts import AccuracyChart, LossChart
 from .prompt import PromptScreen
@@ -129,7 +122,7 @@ class TrainScreen(Screen):
         charts = (self.query_one(LossChart), self.query_one(AccuracyChart))
         wait = self._charted_at + CHART_SECONDS - time.monotonic()
         if wait <= 0 or not h.is_active:
-            # each chart compares its own data and rebuilds only if it moved
+            # each chart compares its own data and rebuilds only if it moved (a list: both must be asked)
             if any([chart.show(h) for chart in charts]):
                 self._charted_at = time.monotonic()
         elif self._chart_timer is None and any(chart.is_stale(h) for chart in charts):
