@@ -163,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _open_app(attach: str | None = None) -> int:
-    if not sys.stdout.isatty():
+    # `serve` runs the app with stdout piped to textual-serve, naming its driver in TEXTUAL_DRIVER
+    if not sys.stdout.isatty() and not os.environ.get("TEXTUAL_DRIVER"):
         print("scratch-tui: the app needs a terminal; for scripts and pipes use `scratch-tui train`",
               file=sys.stderr)
         return EXIT_USAGE

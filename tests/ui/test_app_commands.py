@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -24,7 +25,7 @@ def test_attach_to_an_unknown_run_names_it(tmp_path, capsys):
     assert "no run nope" in capsys.readouterr().err
 
 
-def test_serve_answers_a_browser_on_localhost():
+def test_serve_answers_a_browser_on_localhost_and_runs_the_app():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -41,6 +42,26 @@ def test_serve_answers_a_browser_on_localhost():
                 time.sleep(0.1)
         assert page is not None, "the server did not answer"
         assert "scratch-tui" in page
+        screen = asyncio.run(first_screen(f"http://127.0.0.1:{port}/ws?width=100&height=30"))
+        assert "Start" in screen and "Device" in screen  # the setup screen, drawn for the browser
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        output = server.communicate(timeout=10)[0]
+    assert "failed to start" not in output and "needs a terminal" not in output, output
+
+
+async def first_screen(url: str, timeout: float = 60.0) -> str:
+    """What the app sends a browser's terminal until its setup screen is drawn."""
+    import aiohttp  # textual-serve's own dependency
+
+    received = ""
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while "Start" not in received or "Device" not in received:
+            message = await asyncio.wait_for(ws.receive(), max(deadline - loop.time(), 0.1))
+            if message.type not in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
+                break
+            data = message.data
+            received += data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    return received
