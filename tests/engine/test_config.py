@@ -48,6 +48,10 @@ def test_toml_round_trip(tmp_path):
     path = tmp_path / "run.toml"
     config.save(path)
     assert TrainConfig.load(path) == config
+    # what a paste can put in a text field still makes a file that loads back
+    odd = config.replace(name="two\nlines\tand \\ back\x7f é [x]", data_dir="C:\\data\\mnist")
+    odd.save(path)
+    assert TrainConfig.load(path) == odd
 
 
 def test_toml_rejects_unknown_keys_and_bad_values(tmp_path):

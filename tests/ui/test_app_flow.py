@@ -200,6 +200,13 @@ async def test_config_saves_and_loads_as_toml(tmp_path):
         app.screen.query_one("#prompt-input", Input).value = str(path)
         await pilot.press("enter")
         assert app.screen.query_one("#field-lr", Input).value == "0.07"
+        # a device this machine lacks is named, not dropped in silence
+        path.write_text(path.read_text().replace('device = "auto"', 'device = "mps"'))
+        await pilot.press("ctrl+o")
+        app.screen.query_one("#prompt-input", Input).value = str(path)
+        await pilot.press("enter")
+        warnings = [n.message for n in app._notifications if n.severity == "warning"]
+        assert any("device 'mps'" in m and "kept 'auto'" in m for m in warnings), warnings
         # a bad file keeps the prompt open with the engine's message
         path.write_text("lr = -1\n")
         await pilot.press("ctrl+o")
@@ -226,6 +233,9 @@ async def test_no_color_draws_images_with_characters(monkeypatch):
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("f5")
         await wait_for(pilot, lambda: app.history.state == "finished")
+        await pilot.pause(0.3)
+        loss = app.screen.query_one(LossChart).render().plain
+        assert "x validation" in loss and "• train (epoch)" in loss  # series told apart without colour
         await pilot.press("e", "3")
         await pilot.pause(0.2)
         drawn = str(app.screen.query_one("#gallery", Static).render())
@@ -240,8 +250,9 @@ async def test_command_palette_lists_the_screens_actions():
         assert {"Start", "Recommended", "Tutorial", "Save TOML", "Load TOML"} <= set(titles)
         await pilot.press("f5")
         await wait_for(pilot, lambda: app.history.state == "finished")
-        titles = [c.title for c in app.get_system_commands(app.screen)]
-        assert {"Pause/Resume", "Stop", "LR ×2", "LR ÷2", "Set LR", "Evaluation"} <= set(titles)
+        commands = {c.title: c.help for c in app.get_system_commands(app.screen)}
+        assert {"Pause/Resume", "Stop", "LR ×2", "LR ÷2", "Set LR", "Evaluation"} <= set(commands)
+        assert commands["LR ×2"] == "key: ], +" and commands["Pause/Resume"] == "key: space, p"  # as the footer
 
 
 async def test_cuda_memory_reported_by_the_training_process_is_shown():
@@ -279,3 +290,27 @@ async def test_charts_rebuild_only_when_their_data_moves():
         await pilot.resize_terminal(100, 40)  # a new width is a new plot
         await pilot.pause(0.3)
         assert loss.builds > builds[0] and acc.builds > builds[1]
+
+
+async def test_brackets_in_fields_are_text_not_markup():
+    app = TrainerApp(engine=scripted_engine(), devices=DEVICES, dataset_status=dataset_status)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await type_into(pilot, app, "name", "a[/]")
+        assert "--name 'a[/]'" in text_of(app, "#command")
+        await type_into(pilot, app, "epochs", "[/b]")
+        assert "[/b]" in text_of(app, "#error-epochs")
+        await pilot.press("f5")  # refused, with the field's message in a notification
+        assert isinstance(app.screen, SetupScreen)
+
+
+async def test_a_bad_hidden_size_does_not_block_a_model_without_hidden_layers():
+    app = TrainerApp(engine=scripted_engine(), devices=DEVICES, dataset_status=dataset_status)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await type_into(pilot, app, "hidden", "abc")
+        assert "hidden" in app.screen.errors
+        models = app.screen.query_one("#model", RadioSet)
+        models.focus()
+        await pilot.press("down", "down", "enter")  # cnn: the hidden row disappears, and so does its error
+        assert not app.screen.errors and app.screen.config.model == "cnn"
+        await pilot.press("up", "up", "enter")  # back to scratch-mlp: the bad value is marked again
+        assert "hidden" in app.screen.errors

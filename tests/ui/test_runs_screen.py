@@ -153,3 +153,20 @@ async def test_resume_from_the_runs_screen_continues_the_same_run(tmp_path):
         assert app.history.started.run_id == run_id
     record = store.get_run(run_id)
     assert record.status == "finished" and record.epochs_done == 3
+
+
+async def test_a_name_with_brackets_shows_as_typed(store):
+    # Textual markup reads any `[` as a tag: a name like this once crashed the runs screen for good
+    app = make_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f2")
+        run_id = app.screen.selected_id()
+        await pilot.press("r")
+        app.screen.query_one("#prompt-input", Input).value = "x[/b] [red]"
+        await pilot.press("enter")
+        await pilot.pause()
+        row = app.screen.query_one("#runs-table", DataTable).get_row(run_id)
+        assert "x[/b] [red]" in [str(cell) for cell in row]
+        assert "x[/b] [red]" in text_of(app, "#runs-detail")
+        await pilot.press("enter")
+        assert isinstance(app.screen, EvaluationScreen)

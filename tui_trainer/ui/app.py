@@ -27,7 +27,7 @@ from ..engine.store import RunNotFound, RunStore, StoreError
 from .history import STATE_IDLE, STATE_PAUSED, STATE_RUNNING, RunHistory
 from .messages import EngineEvent
 from .screens.evaluate import EvaluationScreen
-from .screens.help import HelpScreen, TooSmallScreen
+from .screens.help import HelpScreen, TooSmallScreen, key_display
 from .screens.prompt import PromptScreen
 from .screens.runs import RunsScreen
 from .screens.setup import SetupScreen
@@ -100,7 +100,7 @@ class TrainerApp(App):
             try:
                 self.store = RunStore()
             except StoreError as exc:
-                self.notify(f"Runs are not recorded: {exc}", severity="error", timeout=10)
+                self.notify(f"Runs are not recorded: {exc}", severity="error", timeout=10, markup=False)
         return self.store
 
     async def on_mount(self) -> None:
@@ -137,7 +137,7 @@ class TrainerApp(App):
         yield from super().get_system_commands(screen)
         for binding in [*getattr(screen, "BINDINGS", []), *self.BINDINGS]:
             if isinstance(binding, Binding) and binding.description:
-                yield SystemCommand(binding.description, f"key: {binding.key}",
+                yield SystemCommand(binding.description, f"key: {key_display(self, binding.key)}",
                                     lambda action=binding.action, s=screen: self.run_action(action, s))
 
     # -- terminal size -----------------------------------------------------
@@ -185,7 +185,7 @@ class TrainerApp(App):
         try:
             record = store.get_run(run_id)
         except RunNotFound as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(str(exc), severity="error", markup=False)
             return
         if record.status == "running":
             self.attach(record.id)
@@ -244,7 +244,7 @@ class TrainerApp(App):
         try:
             run_id = store.resolve(run_id)
         except RunNotFound as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(str(exc), severity="error", markup=False)
             return
         self._detach_viewer()
         self.attached_run = run_id

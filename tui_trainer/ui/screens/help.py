@@ -11,7 +11,8 @@ from textual.widgets import Static
 from ..markup import escape
 
 
-def _key_name(app, key: str) -> str:
+def key_display(app, key: str) -> str:
+    """A binding's keys as the footer shows them: "], +" rather than "right_square_bracket,plus"."""
     return ", ".join(app.get_key_display(Binding(k.strip(), "")) for k in key.split(","))
 
 
@@ -22,7 +23,7 @@ def binding_lines(app, screen: Screen) -> list[tuple[str, list[tuple[str, str]]]
         rows = []
         for b in bindings:
             b = b if isinstance(b, Binding) else Binding(*b)
-            rows.append((_key_name(app, b.key), b.description or b.action))
+            rows.append((key_display(app, b.key), b.description or b.action))
         sections.append((title, rows))
     sections[-1][1].append(("ctrl+p", "Command palette: every action by name"))
     return sections

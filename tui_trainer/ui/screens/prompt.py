@@ -10,6 +10,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from ..markup import escape
+
 
 class PromptScreen(ModalScreen[str | None]):
     """Asks for one value; `check` returns an error message to keep the prompt open, or None to accept."""
@@ -30,7 +32,7 @@ class PromptScreen(ModalScreen[str | None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         error = self.check(event.value) if self.check else None
         if error:
-            self.query_one("#prompt-error", Static).update(error)
+            self.query_one("#prompt-error", Static).update(escape(error))
             return
         self.dismiss(event.value)
 

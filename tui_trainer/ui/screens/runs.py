@@ -118,7 +118,7 @@ class RunsScreen(Screen):
         for r in self.visible_runs():
             mark = Text("●", style=COLORS[self.marked.index(r.id) % len(COLORS)]) if r.id in self.marked else " "
             status = r.status + (" (paused)" if r.paused and r.status == "running" else "")
-            table.add_row(mark, r.id, r.name or "-", r.model, r.dataset, status, f"{r.epochs_done}/{r.epochs}",
+            table.add_row(mark, r.id, Text(r.name or "-"), Text(r.model), Text(r.dataset), status, f"{r.epochs_done}/{r.epochs}",
                           _percent(r.best_val_acc), _percent(r.test_acc), _duration(r.duration_s),
                           time.strftime("%m-%d %H:%M", time.localtime(r.started_at)), key=r.id)
         if selected is not None and selected in {r.id for r in self.visible_runs()}:
@@ -275,7 +275,7 @@ class RunsScreen(Screen):
             return None
 
         self.app.push_screen(PromptScreen(f"Export run {run_id} metrics to (.csv or .json):", f"{run_id}.csv", check),
-                             lambda path: path and self.notify(f"Wrote {path}"))
+                             lambda path: path and self.notify(f"Wrote {path}", markup=False))
 
     def action_resume(self) -> None:
         run_id = self.selected_id()

@@ -18,6 +18,7 @@ from ...engine.config import (AUGMENT_NAMES, INIT_NAMES, OPTIMIZER_NAMES, SCHEDU
                               parse_hidden, preset)
 from ...engine.data import DATASETS, DatasetUnavailable, load_raw
 from ...engine.models import MODELS, build_model, count_parameters
+from ..markup import escape
 from ..messages import DownloadFinished, DownloadProgress
 from .prompt import PromptScreen
 
@@ -134,8 +135,10 @@ class SetupScreen(Screen):
         self.apply_config(self.initial)
 
     # -- reading and writing the form ---------------------------------------
-    def apply_config(self, config: TrainConfig) -> None:
+    def apply_config(self, config: TrainConfig) -> list[str]:
+        """Fill the form; returns the choices this machine does not offer (they keep their current pick)."""
         self._loading = True
+        missing = []
         try:
             for spec in FIELDS:
                 widget = self.query_one(f"#field-{spec.name}")
@@ -147,12 +150,15 @@ class SetupScreen(Screen):
                 else:
                     widget.value = _text(value)
             for set_id, value in (("device", config.device), ("dataset", config.dataset), ("model", config.model)):
-                for button in self.query_one(f"#{set_id}", RadioSet).query(RadioButton):
-                    if button.name == value:
-                        button.value = True
+                buttons = [b for b in self.query_one(f"#{set_id}", RadioSet).query(RadioButton) if b.name == value]
+                for button in buttons:
+                    button.value = True
+                if not buttons:
+                    missing.append(f"{set_id} {value!r}")
         finally:
             self._loading = False
         self.validate()
+        return missing
 
     def _selected(self, set_id: str) -> str | None:
         pressed = self.query_one(f"#{set_id}", RadioSet).pressed_button
@@ -161,6 +167,7 @@ class SetupScreen(Screen):
     def read_form(self) -> tuple[TrainConfig | None, dict[str, str]]:
         values: dict[str, object] = {}
         errors: dict[str, str] = {}
+        model = self._selected("model") or self.initial.model
         for spec in FIELDS:
             widget = self.query_one(f"#field-{spec.name}")
             raw = widget.value
@@ -168,6 +175,13 @@ class SetupScreen(Screen):
                 values[spec.name] = raw
                 continue
             text = raw.strip()
+            if spec.kind == "hidden" and not MODELS[model].uses_hidden:
+                # the row is hidden for this model, so a bad value there must not block Start
+                try:
+                    values[spec.name] = parse_hidden(text)
+                except ConfigError:
+                    values[spec.name] = self.initial.hidden
+                continue
             try:
                 if spec.kind == "int":
                     values[spec.name] = int(text)
@@ -198,12 +212,12 @@ class SetupScreen(Screen):
         self.config, self.errors = self.read_form()
         for spec in FIELDS:
             message = self.errors.get(spec.name, "")
-            self.query_one(f"#error-{spec.name}", Static).update(message)
+            self.query_one(f"#error-{spec.name}", Static).update(escape(message))
             self.query_one(f"#error-{spec.name}").display = bool(message)
             self.query_one(f"#field-{spec.name}").set_class(bool(message), "invalid")
         command = self.query_one("#command", Static)
         if self.config:
-            command.update(f"[b]CLI:[/b] {command_line(self.config)}")
+            command.update(f"[b]CLI:[/b] {escape(command_line(self.config))}")
         else:
             command.update(f"[b red]{len(self.errors)} field(s) to fix before Start[/]")
         self._update_model_note()
@@ -241,7 +255,7 @@ class SetupScreen(Screen):
         bar = self.query_one("#download-bar", ProgressBar)
         bar.display = True
         bar.update(total=None, progress=0)
-        self.query_one("#dataset-note", Static).update(f"Downloading {name}…")
+        self.query_one("#dataset-note", Static).update(f"Downloading {escape(name)}…")
         self._download(name, self.config.data_dir if self.config else None)
 
     @work(thread=True, exit_on_error=False, group="download")
@@ -261,14 +275,14 @@ class SetupScreen(Screen):
     def on_download_progress(self, message: DownloadProgress) -> None:
         bar = self.query_one("#download-bar", ProgressBar)
         bar.update(total=message.total, progress=message.done)
-        self.query_one("#dataset-note", Static).update(f"Downloading {message.label}")
+        self.query_one("#dataset-note", Static).update(f"Downloading {escape(message.label)}")
 
     def on_download_finished(self, message: DownloadFinished) -> None:
         self._downloading = None
         self.query_one("#download-bar").display = False
         note = self.query_one("#dataset-note", Static)
         note.set_class(bool(message.error), "error")
-        note.update(message.error or f"{message.dataset} is ready.")
+        note.update(escape(message.error or f"{message.dataset} is ready."))
         for button in self.query_one("#dataset", RadioSet).query(RadioButton):
             button.label = self._dataset_label(button.name)
 
@@ -280,7 +294,7 @@ class SetupScreen(Screen):
             return
         if not self.config:
             first = next(iter(self.errors))
-            self.notify(self.errors[first], title="Start refused: fix the marked fields", severity="error")
+            self.notify(self.errors[first], title="Start refused: fix the marked fields", severity="error", markup=False)
             widget = self.query(f"#field-{first}")
             if widget:
                 widget.first().focus()
@@ -291,7 +305,8 @@ class SetupScreen(Screen):
         """Start in a background process that outlives this app and the SSH session, and follow it."""
         self.validate()
         if not self.config:
-            self.notify(next(iter(self.errors.values())), title="Fix the marked fields first", severity="error")
+            self.notify(next(iter(self.errors.values())), title="Fix the marked fields first", severity="error",
+                        markup=False)
             return
         self.app.detach_new(self.config)
 
@@ -315,7 +330,7 @@ class SetupScreen(Screen):
 
         def saved(path: str | None) -> None:
             if path:
-                self.notify(f"Saved {path}")
+                self.notify(f"Saved {path}", markup=False)
 
         self.app.push_screen(PromptScreen("Save config to TOML file:", "scratch-tui.toml", check), saved)
 
@@ -331,7 +346,11 @@ class SetupScreen(Screen):
 
         def done(path: str | None) -> None:
             if path and loaded:
-                self.apply_config(loaded[-1])
-                self.notify(f"Loaded {path}")
+                missing = self.apply_config(loaded[-1])
+                self.notify(f"Loaded {path}", markup=False)
+                for choice in missing:
+                    kept = self._selected(choice.split()[0])
+                    self.notify(f"The file asks for {choice}, which this machine does not offer; kept {kept!r}.",
+                                severity="warning", timeout=10, markup=False)
 
         self.app.push_screen(PromptScreen("Load config from TOML file:", "scratch-tui.toml", check), done)

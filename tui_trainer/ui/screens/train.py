@@ -75,7 +75,7 @@ class TrainScreen(Screen):
             yield ProgressBar(id="overall-bar", show_eta=True)
         yield Static("", id="stats")
         yield Static("", id="status")
-        yield RichLog(id="log", max_lines=500, wrap=False)
+        yield RichLog(id="log", max_lines=500, wrap=True)  # a failure's message is long: it must show whole
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -136,9 +136,9 @@ class TrainScreen(Screen):
         run_id = f" · run {s.run_id}" if s.run_id else ""
         if self.app.attached_run:
             run_id += " (attached)"
-        self._put("#run-title", f"[b]{s.config['model']}[/b] on {s.dataset_title} · {s.parameters:,} params · "
-                  f"{s.train_size:,}/{s.val_size:,}/{s.test_size:,} train/val/test · {s.device} ({s.device_name})"
-                  f"{run_id}")
+        self._put("#run-title", f"[b]{escape(s.config['model'])}[/b] " + escape(
+            f"on {s.dataset_title} · {s.parameters:,} params · {s.train_size:,}/{s.val_size:,}/{s.test_size:,} "
+            f"train/val/test · {s.device} ({s.device_name}){run_id}"))
 
     def _draw_progress(self) -> None:
         h = self.history
@@ -180,9 +180,9 @@ class TrainScreen(Screen):
             text = "[b]Paused[/b] — space resumes, s stops"
         elif h.state == STATE_FINISHED:
             acc = f" · test accuracy {h.evaluation.test_acc:.2f}%" if h.evaluation else ""
-            text = f"[b]{h.message}[/b]{acc} — e: evaluation · n: new run"
+            text = f"[b]{escape(h.message)}[/b]{acc} — e: evaluation · n: new run"
         elif h.state == STATE_STOPPED:
-            text = f"[b]{h.message}[/b] — n: new run"
+            text = f"[b]{escape(h.message)}[/b] — n: new run"
         elif h.state == STATE_FAILED:
             text = f"[b]{escape(h.message)}[/b] — n: new run"
         else:

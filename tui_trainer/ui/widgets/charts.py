@@ -19,6 +19,12 @@ class RunChart(PlotextPlot):
         self._rendered: tuple[object, RenderResult] | None = None
         self.builds = 0  # plot builds so far; the benchmark and the tests read it
 
+    # without colour, a marker of its own tells each series apart (the legend shows it)
+    NO_COLOR_MARKERS = {"validation": "x", "train (epoch)": "•"}
+
+    def marker(self, label: str) -> str:
+        return self.NO_COLOR_MARKERS.get(label, "braille") if self.app.no_color else "braille"
+
     def on_mount(self) -> None:
         self.plt.title(self.title)
         self.plt.xlabel("epoch")
@@ -65,10 +71,11 @@ class RunChart(PlotextPlot):
         """Per-epoch train and validation series; validation only where the run has a validation split."""
         epochs = history.epochs
         self.plt.plot([e.epoch for e in epochs], [getattr(e, train) for e in epochs], label=train_label,
-                      marker="braille")
+                      marker=self.marker(train_label))
         points = [(e.epoch, getattr(e, val)) for e in epochs if getattr(e, val) is not None]
         if points:
-            self.plt.plot([x for x, _ in points], [y for _, y in points], label="validation", marker="braille")
+            self.plt.plot([x for x, _ in points], [y for _, y in points], label="validation",
+                          marker=self.marker("validation"))
 
 
 class LossChart(RunChart):
