@@ -1,8 +1,6 @@
 """The app's training process: `scratch-tui train --jsonl --control-stdin`, read back as events."""
 
-import torch
-
-from tui_trainer.engine.child import ChildRun, child_env
+from tui_trainer.engine.child import ChildRun
 from tui_trainer.engine.config import TrainConfig
 from tui_trainer.engine.events import (BatchProgress, EpochEnded, EvaluationEnded, LearningRateChanged, RunFailed,
                                        RunFinished, RunPaused, RunResumed, RunStarted)
@@ -34,14 +32,3 @@ def test_a_child_that_cannot_start_reports_the_cli_message(tmp_path):
     events = list(ChildRun.start_resumed("nosuchrun", runs_dir=tmp_path))
     assert len(events) == 1 and isinstance(events[0], RunFailed)
     assert "nosuchrun" in events[0].message and "Traceback" not in events[0].message
-
-
-def test_with_four_cores_or_more_the_child_leaves_one_to_the_app(monkeypatch):
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 16)
-    assert child_env()["OMP_NUM_THREADS"] == "15"
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
-    assert "OMP_NUM_THREADS" not in child_env()  # on two cores a thread is worth more than the interruptions
-    monkeypatch.setenv("OMP_NUM_THREADS", "4")
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 16)
-    assert child_env()["OMP_NUM_THREADS"] == "4"  # the user's choice wins

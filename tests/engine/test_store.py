@@ -1,5 +1,6 @@
 """The run store: round trips, ids, statuses, controls, dead processes, concurrent writers, following."""
 
+import dataclasses
 import os
 import signal
 import sqlite3
@@ -325,3 +326,28 @@ def test_follow_ends_an_interrupted_run_with_its_message_and_can_be_stopped(stor
     halt = threading.Event()
     threading.Timer(0.2, halt.set).start()
     assert [e.event_name for e in store.follow(live, poll_s=0.02, stop=halt)] == []
+
+
+def test_cuda_memory_is_kept_and_an_older_store_is_upgraded_in_place(tmp_path):
+    path = tmp_path / "runs"
+    with RunStore(path) as store:
+        old_run = store.create_run(CONFIG)
+        store.record(old_run, started())
+        store.record(old_run, progress(1))
+    # as the first release left it: schema 1, without the memory columns
+    db = sqlite3.connect(path / "runs.sqlite3")
+    db.execute("CREATE TABLE steps_v1 AS SELECT run_id, step, epoch, batch, batches, loss, acc, lr, samples_per_s "
+               "FROM steps")
+    db.execute("DROP TABLE steps")
+    db.execute("ALTER TABLE steps_v1 RENAME TO steps")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+
+    with RunStore(path) as store:
+        assert store.progress(old_run) == [progress(1)]  # kept, with no memory figures
+        run_id = store.create_run(CONFIG)
+        store.record(run_id, started(device="cuda:0"))
+        on_gpu = dataclasses.replace(progress(1), memory_mib=412.5, peak_memory_mib=1536.0)
+        store.record(run_id, on_gpu)
+        assert store.progress(run_id) == [on_gpu]  # what a viewer attached to the run shows

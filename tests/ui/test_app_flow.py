@@ -9,7 +9,7 @@ import time
 from textual.widgets import Input, RadioSet, Static
 
 from tui_trainer.engine.config import TrainConfig
-from tui_trainer.engine.events import BatchProgress, RunStopped
+from tui_trainer.engine.events import BatchProgress, EpochEnded, RunFailed, RunStopped
 from tui_trainer.ui.app import TrainerApp
 from tui_trainer.ui.screens.evaluate import EvaluationScreen
 from tui_trainer.ui.screens.help import HelpScreen, TooSmallScreen
@@ -18,7 +18,7 @@ from tui_trainer.ui.screens.train import TrainScreen
 
 from tui_trainer.ui.widgets.charts import AccuracyChart, LossChart
 
-from .fakes import DEVICES, dataset_status, scripted_engine, started
+from .fakes import DEVICES, dataset_status, epoch_events, scripted_engine, started
 
 
 async def wait_for(pilot, predicate, timeout: float = 60.0) -> None:
@@ -314,3 +314,40 @@ async def test_a_bad_hidden_size_does_not_block_a_model_without_hidden_layers():
         assert not app.screen.errors and app.screen.config.model == "cnn"
         await pilot.press("up", "up", "enter")  # back to scratch-mlp: the bad value is marked again
         assert "hidden" in app.screen.errors
+
+
+async def test_a_message_ending_in_a_backslash_does_not_eat_the_markup_after_it():
+    def failing(config, control, progress):
+        yield started(config)
+        yield RunFailed(message="cannot read C:\\data\\", epochs_done=0)
+
+    app = TrainerApp(engine=failing, devices=DEVICES, dataset_status=dataset_status)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: "— n: new run" in text_of(app, "#status"), timeout=10)
+        assert "cannot read C:\\data\\ — n: new run" in text_of(app, "#status")
+
+
+async def test_a_resume_that_drops_epochs_redraws_them_with_the_new_values():
+    config = TrainConfig(epochs=5)
+    first = [e for e in epoch_events(config, 5) if isinstance(e, EpochEnded)]
+    retrained = [dataclasses.replace(e, train_acc=50.0 + e.epoch) for e in first[3:]]
+
+    def resumed(config, control, progress):
+        yield started(config)
+        yield from first
+        time.sleep(0.5)  # the screen draws the first try
+        # the process died after recording epoch 5 but before its checkpoint: it resumes from epoch 3
+        yield dataclasses.replace(started(config), resumed_from_epoch=3, resumed_from_step=3 * 85)
+        yield from retrained
+        yield RunStopped(epochs_done=5, seconds=1.0)
+
+    app = TrainerApp(engine=resumed, devices=DEVICES, dataset_status=dataset_status, config=config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.history.state == "stopped")
+        await pilot.pause(0.3)
+        acc = app.screen.query_one(AccuracyChart)
+        assert acc.plt._active.monitor.y[0] == [e.train_acc for e in first[:3] + retrained]
+        log = [str(line.text) for line in app.screen.query_one("#log").lines]
+        assert sum("Epoch 4/5" in line for line in log) == 2  # the first try and the retrained one

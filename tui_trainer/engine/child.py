@@ -19,8 +19,6 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-import torch
-
 from .config import TrainConfig
 from .control import check_lr
 from .events import TERMINAL_EVENTS, Event, RunFailed, RunPaused, RunResumed, event_from_dict
@@ -33,7 +31,7 @@ class ChildRun:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tui_trainer", "train", "--jsonl", "--control-stdin", *args],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, bufsize=1,
-            env=child_env())
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self._paused = False
 
     @classmethod
@@ -105,20 +103,6 @@ class ChildRun:
             self.process.stdin.close()
         except OSError:
             pass
-
-
-def child_env() -> dict[str, str]:
-    """The training process's environment: unbuffered lines and, where cores are plenty, one core left over.
-
-    torch gives a process one thread per core, and its threads work in lockstep: when the app
-    that draws the run takes a core for a moment, every thread waits. With four cores or more
-    the run gives up one thread so the app never has to interrupt it; below that, a thread
-    is worth more than the interruptions cost. A user's OMP_NUM_THREADS always wins."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    threads = torch.get_num_threads()
-    if "OMP_NUM_THREADS" not in env and threads >= 4:
-        env["OMP_NUM_THREADS"] = str(threads - 1)
-    return env
 
 
 def _runs_dir(runs_dir: str | Path | None) -> list[str]:

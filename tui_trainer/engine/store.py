@@ -87,6 +87,10 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )""",
         "CREATE INDEX controls_by_run ON controls (run_id)",
     ),
+    (  # CUDA memory of each progress report, so a viewer attached to a run sees it too
+        "ALTER TABLE steps ADD COLUMN memory_mib REAL",
+        "ALTER TABLE steps ADD COLUMN peak_memory_mib REAL",
+    ),
 ]
 
 
@@ -356,9 +360,9 @@ class RunStore:
             if isinstance(event, RunStarted):
                 self._record_start(db, run_id, event, now)
             elif isinstance(event, BatchProgress):
-                db.execute("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                db.execute("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            (run_id, event.step, event.epoch, event.batch, event.batches, event.loss, event.acc,
-                            event.lr, event.samples_per_s))
+                            event.lr, event.samples_per_s, event.memory_mib, event.peak_memory_mib))
             elif isinstance(event, EpochEnded):
                 db.execute("INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?)",
                            (run_id, event.epoch, event.step, event.val_acc, json.dumps(event.to_dict())))
@@ -460,8 +464,8 @@ class RunStore:
     def progress(self, run_id: str, after: int = 0) -> list[BatchProgress]:
         """The recorded BatchProgress events with step > `after`, in order."""
         run_id = self.resolve(run_id)
-        rows = self._query("SELECT s.step, s.epoch, r.epochs, s.batch, s.batches, s.loss, s.acc, s.lr, s.samples_per_s "
-                           "FROM steps s JOIN runs r ON r.id = s.run_id WHERE s.run_id = ? AND s.step > ? "
+        rows = self._query("SELECT s.step, s.epoch, r.epochs, s.batch, s.batches, s.loss, s.acc, s.lr, s.samples_per_s, "
+                           "s.memory_mib, s.peak_memory_mib FROM steps s JOIN runs r ON r.id = s.run_id WHERE s.run_id = ? AND s.step > ? "
                            "ORDER BY s.step", (run_id, after))
         return [BatchProgress(*row) for row in rows]
 

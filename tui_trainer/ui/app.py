@@ -285,7 +285,7 @@ class TrainerApp(App):
             Path(fh.name).unlink(missing_ok=True)
         if result.returncode != 0:
             message = (result.stderr.strip().splitlines() or ["the background process did not start"])[-1]
-            self.call_from_thread(self.notify, message, severity="error", timeout=10)
+            self.call_from_thread(self.notify, message, severity="error", timeout=10, markup=False)
             return
         run_id = json.loads(result.stdout.strip().splitlines()[-1])["run_id"]
         self.call_from_thread(self.attach, run_id)

@@ -1,9 +1,21 @@
-"""Text shown inside Textual markup."""
+"""User text inside Textual markup: file paths, run names, engine messages, typed values.
+
+Textual's markup reads any `[` as a tag, and a trailing backslash escapes the tag after it,
+so user text is never pasted into markup: it fills `$name` slots, or is shown as plain text.
+"""
+
+from textual.content import Content
+
+
+def markup(template: str, **text: str) -> Content:
+    """`template`'s markup, its `$name` slots filled with `text` shown exactly as it is."""
+    return Content.from_markup(template, **text)
+
+
+def plain(text: str) -> Content:
+    return Content(text)
 
 
 def escape(text: str) -> str:
-    r"""Show `text` as it is inside Textual markup.
-
-    Rich's `escape` leaves a `[` that cannot start a Rich tag, such as the `[` key, but
-    Textual's parser reads any `[` as a tag: escape every one."""
+    r"""Escape every `[` of text that goes into markup not followed by a tag (help's fixed key names)."""
     return text.replace("[", r"\[")

@@ -10,7 +10,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from ...engine.events import EvaluationEnded
-from ..markup import escape
+from ..markup import markup
 from ..widgets.confusion import ConfusionTable
 from ..widgets.gallery import SampleGallery
 
@@ -35,8 +35,9 @@ class EvaluationScreen(Screen):
 
     def compose(self) -> ComposeResult:
         e = self.evaluation
-        yield Static(f"[b]Test accuracy {e.test_acc:.2f}%[/b] · test loss {e.test_loss:.4f} · "
-                     f"{sum(map(sum, e.confusion)):,} test images{escape(self.title_text)}", id="eval-summary")
+        yield Static(markup(f"[b]Test accuracy {e.test_acc:.2f}%[/b] · test loss {e.test_loss:.4f} · "
+                            f"{sum(map(sum, e.confusion)):,} test images$title", title=self.title_text),
+                     id="eval-summary")
         with TabbedContent(initial="per-class", id="eval-tabs"):
             with TabPane("1 Per class", id="per-class"):
                 yield DataTable(id="per-class-table", cursor_type="row")

@@ -10,7 +10,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from ..markup import escape
+from ..markup import plain
 
 
 class PromptScreen(ModalScreen[str | None]):
@@ -32,7 +32,7 @@ class PromptScreen(ModalScreen[str | None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         error = self.check(event.value) if self.check else None
         if error:
-            self.query_one("#prompt-error", Static).update(escape(error))
+            self.query_one("#prompt-error", Static).update(plain(error))
             return
         self.dismiss(event.value)
 

@@ -18,7 +18,7 @@ from ...engine.command import command_line
 from ...engine.events import EvaluationEnded, event_from_dict
 from ...engine.export import export_run
 from ...engine.store import RunNotFound, RunStore, RunSummary
-from ..markup import escape
+from ..markup import markup
 from .prompt import PromptScreen
 
 # plotext colour names: run i of the marked runs always gets COLORS[i % len]
@@ -142,11 +142,9 @@ class RunsScreen(Screen):
             record = self.store.get_run(run_id)
         except RunNotFound:
             return
-        lines = [f"[b]{record.id}[/b] {escape(record.name)} · {record.status}",
-                 escape(command_line(record.train_config()))]
-        if record.message:
-            lines.append(escape(record.message))
-        detail.update("\n".join(lines))
+        template = "[b]$id[/b] $name · $status\n$cli" + ("\n$message" if record.message else "")
+        detail.update(markup(template, id=record.id, name=record.name, status=record.status,
+                             cli=command_line(record.train_config()), message=record.message))
 
     def _draw_compare(self) -> None:
         chart = self.query_one("#runs-chart", PlotextPlot)
@@ -163,7 +161,7 @@ class RunsScreen(Screen):
         diff = self.query_one("#runs-diff", Static)
         if len(configs) >= 2:
             lines = config_diff(configs)
-            diff.update("[b]Config diff[/b]\n" + escape("\n".join(lines) if lines else "identical configs"))
+            diff.update(markup("[b]Config diff[/b]\n$diff", diff="\n".join(lines) if lines else "identical configs"))
         else:
             diff.update("Mark runs with space to overlay their curves and compare configs.")
 

@@ -18,7 +18,7 @@ from ...engine.config import (AUGMENT_NAMES, INIT_NAMES, OPTIMIZER_NAMES, SCHEDU
                               parse_hidden, preset)
 from ...engine.data import DATASETS, DatasetUnavailable, load_raw
 from ...engine.models import MODELS, build_model, count_parameters
-from ..markup import escape
+from ..markup import markup, plain
 from ..messages import DownloadFinished, DownloadProgress
 from .prompt import PromptScreen
 
@@ -212,12 +212,12 @@ class SetupScreen(Screen):
         self.config, self.errors = self.read_form()
         for spec in FIELDS:
             message = self.errors.get(spec.name, "")
-            self.query_one(f"#error-{spec.name}", Static).update(escape(message))
+            self.query_one(f"#error-{spec.name}", Static).update(plain(message))
             self.query_one(f"#error-{spec.name}").display = bool(message)
             self.query_one(f"#field-{spec.name}").set_class(bool(message), "invalid")
         command = self.query_one("#command", Static)
         if self.config:
-            command.update(f"[b]CLI:[/b] {escape(command_line(self.config))}")
+            command.update(markup("[b]CLI:[/b] $cli", cli=command_line(self.config)))
         else:
             command.update(f"[b red]{len(self.errors)} field(s) to fix before Start[/]")
         self._update_model_note()
@@ -255,7 +255,7 @@ class SetupScreen(Screen):
         bar = self.query_one("#download-bar", ProgressBar)
         bar.display = True
         bar.update(total=None, progress=0)
-        self.query_one("#dataset-note", Static).update(f"Downloading {escape(name)}…")
+        self.query_one("#dataset-note", Static).update(plain(f"Downloading {name}…"))
         self._download(name, self.config.data_dir if self.config else None)
 
     @work(thread=True, exit_on_error=False, group="download")
@@ -275,14 +275,14 @@ class SetupScreen(Screen):
     def on_download_progress(self, message: DownloadProgress) -> None:
         bar = self.query_one("#download-bar", ProgressBar)
         bar.update(total=message.total, progress=message.done)
-        self.query_one("#dataset-note", Static).update(f"Downloading {escape(message.label)}")
+        self.query_one("#dataset-note", Static).update(plain(f"Downloading {message.label}"))
 
     def on_download_finished(self, message: DownloadFinished) -> None:
         self._downloading = None
         self.query_one("#download-bar").display = False
         note = self.query_one("#dataset-note", Static)
         note.set_class(bool(message.error), "error")
-        note.update(escape(message.error or f"{message.dataset} is ready."))
+        note.update(plain(message.error or f"{message.dataset} is ready."))
         for button in self.query_one("#dataset", RadioSet).query(RadioButton):
             button.label = self._dataset_label(button.name)
 

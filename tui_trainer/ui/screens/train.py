@@ -14,7 +14,7 @@ from textual.widgets import Footer, Label, ProgressBar, RichLog, Static
 from ...engine.events import EpochEnded
 from ...train_printer import format_test
 from ..history import STATE_FAILED, STATE_FINISHED, STATE_PAUSED, STATE_RUNNING, STATE_STOPPED, RunHistory
-from ..markup import escape
+from ..markup import markup
 from ..widgets.charts import AccuracyChart, LossChart
 from .prompt import PromptScreen
 
@@ -58,8 +58,8 @@ class TrainScreen(Screen):
         self._charted_at = 0.0
         self._redraw_timer: Timer | None = None
         self._chart_timer: Timer | None = None
-        self._texts: dict[str, str] = {}
-        self._logged_epochs = 0
+        self._texts: dict[str, object] = {}
+        self._logged_epochs: list[EpochEnded] = []
         self._logged_lines = 0
         self._logged_eval = False
 
@@ -136,9 +136,9 @@ class TrainScreen(Screen):
         run_id = f" · run {s.run_id}" if s.run_id else ""
         if self.app.attached_run:
             run_id += " (attached)"
-        self._put("#run-title", f"[b]{escape(s.config['model'])}[/b] " + escape(
-            f"on {s.dataset_title} · {s.parameters:,} params · {s.train_size:,}/{s.val_size:,}/{s.test_size:,} "
-            f"train/val/test · {s.device} ({s.device_name}){run_id}"))
+        self._put("#run-title", "[b]$model[/b] $rest", model=s.config["model"],
+                  rest=f"on {s.dataset_title} · {s.parameters:,} params · {s.train_size:,}/{s.val_size:,}/"
+                       f"{s.test_size:,} train/val/test · {s.device} ({s.device_name}){run_id}")
 
     def _draw_progress(self) -> None:
         h = self.history
@@ -168,43 +168,47 @@ class TrainScreen(Screen):
             parts.append(f"lr {h.lr:.3g}")
         if h.progress and h.progress.memory_mib is not None:
             parts.append(f"GPU mem {h.progress.memory_mib:,.0f} MiB (peak {h.progress.peak_memory_mib:,.0f})")
-        self._put("#stats", " · ".join(parts))
+        self._put("#stats", "$stats", stats=" · ".join(parts))
 
     def _draw_status(self) -> None:
         h = self.history
         status = self.query_one("#status", Static)
         status.set_classes(f"state-{h.state}")
+        message = ""
         if h.state == STATE_RUNNING:
             text = "[b]Training[/b] — space pauses · s stops · \\[ ] halve/double the LR"
         elif h.state == STATE_PAUSED:
             text = "[b]Paused[/b] — space resumes, s stops"
         elif h.state == STATE_FINISHED:
             acc = f" · test accuracy {h.evaluation.test_acc:.2f}%" if h.evaluation else ""
-            text = f"[b]{escape(h.message)}[/b]{acc} — e: evaluation · n: new run"
-        elif h.state == STATE_STOPPED:
-            text = f"[b]{escape(h.message)}[/b] — n: new run"
-        elif h.state == STATE_FAILED:
-            text = f"[b]{escape(h.message)}[/b] — n: new run"
+            text, message = f"[b]$message[/b]{acc} — e: evaluation · n: new run", h.message
+        elif h.state in (STATE_STOPPED, STATE_FAILED):
+            text, message = "[b]$message[/b] — n: new run", h.message
         else:
             text = "Loading data and building the model…"
         # a finished or failed run's line may wrap (a failure's message is long): only then re-layout
-        self._put("#status", text, layout=not h.is_active)
+        self._put("#status", text, layout=not h.is_active, message=message)
 
-    def _put(self, selector: str, text: str, layout: bool = False) -> None:
-        """Show text in a one-line widget, repainting only when it changed.
+    def _put(self, selector: str, template: str, layout: bool = False, **text: str) -> None:
+        """Show markup, with user text in its `$name` slots, in a line; repaint only when it changed.
 
         The lines have fixed sizes, so a repaint is enough: a layout pass of the whole
         screen costs CPU that the training process, on a small machine, would use."""
-        if self._texts.get(selector) != text:
-            self._texts[selector] = text
-            self.query_one(selector, Static).update(text, layout=layout)
+        key = (template, sorted(text.items()))
+        if self._texts.get(selector) != key:
+            self._texts[selector] = key
+            self.query_one(selector, Static).update(markup(template, **text), layout=layout)
 
     def _draw_log(self) -> None:
         h = self.history
         log = self.query_one(RichLog)
-        for epoch in h.epochs[self._logged_epochs:]:
+        # a resumed run drops the epochs after its checkpoint and trains them again: log from where they differ
+        same = 0
+        while same < min(len(h.epochs), len(self._logged_epochs)) and h.epochs[same] is self._logged_epochs[same]:
+            same += 1
+        for epoch in h.epochs[same:]:
             log.write(compact_epoch(epoch))
-        self._logged_epochs = len(h.epochs)
+        self._logged_epochs = list(h.epochs)
         for line in h.log[self._logged_lines:]:
             log.write(line)
         self._logged_lines = len(h.log)

@@ -82,8 +82,10 @@ class LossChart(RunChart):
     title = "Loss"
 
     def data_key(self, history: RunHistory) -> object:
+        # values, not counts: a resumed run drops epochs and trains them again with new numbers
         last_step = history.step_losses[-1] if history.step_losses else None
-        return len(history.step_losses), last_step, len(history.epochs), self._points_limit()
+        epochs = tuple((e.epoch, e.train_loss, e.val_loss) for e in history.epochs)
+        return len(history.step_losses), last_step, epochs, self._points_limit()
 
     def draw(self, history: RunHistory) -> None:
         plt = self.plt
@@ -99,7 +101,7 @@ class AccuracyChart(RunChart):
 
     def data_key(self, history: RunHistory) -> object:
         if history.epochs:  # once an epoch is in, the running accuracy is no longer drawn
-            return len(history.epochs), history.epochs[-1].epoch
+            return tuple((e.epoch, e.train_acc, e.val_acc) for e in history.epochs)
         p = history.progress
         return 0, (p.epoch, p.batch) if p else None
 
