@@ -12,7 +12,7 @@ python3 -m pip install -q --no-index --find-links .gpuwheels --target /tmp/pylib
 mkdir -p "$SCRATCH_TUI_DATA/FashionMNIST/raw"
 for f in .fmnist/*.gz; do gunzip -c "$f" > "$SCRATCH_TUI_DATA/FashionMNIST/raw/$(basename "$f" .gz)"; done
 python3 --version; echo "CPU cores: $(nproc)"
-timeout 130 python3 bench/ui_overhead.py --device cpu --rounds 3 --epochs 6
-timeout 130 python3 bench/ui_overhead.py --device cuda --rounds 3 --epochs 6
+timeout 120 python3 bench/ui_overhead.py --device cpu --rounds 3 --epochs 6
+timeout 100 python3 bench/ui_overhead.py --device cuda --rounds 2 --epochs 6
 python3 -m tui_trainer train --device cuda --epochs 1 --max-train-samples 5000 --jsonl > /tmp/cuda.jsonl
 grep -m1 -o '"memory_mib": [0-9.]*, "peak_memory_mib": [0-9.]*' /tmp/cuda.jsonl
