@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from textual.app import ComposeResult
@@ -20,8 +21,10 @@ from .prompt import PromptScreen
 
 REDRAW_SECONDS = 0.1  # text and bars: redrawn when the run changed, at most ten times a second
 CLOCK_SECONDS = 1.0  # the elapsed time moves even when no event arrives
-CHART_SECONDS = 1.0  # while training, each chart rebuilds at most this often: a build costs 10-40 ms of CPU
-# that the training process, on a small machine, would otherwise use
+# While training, each chart rebuilds at most every CHART_SECONDS: a build costs 10-40 ms of CPU that
+# the training process would otherwise use. Below four cores torch's threads already take them all,
+# so there the charts wait twice as long.
+CHART_SECONDS = 1.0 if (os.cpu_count() or 1) >= 4 else 2.0
 
 
 def compact_epoch(e: EpochEnded) -> str:
