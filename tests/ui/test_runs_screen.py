@@ -150,6 +150,8 @@ async def test_resume_from_the_runs_screen_continues_the_same_run(tmp_path):
         await pilot.press("f2", "u")
         await wait_for(pilot, lambda: app.history.state == "finished")
         assert [e.epoch for e in app.history.epochs] == [1, 2, 3]
+        # the run replaced the setup and runs screens beneath it: one main screen, not a pile
+        assert len(app.screen_stack) == 2 and isinstance(app.screen, TrainScreen)
         assert app.history.started.run_id == run_id
     record = store.get_run(run_id)
     assert record.status == "finished" and record.epochs_done == 3

@@ -112,7 +112,14 @@ class TrainerApp(App):
 
     # -- screens -----------------------------------------------------------
     def show_setup(self) -> None:
-        self.switch_screen(SetupScreen(self.last_config))
+        self._show_main(SetupScreen(self.last_config))
+
+    def _show_main(self, screen: Screen) -> None:
+        """Make `screen` the one main screen: a run opened from the runs screen (or the help, or an
+        evaluation) replaces what lay beneath it instead of piling a second training screen up."""
+        while len(self.screen_stack) > 2 and not isinstance(self.screen, TooSmallScreen):
+            self.pop_screen()
+        self.switch_screen(screen)
 
     def show_evaluation(self, evaluation: EvaluationEnded) -> None:
         s = self.history.started
@@ -214,7 +221,7 @@ class TrainerApp(App):
             self.history.apply(event)
         self.control = control
         self.active_events = events
-        self.switch_screen(TrainScreen(self.history))
+        self._show_main(TrainScreen(self.history))
         # On the App, not the screen: a worker dies with the node that started it.
         self.run_worker(lambda: self._train(events), thread=True, exit_on_error=False,
                         group="training", name="training")
@@ -250,7 +257,7 @@ class TrainerApp(App):
         self.attached_run = run_id
         self.history = RunHistory()
         self.control = StoreControl(store, run_id, self.history)
-        self.switch_screen(TrainScreen(self.history))
+        self._show_main(TrainScreen(self.history))
         stop = self._follow_stop = threading.Event()
         self.run_worker(lambda: self._follow(store, run_id, stop), thread=True, exit_on_error=False,
                         group="following", name=f"follow {run_id}")
