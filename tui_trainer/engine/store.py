@@ -465,8 +465,8 @@ class RunStore:
         """The recorded BatchProgress events with step > `after`, in order."""
         run_id = self.resolve(run_id)
         rows = self._query("SELECT s.step, s.epoch, r.epochs, s.batch, s.batches, s.loss, s.acc, s.lr, s.samples_per_s, "
-                           "s.memory_mib, s.peak_memory_mib FROM steps s JOIN runs r ON r.id = s.run_id WHERE s.run_id = ? AND s.step > ? "
-                           "ORDER BY s.step", (run_id, after))
+                           "s.memory_mib, s.peak_memory_mib FROM steps s JOIN runs r ON r.id = s.run_id "
+                           "WHERE s.run_id = ? AND s.step > ? ORDER BY s.step", (run_id, after))
         return [BatchProgress(*row) for row in rows]
 
     def evaluation(self, run_id: str) -> dict[str, Any] | None:

@@ -118,9 +118,10 @@ class RunsScreen(Screen):
         for r in self.visible_runs():
             mark = Text("●", style=COLORS[self.marked.index(r.id) % len(COLORS)]) if r.id in self.marked else " "
             status = r.status + (" (paused)" if r.paused and r.status == "running" else "")
-            table.add_row(mark, r.id, Text(r.name or "-"), Text(r.model), Text(r.dataset), status, f"{r.epochs_done}/{r.epochs}",
-                          _percent(r.best_val_acc), _percent(r.test_acc), _duration(r.duration_s),
-                          time.strftime("%m-%d %H:%M", time.localtime(r.started_at)), key=r.id)
+            # Text cells: a plain string cell is read as markup, and names are the user's
+            table.add_row(mark, r.id, Text(r.name or "-"), Text(r.model), Text(r.dataset), status,
+                          f"{r.epochs_done}/{r.epochs}", _percent(r.best_val_acc), _percent(r.test_acc),
+                          _duration(r.duration_s), time.strftime("%m-%d %H:%M", time.localtime(r.started_at)), key=r.id)
         if selected is not None and selected in {r.id for r in self.visible_runs()}:
             table.move_cursor(row=table.get_row_index(selected))
         self._draw_detail()

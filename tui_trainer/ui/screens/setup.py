@@ -135,10 +135,10 @@ class SetupScreen(Screen):
         self.apply_config(self.initial)
 
     # -- reading and writing the form ---------------------------------------
-    def apply_config(self, config: TrainConfig) -> list[str]:
+    def apply_config(self, config: TrainConfig) -> list[tuple[str, str]]:
         """Fill the form; returns the choices this machine does not offer (they keep their current pick)."""
         self._loading = True
-        missing = []
+        missing: list[tuple[str, str]] = []
         try:
             for spec in FIELDS:
                 widget = self.query_one(f"#field-{spec.name}")
@@ -154,7 +154,7 @@ class SetupScreen(Screen):
                 for button in buttons:
                     button.value = True
                 if not buttons:
-                    missing.append(f"{set_id} {value!r}")
+                    missing.append((set_id, value))
         finally:
             self._loading = False
         self.validate()
@@ -294,7 +294,8 @@ class SetupScreen(Screen):
             return
         if not self.config:
             first = next(iter(self.errors))
-            self.notify(self.errors[first], title="Start refused: fix the marked fields", severity="error", markup=False)
+            self.notify(self.errors[first], title="Start refused: fix the marked fields", severity="error",
+                        markup=False)
             widget = self.query(f"#field-{first}")
             if widget:
                 widget.first().focus()
@@ -348,9 +349,8 @@ class SetupScreen(Screen):
             if path and loaded:
                 missing = self.apply_config(loaded[-1])
                 self.notify(f"Loaded {path}", markup=False)
-                for choice in missing:
-                    kept = self._selected(choice.split()[0])
-                    self.notify(f"The file asks for {choice}, which this machine does not offer; kept {kept!r}.",
-                                severity="warning", timeout=10, markup=False)
+                for set_id, value in missing:
+                    self.notify(f"The file asks for {set_id} {value!r}, which this machine does not offer; "
+                                f"kept {self._selected(set_id)!r}.", severity="warning", timeout=10, markup=False)
 
         self.app.push_screen(PromptScreen("Load config from TOML file:", "scratch-tui.toml", check), done)
