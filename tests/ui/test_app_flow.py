@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 import time
 
 from textual.widgets import Input, RadioSet, Static
@@ -268,7 +269,8 @@ async def test_cuda_memory_reported_by_the_training_process_is_shown():
     app = TrainerApp(engine=cuda_run, devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f5")
-        await wait_for(pilot, lambda: "GPU mem" in text_of(app, "#stats"), timeout=10)
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen) and "GPU mem" in text_of(app, "#stats"),
+                       timeout=10)
         assert "GPU mem 412 MiB (peak 1,536)" in text_of(app, "#stats")
         app.control.stop()
 
@@ -324,6 +326,7 @@ async def test_a_message_ending_in_a_backslash_does_not_eat_the_markup_after_it(
     app = TrainerApp(engine=failing, devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("f5")
+        await wait_for(pilot, lambda: app.history.state == "failed")
         await wait_for(pilot, lambda: "— n: new run" in text_of(app, "#status"), timeout=10)
         assert "cannot read C:\\data\\ — n: new run" in text_of(app, "#status")
 
@@ -332,22 +335,28 @@ async def test_a_resume_that_drops_epochs_redraws_them_with_the_new_values():
     config = TrainConfig(epochs=5)
     first = [e for e in epoch_events(config, 5) if isinstance(e, EpochEnded)]
     retrained = [dataclasses.replace(e, train_acc=50.0 + e.epoch) for e in first[3:]]
+    first_try_drawn = threading.Event()
 
     def resumed(config, control, progress):
         yield started(config)
         yield from first
-        time.sleep(0.5)  # the screen draws the first try
+        first_try_drawn.wait(30)
         # the process died after recording epoch 5 but before its checkpoint: it resumes from epoch 3
         yield dataclasses.replace(started(config), resumed_from_epoch=3, resumed_from_step=3 * 85)
         yield from retrained
         yield RunStopped(epochs_done=5, seconds=1.0)
 
+    def log_lines():
+        screen = app.screen
+        return [str(line.text) for line in screen.query_one("#log").lines] if isinstance(screen, TrainScreen) else []
+
     app = TrainerApp(engine=resumed, devices=DEVICES, dataset_status=dataset_status, config=config)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f5")
+        await wait_for(pilot, lambda: any("Epoch 5/5" in line for line in log_lines()), timeout=30)
+        first_try_drawn.set()
         await wait_for(pilot, lambda: app.history.state == "stopped")
         await pilot.pause(0.3)
         acc = app.screen.query_one(AccuracyChart)
         assert acc.plt._active.monitor.y[0] == [e.train_acc for e in first[:3] + retrained]
-        log = [str(line.text) for line in app.screen.query_one("#log").lines]
-        assert sum("Epoch 4/5" in line for line in log) == 2  # the first try and the retrained one
+        assert sum("Epoch 4/5" in line for line in log_lines()) == 2  # the first try and the retrained one
