@@ -45,11 +45,13 @@ def headless_seconds(config: TrainConfig) -> list[float]:
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as fh:
         fh.write(config.to_toml())
     try:
-        out = subprocess.run([sys.executable, "-m", "tui_trainer", "train", "--jsonl", "--config", fh.name],
-                             capture_output=True, text=True, check=True).stdout
+        result = subprocess.run([sys.executable, "-m", "tui_trainer", "train", "--jsonl", "--config", fh.name],
+                                capture_output=True, text=True)
     finally:
         os.unlink(fh.name)
-    return epoch_seconds(event_from_dict(json.loads(line)) for line in out.splitlines())
+    if result.returncode != 0:  # e.g. full Fashion-MNIST is not on this machine: the CLI's one line says so
+        raise SystemExit((result.stderr.strip().splitlines() or ["scratch-tui train failed"])[-1])
+    return epoch_seconds(event_from_dict(json.loads(line)) for line in result.stdout.splitlines())
 
 
 async def app_seconds(config: TrainConfig) -> tuple[list[float], float, str]:
