@@ -27,7 +27,7 @@ from ..engine.store import RunNotFound, RunStore, StoreError
 from .history import STATE_IDLE, STATE_PAUSED, STATE_RUNNING, RunHistory
 from .messages import EngineEvent
 from .screens.evaluate import EvaluationScreen
-from .screens.help import HelpScreen, TooSmallScreen, key_display
+from .screens.help import HELP_IN_FOOTER, HelpScreen, TooSmallScreen, key_display
 from .screens.prompt import PromptScreen
 from .screens.runs import RunsScreen
 from .screens.setup import SetupScreen
@@ -143,7 +143,7 @@ class TrainerApp(App):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for binding in [*getattr(screen, "BINDINGS", []), *self.BINDINGS]:
-            if isinstance(binding, Binding) and binding.description:
+            if isinstance(binding, Binding) and binding.description and binding is not HELP_IN_FOOTER:
                 yield SystemCommand(binding.description, f"key: {key_display(self, binding.key)}",
                                     lambda action=binding.action, s=screen: self.run_action(action, s))
 

@@ -13,6 +13,7 @@ from ...engine.events import EvaluationEnded
 from ..markup import markup
 from ..widgets.confusion import ConfusionTable
 from ..widgets.gallery import SampleGallery
+from .help import HELP_IN_FOOTER
 
 BAR_WIDTH = 30
 
@@ -23,9 +24,10 @@ class EvaluationScreen(Screen):
         Binding("1", "tab('per-class')", "Per class"),
         Binding("2", "tab('confusion')", "Confusion"),
         Binding("3", "tab('samples')", "Samples"),
-        Binding("m", "toggle_mistakes", "Mistakes only"),
-        Binding("a", "all_samples", "All samples"),
+        Binding("m", "toggle_mistakes", "Mistakes"),
+        Binding("a", "all_samples", "All"),
         Binding("escape,b", "back", "Back"),
+        HELP_IN_FOOTER,
     ]
 
     def __init__(self, evaluation: EvaluationEnded, title: str = "") -> None:

@@ -11,6 +11,11 @@ from textual.widgets import Static
 from ..markup import escape
 
 
+# Each main screen shows this in its footer where 80 columns still reach: the app's own help
+# binding comes last in the footer and is cut off there. (`?` would be typed into a text field.)
+HELP_IN_FOOTER = Binding("f1", "app.help", "Help")
+
+
 def key_display(app, key: str) -> str:
     """A binding's keys as the footer shows them: "], +" rather than "right_square_bracket,plus"."""
     return ", ".join(app.get_key_display(Binding(k.strip(), "")) for k in key.split(","))
@@ -23,6 +28,8 @@ def binding_lines(app, screen: Screen) -> list[tuple[str, list[tuple[str, str]]]
         rows = []
         for b in bindings:
             b = b if isinstance(b, Binding) else Binding(*b)
+            if b is HELP_IN_FOOTER:
+                continue  # listed once, under Everywhere
             rows.append((key_display(app, b.key), b.description or b.action))
         sections.append((title, rows))
     sections[-1][1].append(("ctrl+p", "Command palette: every action by name"))

@@ -20,6 +20,7 @@ from ...engine.data import DATASETS, DatasetUnavailable, load_raw
 from ...engine.models import MODELS, build_model, count_parameters
 from ..markup import markup, plain
 from ..messages import DownloadFinished, DownloadProgress
+from .help import HELP_IN_FOOTER
 from .prompt import PromptScreen
 
 
@@ -71,6 +72,7 @@ class SetupScreen(Screen):
     HELP_TITLE = "Setup"
     BINDINGS = [
         Binding("f5,ctrl+g", "start", "Start", priority=True),
+        HELP_IN_FOOTER,
         Binding("ctrl+d", "detach", "Detached", priority=True),
         Binding("ctrl+r", "preset('recommended')", "Recommended", priority=True),
         Binding("ctrl+t", "preset('tutorial')", "Tutorial", priority=True),

@@ -17,6 +17,7 @@ from ...train_printer import format_test
 from ..history import STATE_FAILED, STATE_FINISHED, STATE_PAUSED, STATE_RUNNING, STATE_STOPPED, RunHistory
 from ..markup import markup
 from ..widgets.charts import AccuracyChart, LossChart
+from .help import HELP_IN_FOOTER
 from .prompt import PromptScreen
 
 REDRAW_SECONDS = 0.1  # text and bars: redrawn when the run changed, at most ten times a second
@@ -49,6 +50,7 @@ class TrainScreen(Screen):
         Binding("right_square_bracket,plus", "scale_lr(2)", "LR ×2"),
         Binding("left_square_bracket,minus", "scale_lr(0.5)", "LR ÷2"),
         Binding("l", "type_lr", "Set LR"),
+        HELP_IN_FOOTER,
         Binding("c", "checkpoint", "Checkpoint"),
         Binding("e", "evaluation", "Evaluation"),
         Binding("n", "new_run", "New run"),
