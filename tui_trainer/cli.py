@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Sequence, TextIO
 from .engine.command import command_line  # noqa: F401  (the app and `runs show` print the same line)
 from .engine.config import (AUGMENT_NAMES, DATASET_NAMES, INIT_NAMES, MODEL_NAMES, OPTIMIZER_NAMES, PRESETS,
                             SCHEDULE_NAMES, ConfigError, TrainConfig, parse_hidden, preset)
+from .train_printer import duration, percent
 
 if TYPE_CHECKING:
     from .engine.loop import TrainingRun
@@ -481,7 +482,7 @@ def _runs_list(store: "RunStore", args: argparse.Namespace) -> int:
     for r in runs:
         status = "paused" if r.paused and r.status == "running" else r.status
         rows.append((r.id, r.name or "-", r.model, r.dataset, status, f"{r.epochs_done}/{r.epochs}",
-                     _percent(r.best_val_acc), _percent(r.test_acc), _duration(r.duration_s), _when(r.started_at)))
+                     percent(r.best_val_acc), percent(r.test_acc), duration(r.duration_s), _when(r.started_at)))
     for line in _table(rows):
         print(line)
     return 0
@@ -493,7 +494,7 @@ def _runs_show(store: "RunStore", args: argparse.Namespace) -> int:
                       + (" (paused)" if r.paused and r.status == "running" else "")]
     if r.message:
         out.append(f"  {r.message}")
-    out.append(f"  {r.model} on {r.dataset}, {r.epochs_done}/{r.epochs} epochs, {_duration(r.duration_s)} of training")
+    out.append(f"  {r.model} on {r.dataset}, {r.epochs_done}/{r.epochs} epochs, {duration(r.duration_s)} of training")
     out.append(f"  started {_when(r.started_at)}" + (f", ended {_when(r.ended_at)}" if r.ended_at else "")
                + (f", device {r.device} ({r.device_name})" if r.device else "")
                + (f", torch {r.torch_version}" if r.torch_version else "")
@@ -507,8 +508,8 @@ def _runs_show(store: "RunStore", args: argparse.Namespace) -> int:
     if epochs:
         rows = [("EPOCH", "TRAIN LOSS", "TRAIN ACC", "VAL LOSS", "VAL ACC", "LR", "SECONDS")]
         for e in epochs:
-            rows.append((str(e["epoch"]), f"{e['train_loss']:.4f}", _percent(e["train_acc"]),
-                         "-" if e["val_loss"] is None else f"{e['val_loss']:.4f}", _percent(e["val_acc"]),
+            rows.append((str(e["epoch"]), f"{e['train_loss']:.4f}", percent(e["train_acc"]),
+                         "-" if e["val_loss"] is None else f"{e['val_loss']:.4f}", percent(e["val_acc"]),
                          f"{e['lr']:.3g}", f"{e['seconds']:.1f}"))
         out += ["", "Epochs:"] + [f"  {line}" for line in _table(rows)]
     evaluation = store.evaluation(r.id)
@@ -575,19 +576,6 @@ def _runs_control(store: "RunStore", args: argparse.Namespace) -> int:
 
 _RUNS_ACTIONS = {"list": _runs_list, "show": _runs_show, "export": _runs_export, "rm": _runs_rm,
                  "control": _runs_control}
-
-
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}%"
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def _when(timestamp: float | None) -> str:

@@ -38,6 +38,15 @@ def make_app(store, **kwargs) -> TrainerApp:
     return TrainerApp(devices=DEVICES, dataset_status=dataset_status, store=store, **kwargs)
 
 
+async def rename_selected(pilot, name: str) -> str:
+    """From the runs screen: rename the selected run with `r`; returns its id."""
+    run_id = pilot.app.screen.selected_id()
+    await pilot.press("r")
+    pilot.app.screen.query_one("#prompt-input", Input).value = name
+    await pilot.press("enter")
+    return run_id
+
+
 async def test_runs_table_filter_compare_and_open(store):
     app = make_app(store)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -67,10 +76,7 @@ async def test_rename_export_and_delete_with_confirmation(store, tmp_path):
     app = make_app(store)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f2")
-        run_id = app.screen.selected_id()
-        await pilot.press("r")
-        app.screen.query_one("#prompt-input", Input).value = "renamed"
-        await pilot.press("enter")
+        run_id = await rename_selected(pilot, "renamed")
         assert store.get_run(run_id).name == "renamed"
 
         await pilot.press("x")
@@ -162,10 +168,7 @@ async def test_a_name_with_brackets_shows_as_typed(store):
     app = make_app(store)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f2")
-        run_id = app.screen.selected_id()
-        await pilot.press("r")
-        app.screen.query_one("#prompt-input", Input).value = "x[/b] [red]"
-        await pilot.press("enter")
+        run_id = await rename_selected(pilot, "x[/b] [red]")
         await pilot.pause()
         row = app.screen.query_one("#runs-table", DataTable).get_row(run_id)
         assert "x[/b] [red]" in [str(cell) for cell in row]

@@ -266,14 +266,13 @@ class TrainingRun:
 
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from a `snapshot()` (as a checkpoint gives it back); sets the run up first if needed."""
-        from .checkpoints import CheckpointError
+        from .checkpoints import CheckpointError, _first_line
 
         self.setup()
         try:
             self._restore(state)
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CheckpointError(f"the checkpoint does not fit this run ({first_line})") from None
+            raise CheckpointError(f"the checkpoint does not fit this run ({_first_line(exc)})") from None
 
     def _restore(self, state: dict[str, Any]) -> None:
         progress, device = state["progress"], self.device

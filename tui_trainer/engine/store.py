@@ -9,7 +9,6 @@ of failing. This module does not import torch, so listing runs stays quick.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import secrets
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .config import TrainConfig
+from .control import check_lr
 from .events import (BatchProgress, CheckpointSaved, EpochEnded, EvaluationEnded, Event, RunFailed, RunFinished,
                      RunPaused, RunResumed, RunStarted, RunStopped)
 
@@ -509,13 +509,7 @@ class RunStore:
         """Queue pause, resume, stop, set_lr (with value) or checkpoint for the process training the run."""
         if action not in CONTROL_ACTIONS:
             raise ValueError(f"control: unknown {action!r}; choose one of {', '.join(CONTROL_ACTIONS)}")
-        if action == "set_lr":
-            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-                    and 0 < value <= 10):
-                raise ValueError(f"lr: got {value!r}; must be a number greater than 0 and at most 10")
-            value = float(value)
-        else:
-            value = None
+        value = check_lr(value) if action == "set_lr" else None
         run_id = self.resolve(run_id)
         with self._write() as db:
             db.execute("INSERT INTO controls (run_id, action, value, created_at) VALUES (?, ?, ?, ?)",

@@ -18,6 +18,7 @@ from ...engine.command import command_line
 from ...engine.events import EvaluationEnded, event_from_dict
 from ...engine.export import export_run
 from ...engine.store import RunNotFound, RunStore, RunSummary
+from ...train_printer import duration, percent
 from ..markup import markup
 from .prompt import PromptScreen
 
@@ -31,15 +32,6 @@ SORT_KEYS = {
     "status": lambda r: r.status,
     "model": lambda r: r.model,
 }
-
-
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}%"
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 def config_diff(configs: dict[str, dict]) -> list[str]:
@@ -120,8 +112,8 @@ class RunsScreen(Screen):
             status = r.status + (" (paused)" if r.paused and r.status == "running" else "")
             # Text cells: a plain string cell is read as markup, and names are the user's
             table.add_row(mark, r.id, Text(r.name or "-"), Text(r.model), Text(r.dataset), status,
-                          f"{r.epochs_done}/{r.epochs}", _percent(r.best_val_acc), _percent(r.test_acc),
-                          _duration(r.duration_s), time.strftime("%m-%d %H:%M", time.localtime(r.started_at)), key=r.id)
+                          f"{r.epochs_done}/{r.epochs}", percent(r.best_val_acc), percent(r.test_acc),
+                          duration(r.duration_s), time.strftime("%m-%d %H:%M", time.localtime(r.started_at)), key=r.id)
         if selected is not None and selected in {r.id for r in self.visible_runs()}:
             table.move_cursor(row=table.get_row_index(selected))
         self._draw_detail()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,7 @@ FIELDS = (
 _KIND_HELP = {"int": "must be a whole number", "float": "must be a number"}
 
 
+@functools.lru_cache(maxsize=64)  # asked again on every keystroke in the form
 def parameter_count(model: str, dataset: str, hidden: tuple[int, ...]) -> int:
     spec = DATASETS[dataset]
     with torch.device("meta"):  # shapes only: no memory, no init cost
