@@ -175,3 +175,20 @@ async def test_a_name_with_brackets_shows_as_typed(store):
         assert "x[/b] [red]" in text_of(app, "#runs-detail")
         await pilot.press("enter")
         assert isinstance(app.screen, EvaluationScreen)
+
+
+async def test_the_table_follows_other_processes_and_is_left_alone_when_nothing_moved(store):
+    app = make_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f2")
+        screen = app.screen
+        fills = []
+        original = screen._fill_table
+        screen._fill_table = lambda: (fills.append(1), original())
+        await pilot.pause(2.5)  # a poll with nothing new: no rebuild
+        assert fills == []
+        run_id = screen.selected_id()
+        store.rename(run_id, "renamed elsewhere")  # as `scratch-tui runs rename` in another shell would
+        await wait_for(pilot, lambda: fills, timeout=5)
+        row = screen.query_one("#runs-table", DataTable).get_row(run_id)
+        assert "renamed elsewhere" in [str(cell) for cell in row]

@@ -87,11 +87,16 @@ class RunsScreen(Screen):
         chart.plt.xlabel("epoch")
         self.reload()
         table.focus()
-        self.set_interval(2.0, self.reload)  # running runs move on by themselves
+        self.set_interval(2.0, self._poll)  # running runs move on by themselves
 
     # -- data --------------------------------------------------------------
-    def reload(self) -> None:
-        self.runs = self.store.list_runs()
+    def _poll(self) -> None:
+        runs = self.store.list_runs()
+        if runs != self.runs:  # the table, the detail and the curves are rebuilt only when a run moved
+            self.reload(runs)
+
+    def reload(self, runs: list[RunSummary] | None = None) -> None:
+        self.runs = self.store.list_runs() if runs is None else runs
         known = {r.id for r in self.runs}
         self.marked = [m for m in self.marked if m in known]
         self._fill_table()
