@@ -25,8 +25,8 @@ from tui_trainer.engine.checkpoints import load_checkpoint, save_checkpoint  # n
 from tui_trainer.engine.config import TrainConfig  # noqa: E402
 from tui_trainer.engine.events import BatchProgress, CheckpointSaved, EpochEnded  # noqa: E402
 from tui_trainer.engine.loop import TrainingRun  # noqa: E402
-from tui_trainer.engine.recording import recorded, resume_run  # noqa: E402
-from tui_trainer.engine.store import RunStore  # noqa: E402
+from tui_trainer.runs.recording import recorded, resume_run  # noqa: E402
+from tui_trainer.runs.store import RunStore  # noqa: E402
 
 
 def epochs_of(events):

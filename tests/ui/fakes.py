@@ -100,7 +100,7 @@ class FixedStore:
     """Just enough of RunStore for the runs screen, with fixed times so snapshots do not move."""
 
     def __init__(self) -> None:
-        from tui_trainer.engine.store import RunRecord
+        from tui_trainer.runs.store import RunRecord
 
         base = TrainConfig()
         self.configs = {

@@ -10,8 +10,8 @@ from textual.widgets import DataTable, Input
 
 from tui_trainer.engine.config import TrainConfig
 from tui_trainer.engine.loop import TrainingRun
-from tui_trainer.engine.recording import recorded
-from tui_trainer.engine.store import RunStore
+from tui_trainer.runs.recording import recorded
+from tui_trainer.runs.store import RunStore
 from tui_trainer.ui.app import TrainerApp
 from tui_trainer.ui.screens.evaluate import EvaluationScreen
 from tui_trainer.ui.screens.runs import RunsScreen

@@ -17,10 +17,6 @@ _WHERE = {
     "TERMINAL_EVENTS": "events", "Event": "events", "event_from_dict": "events",
     "TrainingRun": "loop", "run_training": "loop",
     "MODELS": "models", "build_model": "models", "count_parameters": "models",
-    "RunStore": "store", "RunNotFound": "store", "StoreError": "store", "RunSummary": "store",
-    "RunRecord": "store", "default_runs_dir": "store",
-    "recorded": "recording", "resume_run": "recording",
-    "follow": "follow",
     "CheckpointError": "checkpoints", "load_checkpoint": "checkpoints",
 }
 

@@ -17,13 +17,13 @@ from textual.geometry import Size
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from ..engine.child import ChildRun
+from ..runs.child import ChildRun
 from ..engine.config import TrainConfig
 from ..engine.control import TrainingControl
 from ..engine.data import DatasetUnavailable, DownloadProgress, dataset_status
 from ..engine.devices import DeviceError, DeviceInfo, list_devices
 from ..engine.events import EvaluationEnded, Event, RunFailed, event_from_dict
-from ..engine.store import RunNotFound, RunStore, StoreError
+from ..runs.store import RunNotFound, RunStore, StoreError
 from .history import STATE_IDLE, STATE_PAUSED, STATE_RUNNING, RunHistory
 from .messages import EngineEvent
 from .screens.evaluate import EvaluationScreen

@@ -16,9 +16,9 @@ from textual_plotext import PlotextPlot
 
 from ...engine.command import command_line
 from ...engine.events import EvaluationEnded, event_from_dict
-from ...engine.export import export_run
-from ...engine.store import RunNotFound, RunStore, RunSummary
-from ...train_printer import duration, percent
+from ...runs.export import export_run
+from ...runs.store import RunNotFound, RunStore, RunSummary
+from ...format import duration, percent
 from ..markup import markup
 from .prompt import PromptScreen
 

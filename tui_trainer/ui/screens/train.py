@@ -13,7 +13,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Label, ProgressBar, RichLog, Static
 
 from ...engine.events import EpochEnded
-from ...train_printer import format_test
+from ...format import format_test
 from ..history import STATE_FAILED, STATE_FINISHED, STATE_PAUSED, STATE_RUNNING, STATE_STOPPED, RunHistory
 from ..markup import markup
 from ..widgets.charts import AccuracyChart, LossChart

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .config import TrainConfig
-from .control import check_lr
-from .events import (BatchProgress, CheckpointSaved, EpochEnded, EvaluationEnded, Event, RunFailed, RunFinished,
+from ..engine.config import TrainConfig
+from ..engine.control import check_lr
+from ..engine.events import (BatchProgress, CheckpointSaved, EpochEnded, EvaluationEnded, Event, RunFailed, RunFinished,
                      RunPaused, RunResumed, RunStarted, RunStopped)
 
 STORE_FILE = "runs.sqlite3"

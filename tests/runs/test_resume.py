@@ -10,8 +10,8 @@ from tui_trainer.engine.checkpoints import CheckpointError
 from tui_trainer.engine.config import ConfigError, TrainConfig
 from tui_trainer.engine.events import BatchProgress, CheckpointSaved, EpochEnded, EvaluationEnded, RunFinished
 from tui_trainer.engine.loop import TrainingRun
-from tui_trainer.engine.recording import recorded, resume_run
-from tui_trainer.engine.store import RunStore, StoreError
+from tui_trainer.runs.recording import recorded, resume_run
+from tui_trainer.runs.store import RunStore, StoreError
 
 # flip draws from the run's generator every batch; 3000 images in batches of 64 make 47 steps an epoch
 CONFIG = TrainConfig(epochs=3, device="cpu", max_train_samples=3000, batch_size=64, augment="flip")

@@ -7,8 +7,8 @@ import dataclasses
 import io
 import json
 
-from .command import command_line
-from .events import EpochEnded
+from ..engine.command import command_line
+from ..engine.events import EpochEnded
 from .store import RunStore
 
 FORMATS = ("csv", "json")

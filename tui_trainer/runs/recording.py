@@ -15,11 +15,11 @@ import threading
 import time
 from typing import Any, Iterator
 
-from .checkpoints import BEST, LAST, CheckpointError, keep_as_best, load_checkpoint, save_checkpoint
-from .config import ConfigError
-from .control import TrainingControl
-from .events import BatchProgress, CheckpointSaved, EpochEnded, Event, RunStarted, RunStopped, TERMINAL_EVENTS
-from .loop import TrainingRun
+from ..engine.checkpoints import BEST, LAST, CheckpointError, keep_as_best, load_checkpoint, save_checkpoint
+from ..engine.config import ConfigError
+from ..engine.control import TrainingControl
+from ..engine.events import BatchProgress, CheckpointSaved, EpochEnded, Event, RunStarted, RunStopped, TERMINAL_EVENTS
+from ..engine.loop import TrainingRun
 from .store import RunStore, StoreError
 
 CONTROL_POLL_S = 0.5  # how often the store is asked for queued controls

@@ -13,7 +13,7 @@ import pytest
 from tui_trainer import cli
 from tui_trainer.engine.checkpoints import load_checkpoint
 from tui_trainer.engine.config import TrainConfig
-from tui_trainer.engine.store import RunStore
+from tui_trainer.runs.store import RunStore
 
 QUICK = ["--epochs", "1", "--max-train-samples", "800", "--device", "cpu"]
 

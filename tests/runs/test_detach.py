@@ -9,7 +9,7 @@ import sys
 import time
 
 from tui_trainer import cli
-from tui_trainer.engine.store import RunStore
+from tui_trainer.runs.store import RunStore
 
 QUICK = ["--max-train-samples", "1000", "--device", "cpu"]
 

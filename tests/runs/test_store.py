@@ -15,7 +15,7 @@ import pytest
 from tui_trainer.engine.config import TrainConfig
 from tui_trainer.engine.events import (BatchProgress, CheckpointSaved, EpochEnded, EvaluationEnded, PredictionSample,
                                        RunFailed, RunFinished, RunPaused, RunResumed, RunStarted, RunStopped)
-from tui_trainer.engine.store import MIGRATIONS, RunNotFound, RunStore, StoreError, default_runs_dir
+from tui_trainer.runs.store import MIGRATIONS, RunNotFound, RunStore, StoreError, default_runs_dir
 
 CONFIG = TrainConfig(epochs=2, device="cpu", max_train_samples=500)
 
@@ -204,7 +204,7 @@ def test_schema_is_versioned_and_damage_is_one_clear_error(tmp_path, monkeypatch
 HOLD_A_RUN = textwrap.dedent("""
     import sys, time
     from tui_trainer.engine.config import TrainConfig
-    from tui_trainer.engine.store import RunStore
+    from tui_trainer.runs.store import RunStore
     store = RunStore(sys.argv[1])
     run_id = store.create_run(TrainConfig(device="cpu"))
     print(run_id, flush=True)
@@ -236,7 +236,7 @@ WRITER = textwrap.dedent("""
     import sys, time
     from tui_trainer.engine.config import TrainConfig
     from tui_trainer.engine.events import BatchProgress, EpochEnded, RunFinished, RunStarted
-    from tui_trainer.engine.store import RunStore
+    from tui_trainer.runs.store import RunStore
     store = RunStore(sys.argv[1])
     config = TrainConfig(device="cpu", epochs=10)
     run_id = store.create_run(config)

@@ -19,9 +19,9 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from .config import TrainConfig
-from .control import check_lr
-from .events import TERMINAL_EVENTS, Event, RunFailed, RunPaused, RunResumed, event_from_dict
+from ..engine.config import TrainConfig
+from ..engine.control import check_lr
+from ..engine.events import TERMINAL_EVENTS, Event, RunFailed, RunPaused, RunResumed, event_from_dict
 
 
 class ChildRun:

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Iterator
 
-from .events import (EpochEnded, Event, RunFailed, RunFinished, RunPaused, RunResumed, RunStopped,
+from ..engine.events import (EpochEnded, Event, RunFailed, RunFinished, RunPaused, RunResumed, RunStopped,
                      event_from_dict)
 from .store import RunStore
 

@@ -10,8 +10,8 @@ from tui_trainer.engine.config import TrainConfig
 from tui_trainer.engine.data import DatasetUnavailable, prepare
 from tui_trainer.engine.events import BatchProgress, CheckpointSaved, EpochEnded, RunStarted, RunStopped
 from tui_trainer.engine.loop import TrainingRun
-from tui_trainer.engine.recording import Recording, recorded
-from tui_trainer.engine.store import RunStore
+from tui_trainer.runs.recording import Recording, recorded
+from tui_trainer.runs.store import RunStore
 
 
 def wait_for(condition, timeout=30.0):

@@ -1,6 +1,6 @@
 """The app's training process: `scratch-tui train --jsonl --control-stdin`, read back as events."""
 
-from tui_trainer.engine.child import ChildRun
+from tui_trainer.runs.child import ChildRun
 from tui_trainer.engine.config import TrainConfig
 from tui_trainer.engine.events import (BatchProgress, EpochEnded, EvaluationEnded, LearningRateChanged, RunFailed,
                                        RunFinished, RunPaused, RunResumed, RunStarted)

@@ -1,0 +1,107 @@
+"""Command line: `scratch-tui` opens the app; `scratch-tui train` runs the same engine headless.
+
+Every run is recorded in the run store (`scratch-tui runs` lists them) unless --no-record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from .app import open_app, run_attach, run_devices, run_serve
+from .common import RUNS_DIR_HELP, Parser
+from .evaluate import run_eval
+from .flags import TRAIN_FLAGS, config_from_args  # noqa: F401  (tests build configs as the parser does)
+from .runs import CONTROL_CHOICES, run_runs
+from .train import run_train
+from ..engine.command import command_line  # noqa: F401  (the app and `runs show` print the same line)
+from ..engine.config import PRESETS
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="scratch-tui", description="Train PyTorch networks built from scratch, live in the terminal. "
+                     "With no command, opens the app.")
+    sub = parser.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train headless and print one line per epoch (or JSON lines)",
+                           description="Train headless. Flags override --config, which overrides --preset.")
+    train.add_argument("--preset", choices=tuple(PRESETS), help="start from a named recipe")
+    train.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file")
+    for flag, (_, kwargs) in TRAIN_FLAGS.items():
+        train.add_argument(flag, default=None, **kwargs)
+    train.add_argument("--jsonl", action="store_true", help="print one JSON object per event per line")
+    train.add_argument("--save-config", metavar="FILE.toml", help="write the resolved settings to a TOML file and exit")
+    train.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
+    train.add_argument("--no-record", action="store_true", help="do not record the run: no run id, no checkpoints")
+    train.add_argument("--resume", metavar="RUN_ID", help="continue a recorded run from its last checkpoint "
+                                                          "(only --epochs may change, to train it further)")
+    train.add_argument("--detach", action="store_true", help="train in a background process that outlives the "
+                                                             "terminal; print the run id and return")
+    # A detached child trains the run its parent created (config read from the store).
+    train.add_argument("--run-id", help=argparse.SUPPRESS)
+    train.add_argument("--no-hangup", action="store_true", help=argparse.SUPPRESS)
+    # The app trains in a child process (its own GIL) and steers it with lines on stdin.
+    train.add_argument("--control-stdin", action="store_true", help=argparse.SUPPRESS)
+
+    runs = sub.add_parser("runs", help="list recorded runs; show, export, delete or steer one",
+                          description="With no action, list the recorded runs, newest first. "
+                                      "A run id may be shortened to any unique prefix.")
+    runs.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
+    actions = runs.add_subparsers(dest="runs_command", parser_class=Parser, metavar="ACTION")
+
+    def run_action(name: str, help: str) -> argparse.ArgumentParser:
+        action = actions.add_parser(name, help=help)
+        action.add_argument("run_id", metavar="RUN_ID")
+        action.add_argument("--runs-dir", metavar="DIR", default=argparse.SUPPRESS, help=RUNS_DIR_HELP)
+        return action
+
+    run_action("show", "a run's settings, epochs, evaluation and the command that repeats it")
+    export = run_action("export", "write a run's metrics as CSV (epochs) or JSON (everything)")
+    export.add_argument("--format", choices=("csv", "json"), default="json")
+    export.add_argument("--output", metavar="FILE", help="write here instead of to stdout")
+    rm = run_action("rm", "delete a run and its checkpoints")
+    rm.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    rm.add_argument("--force", action="store_true", help="delete it even while it is running")
+    control = run_action("control", "pause, resume, stop, set-lr or checkpoint a running run (also one in "
+                                    "another process)")
+    control.add_argument("action", choices=CONTROL_CHOICES)
+    control.add_argument("value", nargs="?", type=float, help="the new learning rate, for set-lr")
+
+    evaluate = sub.add_parser("eval", help="evaluate a recorded run's best checkpoint on the test set")
+    evaluate.add_argument("run_id", metavar="RUN_ID")
+    evaluate.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    evaluate.add_argument("--device", help="where to evaluate (default: the run's own --device)")
+    evaluate.add_argument("--jsonl", action="store_true", help="print the evaluation as one JSON object")
+    evaluate.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
+
+    sub.add_parser("devices", help="list the devices torch can train on")
+
+    attach = sub.add_parser("attach", help="open the app on a running run (default: the latest), live")
+    attach.add_argument("run_id", nargs="?", metavar="RUN_ID")
+    attach.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
+
+    serve = sub.add_parser("serve", help="serve the app to a web browser (textual-serve)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "train":
+        return run_train(args)
+    if args.command == "runs":
+        return run_runs(args)
+    if args.command == "eval":
+        return run_eval(args)
+    if args.command == "devices":
+        return run_devices(sys.stdout)
+    if args.command == "attach":
+        return run_attach(args)
+    if args.command == "serve":
+        return run_serve(args)
+    return open_app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

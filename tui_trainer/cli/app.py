@@ -1,0 +1,63 @@
+"""`scratch-tui` with no command, `attach`, `serve` and `devices`: the commands that open or describe."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from typing import TextIO
+
+from .common import EXIT_USAGE, error, table
+
+def open_app(attach: str | None = None) -> int:
+    # `serve` runs the app with stdout piped to textual-serve, naming its driver in TEXTUAL_DRIVER
+    if not sys.stdout.isatty() and not os.environ.get("TEXTUAL_DRIVER"):
+        print("scratch-tui: the app needs a terminal; for scripts and pipes use `scratch-tui train`",
+              file=sys.stderr)
+        return EXIT_USAGE
+    from ..ui.app import run_app
+
+    return run_app(attach=attach)
+
+
+def run_attach(args: argparse.Namespace) -> int:
+    from ..runs.store import RunNotFound, RunStore, StoreError
+
+    if args.runs_dir:
+        os.environ["SCRATCH_TUI_HOME"] = args.runs_dir  # the app opens the same store
+    try:
+        with RunStore(args.runs_dir) as store:
+            run_id = store.resolve(args.run_id) if args.run_id else store.latest_running()
+    except (StoreError, RunNotFound) as exc:
+        return error(str(exc), "attach", EXIT_USAGE)
+    if run_id is None:
+        return error("no run is running; `scratch-tui runs` lists them, `scratch-tui train --detach` starts one",
+                      "attach", EXIT_USAGE)
+    return open_app(attach=run_id)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    try:
+        from textual_serve.server import Server
+    except ImportError:
+        return error("textual-serve is not installed; pip install textual-serve", "serve")
+    print(f"Serving scratch-tui at http://{args.host}:{args.port} (Ctrl-C stops)")
+    Server(f"{shlex.quote(sys.executable)} -m tui_trainer", host=args.host, port=args.port,
+           title="scratch-tui").serve()
+    return 0
+
+
+def run_devices(out: TextIO) -> int:
+    from ..engine.devices import list_devices, runtime_versions
+
+    versions = runtime_versions()
+    print(f"torch {versions['torch']}, CUDA {versions['cuda'] or 'none'}, cuDNN {versions['cudnn'] or 'none'}, "
+          f"CPU threads {versions['cpu_threads']}", file=out)
+    rows = [("DEVICE", "NAME", "MEMORY", "COMPUTE")]
+    for d in list_devices():
+        memory = f"{d.memory_bytes / 2**30:.1f} GiB" if d.memory_bytes else "-"
+        rows.append((d.name, d.label, memory, d.compute_capability or "-"))
+    for line in table(rows):
+        print(line, file=out)
+    return 0

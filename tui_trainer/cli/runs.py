@@ -1,0 +1,139 @@
+"""`scratch-tui runs`: list, show, export, delete and steer recorded runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..engine.command import command_line
+from ..format import duration, percent
+from .common import EXIT_FAILED, error, table, usage_error, when
+
+if TYPE_CHECKING:
+    from ..runs.store import RunStore
+
+CONTROL_CHOICES = ("pause", "resume", "stop", "set-lr", "checkpoint")
+
+
+# -- scratch-tui runs ----------------------------------------------------------------------------------------
+def run_runs(args: argparse.Namespace) -> int:
+    from ..runs.store import RunNotFound, RunStore, StoreError
+
+    action = args.runs_command or "list"
+    command = "runs" if action == "list" else f"runs {action}"
+    try:
+        with RunStore(args.runs_dir) as store:
+            return _RUNS_ACTIONS[action](store, args)
+    except RunNotFound as exc:
+        return usage_error(str(exc), command)
+    except ValueError as exc:  # a bad control value
+        return usage_error(str(exc), command)
+    except (StoreError, OSError) as exc:
+        return error(str(exc), command)
+
+
+def _runs_list(store: "RunStore", args: argparse.Namespace) -> int:
+    runs = store.list_runs()
+    if not runs:
+        print(f"No runs recorded in {store.root} yet; start one with `scratch-tui train`.")
+        return 0
+    rows = [("ID", "NAME", "MODEL", "DATASET", "STATUS", "EPOCHS", "BEST VAL", "TEST", "DURATION", "STARTED")]
+    for r in runs:
+        status = "paused" if r.paused and r.status == "running" else r.status
+        rows.append((r.id, r.name or "-", r.model, r.dataset, status, f"{r.epochs_done}/{r.epochs}",
+                     percent(r.best_val_acc), percent(r.test_acc), duration(r.duration_s), when(r.started_at)))
+    for line in table(rows):
+        print(line)
+    return 0
+
+
+def _runs_show(store: "RunStore", args: argparse.Namespace) -> int:
+    r = store.get_run(args.run_id)
+    out: list[str] = [f"Run {r.id}" + (f" ({r.name})" if r.name else "") + f": {r.status}"
+                      + (" (paused)" if r.paused and r.status == "running" else "")]
+    if r.message:
+        out.append(f"  {r.message}")
+    out.append(f"  {r.model} on {r.dataset}, {r.epochs_done}/{r.epochs} epochs, {duration(r.duration_s)} of training")
+    out.append(f"  started {when(r.started_at)}" + (f", ended {when(r.ended_at)}" if r.ended_at else "")
+               + (f", device {r.device} ({r.device_name})" if r.device else "")
+               + (f", torch {r.torch_version}" if r.torch_version else "")
+               + (f", pid {r.pid} on {r.host}" if r.pid else ""))
+    for label, path in (("last", r.last_checkpoint), ("best", r.best_checkpoint)):
+        if path:
+            out.append(f"  {label} checkpoint: {path}")
+    out += ["", "Repeat it with:", f"  {command_line(r.train_config())}", "", "Settings:"]
+    out += [f"  {line}" for line in r.train_config().to_toml().splitlines()]
+    epochs = store.epochs(r.id)
+    if epochs:
+        rows = [("EPOCH", "TRAIN LOSS", "TRAIN ACC", "VAL LOSS", "VAL ACC", "LR", "SECONDS")]
+        for e in epochs:
+            rows.append((str(e["epoch"]), f"{e['train_loss']:.4f}", percent(e["train_acc"]),
+                         "-" if e["val_loss"] is None else f"{e['val_loss']:.4f}", percent(e["val_acc"]),
+                         f"{e['lr']:.3g}", f"{e['seconds']:.1f}"))
+        out += ["", "Epochs:"] + [f"  {line}" for line in table(rows)]
+    evaluation = store.evaluation(r.id)
+    if evaluation:
+        from ..engine.events import event_from_dict
+        from ..format import format_test
+
+        result = event_from_dict(evaluation)
+        out += ["", "Evaluation:", f"  {format_test(result)}"]
+        out += [f"  {name:<12} {acc:6.2f}%" for name, acc in zip(result.classes, result.per_class_acc)]
+    print("\n".join(out))
+    return 0
+
+
+def _runs_export(store: "RunStore", args: argparse.Namespace) -> int:
+    from ..runs.export import export_run
+
+    text = export_run(store, args.run_id, args.format)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _runs_rm(store: "RunStore", args: argparse.Namespace) -> int:
+    store.mark_interrupted()
+    r = store.get_run(args.run_id)
+    if r.status == "running" and not args.force:
+        return usage_error(f"run {r.id} is running (pid {r.pid}); stop it first with `scratch-tui runs control "
+                            f"{r.id} stop`, or pass --force", "runs rm")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            return usage_error(f"not deleting run {r.id} without confirmation; pass --yes", "runs rm")
+        answer = input(f"Delete run {r.id}{f' ({r.name})' if r.name else ''}, {r.status}, "
+                       f"{r.epochs_done}/{r.epochs} epochs, and its checkpoints? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print(f"Kept run {r.id}.")
+            return EXIT_FAILED
+    store.delete(r.id)
+    print(f"Deleted run {r.id} and its checkpoints.")
+    return 0
+
+
+def _runs_control(store: "RunStore", args: argparse.Namespace) -> int:
+    command = "runs control"
+    if args.action == "set-lr" and args.value is None:
+        return usage_error(f"set-lr needs the new rate, e.g. `scratch-tui runs control {args.run_id} set-lr 0.001`",
+                            command)
+    if args.action != "set-lr" and args.value is not None:
+        return usage_error(f"{args.action} takes no value; only set-lr does", command)
+    store.mark_interrupted()
+    r = store.get_run(args.run_id)
+    if r.status != "running":
+        return error(f"run {r.id} is {r.status}; only a running run takes controls"
+                      + (f" (continue it with `scratch-tui train --resume {r.id}`)" if r.status != "finished" else ""),
+                      command)
+    store.send_control(r.id, args.action.replace("-", "_"), args.value)
+    what = f"set its learning rate to {args.value:g}" if args.action == "set-lr" else args.action
+    print(f"Asked run {r.id} to {what}; it acts on it within a second.")
+    return 0
+
+
+_RUNS_ACTIONS = {"list": _runs_list, "show": _runs_show, "export": _runs_export, "rm": _runs_rm,
+                 "control": _runs_control}

@@ -1,0 +1,247 @@
+"""`scratch-tui train`: in the foreground, resumed, or detached into a process of its own."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from typing import TYPE_CHECKING, Any
+
+from ..engine.config import ConfigError, TrainConfig
+from .common import EXIT_FAILED, EXIT_INTERRUPTED, error, usage_error
+from .flags import config_from_args, given_train_flags, name_flags
+
+if TYPE_CHECKING:
+    from ..engine.loop import TrainingRun
+    from ..runs.store import RunStore
+
+def run_train(args: argparse.Namespace) -> int:
+    if args.run_id is not None:
+        return _train_detached_child(args)
+    if args.resume is not None:
+        return _resume(args)
+    try:
+        config = config_from_args(args)
+    except ConfigError as exc:
+        return usage_error(name_flags(exc))
+    if args.save_config:
+        config.save(args.save_config)
+        print(f"wrote {args.save_config}")
+        return 0
+    if args.no_record and args.detach:
+        return usage_error("--detach records the run so you can follow it; drop --no-record")
+
+    from ..engine.control import TrainingControl
+    from ..engine.loop import TrainingRun
+    from ..runs.store import RunStore, StoreError
+
+    if args.detach:
+        return _detach_new(args, config)
+    printer = printer_for(args)
+    run = TrainingRun(config, TrainingControl(), download_progress=printer.download_progress)
+    if args.no_record:
+        return _train_in_foreground(run, None, printer, control_stdin=args.control_stdin)
+    try:
+        store = RunStore(args.runs_dir)
+    except StoreError as exc:
+        return error(f"{exc} (or train with --no-record)")
+    with store:
+        return _train_in_foreground(run, store, printer, control_stdin=args.control_stdin)
+
+
+def printer_for(args: argparse.Namespace) -> Any:
+    from .printer import JsonLinesPrinter, TerminalPrinter
+
+    if args.jsonl:
+        return JsonLinesPrinter(sys.stdout, images=getattr(args, "control_stdin", False))
+    return TerminalPrinter(sys.stdout, sys.stderr)
+
+
+def _train_in_foreground(run: "TrainingRun", store: "RunStore | None", printer: Any, hangup: bool = True,
+                         detached_child: bool = False, control_stdin: bool = False) -> int:
+    """Set up (a usage error leaves no run behind), then train, record and print until the run ends.
+
+    Ctrl-C, SIGTERM and SIGHUP (the SSH session dropped) stop it cleanly, with a checkpoint;
+    a second signal stops it at once. A detached child passes hangup=False and ignores SIGHUP.
+    """
+    from ..engine.checkpoints import CheckpointError
+    from ..engine.data import DatasetUnavailable
+    from ..engine.devices import DeviceError
+    from ..runs.recording import recorded
+    from ..runs.store import RunNotFound, StoreError
+
+    try:
+        run.setup()
+    except (DeviceError, DatasetUnavailable, CheckpointError) as exc:
+        if detached_child:  # its row exists (the parent made it) and must not stay "running"
+            store.set_status(run.run_id, "failed", str(exc))
+        if isinstance(exc, DeviceError):
+            return usage_error(str(exc).replace("device:", "--device:", 1))
+        return error(str(exc))
+
+    control = run.control
+    interrupted: list[int] = []
+
+    def request_stop(signum: int, frame: Any) -> None:
+        if interrupted:  # a second Ctrl-C means "now"
+            raise KeyboardInterrupt
+        interrupted.append(signum)
+        control.stop()
+
+    stop_signals = [signal.SIGINT, signal.SIGTERM]
+    previous = {s: signal.signal(s, request_stop) for s in stop_signals}
+    if hasattr(signal, "SIGHUP"):
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, request_stop if hangup else signal.SIG_IGN)
+    final = None
+    reader_gone: list[int] = []
+    try:
+        events = recorded(run, store) if store is not None else run.events()
+        if control_stdin:
+            threading.Thread(target=_obey_stdin, args=(control, events), daemon=True).start()
+        for event in events:
+            final = event
+            if reader_gone:
+                continue
+            try:
+                printer.handle(event)
+            except BrokenPipeError:
+                # whoever read the output went away (`| head`): stop as for a signal, recorded and
+                # checkpointed, with nothing more to say on that stdout
+                reader_gone.append(signal.SIGPIPE)
+                _quiet_stdout()
+                control.stop()
+    except KeyboardInterrupt:
+        print("scratch-tui train: stopped at once; the last checkpoint is from the last epoch end", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (StoreError, RunNotFound, CheckpointError, OSError) as exc:
+        return error(f"recording the run failed: {exc}")
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    name = final.event_name if final else ""
+    if name == "run_failed":
+        return EXIT_FAILED
+    if name == "run_stopped" and (interrupted or reader_gone):
+        return 128 + (interrupted or reader_gone)[0]
+    return 0
+
+
+def _quiet_stdout() -> None:
+    """Send what is left of stdout to /dev/null, so Python's flush at exit cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _obey_stdin(control: Any, events: Any) -> None:
+    """Apply `pause`, `resume`, `stop`, `set_lr VALUE` and `checkpoint` lines from stdin; EOF means stop."""
+    for line in sys.stdin:
+        command, _, value = line.strip().partition(" ")
+        try:
+            if command == "set_lr":
+                control.set_lr(float(value))
+            elif command == "checkpoint":
+                getattr(events, "request_checkpoint", lambda: None)()
+            elif command in ("pause", "resume", "stop"):
+                getattr(control, command)()
+        except ValueError:
+            continue  # the app validated the value; a bad line must not kill the run
+    control.stop()  # the app is gone: a child of the app does not outlive it
+
+
+def _resume(args: argparse.Namespace) -> int:
+    refused = [flag for flag in given_train_flags(args) if flag != "--epochs"]
+    if refused:
+        return usage_error(f"--resume continues run {args.resume} with its own settings; drop {', '.join(refused)} "
+                            f"(only --epochs may change, to train it further)")
+    from ..engine.checkpoints import CheckpointError
+    from ..engine.control import TrainingControl
+    from ..runs.recording import resume_run
+    from ..runs.store import RunNotFound, RunStore, StoreError
+
+    printer = printer_for(args)
+    try:
+        store = RunStore(args.runs_dir)
+        run_id = store.resolve(args.resume)
+        run = resume_run(store, run_id, args.epochs, TrainingControl(), download_progress=printer.download_progress)
+    except RunNotFound as exc:
+        return usage_error(f"--resume: {exc}")
+    except ConfigError as exc:
+        return usage_error(name_flags(exc))
+    except (StoreError, CheckpointError) as exc:
+        return error(str(exc))
+    with store:
+        if args.detach:
+            child = ["--resume", run_id] + (["--epochs", str(args.epochs)] if args.epochs is not None else [])
+            return _spawn(store, run_id, child, args.jsonl, new_run=False)
+        return _train_in_foreground(run, store, printer, control_stdin=args.control_stdin)
+
+
+def _detach_new(args: argparse.Namespace, config: TrainConfig) -> int:
+    from ..engine.devices import DeviceError, resolve_device
+    from ..runs.store import RunStore, StoreError
+
+    try:
+        resolve_device(config.device)  # a usage error now, not in a log nobody reads
+    except DeviceError as exc:
+        return usage_error(str(exc).replace("device:", "--device:", 1))
+    try:
+        store = RunStore(args.runs_dir)
+    except StoreError as exc:
+        return error(str(exc))
+    with store:
+        run_id = store.create_run(config)
+        return _spawn(store, run_id, ["--run-id", run_id], args.jsonl, new_run=True)
+
+
+def _spawn(store: "RunStore", run_id: str, child_args: list[str], jsonl: bool, new_run: bool) -> int:
+    """Start `scratch-tui train` for the run in its own session (no terminal, so no SIGHUP), logging to a file."""
+    log = store.log_path(run_id)
+    command = [sys.executable, "-m", "tui_trainer", "train", "--runs-dir", str(store.root.resolve()),
+               *child_args, "--no-hangup", *(["--jsonl"] if jsonl else [])]
+    # An ignored signal stays ignored across exec: the child is immune from its first instruction,
+    # not only once it has imported torch and reached the training loop.
+    hangup = getattr(signal, "SIGHUP", None)
+    previous = signal.signal(hangup, signal.SIG_IGN) if hangup else None
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as out:
+            child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                     start_new_session=True, close_fds=True,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    except OSError as exc:
+        if new_run:
+            store.set_status(run_id, "failed", f"the background process did not start: {exc}")
+        return error(f"cannot start the background process ({exc})")
+    finally:
+        if hangup:
+            signal.signal(hangup, previous)
+    if new_run:
+        store.set_process(run_id, child.pid)  # from now on the child's life is the run's
+    if jsonl:
+        print(json.dumps({"event": "run_detached", "run_id": run_id, "pid": child.pid, "log": str(log)}))
+    else:
+        print(f"Started run {run_id} in the background (pid {child.pid}); its output goes to {log}")
+        print(f"Watch it with `scratch-tui runs show {run_id}`, stop it with `scratch-tui runs control {run_id} stop`.")
+    return 0
+
+
+def _train_detached_child(args: argparse.Namespace) -> int:
+    from ..engine.control import TrainingControl
+    from ..engine.loop import TrainingRun
+    from ..runs.store import RunNotFound, RunStore, StoreError
+
+    printer = printer_for(args)
+    try:
+        store = RunStore(args.runs_dir)
+        config = store.get_run(args.run_id).train_config()
+    except (StoreError, RunNotFound, ConfigError) as exc:
+        return error(str(exc))
+    run = TrainingRun(config, TrainingControl(), download_progress=printer.download_progress)
+    run.run_id = args.run_id
+    with store:
+        return _train_in_foreground(run, store, printer, hangup=not args.no_hangup, detached_child=True)
