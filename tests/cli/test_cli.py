@@ -1,5 +1,6 @@
 """`scratch-tui train` output and exit codes, in-process and as a real subprocess."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -7,6 +8,7 @@ import sys
 import pytest
 
 from tui_trainer import cli
+from tui_trainer.engine.config import TrainConfig
 from tui_trainer.engine.events import event_from_dict
 
 QUICK = ["--epochs", "1", "--max-train-samples", "800", "--device", "cpu"]
@@ -56,6 +58,8 @@ def test_jsonl_is_one_event_per_line(capsys):
         (["--optimizer", "rmsprop"], "argument --optimizer: invalid choice"),
         (["--hidden", "12,a"], "--hidden: got '12,a'"),
         (["--device", "tpu"], "--device: got 'tpu'"),
+        (["--momentum", "1"], "--momentum: got 1.0; must be a number from 0 up to (not including) 1"),
+        (["--optimizer", "sgd", "--momentum", "0", "--nesterov"], "--nesterov: needs momentum"),
         (["--config", "/nonexistent.toml"], "cannot read config file"),
     ],
 )
@@ -69,6 +73,52 @@ def test_bad_flags_exit_2_with_one_line(args, words, capsys):
     assert out == ""
     assert len(err.strip().splitlines()) == 1
     assert words in err
+
+
+def train_help(capsys, monkeypatch) -> dict[str, str]:
+    """`train --help`, one entry per flag, wide enough that no entry wraps."""
+    monkeypatch.setenv("COLUMNS", "400")
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    out = capsys.readouterr().out
+    entries: dict[str, str] = {}
+    flag = ""
+    for line in out.split("options:")[1].splitlines():
+        if line.startswith("  -"):  # an entry; its help follows on this line or the next
+            invocation, _, line = line.strip().partition("  ")
+            flag = invocation.split(",")[0].split()[0]
+        entries[flag] = (entries.get(flag, "") + " " + line.strip()).strip()
+    return entries
+
+
+def test_every_setting_is_a_train_flag_whose_help_shows_its_default(capsys, monkeypatch):
+    helps = train_help(capsys, monkeypatch)
+    defaults = TrainConfig()
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        assert flag in helps, f"{field.name} has no flag"
+        assert "default: " in helps[flag], flag
+    assert helps["--lr"].endswith("(default: 0.003)")
+    assert helps["--hidden"].endswith("(only with --model scratch-mlp or sequential-mlp; default: 128,64)")
+    assert helps["--momentum"].endswith("(only with --optimizer sgd; default: 0.9)")
+    assert helps["--nesterov"].endswith("default: off)") and defaults.nesterov is False
+    assert helps["--epochs"].endswith(f"(default: {defaults.epochs})")
+
+
+def test_each_setting_flag_reaches_the_config():
+    args = cli.build_parser().parse_args([
+        "train", "--dataset", "mnist", "--model", "sequential-mlp", "--hidden", "32, 16", "--init", "randn",
+        "--epochs", "3", "--batch-size", "32", "--lr", "0.5", "--optimizer", "sgd", "--momentum", "0.5",
+        "--nesterov", "--weight-decay", "0", "--schedule", "cosine", "--label-smoothing", "0.1", "--augment", "flip",
+        "--val-split", "0.2", "--seed", "7", "--device", "cpu", "--max-train-samples", "9", "--name", "n",
+        "--data-dir", "/d"])
+    assert cli.config_from_args(args) == TrainConfig(
+        dataset="mnist", model="sequential-mlp", hidden=(32, 16), init="randn", epochs=3, batch_size=32, lr=0.5,
+        optimizer="sgd", momentum=0.5, nesterov=True, weight_decay=0.0, schedule="cosine", label_smoothing=0.1,
+        augment="flip", val_split=0.2, seed=7, device="cpu", max_train_samples=9, name="n", data_dir="/d")
+    preset_then_flag = cli.build_parser().parse_args(["train", "--preset", "tutorial", "--no-nesterov", "--lr", "1"])
+    config = cli.config_from_args(preset_then_flag)
+    assert (config.lr, config.optimizer, config.nesterov) == (1.0, "sgd", False)
 
 
 def test_unavailable_device_is_a_usage_error(capsys, monkeypatch):

@@ -12,7 +12,7 @@ import pytest
 
 from tui_trainer import cli
 from tui_trainer.engine.checkpoints import load_checkpoint
-from tui_trainer.engine.config import TrainConfig
+from tui_trainer.engine.config import SETTINGS, TrainConfig, applies, preset
 from tui_trainer.runs.store import RunStore
 
 QUICK = ["--epochs", "1", "--max-train-samples", "800", "--device", "cpu"]
@@ -183,23 +183,33 @@ def test_resume_refuses_settings_and_extends_with_epochs(capsys):
         assert store.get_run(run_id).status == "finished"
 
 
-def test_command_line_names_only_what_differs_and_parses_back():
-    assert cli.command_line(TrainConfig()) == "scratch-tui train"
-    config = TrainConfig(model="cnn", hidden=(256, 32), nesterov=True, optimizer="sgd", lr=1e-05, name="it's mine",
-                         data_dir="/data sets", augment="flip", val_split=0.0)
-    line = cli.command_line(config)
-    assert line.startswith("scratch-tui train --data-dir '/data sets' --model cnn --hidden 256,32 ")
-    assert "--nesterov" in line and "--lr 1e-05" in line
+def parse_line(line):
     import shlex
 
-    args = cli.build_parser().parse_args(shlex.split(line)[1:])
-    assert cli.config_from_args(args) == config
+    return cli.config_from_args(cli.build_parser().parse_args(shlex.split(line)[1:]))
 
 
-def test_the_engines_flag_names_are_the_clis():
-    from tui_trainer.engine.command import FLAGS
+def test_command_line_names_only_what_differs_and_parses_back():
+    assert cli.command_line(TrainConfig()) == "scratch-tui train"
+    config = TrainConfig(model="sequential-mlp", hidden=(256, 32), nesterov=True, optimizer="sgd", lr=1e-05,
+                         name="it's mine", data_dir="/data sets", augment="flip", val_split=0.0)
+    line = cli.command_line(config)
+    assert line.startswith("scratch-tui train --model sequential-mlp --hidden 256,32 ")
+    assert "--nesterov" in line and "--lr 1e-05" in line and line.endswith(" --data-dir '/data sets'")
+    assert parse_line(line) == config
+    assert parse_line(cli.command_line(preset("tutorial"))) == preset("tutorial")
 
-    assert FLAGS == {field_name: flag for flag, (field_name, _) in cli.TRAIN_FLAGS.items()}
+
+def test_command_line_leaves_out_what_the_model_and_optimizer_do_not_use():
+    config = TrainConfig(model="cnn", hidden=(256, 32), init="randn", optimizer="adam", momentum=0.5, nesterov=True)
+    assert cli.command_line(config) == "scratch-tui train --model cnn --optimizer adam"
+    assert "--momentum 0.5" in cli.command_line(config.replace(optimizer="sgd"))
+    assert "--hidden 256,32 --init randn" in cli.command_line(config.replace(model="scratch-mlp"))
+    back = parse_line(cli.command_line(config))
+    used = [name for name in SETTINGS if applies(name, config)]
+    assert len(used) == len(SETTINGS) - 4
+    assert [getattr(back, name) for name in used] == [getattr(config, name) for name in used]
+    assert (back.hidden, back.momentum) == (TrainConfig().hidden, TrainConfig().momentum)
 
 
 def test_sighup_stops_a_foreground_run_with_a_checkpoint(runs_home):

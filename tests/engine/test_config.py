@@ -1,6 +1,7 @@
 import pytest
 
-from tui_trainer.engine.config import ConfigError, TrainConfig, parse_hidden, preset
+from tui_trainer.engine.config import (SETTINGS, ConfigError, TrainConfig, applies, from_text, parse_hidden, preset,
+                                      to_text)
 
 
 @pytest.mark.parametrize(
@@ -83,3 +84,69 @@ def test_parse_hidden():
     assert parse_hidden("128, 64") == (128, 64)
     with pytest.raises(ConfigError, match="hidden: got '12a'"):
         parse_hidden("12a")
+
+
+@pytest.mark.parametrize(
+    "field, good, bad",
+    [("lr", 10, 0), ("momentum", 0.0, 1.0), ("label_smoothing", 0.0, 1.0), ("val_split", 0.5, 0.51),
+     ("epochs", 10_000, 10_001), ("batch_size", 1, 0), ("weight_decay", 1.0, 1.01), ("max_train_samples", 0, -1),
+     ("seed", 2**63 - 1, 2**63), ("epochs", 3, 3.0), ("nesterov", True, 1), ("hidden", (1,) * 8, (1,) * 9),
+     ("name", "x" * 200, "x" * 201), ("data_dir", None, 3), ("device", "cuda:1", "cuda:")],
+)
+def test_each_range_holds_at_its_ends(field, good, bad):
+    assert getattr(TrainConfig(**{field: good}), field) == good
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(**{field: bad})
+    assert list(info.value.errors) == [field]
+
+
+def test_typed_text_reads_as_the_fields_type_or_names_the_field():
+    assert [from_text(name, text) for name, text in
+            [("epochs", "12"), ("lr", "1e-3"), ("hidden", "64,32"), ("data_dir", ""), ("name", "x")]] == [
+        12, 0.001, (64, 32), None, "x"]
+    with pytest.raises(ConfigError, match="epochs: got 'abc'; must be a whole number$"):
+        from_text("epochs", "abc")
+    with pytest.raises(ConfigError, match="lr: got 'fast'; must be a number$"):
+        from_text("lr", "fast")
+    assert [to_text(v) for v in ((128, 64), 0.003, 15, "adamw", None)] == ["128,64", "0.003", "15", "adamw", ""]
+
+
+def test_momentum_and_nesterov_apply_only_to_sgd_and_hidden_and_init_only_to_mlps():
+    def applying(**changes):
+        config = TrainConfig(**changes)
+        return {name for name in ("hidden", "init", "momentum", "nesterov") if applies(name, config)}
+
+    assert applying() == {"hidden", "init"}
+    assert applying(optimizer="sgd", model="sequential-mlp") == {"hidden", "init", "momentum", "nesterov"}
+    assert applying(optimizer="sgd", model="cnn") == {"momentum", "nesterov"}
+    assert applies("lr", {"model": "cnn", "optimizer": "adam"})
+    # nesterov without momentum is refused only where nesterov is used
+    assert TrainConfig(optimizer="adam", momentum=0.0, nesterov=True).nesterov
+    with pytest.raises(ConfigError, match="nesterov: needs momentum"):
+        TrainConfig(optimizer="sgd", momentum=0.0, nesterov=True)
+
+
+def test_the_configs_model_and_dataset_names_are_the_engines():
+    from tui_trainer.engine.data import DATASETS
+    from tui_trainer.engine.models import MODELS
+
+    assert SETTINGS["dataset"].choices == tuple(DATASETS)
+    assert SETTINGS["model"].choices == tuple(MODELS)
+    mlps = {name for name in MODELS if applies("hidden", {"model": name})}
+    assert mlps == {name for name, spec in MODELS.items() if spec.uses_hidden}
+
+
+def test_each_setting_says_what_it_is_and_how_the_form_offers_it():
+    for name, s in SETTINGS.items():
+        assert s.help and s.label, name
+        assert s.control in ("input", "select", "radio", "switch"), name
+        assert s.choices or s.control != "select", name
+    assert [SETTINGS[n].control for n in ("lr", "optimizer", "nesterov", "model")] == [
+        "input", "select", "switch", "radio"]
+
+
+def test_toml_holds_every_setting_but_an_unset_data_dir():
+    import tomllib
+
+    assert list(tomllib.loads(TrainConfig().to_toml())) == [name for name in SETTINGS if name != "data_dir"]
+    assert "data_dir" in tomllib.loads(TrainConfig(data_dir="/d").to_toml())

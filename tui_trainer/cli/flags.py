@@ -1,37 +1,41 @@
-"""The train flags and the TrainConfig they build."""
+"""The train flags and the TrainConfig they build, all read from the config's SETTINGS."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from ..engine.config import (AUGMENT_NAMES, DATASET_NAMES, INIT_NAMES, MODEL_NAMES, OPTIMIZER_NAMES, SCHEDULE_NAMES,
-                             ConfigError, TrainConfig, parse_hidden, preset)
+from ..engine.config import SETTINGS, ConfigError, Setting, TrainConfig, from_text, preset, to_text
+
+
+def _help(s: Setting) -> str:
+    # written out rather than argparse's %(default)s: the parser's default stays None, so that a flag left out
+    # does not override --config or --preset
+    if s.shown_default:
+        default = s.shown_default
+    elif isinstance(s.default, bool):
+        default = "on" if s.default else "off"
+    else:
+        default = to_text(s.default)
+    only = f"only with --{s.only_when[0]} {' or '.join(s.only_when[1])}; " if s.only_when else ""
+    return f"{s.help} ({only}default: {default})".replace("%", "%%")
+
+
+def _flag_kwargs(s: Setting) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"dest": s.name, "help": _help(s)}
+    if s.type is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif s.choices:
+        kwargs["choices"] = s.choices
+    elif s.type in (int, float):
+        kwargs["type"] = s.type  # argparse's own "invalid int value" names the flag
+    if s.metavar:
+        kwargs["metavar"] = s.metavar
+    return kwargs
+
 
 # flag -> (TrainConfig field, argparse kwargs)
-TRAIN_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
-    "--dataset": ("dataset", dict(choices=DATASET_NAMES, help="images to train on (default: the bundled fashion-mnist-mini)")),
-    "--data-dir": ("data_dir", dict(metavar="DIR", help="where full datasets live (default: $SCRATCH_TUI_DATA or the user cache)")),
-    "--model": ("model", dict(choices=MODEL_NAMES)),
-    "--hidden": ("hidden", dict(metavar="SIZES", help="MLP hidden layer sizes, e.g. 128,64")),
-    "--init": ("init", dict(choices=INIT_NAMES, help="MLP weight init: kaiming (scaled) or randn (unscaled N(0,1))")),
-    "--epochs": ("epochs", dict(type=int)),
-    "--batch-size": ("batch_size", dict(type=int)),
-    "--lr": ("lr", dict(type=float, help="learning rate (peak rate for onecycle)")),
-    "--optimizer": ("optimizer", dict(choices=OPTIMIZER_NAMES)),
-    "--momentum": ("momentum", dict(type=float, help="SGD momentum")),
-    "--nesterov": ("nesterov", dict(action=argparse.BooleanOptionalAction, help="Nesterov momentum for SGD")),
-    "--weight-decay": ("weight_decay", dict(type=float)),
-    "--schedule": ("schedule", dict(choices=SCHEDULE_NAMES)),
-    "--label-smoothing": ("label_smoothing", dict(type=float)),
-    "--augment": ("augment", dict(choices=AUGMENT_NAMES, help="flip: mirror training images at random "
-                                                               "(for clothes and CIFAR-10, not digits)")),
-    "--val-split": ("val_split", dict(type=float, help="fraction of train held out for validation (0 allowed)")),
-    "--seed": ("seed", dict(type=int)),
-    "--device": ("device", dict(help="auto, cpu, cuda, cuda:N or mps (default auto)")),
-    "--max-train-samples": ("max_train_samples", dict(type=int, metavar="N", help="train on at most N images (0: all)")),
-    "--name": ("name", dict(help="a name for this run")),
-}
+TRAIN_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {s.flag: (s.name, _flag_kwargs(s)) for s in SETTINGS.values()}
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -39,23 +43,23 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.preset:
         config = preset(args.preset, config)
     overrides: dict[str, Any] = {}
-    for flag, (field_name, _) in TRAIN_FLAGS.items():
-        value = getattr(args, flag[2:].replace("-", "_"))
+    for name in SETTINGS:
+        value = getattr(args, name)
         if value is not None:
-            overrides[field_name] = parse_hidden(value) if field_name == "hidden" else value
+            overrides[name] = from_text(name, value) if isinstance(value, str) else value
     return config.replace(**overrides) if overrides else config
 
 
 def name_flags(exc: ConfigError) -> str:
     """Config messages name fields; on the command line, name the flag the user typed."""
-    flags = {field_name: flag for flag, (field_name, _) in TRAIN_FLAGS.items()}
     return "; ".join(
-        msg.replace(f"{name}:", f"{flags[name]}:", 1) if name in flags else msg for name, msg in exc.errors.items()
+        msg.replace(f"{name}:", f"{SETTINGS[name].flag}:", 1) if name in SETTINGS else msg
+        for name, msg in exc.errors.items()
     )
 
 
 def given_train_flags(args: argparse.Namespace) -> list[str]:
     """Settings flags typed on the command line (those a resumed run cannot take)."""
     given = [flag for flag in ("--preset", "--config", "--save-config") if getattr(args, flag[2:].replace("-", "_"))]
-    given += [flag for flag in TRAIN_FLAGS if getattr(args, flag[2:].replace("-", "_")) is not None]
+    given += [s.flag for s in SETTINGS.values() if getattr(args, s.name) is not None]
     return given + (["--no-record"] if args.no_record else [])

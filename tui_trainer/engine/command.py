@@ -4,30 +4,19 @@ from __future__ import annotations
 
 import shlex
 
-from .config import TrainConfig
-
-# TrainConfig field -> flag, for the fields the train command takes
-FLAGS = {
-    "dataset": "--dataset", "data_dir": "--data-dir", "model": "--model", "hidden": "--hidden", "init": "--init",
-    "epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "optimizer": "--optimizer",
-    "momentum": "--momentum", "nesterov": "--nesterov", "weight_decay": "--weight-decay", "schedule": "--schedule",
-    "label_smoothing": "--label-smoothing", "augment": "--augment", "val_split": "--val-split", "seed": "--seed",
-    "device": "--device", "max_train_samples": "--max-train-samples", "name": "--name",
-}
+from .config import SETTINGS, TrainConfig, applies, to_text
 
 
 def command_line(config: TrainConfig) -> str:
-    """Only the settings that differ from the defaults, so the line stays short and readable."""
-    defaults = TrainConfig()
+    """Only the settings that differ from the defaults and matter for this model and optimizer,
+    so the line stays short and readable."""
     parts = ["scratch-tui", "train"]
-    for field_name, flag in FLAGS.items():
-        value = getattr(config, field_name)
-        if value == getattr(defaults, field_name):
+    for s in SETTINGS.values():
+        value = getattr(config, s.name)
+        if value == s.default or not applies(s.name, config):
             continue
         if isinstance(value, bool):
-            parts.append(flag if value else "--no-" + flag[2:])
-        elif isinstance(value, tuple):
-            parts += [flag, ",".join(str(v) for v in value)]
+            parts.append(s.flag if value else "--no-" + s.flag[2:])
         else:
-            parts += [flag, shlex.quote(str(value))]
+            parts += [s.flag, shlex.quote(to_text(value))]
     return " ".join(parts)

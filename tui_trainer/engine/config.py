@@ -1,4 +1,9 @@
-"""TrainConfig: every knob of a run in one frozen, validated dataclass."""
+"""TrainConfig: every knob of a run in one frozen, validated dataclass.
+
+Each field carries a Setting (help, form label and control, choices or range, when it applies).
+The train flags, the equivalent command line, the setup form, TOML and validation all read SETTINGS,
+so a knob is declared once, here.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,22 @@ import json
 import math
 import re
 import tomllib
-from dataclasses import dataclass, fields
+import typing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
-MODEL_NAMES = ("scratch-mlp", "sequential-mlp", "cnn")
-DATASET_NAMES = ("fashion-mnist-mini", "mnist", "fashion-mnist", "kmnist", "cifar10")
+MLP_MODELS = ("scratch-mlp", "sequential-mlp")
+MODEL_NAMES = (*MLP_MODELS, "cnn")
+DATASET_NAMES = ("fashion-mnist-mini", "fashion-mnist", "mnist", "kmnist", "cifar10")
 INIT_NAMES = ("kaiming", "randn")
 OPTIMIZER_NAMES = ("sgd", "adam", "adamw")
 SCHEDULE_NAMES = ("constant", "cosine", "onecycle")
 AUGMENT_NAMES = ("none", "flip")
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_DEVICES = "auto, cpu, cuda, cuda:N or mps"
+_MAX_LAYERS, _MAX_WIDTH, _MAX_NAME = 8, 65536, 200
+_INT64 = 2**63  # torch stores seeds and counts as int64
 
 
 class ConfigError(ValueError):
@@ -29,30 +39,98 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class Setting:
+    """How one TrainConfig field is offered and checked; name, type and default come from the field itself."""
+
+    help: str
+    label: str
+    control: str = ""  # input, select, radio or switch; left empty, the type and choices pick it
+    choices: tuple[str, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    bounds: str = "[]"  # interval notation: "(]" leaves out low, "[)" leaves out high
+    note: str = ""  # said after the range when a value is refused
+    check: Callable[[Any], bool] | None = None  # for what a type, choices and a range cannot say
+    rule: str = ""  # what `check` accepts, said when a value is refused
+    only_when: tuple[str, tuple[str, ...]] | None = None  # (field, values) under which the setting matters
+    shown_default: str = ""  # --help's default where the value alone says little
+    metavar: str | None = None
+    name: str = ""
+    type: Any = None
+    default: Any = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def _setting(default: Any, **meta: Any) -> Any:
+    return dataclasses.field(default=default, metadata={"setting": Setting(**meta)})
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _layer_sizes(value: Any) -> bool:
+    return (isinstance(value, tuple) and 1 <= len(value) <= _MAX_LAYERS
+            and all(_is_int(h) and 1 <= h <= _MAX_WIDTH for h in value))
+
+
+_MLP = ("model", MLP_MODELS)
+_SGD = ("optimizer", ("sgd",))
+
+
+@dataclass(frozen=True)
 class TrainConfig:
-    dataset: str = "fashion-mnist-mini"
-    data_dir: str | None = None
-    model: str = "scratch-mlp"
-    hidden: tuple[int, ...] = (128, 64)
-    init: str = "kaiming"
-    epochs: int = 15
-    batch_size: int = 128
-    lr: float = 0.003
-    optimizer: str = "adamw"
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 0.01
-    schedule: str = "onecycle"
-    label_smoothing: float = 0.05
+    dataset: str = _setting("fashion-mnist-mini", label="Dataset", control="radio", choices=DATASET_NAMES,
+                            help="images to train on; all but fashion-mnist-mini download on first use")
+    model: str = _setting("scratch-mlp", label="Model", control="radio", choices=MODEL_NAMES,
+                          help="the network to train")
+    hidden: tuple[int, ...] = _setting(
+        (128, 64), label="Hidden sizes", only_when=_MLP, metavar="SIZES", help="MLP hidden layer sizes, e.g. 128,64",
+        check=_layer_sizes,
+        rule=f"must be 1 to {_MAX_LAYERS} layer sizes, each a whole number from 1 to {_MAX_WIDTH} (e.g. 128,64)")
+    init: str = _setting("kaiming", label="Init", choices=INIT_NAMES, only_when=_MLP,
+                         help="MLP weight init: kaiming (scaled) or randn (unscaled N(0,1))")
+    epochs: int = _setting(15, label="Epochs", low=1, high=10_000, help="passes over the training images")
+    batch_size: int = _setting(128, label="Batch size", low=1, high=65536, help="images per optimizer step")
+    lr: float = _setting(0.003, label="Learning rate", low=0, high=10, bounds="(]", note="(e.g. 0.001)",
+                         help="learning rate; the peak rate for onecycle")
+    optimizer: str = _setting("adamw", label="Optimizer", choices=OPTIMIZER_NAMES,
+                              help="how gradients move the weights")
+    momentum: float = _setting(0.9, label="Momentum", low=0, high=1, bounds="[)", only_when=_SGD,
+                               help="SGD momentum")
+    nesterov: bool = _setting(False, label="Nesterov", only_when=_SGD, help="Nesterov momentum for SGD")
+    weight_decay: float = _setting(0.01, label="Weight decay", low=0, high=1,
+                                   help="weight decay (decoupled from the gradient for adamw)")
+    schedule: str = _setting("onecycle", label="LR schedule", choices=SCHEDULE_NAMES,
+                             help="how the learning rate moves over the run")
+    label_smoothing: float = _setting(0.05, label="Label smoothing", low=0, high=1, bounds="[)",
+                                      help="share of each target spread over the other classes")
     # flip: random left-right mirroring of training images; it helps the CNN a little and the
     # small MLP not at all, and it is wrong for digits and kana, so it is off unless asked for.
-    augment: str = "none"
-    val_split: float = 0.1
-    seed: int = 0
-    device: str = "auto"
+    augment: str = _setting("none", label="Augment", choices=AUGMENT_NAMES,
+                            help="flip: mirror training images at random; for clothes and CIFAR-10, not digits")
+    val_split: float = _setting(0.1, label="Validation split", low=0, high=0.5, note="(0 turns validation off)",
+                                help="fraction of the training images held out for validation; 0 for none")
+    seed: int = _setting(0, label="Seed", low=0, help="seeds the init, the split and the shuffling")
+    device: str = _setting("auto", label="Device", control="radio", help=f"where to train: {_DEVICES}",
+                           check=lambda v: isinstance(v, str) and bool(_DEVICE_PATTERN.match(v)),
+                           rule=f"choose {_DEVICES}")
     # 0 keeps every training image; a smaller number makes quick experiments quick.
-    max_train_samples: int = 0
-    name: str = ""
+    max_train_samples: int = _setting(0, label="Max train images", low=0, note="(0: all)", metavar="N",
+                                      help="train on at most N images; 0 for all")
+    name: str = _setting("", label="Run name", shown_default="unnamed", help="a name for this run",
+                         check=lambda v: isinstance(v, str) and len(v) <= _MAX_NAME,
+                         rule=f"must be text of at most {_MAX_NAME} characters")
+    data_dir: str | None = _setting(None, label="Data folder", metavar="DIR", help="where full datasets live",
+                                    shown_default="$SCRATCH_TUI_DATA or the user cache",
+                                    check=lambda v: v is None or isinstance(v, str), rule="must be a folder path")
 
     def __post_init__(self) -> None:
         if isinstance(self.hidden, list):
@@ -71,21 +149,17 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(data) - set(SETTINGS))
         if unknown:
             raise ConfigError(
-                {key: f"{key}: unknown setting; known settings are {', '.join(sorted(known))}" for key in unknown}
+                {key: f"{key}: unknown setting; known settings are {', '.join(sorted(SETTINGS))}" for key in unknown}
             )
         return cls(**data)
 
     def to_toml(self) -> str:
-        lines = []
-        for key, value in self.to_dict().items():
-            if value is None:
-                continue  # TOML has no null; absence means the default
-            lines.append(f"{key} = {_toml_value(value)}")
-        return "\n".join(lines) + "\n"
+        data = self.to_dict()
+        # TOML has no null; absence means the default
+        return "".join(f"{name} = {_toml_value(data[name])}\n" for name in SETTINGS if data[name] is not None)
 
     @classmethod
     def from_toml(cls, text: str) -> "TrainConfig":
@@ -106,6 +180,106 @@ class TrainConfig:
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_toml(), encoding="utf-8")
+
+
+def _completed(field: dataclasses.Field, hint: Any) -> Setting:
+    meta: Setting = field.metadata["setting"]
+    control = meta.control or ("switch" if hint is bool else "select" if meta.choices else "input")
+    return dataclasses.replace(meta, name=field.name, type=hint, default=field.default, control=control)
+
+
+_HINTS = typing.get_type_hints(TrainConfig)
+SETTINGS: dict[str, Setting] = {f.name: _completed(f, _HINTS[f.name]) for f in dataclasses.fields(TrainConfig)}
+CONFIG_FIELDS = tuple(SETTINGS)
+
+
+def applies(name: str, config: TrainConfig | Mapping[str, Any]) -> bool:
+    """Whether a setting matters given the others: momentum only for SGD, hidden sizes and init only for MLPs."""
+    when = SETTINGS[name].only_when
+    if when is None:
+        return True
+    field, values = when
+    value = config[field] if isinstance(config, Mapping) else getattr(config, field)
+    return value in values
+
+
+def allowed(name: str) -> str:
+    """What a setting accepts, as said after "name: got X; "."""
+    s = SETTINGS[name]
+    if s.choices:
+        return f"choose one of {', '.join(s.choices)}"
+    if s.type is bool:
+        return "must be true or false"
+    if s.type not in (int, float):
+        return s.rule
+    if s.high is None:
+        span = f"of {s.low} or more"
+    elif s.bounds == "(]":
+        span = f"greater than {s.low} and at most {s.high}"
+    elif s.bounds == "[)":
+        span = f"from {s.low} up to (not including) {s.high}"
+    else:
+        span = f"from {s.low} to {s.high}"
+    noun = "whole number" if s.type is int else "number"
+    return f"must be a {noun} {span}" + (f" {s.note}" if s.note else "")
+
+
+def _accepts(s: Setting, value: Any) -> bool:
+    if s.choices:
+        return value in s.choices
+    if s.type is bool:
+        return isinstance(value, bool)
+    if s.type is int:
+        if not (_is_int(value) and value < _INT64):
+            return False
+    elif s.type is float:
+        if not _is_number(value):
+            return False
+    else:
+        return s.check(value)
+    above = s.low is None or (value > s.low if s.bounds[0] == "(" else value >= s.low)
+    below = s.high is None or (value < s.high if s.bounds[1] == ")" else value <= s.high)
+    return above and below
+
+
+def field_error(name: str, value: Any) -> str | None:
+    """The message for a value the setting refuses on its own, or None."""
+    return None if _accepts(SETTINGS[name], value) else f"{name}: got {value!r}; {allowed(name)}"
+
+
+def _validate(cfg: TrainConfig) -> dict[str, str]:
+    errors = {name: message for name in SETTINGS if (message := field_error(name, getattr(cfg, name)))}
+    if ("nesterov" not in errors and cfg.nesterov and applies("nesterov", cfg)
+            and not (_is_number(cfg.momentum) and cfg.momentum > 0)):
+        errors["nesterov"] = "nesterov: needs momentum greater than 0; set --momentum 0.9 or turn nesterov off"
+    return errors
+
+
+def from_text(name: str, text: str) -> Any:
+    """A value as typed in the form or on the command line; a ConfigError names the field."""
+    kind = SETTINGS[name].type
+    if kind == tuple[int, ...]:
+        return parse_hidden(text)
+    try:
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+    except ValueError:
+        noun = "whole number" if kind is int else "number"
+        raise ConfigError({name: f"{name}: got {text!r}; must be a {noun}"}) from None
+    if kind == str | None:
+        return text or None
+    return text
+
+
+def to_text(value: Any) -> str:
+    """A value as the form and the command line show it; from_text reads it back."""
+    if value is None:
+        return ""
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -135,7 +309,7 @@ def preset(name: str, base: TrainConfig | None = None) -> TrainConfig:
     if name == "recommended":
         defaults = TrainConfig()
         keep = {"dataset", "data_dir", "device", "seed", "name", "max_train_samples", "model"}
-        return TrainConfig(**{k: getattr(base if k in keep else defaults, k) for k in TrainConfig.__dataclass_fields__})
+        return TrainConfig(**{k: getattr(base if k in keep else defaults, k) for k in SETTINGS})
     return base.replace(**PRESETS[name])
 
 
@@ -150,79 +324,12 @@ def _toml_value(value: Any) -> str:
     return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _validate(cfg: TrainConfig) -> dict[str, str]:
-    errors: dict[str, str] = {}
-
-    def bad(name: str, allowed: str) -> None:
-        errors[name] = f"{name}: got {getattr(cfg, name)!r}; {allowed}"
-
-    def choice(name: str, options: tuple[str, ...]) -> None:
-        if getattr(cfg, name) not in options:
-            bad(name, f"choose one of {', '.join(options)}")
-
-    choice("dataset", DATASET_NAMES)
-    choice("model", MODEL_NAMES)
-    choice("init", INIT_NAMES)
-    choice("optimizer", OPTIMIZER_NAMES)
-    choice("schedule", SCHEDULE_NAMES)
-    choice("augment", AUGMENT_NAMES)
-    if cfg.data_dir is not None and not isinstance(cfg.data_dir, str):
-        bad("data_dir", "must be a folder path")
-    if (
-        not isinstance(cfg.hidden, tuple)
-        or not cfg.hidden
-        or len(cfg.hidden) > 8
-        or not all(_is_int(h) and 1 <= h <= 65536 for h in cfg.hidden)
-    ):
-        bad("hidden", "must be 1 to 8 layer sizes, each a whole number from 1 to 65536 (e.g. 128,64)")
-    if not (_is_int(cfg.epochs) and 1 <= cfg.epochs <= 10_000):
-        bad("epochs", "must be a whole number from 1 to 10000")
-    if not (_is_int(cfg.batch_size) and 1 <= cfg.batch_size <= 65536):
-        bad("batch_size", "must be a whole number from 1 to 65536")
-    if not (_is_number(cfg.lr) and 0 < cfg.lr <= 10):
-        bad("lr", "must be a number greater than 0 and at most 10 (e.g. 0.001)")
-    if not (_is_number(cfg.momentum) and 0 <= cfg.momentum < 1):
-        bad("momentum", "must be a number from 0 up to (not including) 1")
-    if not isinstance(cfg.nesterov, bool):
-        bad("nesterov", "must be true or false")
-    elif cfg.nesterov and cfg.optimizer == "sgd" and not (_is_number(cfg.momentum) and cfg.momentum > 0):
-        errors["nesterov"] = "nesterov: needs momentum greater than 0; set --momentum 0.9 or turn nesterov off"
-    if not (_is_number(cfg.weight_decay) and 0 <= cfg.weight_decay <= 1):
-        bad("weight_decay", "must be a number from 0 to 1")
-    if not (_is_number(cfg.label_smoothing) and 0 <= cfg.label_smoothing < 1):
-        bad("label_smoothing", "must be a number from 0 up to (not including) 1")
-    if not (_is_number(cfg.val_split) and 0 <= cfg.val_split <= 0.5):
-        bad("val_split", "must be a fraction from 0 to 0.5 (0 turns validation off)")
-    if not (_is_int(cfg.seed) and 0 <= cfg.seed < 2**63):
-        bad("seed", "must be a whole number of 0 or more")
-    if not (isinstance(cfg.device, str) and _DEVICE_PATTERN.match(cfg.device)):
-        bad("device", "choose auto, cpu, cuda, cuda:N or mps")
-    if not (_is_int(cfg.max_train_samples) and cfg.max_train_samples >= 0):
-        bad("max_train_samples", "must be a whole number of 0 (all) or more")
-    if not isinstance(cfg.name, str) or len(cfg.name) > 200:
-        bad("name", "must be text of at most 200 characters")
-    return errors
-
-
 def parse_hidden(text: str) -> tuple[int, ...]:
     """'128,64' -> (128, 64); raises ConfigError naming the field."""
     try:
         sizes = tuple(int(part) for part in text.replace(" ", "").split(",") if part)
     except ValueError:
-        raise ConfigError(
-            {"hidden": f"hidden: got {text!r}; must be comma-separated whole numbers (e.g. 128,64)"}
-        ) from None
+        sizes = ()
     if not sizes:
         raise ConfigError({"hidden": f"hidden: got {text!r}; must be comma-separated whole numbers (e.g. 128,64)"})
     return sizes
-
-
-CONFIG_FIELDS = tuple(f.name for f in fields(TrainConfig))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -15,8 +14,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, ProgressBar, RadioButton, RadioSet, Select, Static, Switch
 
 from ...engine.command import command_line
-from ...engine.config import (AUGMENT_NAMES, INIT_NAMES, OPTIMIZER_NAMES, SCHEDULE_NAMES, ConfigError, TrainConfig,
-                              parse_hidden, preset)
+from ...engine.config import (SETTINGS, ConfigError, Setting, TrainConfig, applies, field_error, from_text, preset,
+                              to_text)
 from ...engine.data import DATASETS, DatasetUnavailable, load_raw
 from ...engine.models import MODELS, build_model, count_parameters
 from ..markup import markup, plain
@@ -24,35 +23,9 @@ from ..messages import DownloadFinished, DownloadProgress
 from .help import HELP_IN_FOOTER
 from .prompt import PromptScreen
 
-
-@dataclass(frozen=True)
-class FieldSpec:
-    name: str
-    label: str
-    kind: str  # int, float, text, hidden, choice, bool
-    choices: tuple[str, ...] = ()
-
-
-FIELDS = (
-    FieldSpec("hidden", "Hidden sizes", "hidden"),
-    FieldSpec("init", "Init", "choice", INIT_NAMES),
-    FieldSpec("epochs", "Epochs", "int"),
-    FieldSpec("batch_size", "Batch size", "int"),
-    FieldSpec("lr", "Learning rate", "float"),
-    FieldSpec("optimizer", "Optimizer", "choice", OPTIMIZER_NAMES),
-    FieldSpec("momentum", "Momentum", "float"),
-    FieldSpec("nesterov", "Nesterov", "bool"),
-    FieldSpec("weight_decay", "Weight decay", "float"),
-    FieldSpec("schedule", "LR schedule", "choice", SCHEDULE_NAMES),
-    FieldSpec("label_smoothing", "Label smoothing", "float"),
-    FieldSpec("augment", "Augment", "choice", AUGMENT_NAMES),
-    FieldSpec("val_split", "Validation split", "float"),
-    FieldSpec("seed", "Seed", "int"),
-    FieldSpec("max_train_samples", "Max train images", "int"),
-    FieldSpec("name", "Run name", "text"),
-    FieldSpec("data_dir", "Data folder", "text"),
-)
-_KIND_HELP = {"int": "must be a whole number", "float": "must be a number"}
+# Radio settings (device, dataset, model) fill the left column; the rest are rows of the right one.
+RADIOS = tuple(name for name, s in SETTINGS.items() if s.control == "radio")
+FIELDS = tuple(s for s in SETTINGS.values() if s.control != "radio")
 
 
 @functools.lru_cache(maxsize=64)  # asked again on every keystroke in the form
@@ -60,14 +33,6 @@ def parameter_count(model: str, dataset: str, hidden: tuple[int, ...]) -> int:
     spec = DATASETS[dataset]
     with torch.device("meta"):  # shapes only: no memory, no init cost
         return count_parameters(build_model(model, spec.image_shape, len(spec.classes), hidden))
-
-
-def _text(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, tuple):
-        return ",".join(str(v) for v in value)
-    return str(value)
 
 
 class SetupScreen(Screen):
@@ -95,21 +60,21 @@ class SetupScreen(Screen):
         app = self.app
         with Horizontal(id="setup-body"):
             with VerticalScroll(id="choices"):
-                yield Label("Device", classes="section")
+                yield Label(SETTINGS["device"].label, classes="section")
                 with RadioSet(id="device"):
                     best = next((d.name for d in app.devices if d.kind != "cpu"), "cpu")
                     yield RadioButton(f"auto  → {best}", value=True, name="auto")
                     for d in app.devices:
                         yield RadioButton(f"{d.name}  {d.describe()}", name=d.name)
-                yield Label("Dataset", classes="section")
+                yield Label(SETTINGS["dataset"].label, classes="section")
                 with RadioSet(id="dataset"):
-                    for name in DATASETS:
+                    for name in SETTINGS["dataset"].choices:
                         yield RadioButton(self._dataset_label(name), name=name)
                 yield ProgressBar(id="download-bar", show_eta=True)
                 yield Static("", id="dataset-note", classes="note")
-                yield Label("Model", classes="section")
+                yield Label(SETTINGS["model"].label, classes="section")
                 with RadioSet(id="model"):
-                    for name in MODELS:
+                    for name in SETTINGS["model"].choices:
                         yield RadioButton(name, name=name)
                 yield Static("", id="model-note", classes="note")
             with VerticalScroll(id="params"):
@@ -122,15 +87,15 @@ class SetupScreen(Screen):
         yield Static("", id="command")
         yield Footer(compact=True)
 
-    def _field_widget(self, spec: FieldSpec):
+    def _field_widget(self, spec: Setting):
         value = getattr(self.initial, spec.name)
-        if spec.kind == "choice":
+        if spec.control == "select":
             return Select([(c, c) for c in spec.choices], value=value, allow_blank=False, id=f"field-{spec.name}",
                           compact=True)
-        if spec.kind == "bool":
-            return Switch(value=bool(value), id=f"field-{spec.name}")
-        placeholder = "default" if spec.name in ("data_dir", "name") else ""
-        return Input(_text(value), placeholder=placeholder, id=f"field-{spec.name}", compact=True)
+        if spec.control == "switch":
+            return Switch(value=value, id=f"field-{spec.name}")
+        placeholder = "default" if spec.default in (None, "") else ""
+        return Input(to_text(value), placeholder=placeholder, id=f"field-{spec.name}", compact=True)
 
     def _dataset_label(self, name: str) -> str:
         return f"{name}  {self.app.dataset_status(name)}"
@@ -145,15 +110,10 @@ class SetupScreen(Screen):
         missing: list[tuple[str, str]] = []
         try:
             for spec in FIELDS:
-                widget = self.query_one(f"#field-{spec.name}")
                 value = getattr(config, spec.name)
-                if spec.kind == "bool":
-                    widget.value = bool(value)
-                elif spec.kind == "choice":
-                    widget.value = value
-                else:
-                    widget.value = _text(value)
-            for set_id, value in (("device", config.device), ("dataset", config.dataset), ("model", config.model)):
+                self.query_one(f"#field-{spec.name}").value = to_text(value) if spec.control == "input" else value
+            for set_id in RADIOS:
+                value = getattr(config, set_id)
                 buttons = [b for b in self.query_one(f"#{set_id}", RadioSet).query(RadioButton) if b.name == value]
                 for button in buttons:
                     button.value = True
@@ -168,41 +128,31 @@ class SetupScreen(Screen):
         pressed = self.query_one(f"#{set_id}", RadioSet).pressed_button
         return pressed.name if pressed else None
 
+    def _picked(self) -> dict[str, object]:
+        """The radios, selects and switches: always valid, and what decides which fields apply."""
+        picked: dict[str, object] = {name: self._selected(name) or getattr(self.initial, name) for name in RADIOS}
+        picked.update({s.name: self.query_one(f"#field-{s.name}").value for s in FIELDS if s.control != "input"})
+        return picked
+
     def read_form(self) -> tuple[TrainConfig | None, dict[str, str]]:
-        values: dict[str, object] = {}
+        values = self._picked()
         errors: dict[str, str] = {}
-        model = self._selected("model") or self.initial.model
         for spec in FIELDS:
-            widget = self.query_one(f"#field-{spec.name}")
-            raw = widget.value
-            if spec.kind in ("bool", "choice"):
-                values[spec.name] = raw
+            if spec.control != "input":
                 continue
-            text = raw.strip()
-            if spec.kind == "hidden" and not MODELS[model].uses_hidden:
-                # the row is hidden for this model, so a bad value there must not block Start
-                try:
-                    values[spec.name] = parse_hidden(text)
-                except ConfigError:
-                    values[spec.name] = self.initial.hidden
-                continue
+            text = self.query_one(f"#field-{spec.name}", Input).value.strip()
             try:
-                if spec.kind == "int":
-                    values[spec.name] = int(text)
-                elif spec.kind == "float":
-                    values[spec.name] = float(text)
-                elif spec.kind == "hidden":
-                    values[spec.name] = parse_hidden(text)
-                elif spec.name == "data_dir":
-                    values[spec.name] = text or None
-                else:
-                    values[spec.name] = text
-            except ConfigError as exc:  # the CLI's own parser, so both say the same
-                errors.update(exc.errors)
-            except ValueError:
-                errors[spec.name] = f"{spec.name}: got {text!r}; {_KIND_HELP[spec.kind]}"
-        for set_id in ("device", "dataset", "model"):
-            values[set_id] = self._selected(set_id) or getattr(self.initial, set_id)
+                value = from_text(spec.name, text)  # the CLI's own reading, so both say the same
+                message = field_error(spec.name, value)
+            except ConfigError as exc:
+                value, message = None, exc.errors[spec.name]
+            if message and not applies(spec.name, values):
+                # the row is hidden for this model or optimizer, so a bad value there must not block Start
+                value, message = getattr(self.initial, spec.name), None
+            if message:
+                errors[spec.name] = message
+            else:
+                values[spec.name] = value
         try:
             config = TrainConfig(**values)
         except ConfigError as exc:
@@ -214,7 +164,9 @@ class SetupScreen(Screen):
         if self._loading:
             return
         self.config, self.errors = self.read_form()
+        picked = self._picked()
         for spec in FIELDS:
+            self.query_one(f"#row-{spec.name}").display = applies(spec.name, picked)
             message = self.errors.get(spec.name, "")
             self.query_one(f"#error-{spec.name}", Static).update(plain(message))
             self.query_one(f"#error-{spec.name}").display = bool(message)
@@ -234,8 +186,6 @@ class SetupScreen(Screen):
         count = parameter_count(model, dataset, hidden)
         note = f"{MODELS[model].summary}. {count:,} parameters for {DATASETS[dataset].title}."
         self.query_one("#model-note", Static).update(note)
-        for name in ("hidden", "init"):
-            self.query_one(f"#row-{name}").display = MODELS[model].uses_hidden
 
     @on(Input.Changed)
     @on(Select.Changed)
