@@ -52,7 +52,7 @@ def test_event_order_and_content(small_data):
 
     started = events[0]
     assert isinstance(started, RunStarted)
-    assert started.config == config.to_dict()
+    assert started.config == config
     assert (started.train_size, started.val_size, started.test_size) == (3000, 1200, 2000)
     assert started.classes[:2] == ["T-shirt/top", "Trouser"]
     assert started.steps_per_epoch == 94

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import queue
 import time
 
 import torch
 
+from tui_trainer.engine.commands import Command, apply
 from tui_trainer.engine.config import TrainConfig
+from tui_trainer.engine.control import TrainingControl
 from tui_trainer.engine.data import FASHION_CLASSES, load_raw
 from tui_trainer.engine.devices import DeviceInfo
-from tui_trainer.engine.events import (BatchProgress, EpochEnded, EvaluationEnded, PredictionSample, RunFailed,
-                                       RunFinished, RunPaused, RunResumed, RunStarted, RunStopped)
+from tui_trainer.engine.events import (BatchProgress, CommandReceived, EpochEnded, EvaluationEnded, PredictionSample,
+                                       RunFailed, RunFinished, RunPaused, RunResumed, RunStarted, RunState, RunStopped,
+                                       next_state)
+from tui_trainer.runs.handle import RunHandle
 
 DEVICES = [
     DeviceInfo("cuda:0", "NVIDIA H100 80GB HBM3", "cuda", 85_045_346_304, "9.0"),
@@ -25,7 +30,7 @@ def dataset_status(name: str) -> str:
 
 
 def started(config: TrainConfig, steps: int = 85) -> RunStarted:
-    return RunStarted(config=config.to_dict(), device="cpu", device_name="CPU (16 threads)",
+    return RunStarted(config=config, device="cpu", device_name="CPU (16 threads)",
                       dataset_title="Fashion-MNIST mini (bundled, 12k/2k)", classes=list(FASHION_CLASSES),
                       image_shape=[1, 28, 28], train_size=10800, val_size=1200, test_size=2000, parameters=109386,
                       steps_per_epoch=steps, run_id=None)
@@ -136,3 +141,50 @@ class FixedStore:
 
     def evaluation(self, run_id):
         return None
+
+
+class ScriptedRun(RunHandle):
+    """A run handle that plays a scripted engine in the viewer's thread; commands reach it through the
+    real `apply`, as they reach a training process, and are logged as CommandReceived first."""
+
+    def __init__(self, factory, config: TrainConfig, run_id: str = "5c417ed0", started_here: bool = True):
+        self.factory, self.config, self.run_id, self.started_here = factory, config, run_id, started_here
+        self.control = TrainingControl()
+        self.sent: list[Command] = []
+        self._received: queue.Queue[Command] = queue.Queue()
+        self._state = RunState.STARTING
+
+    def send(self, command: Command) -> None:
+        self.sent.append(command)
+        apply(command, self.control)
+        self._received.put(command)
+
+    def state(self) -> RunState:
+        return self._state
+
+    def events(self, stop=None):
+        for event in self.factory(self.config, self.control, None):
+            while not self._received.empty():
+                command = self._received.get()
+                yield CommandReceived(command.name, command.value)
+            self._state = next_state(self._state, event)
+            yield event
+
+
+class ScriptedLauncher:
+    """Starts ScriptedRuns from an engine factory; keeps each handle so tests can look at what was sent."""
+
+    def __init__(self, factory=None):
+        self.factory = factory or scripted_engine()
+        self.handles: list[ScriptedRun] = []
+
+    def start(self, config: TrainConfig) -> ScriptedRun:
+        self.handles.append(ScriptedRun(self.factory, config))
+        return self.handles[-1]
+
+    def resume(self, run_id: str, epochs: int | None = None) -> ScriptedRun:
+        raise AssertionError("a scripted launcher resumes nothing")
+
+    def open(self, run_id: str) -> ScriptedRun:
+        self.handles.append(ScriptedRun(self.factory, TrainConfig(), run_id=run_id, started_here=False))
+        return self.handles[-1]

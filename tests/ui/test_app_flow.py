@@ -9,6 +9,7 @@ import time
 
 from textual.widgets import Input, RadioSet, Static
 
+from tui_trainer.engine.commands import Command
 from tui_trainer.engine.config import TrainConfig
 from tui_trainer.engine.events import BatchProgress, EpochEnded, RunFailed, RunStopped
 from tui_trainer.ui.app import TrainerApp
@@ -19,7 +20,7 @@ from tui_trainer.ui.screens.train import TrainScreen
 
 from tui_trainer.ui.widgets.charts import AccuracyChart, LossChart
 
-from .fakes import DEVICES, dataset_status, epoch_events, scripted_engine, started
+from .fakes import DEVICES, ScriptedLauncher, dataset_status, epoch_events, scripted_engine, started
 
 
 async def wait_for(pilot, predicate, timeout: float = 60.0) -> None:
@@ -113,7 +114,7 @@ async def test_a_short_real_run_finishes_and_shows_its_evaluation():
 
 
 async def test_confusion_cell_selects_its_samples():
-    app = TrainerApp(engine=scripted_engine(), devices=DEVICES, dataset_status=dataset_status)
+    app = TrainerApp(launcher=ScriptedLauncher(scripted_engine()), devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f5")
         await wait_for(pilot, lambda: app.history.state == "finished")
@@ -130,7 +131,7 @@ async def test_confusion_cell_selects_its_samples():
 
 
 async def test_a_failed_run_shows_the_engines_message():
-    app = TrainerApp(engine=scripted_engine(end="failed"), devices=DEVICES, dataset_status=dataset_status)
+    app = TrainerApp(launcher=ScriptedLauncher(scripted_engine(end="failed")), devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f5")
         await wait_for(pilot, lambda: app.history.state == "failed")
@@ -146,7 +147,7 @@ async def test_an_engine_crash_is_reported_not_raised():
         raise RuntimeError("CUDA error: device-side assert triggered")
         yield  # pragma: no cover
 
-    app = TrainerApp(engine=broken, devices=DEVICES, dataset_status=dataset_status)
+    app = TrainerApp(launcher=ScriptedLauncher(broken), devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("f5")
         await wait_for(pilot, lambda: app.history.state == "failed")
@@ -154,7 +155,7 @@ async def test_an_engine_crash_is_reported_not_raised():
 
 
 async def test_help_lists_every_binding_and_closes():
-    app = TrainerApp(engine=scripted_engine(), devices=DEVICES, dataset_status=dataset_status)
+    app = TrainerApp(launcher=ScriptedLauncher(scripted_engine()), devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(100, 30)) as pilot:
         app.screen.query_one("#field-name", Input).focus()
         await pilot.press("f1")  # from a text field too, where `?` is just typed
@@ -172,7 +173,7 @@ async def test_help_lists_every_binding_and_closes():
 
 
 async def test_dataset_choice_and_parameter_count_follow_the_selection():
-    app = TrainerApp(engine=scripted_engine(), devices=DEVICES, dataset_status=dataset_status)
+    app = TrainerApp(launcher=ScriptedLauncher(scripted_engine()), devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(120, 40)) as pilot:
         labels = [str(b.label) for b in app.screen.query_one("#dataset", RadioSet).query("RadioButton")]
         assert "cifar10  needs download (163 MB)" in labels
@@ -188,7 +189,7 @@ async def test_dataset_choice_and_parameter_count_follow_the_selection():
 
 async def test_config_saves_and_loads_as_toml(tmp_path):
     path = tmp_path / "mine.toml"
-    app = TrainerApp(engine=scripted_engine(), devices=DEVICES, dataset_status=dataset_status)
+    app = TrainerApp(launcher=ScriptedLauncher(scripted_engine()), devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(100, 30)) as pilot:
         await type_into(pilot, app, "lr", "0.05")
         await pilot.press("ctrl+s")
@@ -218,7 +219,7 @@ async def test_config_saves_and_loads_as_toml(tmp_path):
 
 
 async def test_too_small_terminal_shows_a_notice():
-    app = TrainerApp(engine=scripted_engine(), devices=DEVICES, dataset_status=dataset_status)
+    app = TrainerApp(launcher=ScriptedLauncher(scripted_engine()), devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(60, 16)) as pilot:
         await pilot.pause()
         assert isinstance(app.screen, TooSmallScreen)
@@ -230,7 +231,7 @@ async def test_too_small_terminal_shows_a_notice():
 
 async def test_no_color_draws_images_with_characters(monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
-    app = TrainerApp(engine=scripted_engine(), devices=DEVICES, dataset_status=dataset_status)
+    app = TrainerApp(launcher=ScriptedLauncher(scripted_engine()), devices=DEVICES, dataset_status=dataset_status)
     assert app.no_color
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("f5")
@@ -246,7 +247,7 @@ async def test_no_color_draws_images_with_characters(monkeypatch):
 
 
 async def test_command_palette_lists_the_screens_actions():
-    app = TrainerApp(engine=scripted_engine(), devices=DEVICES, dataset_status=dataset_status)
+    app = TrainerApp(launcher=ScriptedLauncher(scripted_engine()), devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(100, 30)) as pilot:
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert {"Start", "Recommended", "Tutorial", "Save TOML", "Load TOML"} <= set(titles)
@@ -267,17 +268,17 @@ async def test_cuda_memory_reported_by_the_training_process_is_shown():
             time.sleep(0.02)
         yield RunStopped(epochs_done=0, seconds=1.0)
 
-    app = TrainerApp(engine=cuda_run, devices=DEVICES, dataset_status=dataset_status)
+    app = TrainerApp(launcher=ScriptedLauncher(cuda_run), devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f5")
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen) and "GPU mem" in text_of(app, "#stats"),
                        timeout=10)
         assert "GPU mem 412 MiB (peak 1,536)" in text_of(app, "#stats")
-        app.control.stop()
+        app.handle.send(Command("stop"))
 
 
 async def test_charts_rebuild_only_when_their_data_moves():
-    app = TrainerApp(engine=scripted_engine(), devices=DEVICES, dataset_status=dataset_status)
+    app = TrainerApp(launcher=ScriptedLauncher(scripted_engine()), devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f5")
         await wait_for(pilot, lambda: app.history.state == "finished")
@@ -296,7 +297,7 @@ async def test_charts_rebuild_only_when_their_data_moves():
 
 
 async def test_brackets_in_fields_are_text_not_markup():
-    app = TrainerApp(engine=scripted_engine(), devices=DEVICES, dataset_status=dataset_status)
+    app = TrainerApp(launcher=ScriptedLauncher(scripted_engine()), devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(100, 30)) as pilot:
         await type_into(pilot, app, "name", "a[/]")
         assert "--name 'a[/]'" in text_of(app, "#command")
@@ -307,7 +308,7 @@ async def test_brackets_in_fields_are_text_not_markup():
 
 
 async def test_a_bad_hidden_size_does_not_block_a_model_without_hidden_layers():
-    app = TrainerApp(engine=scripted_engine(), devices=DEVICES, dataset_status=dataset_status)
+    app = TrainerApp(launcher=ScriptedLauncher(scripted_engine()), devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(100, 30)) as pilot:
         await type_into(pilot, app, "hidden", "abc")
         assert "hidden" in app.screen.errors
@@ -324,7 +325,7 @@ async def test_a_message_ending_in_a_backslash_does_not_eat_the_markup_after_it(
         yield started(config)
         yield RunFailed(message="cannot read C:\\data\\", epochs_done=0)
 
-    app = TrainerApp(engine=failing, devices=DEVICES, dataset_status=dataset_status)
+    app = TrainerApp(launcher=ScriptedLauncher(failing), devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("f5")
         await wait_for(pilot, lambda: app.history.state == "failed")
@@ -351,7 +352,7 @@ async def test_a_resume_that_drops_epochs_redraws_them_with_the_new_values():
         screen = app.screen
         return [str(line.text) for line in screen.query_one("#log").lines] if isinstance(screen, TrainScreen) else []
 
-    app = TrainerApp(engine=resumed, devices=DEVICES, dataset_status=dataset_status, config=config)
+    app = TrainerApp(launcher=ScriptedLauncher(resumed), devices=DEVICES, dataset_status=dataset_status, config=config)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f5")
         await wait_for(pilot, lambda: any("Epoch 5/5" in line for line in log_lines()), timeout=30)

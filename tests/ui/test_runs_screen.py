@@ -8,6 +8,7 @@ import sys
 import pytest
 from textual.widgets import DataTable, Input
 
+from tui_trainer.engine.commands import Command
 from tui_trainer.engine.config import TrainConfig
 from tui_trainer.engine.loop import TrainingRun
 from tui_trainer.runs.recording import recorded
@@ -122,14 +123,15 @@ async def test_attach_follows_a_detached_run_and_leaving_keeps_it_going(tmp_path
     app = make_app(store, attach=run_id)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen) and len(app.history.epochs) >= 2)
-        await wait_for(pilot, lambda: "(attached)" in text_of(app, "#run-title"), timeout=5)  # next redraw tick
+        await wait_for(pilot, lambda: text_of(app, "#run-title").startswith(f"run {run_id} · attached"),
+                       timeout=5)  # next redraw tick
         await pilot.press("space")  # pause through the store's control channel
         await wait_for(pilot, lambda: app.history.state == "paused")
         await pilot.press("space")
         await wait_for(pilot, lambda: app.history.state == "running")
     # the viewer is gone; the run is not
     assert store.get_run(run_id).status == "running"
-    store.send_control(run_id, "stop")
+    store.send(run_id, Command("stop"))
     import time
 
     for _ in range(200):

@@ -10,14 +10,14 @@ from textual.widgets import Input
 
 from tui_trainer.ui.app import TrainerApp
 
-from .fakes import DEVICES, dataset_status, scripted_engine
+from .fakes import DEVICES, ScriptedLauncher, dataset_status, scripted_engine
 from .test_app_flow import wait_for
 
 SIZES = [(80, 24), (120, 40)]
 
 
 def make_app(**kwargs) -> TrainerApp:
-    return TrainerApp(engine=scripted_engine(**kwargs), devices=DEVICES, dataset_status=dataset_status)
+    return TrainerApp(launcher=ScriptedLauncher(scripted_engine(**kwargs)), devices=DEVICES, dataset_status=dataset_status)
 
 
 async def no_blink(pilot) -> None:
@@ -85,5 +85,5 @@ def test_runs(snap_compare, size):
         await pilot.press("f2", "space", "down", "space")
         await pilot.pause(0.2)
 
-    app = TrainerApp(engine=scripted_engine(), devices=DEVICES, dataset_status=dataset_status, store=FixedStore())
+    app = TrainerApp(launcher=ScriptedLauncher(scripted_engine()), devices=DEVICES, dataset_status=dataset_status, store=FixedStore())
     assert snap_compare(app, terminal_size=size, run_before=compare_two)

@@ -13,9 +13,10 @@ from .app import open_app, run_attach, run_devices, run_serve
 from .common import RUNS_DIR_HELP, Parser
 from .evaluate import run_eval
 from .flags import TRAIN_FLAGS, config_from_args  # noqa: F401  (tests build configs as the parser does)
-from .runs import CONTROL_CHOICES, run_runs
+from .runs import run_runs
 from .train import run_train
 from ..engine.command import command_line  # noqa: F401  (the app and `runs show` print the same line)
+from ..engine.commands import COMMANDS
 from ..engine.config import PRESETS
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,8 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
     # A detached child trains the run its parent created (config read from the store).
     train.add_argument("--run-id", help=argparse.SUPPRESS)
     train.add_argument("--no-hangup", action="store_true", help=argparse.SUPPRESS)
-    # The app trains in a child process (its own GIL) and steers it with lines on stdin.
-    train.add_argument("--control-stdin", action="store_true", help=argparse.SUPPRESS)
 
     runs = sub.add_parser("runs", help="list recorded runs; show, export, delete or steer one",
                           description="With no action, list the recorded runs, newest first. "
@@ -64,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("--force", action="store_true", help="delete it even while it is running")
     control = run_action("control", "pause, resume, stop, set-lr or checkpoint a running run (also one in "
                                     "another process)")
-    control.add_argument("action", choices=CONTROL_CHOICES)
+    control.add_argument("action", choices=[name.replace("_", "-") for name in COMMANDS])
     control.add_argument("value", nargs="?", type=float, help="the new learning rate, for set-lr")
 
     evaluate = sub.add_parser("eval", help="evaluate a recorded run's best checkpoint on the test set")

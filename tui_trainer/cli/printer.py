@@ -7,7 +7,7 @@ import time
 from typing import TextIO
 
 from ..engine.events import (BatchProgress, EpochEnded, EvaluationEnded, Event, LearningRateChanged,
-                            RunFailed, RunFinished, RunPaused, RunResumed, RunStarted, RunStopped)
+                            RunFailed, RunFinished, RunInterrupted, RunPaused, RunResumed, RunStarted, RunStopped)
 from ..format import format_epoch, format_test
 
 
@@ -54,7 +54,7 @@ class TerminalPrinter:
         self._clear_progress()
         if isinstance(event, RunStarted):
             self._run_id = event.run_id
-            line = (f"Training {event.config['model']} ({event.parameters:,} parameters) on {event.dataset_title}: "
+            line = (f"Training {event.config.model} ({event.parameters:,} parameters) on {event.dataset_title}: "
                     f"{event.train_size:,} train / {event.val_size:,} val / {event.test_size:,} test images, "
                     f"device {event.device} ({event.device_name})")
             if event.run_id:
@@ -70,6 +70,8 @@ class TerminalPrinter:
             print(f"Stopped after {event.epochs_done} epoch(s), {event.seconds:.1f}s.", file=self.out)
             if self._run_id:
                 print(f"Continue it with: scratch-tui train --resume {self._run_id}", file=self.out)
+        elif isinstance(event, RunInterrupted):
+            print(f"scratch-tui train: run interrupted: {event.message}", file=self.err)
         elif isinstance(event, RunFailed):
             print(f"scratch-tui train: run failed: {event.message}", file=self.err)
         elif isinstance(event, RunFinished):

@@ -14,7 +14,6 @@ from .common import EXIT_FAILED, error, table, usage_error, when
 if TYPE_CHECKING:
     from ..runs.store import RunStore
 
-CONTROL_CHOICES = ("pause", "resume", "stop", "set-lr", "checkpoint")
 
 
 # -- scratch-tui runs ----------------------------------------------------------------------------------------
@@ -117,21 +116,20 @@ def _runs_rm(store: "RunStore", args: argparse.Namespace) -> int:
 
 
 def _runs_control(store: "RunStore", args: argparse.Namespace) -> int:
-    command = "runs control"
-    if args.action == "set-lr" and args.value is None:
-        return usage_error(f"set-lr needs the new rate, e.g. `scratch-tui runs control {args.run_id} set-lr 0.001`",
-                            command)
-    if args.action != "set-lr" and args.value is not None:
-        return usage_error(f"{args.action} takes no value; only set-lr does", command)
-    store.mark_interrupted()
-    r = store.get_run(args.run_id)
-    if r.status != "running":
-        return error(f"run {r.id} is {r.status}; only a running run takes controls"
-                      + (f" (continue it with `scratch-tui train --resume {r.id}`)" if r.status != "finished" else ""),
-                      command)
-    store.send_control(r.id, args.action.replace("-", "_"), args.value)
-    what = f"set its learning rate to {args.value:g}" if args.action == "set-lr" else args.action
-    print(f"Asked run {r.id} to {what}; it acts on it within a second.")
+    from ..engine.commands import TAKES_VALUE, Command
+    from ..runs.handle import RunNotRunning, StoredRun
+
+    name = args.action.replace("-", "_")
+    if name in TAKES_VALUE and args.value is None:
+        return usage_error(f"{args.action} needs the new rate, e.g. `scratch-tui runs control {args.run_id} "
+                           f"{args.action} 0.001`", "runs control")
+    command = Command(name, args.value)  # a bad value is a ValueError: one line, exit 2
+    handle = StoredRun(store, args.run_id)
+    try:
+        handle.send(command)
+    except RunNotRunning as exc:
+        return error(str(exc), "runs control")
+    print(f"Asked run {handle.run_id} to {command.describe()}; it acts on it at its next step.")
     return 0
 
 

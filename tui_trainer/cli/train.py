@@ -6,9 +6,7 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
-import threading
 from typing import TYPE_CHECKING, Any
 
 from ..engine.config import ConfigError, TrainConfig
@@ -44,25 +42,25 @@ def run_train(args: argparse.Namespace) -> int:
     printer = printer_for(args)
     run = TrainingRun(config, TrainingControl(), download_progress=printer.download_progress)
     if args.no_record:
-        return _train_in_foreground(run, None, printer, control_stdin=args.control_stdin)
+        return _train_in_foreground(run, None, printer)
     try:
         store = RunStore(args.runs_dir)
     except StoreError as exc:
         return error(f"{exc} (or train with --no-record)")
     with store:
-        return _train_in_foreground(run, store, printer, control_stdin=args.control_stdin)
+        return _train_in_foreground(run, store, printer)
 
 
 def printer_for(args: argparse.Namespace) -> Any:
     from .printer import JsonLinesPrinter, TerminalPrinter
 
     if args.jsonl:
-        return JsonLinesPrinter(sys.stdout, images=getattr(args, "control_stdin", False))
+        return JsonLinesPrinter(sys.stdout)
     return TerminalPrinter(sys.stdout, sys.stderr)
 
 
 def _train_in_foreground(run: "TrainingRun", store: "RunStore | None", printer: Any, hangup: bool = True,
-                         detached_child: bool = False, control_stdin: bool = False) -> int:
+                         detached_child: bool = False) -> int:
     """Set up (a usage error leaves no run behind), then train, record and print until the run ends.
 
     Ctrl-C, SIGTERM and SIGHUP (the SSH session dropped) stop it cleanly, with a checkpoint;
@@ -71,6 +69,7 @@ def _train_in_foreground(run: "TrainingRun", store: "RunStore | None", printer: 
     from ..engine.checkpoints import CheckpointError
     from ..engine.data import DatasetUnavailable
     from ..engine.devices import DeviceError
+    from ..engine.events import RunFailed
     from ..runs.recording import recorded
     from ..runs.store import RunNotFound, StoreError
 
@@ -78,7 +77,7 @@ def _train_in_foreground(run: "TrainingRun", store: "RunStore | None", printer: 
         run.setup()
     except (DeviceError, DatasetUnavailable, CheckpointError) as exc:
         if detached_child:  # its row exists (the parent made it) and must not stay "running"
-            store.set_status(run.run_id, "failed", str(exc))
+            store.end_run(run.run_id, RunFailed(message=str(exc)))
         if isinstance(exc, DeviceError):
             return usage_error(str(exc).replace("device:", "--device:", 1))
         return error(str(exc))
@@ -100,8 +99,6 @@ def _train_in_foreground(run: "TrainingRun", store: "RunStore | None", printer: 
     reader_gone: list[int] = []
     try:
         events = recorded(run, store) if store is not None else run.events()
-        if control_stdin:
-            threading.Thread(target=_obey_stdin, args=(control, events), daemon=True).start()
         for event in events:
             final = event
             if reader_gone:
@@ -137,22 +134,6 @@ def _quiet_stdout() -> None:
     os.close(devnull)
 
 
-def _obey_stdin(control: Any, events: Any) -> None:
-    """Apply `pause`, `resume`, `stop`, `set_lr VALUE` and `checkpoint` lines from stdin; EOF means stop."""
-    for line in sys.stdin:
-        command, _, value = line.strip().partition(" ")
-        try:
-            if command == "set_lr":
-                control.set_lr(float(value))
-            elif command == "checkpoint":
-                getattr(events, "request_checkpoint", lambda: None)()
-            elif command in ("pause", "resume", "stop"):
-                getattr(control, command)()
-        except ValueError:
-            continue  # the app validated the value; a bad line must not kill the run
-    control.stop()  # the app is gone: a child of the app does not outlive it
-
-
 def _resume(args: argparse.Namespace) -> int:
     refused = [flag for flag in given_train_flags(args) if flag != "--epochs"]
     if refused:
@@ -176,13 +157,18 @@ def _resume(args: argparse.Namespace) -> int:
         return error(str(exc))
     with store:
         if args.detach:
-            child = ["--resume", run_id] + (["--epochs", str(args.epochs)] if args.epochs is not None else [])
-            return _spawn(store, run_id, child, args.jsonl, new_run=False)
-        return _train_in_foreground(run, store, printer, control_stdin=args.control_stdin)
+            from ..runs.spawn import SpawnError, resume_in_background
+
+            try:
+                return _say_detached(resume_in_background(store, run_id, args.epochs), args.jsonl)
+            except SpawnError as exc:
+                return error(str(exc))
+        return _train_in_foreground(run, store, printer)
 
 
 def _detach_new(args: argparse.Namespace, config: TrainConfig) -> int:
     from ..engine.devices import DeviceError, resolve_device
+    from ..runs.spawn import SpawnError, start_run
     from ..runs.store import RunStore, StoreError
 
     try:
@@ -190,43 +176,19 @@ def _detach_new(args: argparse.Namespace, config: TrainConfig) -> int:
     except DeviceError as exc:
         return usage_error(str(exc).replace("device:", "--device:", 1))
     try:
-        store = RunStore(args.runs_dir)
-    except StoreError as exc:
+        with RunStore(args.runs_dir) as store:
+            return _say_detached(start_run(store, config), args.jsonl)
+    except (StoreError, SpawnError) as exc:
         return error(str(exc))
-    with store:
-        run_id = store.create_run(config)
-        return _spawn(store, run_id, ["--run-id", run_id], args.jsonl, new_run=True)
 
 
-def _spawn(store: "RunStore", run_id: str, child_args: list[str], jsonl: bool, new_run: bool) -> int:
-    """Start `scratch-tui train` for the run in its own session (no terminal, so no SIGHUP), logging to a file."""
-    log = store.log_path(run_id)
-    command = [sys.executable, "-m", "tui_trainer", "train", "--runs-dir", str(store.root.resolve()),
-               *child_args, "--no-hangup", *(["--jsonl"] if jsonl else [])]
-    # An ignored signal stays ignored across exec: the child is immune from its first instruction,
-    # not only once it has imported torch and reached the training loop.
-    hangup = getattr(signal, "SIGHUP", None)
-    previous = signal.signal(hangup, signal.SIG_IGN) if hangup else None
-    try:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "ab") as out:
-            child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                     start_new_session=True, close_fds=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    except OSError as exc:
-        if new_run:
-            store.set_status(run_id, "failed", f"the background process did not start: {exc}")
-        return error(f"cannot start the background process ({exc})")
-    finally:
-        if hangup:
-            signal.signal(hangup, previous)
-    if new_run:
-        store.set_process(run_id, child.pid)  # from now on the child's life is the run's
+def _say_detached(spawned: Any, jsonl: bool) -> int:
+    run_id = spawned.run_id
     if jsonl:
-        print(json.dumps({"event": "run_detached", "run_id": run_id, "pid": child.pid, "log": str(log)}))
+        print(json.dumps({"event": "run_detached", "run_id": run_id, "pid": spawned.pid, "log": str(spawned.log)}))
     else:
-        print(f"Started run {run_id} in the background (pid {child.pid}); its output goes to {log}")
-        print(f"Watch it with `scratch-tui runs show {run_id}`, stop it with `scratch-tui runs control {run_id} stop`.")
+        print(f"Started run {run_id} in the background (pid {spawned.pid}); its output goes to {spawned.log}")
+        print(f"Watch it with `scratch-tui attach {run_id}`, stop it with `scratch-tui runs control {run_id} stop`.")
     return 0
 
 

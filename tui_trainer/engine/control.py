@@ -24,6 +24,7 @@ class TrainingControl:
         self._running.set()
         self._stop = False
         self._lr: float | None = None
+        self._checkpoint = False
         self.pending = False
 
     def pause(self) -> None:
@@ -50,6 +51,15 @@ class TrainingControl:
         with self._lock:
             self._lr = lr
             self.pending = True
+
+    def request_checkpoint(self) -> None:
+        # Read by whoever saves checkpoints (the recorder), not by the loop, so no `pending` here.
+        self._checkpoint = True
+
+    def take_checkpoint_request(self) -> bool:
+        with self._lock:
+            asked, self._checkpoint = self._checkpoint, False
+            return asked
 
     @property
     def paused(self) -> bool:

@@ -1,14 +1,18 @@
 """Events the engine emits: plain, immutable, JSON-serializable dataclasses.
 
 Every consumer (CLI printer, TUI, run store) sees the same stream; `event_name`
-is the `event` key written by `to_dict`.
+is the `event` key written by `to_dict`. A run's lifecycle is declared here once too:
+`next_state` folds events into the state every view shows.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, ClassVar
+
+from .config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,7 @@ class Event:
 @dataclass(frozen=True)
 class RunStarted(Event):
     event_name: ClassVar[str] = "run_started"
-    config: dict[str, Any]
+    config: TrainConfig
     device: str
     device_name: str
     dataset_title: str
@@ -38,6 +42,9 @@ class RunStarted(Event):
     # drew up to this point and drop anything recorded after it.
     resumed_from_epoch: int = 0
     resumed_from_step: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "config": self.config.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,7 @@ class BatchProgress(Event):
     # CUDA only: memory the run's tensors hold now, and the most they held (MiB)
     memory_mib: float | None = None
     peak_memory_mib: float | None = None
+    seconds: float = 0.0  # training time so far, pauses left out
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,7 @@ class RunPaused(Event):
     event_name: ClassVar[str] = "run_paused"
     epoch: int
     step: int
+    seconds: float = 0.0  # training time so far
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,7 @@ class RunResumed(Event):
     event_name: ClassVar[str] = "run_resumed"
     epoch: int
     step: int
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -149,13 +159,72 @@ class CheckpointSaved(Event):
     best_path: str = ""  # set when this state is also the best so far (by validation accuracy)
 
 
-TERMINAL_EVENTS = (RunFinished, RunStopped, RunFailed)
+@dataclass(frozen=True)
+class RunInterrupted(Event):
+    """Written by the run store (not the loop) when a run's process is found gone without an ending."""
+
+    event_name: ClassVar[str] = "run_interrupted"
+    message: str
+    epochs_done: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class CommandReceived(Event):
+    """Written by the recorder when a command reaches the training process; the loop acts on it next."""
+
+    event_name: ClassVar[str] = "command_received"
+    command: str
+    value: float | None = None
+
+
+TERMINAL_EVENTS = (RunFinished, RunStopped, RunFailed, RunInterrupted)
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.event_name: cls
     for cls in (RunStarted, BatchProgress, EpochEnded, EvaluationEnded, RunPaused, RunResumed,
-                LearningRateChanged, RunFinished, RunStopped, RunFailed, CheckpointSaved)
+                LearningRateChanged, RunFinished, RunStopped, RunFailed, RunInterrupted, CheckpointSaved,
+                CommandReceived)
 }
+
+
+class RunState(str, Enum):
+    """Where a run is in its life; the run store's status column holds these values."""
+
+    STARTING = "starting"  # created, no event yet
+    RUNNING = "running"
+    PAUSED = "paused"
+    FINISHED = "finished"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def active(self) -> bool:
+        return self in (RunState.STARTING, RunState.RUNNING, RunState.PAUSED)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+ENDING_STATE: dict[type[Event], RunState] = {
+    RunFinished: RunState.FINISHED, RunStopped: RunState.STOPPED, RunFailed: RunState.FAILED,
+    RunInterrupted: RunState.INTERRUPTED,
+}
+
+
+def next_state(state: RunState, event: Event) -> RunState:
+    """The one lifecycle: the state after `event`, for the store, the app and the printer alike."""
+    if isinstance(event, RunStarted) or isinstance(event, RunResumed):
+        return RunState.RUNNING
+    if isinstance(event, RunPaused):
+        return RunState.PAUSED
+    return ENDING_STATE.get(type(event), state)
+
+
+def ending_message(event: Event) -> str:
+    """Why a run ended, as the store keeps it: empty for a finished run."""
+    return getattr(event, "reason", None) or getattr(event, "message", "") if not isinstance(event, RunFinished) else ""
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:
@@ -165,6 +234,8 @@ def event_from_dict(data: dict[str, Any]) -> Event:
         raise ValueError(f"unknown event {data.get('event')!r}; known events are {', '.join(EVENT_TYPES)}")
     known = {f.name for f in dataclasses.fields(cls)}
     values = {k: v for k, v in data.items() if k in known}
+    if cls is RunStarted and isinstance(values.get("config"), dict):
+        values["config"] = TrainConfig.from_dict(values["config"])
     if cls is EvaluationEnded:
         sample_fields = {f.name for f in dataclasses.fields(PredictionSample)}
         # `train --jsonl` leaves the images out of its lines: such a sample has no pixels to draw

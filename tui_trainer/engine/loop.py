@@ -64,6 +64,7 @@ class TrainingRun:
         self.generator: torch.Generator | None = None
         self._started = 0.0
         self._seconds_before = 0.0  # run time spent before a resume
+        self._paused_seconds = 0.0  # wall time spent paused in this process, left out of every rate
         # (order, batch losses, predictions, step the epoch began at) of the epoch in progress,
         # so a snapshot taken between batches can continue mid-epoch.
         self._position: tuple[torch.Tensor, torch.Tensor, torch.Tensor, int] | None = None
@@ -109,7 +110,7 @@ class TrainingRun:
         self._started = time.perf_counter()
         data, cfg = self.data, self.config
         yield RunStarted(
-            config=cfg.to_dict(), device=str(self.device), device_name=device_label(self.device),
+            config=cfg, device=str(self.device), device_name=device_label(self.device),
             dataset_title=data.spec.title, classes=list(data.classes), image_shape=list(data.image_shape),
             train_size=len(data.train_y), val_size=len(data.val_y), test_size=len(data.test_y),
             parameters=count_parameters(self.model), steps_per_epoch=self.steps_per_epoch, run_id=self.run_id,
@@ -120,17 +121,17 @@ class TrainingRun:
                 yield from self._train_one_epoch()
             if self.evaluate_at_end:
                 yield evaluate(self.model, data.test_x, data.test_y, data.classes, data.test_images)
-            yield RunFinished(epochs_done=self.epoch, seconds=self._elapsed())
+            yield RunFinished(epochs_done=self.epoch, seconds=self.elapsed())
         except _Stop:
-            yield RunStopped(epochs_done=self.epoch, seconds=self._elapsed())
+            yield RunStopped(epochs_done=self.epoch, seconds=self.elapsed())
         except _NonFinite as exc:
-            yield RunFailed(message=str(exc), epochs_done=self.epoch, seconds=self._elapsed())
+            yield RunFailed(message=str(exc), epochs_done=self.epoch, seconds=self.elapsed())
         except torch.cuda.OutOfMemoryError:
             yield RunFailed(message=f"the device ran out of memory at batch size {cfg.batch_size}; "
-                                    "try a smaller --batch-size", epochs_done=self.epoch, seconds=self._elapsed())
+                                    "try a smaller --batch-size", epochs_done=self.epoch, seconds=self.elapsed())
         except Exception as exc:  # a run must end with an event, never a traceback in the UI
             yield RunFailed(message=f"{type(exc).__name__}: {exc}", epochs_done=self.epoch,
-                            seconds=self._elapsed())
+                            seconds=self.elapsed())
 
     def _train_one_epoch(self) -> Iterator[Event]:
         cfg, data, model, optimizer = self.config, self.data, self.model, self.optimizer
@@ -142,6 +143,7 @@ class TrainingRun:
         order, batch_losses, predictions, first = self._epoch_buffers(n, batches)
         skipped = min(first * batch_size, n)  # samples a resumed epoch had already trained on
         started = last_report = time.perf_counter()
+        paused_before = self._paused_seconds
 
         for batch in range(first, batches):
             if self.control.pending:
@@ -175,14 +177,15 @@ class TrainingRun:
                     self._check_finite(mean_loss, epoch)
                     yield BatchProgress(
                         step=self.step, epoch=epoch, epochs=cfg.epochs, batch=batch + 1, batches=batches,
-                        loss=mean_loss, acc=acc, lr=lr, samples_per_s=(end - skipped) / (now - started),
-                        **_cuda_memory(self.device),
+                        loss=mean_loss, acc=acc, lr=lr,
+                        samples_per_s=(end - skipped) / (now - started - (self._paused_seconds - paused_before)),
+                        **_cuda_memory(self.device), seconds=self.elapsed(),
                     )
 
         self._position = None
         train_loss, train_acc = _epoch_so_far(batch_losses, predictions, y, order, batch_size, batches, n)
         self._check_finite(train_loss, epoch)
-        seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - started - (self._paused_seconds - paused_before)
         val_loss, val_acc = loss_and_accuracy(model, data.val_x, data.val_y)
         self.epoch = epoch
         yield EpochEnded(epoch=epoch, epochs=cfg.epochs, train_loss=train_loss, train_acc=train_acc,
@@ -211,15 +214,17 @@ class TrainingRun:
         if control.stop_requested:
             raise _Stop
         if control.paused:
-            yield RunPaused(epoch=self.epoch + 1, step=self.step)
+            yield RunPaused(epoch=self.epoch + 1, step=self.step, seconds=self.elapsed())
             paused_at = time.perf_counter()
             while not control.wait_while_paused(0.05):
                 yield from self._apply_requested_lr()
-            self._started += time.perf_counter() - paused_at  # paused time is not run time
+            paused = time.perf_counter() - paused_at  # paused time is not run time
+            self._started += paused
+            self._paused_seconds += paused
             if control.stop_requested:
                 raise _Stop
             yield from self._apply_requested_lr()
-            yield RunResumed(epoch=self.epoch + 1, step=self.step)
+            yield RunResumed(epoch=self.epoch + 1, step=self.step, seconds=self.elapsed())
 
     def _apply_requested_lr(self) -> Iterator[Event]:
         requested = self.control.take_lr()
@@ -237,7 +242,8 @@ class TrainingRun:
                 f"{self.lr:.3g} is too high for this model: try a lower --lr such as {self.lr / 10:.3g}"
             )
 
-    def _elapsed(self) -> float:
+    def elapsed(self) -> float:
+        """Training time so far, across resumes, pauses left out."""
         return self._seconds_before + (time.perf_counter() - self._started if self._started else 0.0)
 
     # -- checkpoints -------------------------------------------------------
@@ -253,7 +259,7 @@ class TrainingRun:
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         progress: dict[str, Any] = {"epoch": self.epoch, "step": self.step, "base_lr": self.base_lr,
-                                    "seconds": self._elapsed(), "device_type": self.device.type}
+                                    "seconds": self.elapsed(), "device_type": self.device.type}
         state: dict[str, Any] = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                                  "rng": rng, "progress": progress}
         if self._position is not None:

@@ -4,39 +4,40 @@
     for event in recorded(run, store):     # run.events(), plus CheckpointSaved
         ...
 
-It creates the store row (so `run.run_id` is known before the first event), stores
-each event, writes checkpoints (every epoch end, on stop, on request), and passes
-requests queued in the store (`scratch-tui runs control`) on to `run.control`.
+It creates the store row (so `run.run_id` is known before the first event), appends
+each event to the run's log, writes checkpoints (every epoch end, on stop, on request),
+and applies the commands queued in the store (by the app, `scratch-tui runs control`)
+to `run.control`, logging each as CommandReceived.
 """
 
 from __future__ import annotations
 
+import os
 import threading
-import time
 from typing import Any, Iterator
 
 from ..engine.checkpoints import BEST, LAST, CheckpointError, keep_as_best, load_checkpoint, save_checkpoint
 from ..engine.config import ConfigError
 from ..engine.control import TrainingControl
-from ..engine.events import BatchProgress, CheckpointSaved, EpochEnded, Event, RunStarted, RunStopped, TERMINAL_EVENTS
+from ..engine.commands import apply
+from ..engine.events import (BatchProgress, CheckpointSaved, CommandReceived, EpochEnded, Event, RunFailed,
+                             RunInterrupted, RunStarted, RunStopped, TERMINAL_EVENTS)
 from ..engine.loop import TrainingRun
 from .store import RunStore, StoreError
 
-CONTROL_POLL_S = 0.5  # how often the store is asked for queued controls
-STEP_EVERY_S = 0.2  # per-step loss is stored at most this often (progress events come ~4/s anyway)
+COMMAND_POLL_S = 0.02  # how often the store is asked for queued commands: the key-to-loop budget is 50 ms
 
 
 class Recording:
     """An iterator over the run's events that records them; `recorded()` makes one."""
 
     def __init__(self, run: TrainingRun, store: RunStore, checkpoints: bool = True,
-                 control_poll_s: float = CONTROL_POLL_S):
+                 command_poll_s: float = COMMAND_POLL_S):
         self.run, self.store, self.checkpoints = run, store, checkpoints
-        self.control_poll_s = control_poll_s
+        self.command_poll_s = command_poll_s
         if run.run_id is None:
             run.run_id = store.create_run(run.config)
         self.run_id: str = run.run_id
-        self._checkpoint_requested = False
         self._best_val_acc: float | None = None
         self._ended = False
         self._events = self._record()
@@ -51,25 +52,16 @@ class Recording:
         """Stop reading events early: the run is checkpointed and recorded as stopped."""
         self._events.close()
 
-    def request_checkpoint(self) -> None:
-        """Save a checkpoint at the next progress event (within about a second while training)."""
-        self._checkpoint_requested = True
-
     def _record(self) -> Iterator[Event]:
         run, store, run_id = self.run, self.store, self.run_id
         # Started once RunStarted is stored, which clears requests left from before a restart.
-        poller = _ControlPoller(store, run_id, run.control, self, self.control_poll_s)
+        poller = _CommandPoller(store, run_id, run.control, self.command_poll_s)
         events = run.events()
-        last_step_write = 0.0
         try:
             for event in events:
                 if isinstance(event, BatchProgress):
-                    now = time.monotonic()
-                    if now - last_step_write >= STEP_EVERY_S:
-                        last_step_write = now
-                        store.record(run_id, event)
-                    if self._checkpoint_requested:
-                        self._checkpoint_requested = False
+                    store.record(run_id, event)
+                    if run.control.take_checkpoint_request():
                         saved = self._save("request")
                         yield event
                         if saved:
@@ -83,6 +75,8 @@ class Recording:
                     if saved:
                         yield saved
                 elif isinstance(event, TERMINAL_EVENTS):
+                    # No command may be logged after the ending: followers stop at the ending they see last.
+                    poller.halt()
                     if isinstance(event, RunStopped):
                         saved = self._save("stop")
                         if saved:
@@ -101,21 +95,26 @@ class Recording:
             # state is whole; keep it and say what happened.
             if not self._ended:
                 self._ended = True
+                poller.halt()
                 self._save("closed")
-                store.record(run_id, RunStopped(epochs_done=run.epoch, seconds=run._elapsed(),
+                store.record(run_id, RunStopped(epochs_done=run.epoch, seconds=run.elapsed(),
                                                 reason="training stopped when its events stopped being read"))
             raise
         except KeyboardInterrupt:
             if not self._ended:
                 self._ended = True
-                _quietly(store.set_status, run_id, "interrupted", "stopped at once (a second Ctrl-C); "
-                         f"`scratch-tui train --resume {run_id}` continues from its last checkpoint")
+                poller.halt()
+                _quietly(store.end_run, run_id, RunInterrupted(
+                    message=f"stopped at once (a second Ctrl-C); `scratch-tui train --resume {run_id}` continues "
+                            "from its last checkpoint", epochs_done=run.epoch, seconds=run.elapsed()))
             raise
         except BaseException as exc:
             # Setup failures (no dataset, bad device) and store or disk errors end up here.
             if not self._ended:
                 self._ended = True
-                _quietly(store.set_status, run_id, "failed", str(exc) or type(exc).__name__)
+                poller.halt()
+                _quietly(store.end_run, run_id, RunFailed(message=str(exc) or type(exc).__name__,
+                                                          epochs_done=run.epoch, seconds=run.elapsed()))
             raise
         finally:
             poller.halt()
@@ -152,7 +151,7 @@ def resume_run(store: RunStore, run_id: str, epochs: int | None = None, control:
     """
     store.mark_interrupted()
     record = store.get_run(run_id)
-    if record.status == "running":
+    if record.status == "running" and record.pid != os.getpid():  # a background resume owns it already
         where = f"pid {record.pid}" + (f" on {record.host}" if record.host != store.host else "")
         raise StoreError(f"run {record.id} is still running ({where}); stop it first with "
                          f"`scratch-tui runs control {record.id} stop`")
@@ -169,33 +168,24 @@ def resume_run(store: RunStore, run_id: str, epochs: int | None = None, control:
     return run
 
 
-class _ControlPoller(threading.Thread):
-    """Polls the store for queued controls; a thread, because a paused loop yields no events."""
+class _CommandPoller(threading.Thread):
+    """Takes queued commands from the store and applies them; a thread, because a paused loop yields
+    no events. Each is logged as CommandReceived before it acts, so the log says why the run changed."""
 
-    def __init__(self, store: RunStore, run_id: str, control: TrainingControl, recording: Recording,
-                 every_s: float):
-        super().__init__(name=f"controls-{run_id}", daemon=True)
-        self.store, self.run_id, self.control, self.recording = store, run_id, control, recording
-        self.every_s = every_s
+    def __init__(self, store: RunStore, run_id: str, control: TrainingControl, every_s: float):
+        super().__init__(name=f"commands-{run_id}", daemon=True)
+        self.store, self.run_id, self.control, self.every_s = store, run_id, control, every_s
         self._halt = threading.Event()
 
     def run(self) -> None:
         while not self._halt.wait(self.every_s):
             try:
-                requests = self.store.take_controls(self.run_id)
+                commands = self.store.take_commands(self.run_id)
+                for command in commands:
+                    self.store.record(self.run_id, CommandReceived(command.name, command.value))
+                    apply(command, self.control)
             except StoreError:
                 continue  # a store busy elsewhere must not stop training; ask again next time
-            for action, value in requests:
-                if action == "pause":
-                    self.control.pause()
-                elif action == "resume":
-                    self.control.resume()
-                elif action == "stop":
-                    self.control.stop()
-                elif action == "set_lr" and value is not None:
-                    _quietly(self.control.set_lr, value)
-                elif action == "checkpoint":
-                    self.recording.request_checkpoint()
 
     def halt(self) -> None:
         self._halt.set()

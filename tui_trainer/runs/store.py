@@ -1,4 +1,8 @@
-"""The run store: every run, its metrics, evaluation and checkpoints, in one SQLite file.
+"""The run store: every run and its event log, in one SQLite file.
+
+A run's truth is its log: every event the training process emitted (and the store's own
+RunInterrupted), in order, numbered by `seq`. The `runs` row is a projection of that log,
+updated in the same transaction as each append, so listing runs needs no replay.
 
 One file (`<runs dir>/runs.sqlite3`) shared by every process that trains or looks:
 WAL lets readers go on while a run writes, every write is one short IMMEDIATE
@@ -22,22 +26,56 @@ import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Union
 
+from ..engine.commands import Command
 from ..engine.config import TrainConfig
-from ..engine.control import check_lr
-from ..engine.events import (BatchProgress, CheckpointSaved, EpochEnded, EvaluationEnded, Event, RunFailed, RunFinished,
-                     RunPaused, RunResumed, RunStarted, RunStopped)
+from ..engine.events import (ENDING_STATE, CheckpointSaved, EpochEnded, EvaluationEnded, Event, RunInterrupted,
+                             RunPaused, RunResumed, RunStarted, RunState, ending_message, event_from_dict)
 
 STORE_FILE = "runs.sqlite3"
 BUSY_TIMEOUT_S = 10.0
-STATUSES = ("running", "finished", "stopped", "failed", "interrupted")
-CONTROL_ACTIONS = ("pause", "resume", "stop", "set_lr", "checkpoint")
+# the status column: running while a process owns the run, else how its log ended
+STATUSES = (RunState.RUNNING.value, *(state.value for state in ENDING_STATE.values()))
 _SAFE_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # ids become folder names
 
 # Each entry upgrades the schema by one version (PRAGMA user_version counts them): append,
 # never edit, so a database written by an older release is brought forward step by step.
-MIGRATIONS: list[tuple[str, ...]] = [
+Migration = Union[str, Callable[[sqlite3.Connection], None]]
+
+
+def _pack(data: dict[str, Any]) -> bytes:
+    # zlib: an evaluation carries its sample images, about a megabyte of JSON
+    return zlib.compress(json.dumps(data).encode(), 6)
+
+
+def _unpack(blob: bytes) -> dict[str, Any]:
+    return json.loads(zlib.decompress(blob))
+
+
+def _log_from_tables(db: sqlite3.Connection) -> None:
+    """Schema 3: turn each run's rows (start, steps, epochs, evaluation, status) into its event log."""
+    runs = db.execute("SELECT id, started, status, message, epochs_done, epochs, run_seconds FROM runs").fetchall()
+    for run_id, started, status, message, done, epochs, seconds in runs:
+        log: list[dict[str, Any]] = [json.loads(started)] if started else []
+        steps = [{"event": "batch_progress", "step": r[0], "epoch": r[1], "epochs": epochs, "batch": r[2],
+                  "batches": r[3], "loss": r[4], "acc": r[5], "lr": r[6], "samples_per_s": r[7],
+                  "memory_mib": r[8], "peak_memory_mib": r[9]}
+                 for r in db.execute("SELECT step, epoch, batch, batches, loss, acc, lr, samples_per_s, memory_mib, "
+                                     "peak_memory_mib FROM steps WHERE run_id = ?", (run_id,))]
+        ends = [json.loads(r[0]) for r in db.execute("SELECT data FROM epochs WHERE run_id = ?", (run_id,))]
+        log += sorted(steps + ends, key=lambda e: (e["step"], e["event"] == "epoch_end"))
+        log += [_unpack(r[0]) for r in db.execute("SELECT data FROM evaluations WHERE run_id = ?", (run_id,))]
+        ending = {"finished": {"event": "run_finished"}, "stopped": {"event": "run_stopped", "reason": message},
+                  "failed": {"event": "run_failed", "message": message},
+                  "interrupted": {"event": "run_interrupted", "message": message}}.get(status)
+        if ending:
+            log.append({**ending, "epochs_done": done, "seconds": seconds})
+        db.executemany("INSERT INTO run_events (run_id, seq, name, data, at) VALUES (?, ?, ?, ?, 0)",
+                       [(run_id, seq, e["event"], _pack(e)) for seq, e in enumerate(log, 1)])
+
+
+MIGRATIONS: list[tuple[Migration, ...]] = [
     (
         """CREATE TABLE runs (
             id TEXT PRIMARY KEY,
@@ -91,6 +129,18 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE steps ADD COLUMN memory_mib REAL",
         "ALTER TABLE steps ADD COLUMN peak_memory_mib REAL",
     ),
+    (  # one event log per run, the truth the runs row projects; controls become commands
+        """CREATE TABLE run_events (
+            run_id TEXT NOT NULL, seq INTEGER NOT NULL, name TEXT NOT NULL, data BLOB NOT NULL, at REAL NOT NULL,
+            PRIMARY KEY (run_id, seq)
+        ) WITHOUT ROWID""",
+        _log_from_tables,
+        "DROP TABLE steps",
+        "DROP TABLE epochs",
+        "DROP TABLE evaluations",
+        "ALTER TABLE controls RENAME TO commands",
+        "ALTER TABLE commands RENAME COLUMN action TO name",
+    ),
 ]
 
 
@@ -128,6 +178,11 @@ class RunSummary:
     started_at: float  # Unix time the run was created
     ended_at: float | None
     paused: bool
+
+    @property
+    def state(self) -> RunState:
+        """The status with pausing folded in: what every list of runs shows."""
+        return RunState.PAUSED if self.paused and self.status == RunState.RUNNING else RunState(self.status)
 
 
 @dataclass(frozen=True)
@@ -255,7 +310,7 @@ class RunStore:
                                  f"knows {target}); upgrade scratch-tui or pass another --runs-dir")
             for statements in MIGRATIONS[version:]:
                 for statement in statements:
-                    db.execute(statement)
+                    statement(db) if callable(statement) else db.execute(statement)
             db.execute(f"PRAGMA user_version = {target}")
 
     @contextmanager
@@ -329,21 +384,11 @@ class RunStore:
             )
         return run_id
 
-    def set_process(self, run_id: str, pid: int) -> None:
-        """Hand a run to another process (a detached child), so liveness checks watch that one."""
-        self._update(run_id, "pid = ?, pid_token = ?, host = ?", (pid, process_token(pid), self.host))
-
-    def set_status(self, run_id: str, status: str, message: str = "") -> None:
-        """End a run without an engine event (a detached child that never started, a second Ctrl-C)."""
-        if status not in STATUSES:
-            raise ValueError(f"status: got {status!r}; choose one of {', '.join(STATUSES)}")
-        if status == "running":
-            self._update(run_id, "status = 'running', message = ?", (message,))
-            return
-        now = time.time()
-        self._update(run_id, "status = ?, message = ?, ended_at = ?, paused = 0, active_since = NULL, "
-                             "run_seconds = run_seconds + max(0, ? - coalesce(active_since, ?))",
-                     (status, message, now, now, now))
+    def set_process(self, run_id: str, pid: int, running: bool = False) -> None:
+        """Hand a run to another process (a detached child), so liveness checks watch that one;
+        `running` marks a stopped run as running again before that process's first event."""
+        status = ", status = 'running', message = '', ended_at = NULL" if running else ""
+        self._update(run_id, f"pid = ?, pid_token = ?, host = ?{status}", (pid, process_token(pid), self.host))
 
     def _update(self, run_id: str, assignments: str, args: tuple) -> None:
         with self._write() as db:
@@ -352,68 +397,70 @@ class RunStore:
             if cursor.rowcount == 0:
                 raise RunNotFound(f"no run {run_id}; `scratch-tui runs` lists them")
 
-    # -- recording ----------------------------------------------------------------
-    def record(self, run_id: str, event: Event) -> None:
-        """Store one engine event for the run (its full id); terminal events set the status."""
+    # -- the log ----------------------------------------------------------------
+    def record(self, run_id: str, event: Event) -> int:
+        """Append one event to the run's log (its full id) and project it onto the runs row; returns its seq."""
         now = time.time()
         with self._write() as db:
-            if isinstance(event, RunStarted):
-                self._record_start(db, run_id, event, now)
-            elif isinstance(event, BatchProgress):
-                db.execute("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           (run_id, event.step, event.epoch, event.batch, event.batches, event.loss, event.acc,
-                            event.lr, event.samples_per_s, event.memory_mib, event.peak_memory_mib))
-            elif isinstance(event, EpochEnded):
-                db.execute("INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?)",
-                           (run_id, event.epoch, event.step, event.val_acc, json.dumps(event.to_dict())))
-                db.execute("UPDATE runs SET epochs_done = ?, best_val_acc = CASE WHEN ? IS NULL THEN best_val_acc "
-                           "ELSE max(coalesce(best_val_acc, ?), ?) END WHERE id = ?",
-                           (event.epoch, event.val_acc, event.val_acc, event.val_acc, run_id))
-            elif isinstance(event, EvaluationEnded):
-                blob = zlib.compress(json.dumps(event.to_dict()).encode(), 6)
-                db.execute("INSERT OR REPLACE INTO evaluations VALUES (?, ?)", (run_id, blob))
-                db.execute("UPDATE runs SET test_acc = ? WHERE id = ?", (event.test_acc, run_id))
-            elif isinstance(event, (RunPaused, RunResumed)):
-                db.execute("UPDATE runs SET paused = ? WHERE id = ?", (isinstance(event, RunPaused), run_id))
-            elif isinstance(event, CheckpointSaved):
-                db.execute("UPDATE runs SET last_checkpoint = ?, best_checkpoint = coalesce(nullif(?, ''), "
-                           "best_checkpoint) WHERE id = ?", (event.path, event.best_path, run_id))
-            elif isinstance(event, (RunFinished, RunStopped, RunFailed)):
-                status, message = {RunFinished: ("finished", ""), RunStopped: ("stopped", getattr(event, "reason", "")),
-                                   RunFailed: ("failed", getattr(event, "message", ""))}[type(event)]
-                db.execute("UPDATE runs SET status = ?, message = ?, ended_at = ?, run_seconds = ?, "
-                           "active_since = NULL, paused = 0, epochs_done = ? WHERE id = ?",
-                           (status, message, now, event.seconds, event.epochs_done, run_id))
-            # Any sign of life revives a run that a liveness check wrongly gave up on.
-            cursor = db.execute("UPDATE runs SET updated_at = ?, status = CASE WHEN status = 'interrupted' THEN "
-                                "'running' ELSE status END WHERE id = ?", (now, run_id))
-            if cursor.rowcount == 0:
-                raise RunNotFound(f"no run {run_id}; `scratch-tui runs` lists them")
+            return self._append(db, run_id, event, now)
 
-    def _record_start(self, db: sqlite3.Connection, run_id: str, event: RunStarted, now: float) -> None:
-        # A resumed run drops whatever was recorded after its checkpoint; a fresh start drops everything.
-        db.execute("DELETE FROM steps WHERE run_id = ? AND step > ?", (run_id, event.resumed_from_step))
-        db.execute("DELETE FROM epochs WHERE run_id = ? AND epoch > ?", (run_id, event.resumed_from_epoch))
-        db.execute("DELETE FROM evaluations WHERE run_id = ?", (run_id,))
-        # Requests queued before a restart were meant for the process that stopped; before the
+    def _append(self, db: sqlite3.Connection, run_id: str, event: Event, now: float) -> int:
+        seq = db.execute("SELECT coalesce(max(seq), 0) + 1 FROM run_events WHERE run_id = ?", (run_id,)).fetchone()[0]
+        if isinstance(event, RunStarted):
+            self._project_start(db, run_id, event, now)
+        elif isinstance(event, EpochEnded):
+            db.execute("UPDATE runs SET epochs_done = ?, best_val_acc = CASE WHEN ? IS NULL THEN best_val_acc "
+                       "ELSE max(coalesce(best_val_acc, ?), ?) END WHERE id = ?",
+                       (event.epoch, event.val_acc, event.val_acc, event.val_acc, run_id))
+        elif isinstance(event, EvaluationEnded):
+            db.execute("UPDATE runs SET test_acc = ? WHERE id = ?", (event.test_acc, run_id))
+        elif isinstance(event, (RunPaused, RunResumed)):
+            db.execute("UPDATE runs SET paused = ? WHERE id = ?", (isinstance(event, RunPaused), run_id))
+        elif isinstance(event, CheckpointSaved):
+            db.execute("UPDATE runs SET last_checkpoint = ?, best_checkpoint = coalesce(nullif(?, ''), "
+                       "best_checkpoint) WHERE id = ?", (event.path, event.best_path, run_id))
+        elif type(event) in ENDING_STATE:
+            db.execute("UPDATE runs SET status = ?, message = ?, ended_at = ?, run_seconds = ?, "
+                       "active_since = NULL, paused = 0, epochs_done = ? WHERE id = ?",
+                       (ENDING_STATE[type(event)].value, ending_message(event), now, event.seconds,
+                        event.epochs_done, run_id))
+        # Any sign of life revives a run that a liveness check wrongly gave up on.
+        cursor = db.execute("UPDATE runs SET updated_at = ?, status = CASE WHEN status = 'interrupted' AND ? THEN "
+                            "'running' ELSE status END WHERE id = ?",
+                            (now, type(event) not in ENDING_STATE, run_id))
+        if cursor.rowcount == 0:
+            raise RunNotFound(f"no run {run_id}; `scratch-tui runs` lists them")
+        db.execute("INSERT INTO run_events (run_id, seq, name, data, at) VALUES (?, ?, ?, ?, ?)",
+                   (run_id, seq, event.event_name, _pack(event.to_dict()), now))
+        return seq
+
+    def _project_start(self, db: sqlite3.Connection, run_id: str, event: RunStarted, now: float) -> None:
+        # Commands queued before a restart were meant for the process that stopped; before the
         # first start they are fresh (`runs control ID pause` right after `--detach`) and stay.
-        db.execute("DELETE FROM controls WHERE run_id = ? AND (SELECT segment FROM runs WHERE id = ?) > 0",
+        db.execute("DELETE FROM commands WHERE run_id = ? AND (SELECT segment FROM runs WHERE id = ?) > 0",
                    (run_id, run_id))
+        kept = [e for e in _fold_epochs(self._rows(db, run_id, ("run_started", "epoch_end")))
+                if e["epoch"] <= event.resumed_from_epoch]
+        best = max((e["val_acc"] for e in kept if e["val_acc"] is not None), default=None)
         torch = sys.modules.get("torch")  # loaded by whoever trains; never imported here
         pid = os.getpid()
         config = event.config
         db.execute(
             "UPDATE runs SET status = 'running', message = '', paused = 0, ended_at = NULL, active_since = ?, "
-            "config = ?, model = ?, dataset = ?, epochs = ?, epochs_done = ?, test_acc = NULL, "
-            "best_val_acc = (SELECT max(val_acc) FROM epochs WHERE run_id = ?), device = ?, device_name = ?, "
-            "torch_version = ?, pid = ?, pid_token = ?, host = ?, segment = segment + 1, started = ? WHERE id = ?",
-            (now, json.dumps(config), config.get("model", ""), config.get("dataset", ""), config.get("epochs", 0),
-             event.resumed_from_epoch, run_id, event.device, event.device_name, getattr(torch, "__version__", ""),
-             pid, process_token(pid), self.host, json.dumps(event.to_dict()), run_id),
+            "config = ?, model = ?, dataset = ?, epochs = ?, epochs_done = ?, test_acc = NULL, best_val_acc = ?, "
+            "device = ?, device_name = ?, torch_version = ?, pid = ?, pid_token = ?, host = ?, segment = segment + 1, "
+            "started = ? WHERE id = ?",
+            (now, json.dumps(config.to_dict()), config.model, config.dataset, config.epochs, event.resumed_from_epoch,
+             best, event.device, event.device_name, getattr(torch, "__version__", ""), pid, process_token(pid),
+             self.host, json.dumps(event.to_dict()), run_id),
         )
 
+    def end_run(self, run_id: str, event: Event) -> None:
+        """End a run whose loop cannot say so itself (a child that never started, a second Ctrl-C)."""
+        self.record(run_id, event)
+
     def mark_interrupted(self) -> list[str]:
-        """Runs of this host whose process is gone without finishing become `interrupted`; returns their ids."""
+        """Runs of this host whose process is gone without finishing end with RunInterrupted; returns their ids."""
         rows = self._query("SELECT id, pid, pid_token FROM runs WHERE status = 'running' AND host = ?", (self.host,))
         gone = []
         for run_id, pid, token in rows:
@@ -422,13 +469,22 @@ class RunStore:
             message = (f"the training process (pid {pid}) ended without finishing; `scratch-tui train --resume "
                        f"{run_id}` continues from its last checkpoint")
             with self._write() as db:
-                cursor = db.execute(
-                    "UPDATE runs SET status = 'interrupted', message = ?, ended_at = updated_at, paused = 0, "
-                    "run_seconds = run_seconds + max(0, updated_at - coalesce(active_since, updated_at)), "
-                    "active_since = NULL WHERE id = ? AND status = 'running' AND pid IS ?", (message, run_id, pid))
-            if cursor.rowcount:
-                gone.append(run_id)
+                row = db.execute("SELECT epochs_done, run_seconds + max(0, updated_at - coalesce(active_since, "
+                                 "updated_at)), updated_at FROM runs WHERE id = ? AND status = 'running' AND pid IS ?",
+                                 (run_id, pid)).fetchone()
+                if row is None:
+                    continue  # another viewer got there first, or the run was resumed meanwhile
+                done, seconds, last_seen = row
+                self._append(db, run_id, RunInterrupted(message=message, epochs_done=done, seconds=seconds),
+                             last_seen)
+            gone.append(run_id)
         return gone
+
+    def _rows(self, db: sqlite3.Connection, run_id: str, names: tuple[str, ...], after: int = 0) -> list[dict]:
+        marks = ", ".join("?" * len(names))
+        return [_unpack(r[0]) for r in db.execute(
+            f"SELECT data FROM run_events WHERE run_id = ? AND seq > ? AND name IN ({marks}) ORDER BY seq",
+            (run_id, after, *names))]
 
     # -- reading ------------------------------------------------------------------
     def list_runs(self) -> list[RunSummary]:
@@ -449,43 +505,48 @@ class RunStore:
                          torch_version, pid, host, last, best, json.loads(started) if started else None, updated,
                          segment)
 
-    def epochs(self, run_id: str, after: int = 0) -> list[dict[str, Any]]:
-        """EpochEnded events (as `to_dict()` gives them) with epoch > `after`, in order."""
+    def events(self, run_id: str, after: int = 0, limit: int = 1000) -> list[tuple[int, Event]]:
+        """(seq, event) of the run's log with seq > `after`, in order: replay from 0, tail from the last seq."""
         run_id = self.resolve(run_id)
-        rows = self._query("SELECT data FROM epochs WHERE run_id = ? AND epoch > ? ORDER BY epoch", (run_id, after))
-        return [json.loads(r[0]) for r in rows]
+        rows = self._query("SELECT seq, data FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                           (run_id, after, limit))
+        return [(seq, event_from_dict(_unpack(data))) for seq, data in rows]
+
+    def last_seq(self, run_id: str) -> int:
+        return self._query("SELECT coalesce(max(seq), 0) FROM run_events WHERE run_id = ?", (run_id,))[0][0]
+
+    def _named(self, run_id: str, *names: str) -> list[dict[str, Any]]:
+        run_id = self.resolve(run_id)
+        with self._lock:
+            try:
+                return self._rows(self._db, run_id, names)
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read the run store {self.db_path} ({exc})") from None
+
+    def epochs(self, run_id: str, after: int = 0) -> list[dict[str, Any]]:
+        """The run's epochs as `EpochEnded.to_dict()` gives them, with epoch > `after`; a resume replaces
+        what it trained again."""
+        return [e for e in _fold_epochs(self._named(run_id, "run_started", "epoch_end")) if e["epoch"] > after]
 
     def steps(self, run_id: str, after: int = 0) -> list[tuple[int, float]]:
-        """(step, running loss of its epoch) recorded with step > `after`, in order."""
-        run_id = self.resolve(run_id)
-        return [(s, loss) for s, loss in self._query(
-            "SELECT step, loss FROM steps WHERE run_id = ? AND step > ? ORDER BY step", (run_id, after))]
-
-    def progress(self, run_id: str, after: int = 0) -> list[BatchProgress]:
-        """The recorded BatchProgress events with step > `after`, in order."""
-        run_id = self.resolve(run_id)
-        rows = self._query("SELECT s.step, s.epoch, r.epochs, s.batch, s.batches, s.loss, s.acc, s.lr, s.samples_per_s, "
-                           "s.memory_mib, s.peak_memory_mib FROM steps s JOIN runs r ON r.id = s.run_id "
-                           "WHERE s.run_id = ? AND s.step > ? ORDER BY s.step", (run_id, after))
-        return [BatchProgress(*row) for row in rows]
+        """(step, running loss of its epoch) of the progress reports with step > `after`, in order."""
+        kept: dict[int, float] = {}
+        for e in self._named(run_id, "run_started", "batch_progress"):
+            if e["event"] == "run_started":
+                kept = {s: loss for s, loss in kept.items() if s <= e["resumed_from_step"]}
+            else:
+                kept[e["step"]] = e["loss"]
+        return sorted((s, loss) for s, loss in kept.items() if s > after)
 
     def evaluation(self, run_id: str) -> dict[str, Any] | None:
-        """The final EvaluationEnded event as `to_dict()` gives it (samples with images), or None."""
-        run_id = self.resolve(run_id)
-        rows = self._query("SELECT data FROM evaluations WHERE run_id = ?", (run_id,))
-        return json.loads(zlib.decompress(rows[0][0])) if rows else None
+        """The evaluation of the run's latest segment as `to_dict()` gives it (samples with images), or None."""
+        rows = self._named(run_id, "run_started", "eval_end")
+        return rows[-1] if rows and rows[-1]["event"] == "eval_end" else None
 
     def latest_running(self) -> str | None:
         self.mark_interrupted()
         rows = self._query("SELECT id FROM runs WHERE status = 'running' ORDER BY created_at DESC LIMIT 1")
         return rows[0][0] if rows else None
-
-    def follow(self, run_id: str, poll_s: float = 0.25,
-               stop: threading.Event | None = None) -> Iterator[Event]:
-        """Events of a run as they are recorded, from the start, until it ends; see follow.follow."""
-        from .follow import follow
-
-        return follow(self, run_id, poll_s=poll_s, stop=stop)
 
     # -- changing -----------------------------------------------------------------
     def rename(self, run_id: str, name: str) -> None:
@@ -498,30 +559,42 @@ class RunStore:
         run_id = self.resolve(run_id)
         folder, log = self.checkpoint_dir(run_id), self.log_path(run_id)
         with self._write() as db:
-            for table, column in (("steps", "run_id"), ("epochs", "run_id"), ("evaluations", "run_id"),
-                                  ("controls", "run_id"), ("runs", "id")):
+            for table, column in (("run_events", "run_id"), ("commands", "run_id"), ("runs", "id")):
                 db.execute(f"DELETE FROM {table} WHERE {column} = ?", (run_id,))
         shutil.rmtree(folder, ignore_errors=True)
         log.unlink(missing_ok=True)
 
-    # -- controls for runs in other processes ---------------------------------------
-    def send_control(self, run_id: str, action: str, value: float | None = None) -> None:
-        """Queue pause, resume, stop, set_lr (with value) or checkpoint for the process training the run."""
-        if action not in CONTROL_ACTIONS:
-            raise ValueError(f"control: unknown {action!r}; choose one of {', '.join(CONTROL_ACTIONS)}")
-        value = check_lr(value) if action == "set_lr" else None
+    # -- commands for the process that trains a run --------------------------------
+    def send(self, run_id: str, command: Command) -> None:
+        """Queue a command for the process training the run; its recorder applies it within ~20 ms."""
         run_id = self.resolve(run_id)
         with self._write() as db:
-            db.execute("INSERT INTO controls (run_id, action, value, created_at) VALUES (?, ?, ?, ?)",
-                       (run_id, action, value, time.time()))
+            db.execute("INSERT INTO commands (run_id, name, value, created_at) VALUES (?, ?, ?, ?)",
+                       (run_id, command.name, command.value, time.time()))
 
-    def take_controls(self, run_id: str) -> list[tuple[str, float | None]]:
-        """The queued requests for the run (its full id), oldest first, removed from the queue."""
-        # A plain read first: polled twice a second, it must not take the write lock for nothing.
-        if not self._query("SELECT 1 FROM controls WHERE run_id = ? LIMIT 1", (run_id,)):
+    def take_commands(self, run_id: str) -> list[Command]:
+        """The queued commands for the run (its full id), oldest first, removed from the queue."""
+        # A plain read first: polled fifty times a second, it must not take the write lock for nothing.
+        if not self._query("SELECT 1 FROM commands WHERE run_id = ? LIMIT 1", (run_id,)):
             return []
         with self._write() as db:
-            rows = db.execute("SELECT id, action, value FROM controls WHERE run_id = ? ORDER BY id",
-                              (run_id,)).fetchall()
-            db.execute("DELETE FROM controls WHERE run_id = ?", (run_id,))
-        return [(action, value) for _, action, value in rows]
+            rows = db.execute("SELECT name, value FROM commands WHERE run_id = ? ORDER BY id", (run_id,)).fetchall()
+            db.execute("DELETE FROM commands WHERE run_id = ?", (run_id,))
+        commands = []
+        for name, value in rows:
+            try:
+                commands.append(Command(name, value))
+            except ValueError:
+                continue  # written by hand or by a newer release: not ours to act on
+        return commands
+
+
+def _fold_epochs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """EpochEnded dicts from run_started/epoch_end rows in log order: a resume drops what it trains again."""
+    epochs: list[dict[str, Any]] = []
+    for row in rows:
+        if row["event"] == "run_started":
+            epochs = [e for e in epochs if e["epoch"] <= row.get("resumed_from_epoch", 0)]
+        else:
+            epochs.append(row)
+    return epochs

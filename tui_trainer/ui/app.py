@@ -1,14 +1,14 @@
-"""TrainerApp: the screens, the global keys, and the worker threads that run or follow the engine."""
+"""TrainerApp: the screens, the global keys, and the viewer of one run at a time.
+
+The app trains nothing itself. Every run is its own process (runs/spawn.py) and the app views
+it through a RunHandle: the run's log replayed, then live, and commands sent back. Closing the
+app, or losing the terminal, leaves the run training.
+"""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import tempfile
 import threading
-from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Protocol
 
 from textual import events
 from textual.app import App, SystemCommand
@@ -17,49 +17,35 @@ from textual.geometry import Size
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from ..runs.child import ChildRun
+from ..engine.commands import Command
 from ..engine.config import TrainConfig
-from ..engine.control import TrainingControl
-from ..engine.data import DatasetUnavailable, DownloadProgress, dataset_status
-from ..engine.devices import DeviceError, DeviceInfo, list_devices
-from ..engine.events import EvaluationEnded, Event, RunFailed, event_from_dict
+from ..engine.data import dataset_status
+from ..engine.devices import DeviceInfo, list_devices
+from ..engine.events import EvaluationEnded, RunFailed
+from ..runs.handle import RunHandle, RunLauncher, RunNotRunning
+from ..runs.spawn import SpawnError
 from ..runs.store import RunNotFound, RunStore, StoreError
-from .history import STATE_IDLE, STATE_PAUSED, STATE_RUNNING, RunHistory
+from .history import RunHistory
 from .messages import EngineEvent
 from .screens.evaluate import EvaluationScreen
 from .screens.help import HELP_IN_FOOTER, HelpScreen, TooSmallScreen, key_display
 from .screens.prompt import PromptScreen
+from .screens.quit import QuitScreen
 from .screens.runs import RunsScreen
 from .screens.setup import SetupScreen
 from .screens.train import TrainScreen
 
-# (config, control, download progress callback) -> the engine's event stream
-EngineFactory = Callable[[TrainConfig, TrainingControl, DownloadProgress], Iterable[Event]]
-
 MIN_WIDTH, MIN_HEIGHT = 70, 20
 
 
-class StoreControl:
-    """Steers a run that another process trains, through the run store's control queue."""
+class Launcher(Protocol):
+    """Where the app's runs come from: RunLauncher for real ones, a scripted one in tests."""
 
-    def __init__(self, store: RunStore, run_id: str, history: RunHistory) -> None:
-        self.store, self.run_id, self.history = store, run_id, history
+    def start(self, config: TrainConfig) -> RunHandle: ...
 
-    @property
-    def paused(self) -> bool:
-        return self.history.state == STATE_PAUSED
+    def resume(self, run_id: str, epochs: int | None = None) -> RunHandle: ...
 
-    def toggle_pause(self) -> None:
-        self.store.send_control(self.run_id, "resume" if self.paused else "pause")
-
-    def stop(self) -> None:
-        self.store.send_control(self.run_id, "stop")
-
-    def set_lr(self, lr: float) -> None:
-        self.store.send_control(self.run_id, "set_lr", lr)
-
-    def request_checkpoint(self) -> None:
-        self.store.send_control(self.run_id, "checkpoint")
+    def open(self, run_id: str) -> RunHandle: ...
 
 
 class TrainerApp(App):
@@ -71,19 +57,17 @@ class TrainerApp(App):
         Binding("ctrl+q", "quit", "Quit"),
     ]
 
-    def __init__(self, engine: EngineFactory | None = None, devices: list[DeviceInfo] | None = None,
+    def __init__(self, launcher: Launcher | None = None, devices: list[DeviceInfo] | None = None,
                  dataset_status: Callable[[str], str] | None = None, config: TrainConfig | None = None,
                  store: RunStore | None = None, attach: str | None = None) -> None:
         super().__init__()
         self.store = store
-        self.engine = engine or self._child_engine
+        self._launcher = launcher
         self.devices = devices if devices is not None else list_devices()
         self._dataset_status = dataset_status
         self.initial_config = config or TrainConfig()
         self.history = RunHistory()
-        self.control: TrainingControl | StoreControl | None = None
-        self.active_events: Iterable[Event] | None = None  # what the training worker iterates
-        self.attached_run: str | None = None
+        self.handle: RunHandle | None = None  # the run on the training screen
         self._attach_first = attach
         self._follow_stop = threading.Event()
         self.last_config: TrainConfig = self.initial_config
@@ -100,8 +84,13 @@ class TrainerApp(App):
             try:
                 self.store = RunStore()
             except StoreError as exc:
-                self.notify(f"Runs are not recorded: {exc}", severity="error", timeout=10, markup=False)
+                self.notify(f"Runs cannot be recorded: {exc}", severity="error", timeout=10, markup=False)
         return self.store
+
+    def launcher(self) -> Launcher | None:
+        if self._launcher is None and (store := self.run_store()) is not None:
+            self._launcher = RunLauncher(store)
+        return self._launcher
 
     async def on_mount(self) -> None:
         await self.push_screen(SetupScreen(self.initial_config))
@@ -109,6 +98,18 @@ class TrainerApp(App):
         self._check_size()
         if self._attach_first:
             self.attach(self._attach_first)
+        else:
+            self._say_what_is_running()
+
+    def _say_what_is_running(self) -> None:
+        """Runs outlive the app: on the way back in, say which are still going and how to see them."""
+        if self.store is None and self._launcher is not None:
+            return  # a scripted launcher: no store of ours to look in
+        store = self.run_store()
+        going = [r for r in store.list_runs() if r.status == "running"] if store else []
+        if going:
+            names = ", ".join(f"{r.id} ({r.state})" for r in going[:3]) + (" …" if len(going) > 3 else "")
+            self.notify(f"Still training: {names}. F2 lists them; Enter opens one.", timeout=8, markup=False)
 
     # -- screens -----------------------------------------------------------
     def show_setup(self) -> None:
@@ -123,7 +124,7 @@ class TrainerApp(App):
 
     def show_evaluation(self, evaluation: EvaluationEnded) -> None:
         s = self.history.started
-        title = f" · {s.config['model']} on {s.dataset_title}" if s else ""
+        title = f" · {s.config.model} on {s.dataset_title}" if s else ""
         self.push_evaluation(evaluation, title)
 
     def push_evaluation(self, evaluation: EvaluationEnded, title: str) -> None:
@@ -162,32 +163,24 @@ class TrainerApp(App):
         elif not small and showing:
             self.pop_screen()
 
-    # -- training in this process ---------------------------------------------
-    def _child_engine(self, config: TrainConfig, control: TrainingControl,
-                      progress: DownloadProgress) -> Iterable[Event]:
-        """Train in a child process: its own interpreter, so neither the UI nor the loop waits on the other."""
-        store = self.run_store()
-        return ChildRun.start(config, store.root if store is not None else None)
-
-    def _busy(self) -> bool:
-        if self.history.is_active and self.attached_run is None:
-            self.notify("A run is already in progress.", severity="warning")
-            return True
-        return False
-
+    # -- the run on screen ---------------------------------------------------
     def start_training(self, config: TrainConfig) -> None:
-        if self._busy():
+        """Start the config as a run of its own (it outlives this app) and view it."""
+        launcher = self.launcher()
+        if launcher is None:
             return
         self.last_config = config
-        control = TrainingControl()
-        events = self.engine(config, control, lambda done, total, label: None)
-        # A child-process run is steered through itself; an in-process one through `control`.
-        self._run_in_worker(events, events if isinstance(events, ChildRun) else control)
+        try:
+            handle = launcher.start(config)
+        except (SpawnError, StoreError) as exc:
+            self.notify(str(exc), severity="error", timeout=10, markup=False)
+            return
+        self.view(handle)
 
     def resume(self, run_id: str, epochs: int | None = None) -> None:
-        """Continue a stopped, interrupted or finished run from its last checkpoint, in a child process."""
-        store = self.run_store()
-        if store is None or self._busy():
+        """Continue a stopped, interrupted or finished run from its last checkpoint, in the background."""
+        store, launcher = self.run_store(), self.launcher()
+        if store is None or launcher is None:
             return
         try:
             record = store.get_run(run_id)
@@ -196,6 +189,9 @@ class TrainerApp(App):
             return
         if record.status == "running":
             self.attach(record.id)
+            return
+        if not (record.last_checkpoint or record.best_checkpoint):
+            self.notify(f"Run {record.id} has no checkpoint to continue from.", severity="error", markup=False)
             return
         if epochs is None and record.epochs_done >= record.epochs:
             done = record.epochs_done
@@ -210,107 +206,80 @@ class TrainerApp(App):
                              lambda text: text and self.resume(record.id, int(text)))
             return
         self.last_config = record.train_config()
-        past = [event_from_dict(e) for e in store.epochs(record.id)]
-        run = ChildRun.start_resumed(record.id, epochs, store.root)
-        self._run_in_worker(run, run, prefill=past)
-
-    def _run_in_worker(self, events: Iterable[Event], control, prefill: list[Event] = ()) -> None:
-        self._detach_viewer()
-        self.history = RunHistory()
-        for event in prefill:
-            self.history.apply(event)
-        self.control = control
-        self.active_events = events
-        self._show_main(TrainScreen(self.history))
-        # On the App, not the screen: a worker dies with the node that started it.
-        self.run_worker(lambda: self._train(events), thread=True, exit_on_error=False,
-                        group="training", name="training")
-
-    def _train(self, events: Iterable[Event]) -> None:
-        """Runs in the worker thread: touches no widget, only posts messages."""
         try:
-            for event in events:
-                self.post_message(EngineEvent(event))
-        except (DatasetUnavailable, DeviceError, StoreError) as exc:
-            self.post_message(EngineEvent(RunFailed(message=str(exc))))
+            self.view(launcher.resume(record.id, epochs))
+        except (SpawnError, StoreError) as exc:
+            self.notify(str(exc), severity="error", timeout=10, markup=False)
 
-    def request_checkpoint(self) -> bool:
-        target = self.control if isinstance(self.control, StoreControl) else self.active_events
-        request = getattr(target, "request_checkpoint", None)
-        if request is None or not self.history.is_active:
-            return False
-        request()
-        return True
-
-    # -- runs in other processes ----------------------------------------------
     def attach(self, run_id: str) -> None:
-        """Show a run that another process trains, live, by following the store."""
-        store = self.run_store()
-        if store is None or self._busy():
+        """View a run that is recorded in the store: its whole history, then live."""
+        launcher = self.launcher()
+        if launcher is None:
             return
         try:
-            run_id = store.resolve(run_id)
-        except RunNotFound as exc:
+            handle = launcher.open(run_id)
+        except (RunNotFound, StoreError) as exc:
             self.notify(str(exc), severity="error", markup=False)
             return
-        self._detach_viewer()
-        self.attached_run = run_id
+        self.view(handle)
+
+    def view(self, handle: RunHandle) -> None:
+        """Show `handle` on the training screen: its log replayed, then followed live."""
+        self._follow_stop.set()  # the run viewed before goes on without us
+        self.handle = handle
         self.history = RunHistory()
-        self.control = StoreControl(store, run_id, self.history)
         self._show_main(TrainScreen(self.history))
         stop = self._follow_stop = threading.Event()
-        self.run_worker(lambda: self._follow(store, run_id, stop), thread=True, exit_on_error=False,
-                        group="following", name=f"follow {run_id}")
+        # On the App, not the screen: a worker dies with the node that started it.
+        self.run_worker(lambda: self._follow(handle, stop), thread=True, exit_on_error=False,
+                        group="following", name=f"follow {handle.run_id}")
 
-    def _follow(self, store: RunStore, run_id: str, stop: threading.Event) -> None:
-        for event in store.follow(run_id, stop=stop):
+    def _follow(self, handle: RunHandle, stop: threading.Event) -> None:
+        """Runs in the worker thread: touches no widget, only posts messages."""
+        for event in handle.events(stop=stop):
+            if stop.is_set():
+                return
             self.post_message(EngineEvent(event))
 
-    def _detach_viewer(self) -> None:
-        """Stop following an attached run; the run itself goes on."""
-        self._follow_stop.set()
-        self.attached_run = None
-
-    def detach_new(self, config: TrainConfig) -> None:
-        """Start the config in a background process of its own, then follow it."""
-        store = self.run_store()
-        if store is None:
-            return
-        self.last_config = config
-        self.notify("Starting a detached run…")
-        self.run_worker(lambda: self._spawn_detached(config, store.root), thread=True, exit_on_error=False,
-                        group="detach")
-
-    def _spawn_detached(self, config: TrainConfig, runs_dir: Path) -> None:
-        with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as fh:
-            fh.write(config.to_toml())
+    def send(self, command: Command) -> bool:
+        """Send a command to the run on screen; False (with the reason shown) when it cannot take it."""
+        if self.handle is None or not self.history.is_active:
+            self.notify("No run is in progress.", severity="warning")
+            return False
         try:
-            result = subprocess.run([sys.executable, "-m", "tui_trainer", "train", "--detach", "--jsonl",
-                                     "--config", fh.name, "--runs-dir", str(runs_dir)],
-                                    capture_output=True, text=True, timeout=120)
-        finally:
-            Path(fh.name).unlink(missing_ok=True)
-        if result.returncode != 0:
-            message = (result.stderr.strip().splitlines() or ["the background process did not start"])[-1]
-            self.call_from_thread(self.notify, message, severity="error", timeout=10, markup=False)
-            return
-        run_id = json.loads(result.stdout.strip().splitlines()[-1])["run_id"]
-        self.call_from_thread(self.attach, run_id)
+            self.handle.send(command)
+        except (RunNotRunning, RunNotFound, StoreError, ValueError) as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return False
+        return True
+
+    def request_checkpoint(self) -> bool:
+        return self.send(Command("checkpoint"))
 
     # -- workers and quitting ----------------------------------------------
     def on_engine_event(self, message: EngineEvent) -> None:
         self.history.apply(message.event)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        unfinished = self.history.state in (STATE_IDLE, STATE_RUNNING, STATE_PAUSED)
-        if event.worker.group in ("training", "following") and event.state == WorkerState.ERROR and unfinished:
+        if event.worker.group == "following" and event.state == WorkerState.ERROR and self.history.is_active:
             error = event.worker.error
             self.history.apply(RunFailed(message=f"{type(error).__name__}: {error}"))
 
     def action_quit(self) -> None:
-        self._follow_stop.set()  # an attached run goes on without us
-        if isinstance(self.control, (TrainingControl, ChildRun)) and self.history.is_active:
-            self.control.stop()  # the loop ends itself at the next batch, with a checkpoint
+        if self.handle is None or not self.history.is_active or isinstance(self.screen, QuitScreen):
+            self._leave()
+            return
+
+        def chosen(choice: str | None) -> None:
+            if choice == "stop":
+                self.send(Command("stop"))
+            if choice in ("leave", "stop"):
+                self._leave()
+
+        self.push_screen(QuitScreen(self.handle.run_id, self.history.state), chosen)
+
+    def _leave(self) -> None:
+        self._follow_stop.set()  # the run goes on without us
         self.exit()
 
 

@@ -6,43 +6,39 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..engine.events import (BatchProgress, CheckpointSaved, EpochEnded, EvaluationEnded, Event, LearningRateChanged, RunFailed,
-                             RunFinished, RunPaused, RunResumed, RunStarted, RunStopped)
-
-STATE_IDLE, STATE_RUNNING, STATE_PAUSED = "idle", "running", "paused"
-STATE_FINISHED, STATE_STOPPED, STATE_FAILED = "finished", "stopped", "failed"
+from ..engine.events import (BatchProgress, CheckpointSaved, CommandReceived, EpochEnded, EvaluationEnded, Event,
+                             LearningRateChanged, RunFailed, RunFinished, RunInterrupted, RunPaused, RunResumed,
+                             RunStarted, RunState, RunStopped, next_state)
 
 
 @dataclass
 class RunHistory:
     started: RunStarted | None = None
-    state: str = STATE_IDLE
+    state: RunState = RunState.STARTING
     progress: BatchProgress | None = None
     epochs: list[EpochEnded] = field(default_factory=list)
     step_losses: list[tuple[float, float]] = field(default_factory=list)  # (fractional epoch, running loss)
     evaluation: EvaluationEnded | None = None
     lr: float | None = None
     message: str = ""
-    ended: Event | None = None  # the run's last event: finished, stopped or failed
+    ended: Event | None = None  # the run's last event: finished, stopped, failed or interrupted
     log: list[str] = field(default_factory=list)
     version: int = 0  # bumped on every change, so views redraw only when it moved
-    wall_started: float = 0.0
-    paused_seconds: float = 0.0
-    _paused_at: float | None = None
-    _ended_at: float = 0.0
+    # Training seconds as the run last reported them, and when that report arrived here: a view
+    # opened an hour in shows the run's own time, with pauses left out, as the launching view does.
+    _seconds: float = 0.0
+    _seconds_at: float = 0.0
     # called after every change: the training screen redraws on changes instead of polling
     on_change: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_active(self) -> bool:
-        return self.state in (STATE_RUNNING, STATE_PAUSED)
+        return self.state.active
 
     @property
     def elapsed(self) -> float:
-        if not self.wall_started:
-            return 0.0
-        end = self._paused_at or (time.monotonic() if self.is_active else self._ended_at)
-        return max(0.0, end - self.wall_started - self.paused_seconds)
+        running = self.state == RunState.RUNNING and self._seconds_at
+        return self._seconds + (time.monotonic() - self._seconds_at if running else 0.0)
 
     def apply(self, event: Event) -> None:
         self._apply(event)
@@ -51,15 +47,19 @@ class RunHistory:
 
     def _apply(self, event: Event) -> None:
         self.version += 1
+        self.state = next_state(self.state, event)
+        seconds = getattr(event, "seconds", None)
+        if seconds is not None and not isinstance(event, (EpochEnded, EvaluationEnded)):
+            self._seconds, self._seconds_at = seconds, time.monotonic()
         if isinstance(event, RunStarted):
             # A resumed run starts again from its checkpoint: keep only what came before it.
             kept = event.resumed_from_epoch
             self.epochs = [e for e in self.epochs if e.epoch <= kept]
             self.step_losses = [p for p in self.step_losses if p[0] <= kept]
             self.progress, self.evaluation, self.ended = None, None, None
-            self.started, self.state = event, STATE_RUNNING
-            self.lr = event.config["lr"]
-            self.wall_started = time.monotonic()
+            self.started = event
+            self.lr = event.config.lr
+            self._seconds_at = time.monotonic()
             if kept:
                 self.log.append(f"Resumed run {event.run_id} after epoch {kept}")
         elif isinstance(event, CheckpointSaved):
@@ -82,24 +82,23 @@ class RunHistory:
         elif isinstance(event, LearningRateChanged):
             self.lr = event.lr
             self.log.append(f"Learning rate set to {event.lr:.3g} at step {event.step}")
+        elif isinstance(event, CommandReceived):
+            if event.command == "checkpoint":
+                self.log.append("Checkpoint requested")
         elif isinstance(event, RunPaused):
-            self.state, self._paused_at = STATE_PAUSED, time.monotonic()
+            self.log.append(f"Paused at step {event.step}")
         elif isinstance(event, RunResumed):
-            if self._paused_at is not None:
-                self.paused_seconds += time.monotonic() - self._paused_at
-            self.state, self._paused_at = STATE_RUNNING, None
-        elif isinstance(event, (RunFinished, RunStopped, RunFailed)):
-            if self._paused_at is not None:
-                self.paused_seconds += time.monotonic() - self._paused_at
-                self._paused_at = None
-            self._ended_at = time.monotonic()
+            self.log.append(f"Resumed at step {event.step}")
+        elif isinstance(event, (RunFinished, RunStopped, RunFailed, RunInterrupted)):
             self.ended = event
             if isinstance(event, RunFinished):
-                self.state, self.message = STATE_FINISHED, f"Finished {event.epochs_done} epochs in {event.seconds:.1f}s"
+                self.message = f"Finished {event.epochs_done} epochs in {event.seconds:.1f}s"
             elif isinstance(event, RunStopped):
-                self.state, self.message = STATE_STOPPED, f"Stopped after {event.epochs_done} epoch(s)"
+                self.message = f"Stopped after {event.epochs_done} epoch(s)"
+            elif isinstance(event, RunInterrupted):
+                self.message = f"Interrupted after {event.epochs_done} epoch(s): {event.message}"
             else:
-                self.state, self.message = STATE_FAILED, f"Failed: {event.message}"
+                self.message = f"Failed: {event.message}"
             self.log.append(self.message)
 
     @property
@@ -108,14 +107,23 @@ class RunHistory:
 
     @property
     def total_epochs(self) -> int:
-        return self.started.config["epochs"] if self.started else 0
+        return self.started.config.epochs if self.started else 0
+
+    @property
+    def eta(self) -> float | None:
+        """Training seconds left at the run's own pace (pauses are not in samples/s), while it trains."""
+        if not (self.started and self.progress and self.is_active and self.progress.samples_per_s > 0):
+            return None
+        _, done = self.fraction_done()
+        samples = self.started.train_size * self.total_epochs * (1 - done)
+        return samples / self.progress.samples_per_s
 
     def fraction_done(self) -> tuple[float, float]:
         """(this epoch, whole run), each 0..1."""
         if not self.started:
             return 0.0, 0.0
         done_epochs = len(self.epochs)
-        if self.state == STATE_FINISHED:
+        if self.state == RunState.FINISHED:
             return 1.0, 1.0
         batch = self.progress.batch / self.progress.batches if self.progress and self.progress.epoch > done_epochs else 0.0
         return batch, (done_epochs + batch) / max(self.total_epochs, 1)

@@ -40,7 +40,6 @@ class SetupScreen(Screen):
     BINDINGS = [
         Binding("f5,ctrl+g", "start", "Start", priority=True),
         HELP_IN_FOOTER,
-        Binding("ctrl+d", "detach", "Detached", priority=True),
         Binding("ctrl+r", "preset('recommended')", "Recommended", priority=True),
         Binding("ctrl+t", "preset('tutorial')", "Tutorial", priority=True),
         Binding("ctrl+s", "save_config", "Save TOML", priority=True),
@@ -255,15 +254,6 @@ class SetupScreen(Screen):
                 widget.first().focus()
             return
         self.app.start_training(self.config)
-
-    def action_detach(self) -> None:
-        """Start in a background process that outlives this app and the SSH session, and follow it."""
-        self.validate()
-        if not self.config:
-            self.notify(next(iter(self.errors.values())), title="Fix the marked fields first", severity="error",
-                        markup=False)
-            return
-        self.app.detach_new(self.config)
 
     def action_preset(self, name: str) -> None:
         base = self.config or self.initial

@@ -12,9 +12,10 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Label, ProgressBar, RichLog, Static
 
-from ...engine.events import EpochEnded
+from ...engine.commands import Command
+from ...engine.events import EpochEnded, RunState
 from ...format import format_test
-from ..history import STATE_FAILED, STATE_FINISHED, STATE_PAUSED, STATE_RUNNING, STATE_STOPPED, RunHistory
+from ..history import RunHistory
 from ..markup import markup
 from ..widgets.charts import AccuracyChart, LossChart
 from .help import HELP_IN_FOOTER
@@ -77,7 +78,7 @@ class TrainScreen(Screen):
             yield Label("Epoch", id="epoch-label")
             yield ProgressBar(id="epoch-bar", show_eta=False)
             yield Label("Overall", id="overall-label")
-            yield ProgressBar(id="overall-bar", show_eta=True)
+            yield ProgressBar(id="overall-bar", show_eta=False)
         yield Static("", id="stats")
         yield Static("", id="status")
         yield RichLog(id="log", max_lines=500, wrap=True)  # a failure's message is long: it must show whole
@@ -135,15 +136,16 @@ class TrainScreen(Screen):
             self._chart_timer = self.set_timer(wait, self._charts_due)
 
     def _draw_title(self) -> None:
+        handle = self.app.handle
+        # run id and who started it first: the one thing to know when coming back over a new SSH session
+        where = "" if handle is None else f"run {handle.run_id} · {'started here' if handle.started_here else 'attached'}"
         s = self.history.started
         if not s:
+            self._put("#run-title", "[b]$where[/b]", where=where)
             return
-        run_id = f" · run {s.run_id}" if s.run_id else ""
-        if self.app.attached_run:
-            run_id += " (attached)"
-        self._put("#run-title", "[b]$model[/b] $rest", model=s.config["model"],
+        self._put("#run-title", "[b]$where[/b] · $model $rest", where=where, model=s.config.model,
                   rest=f"on {s.dataset_title} · {s.parameters:,} params · {s.train_size:,}/{s.val_size:,}/"
-                       f"{s.test_size:,} train/val/test · {s.device} ({s.device_name}){run_id}")
+                       f"{s.test_size:,} · {s.device} ({s.device_name})")
 
     def _draw_progress(self) -> None:
         h = self.history
@@ -152,18 +154,20 @@ class TrainScreen(Screen):
         batches, epochs = h.steps_per_epoch, h.total_epochs
         epoch_fraction, _ = h.fraction_done()
         done = len(h.epochs)
-        current = min(done + 1, epochs) if h.state in (STATE_RUNNING, STATE_PAUSED) else done
+        current = min(done + 1, epochs) if h.is_active else done
         self._put("#epoch-label", f"Epoch {current}/{epochs}")
         self.query_one("#epoch-bar", ProgressBar).update(total=batches, progress=round(epoch_fraction * batches))
         step = h.progress.step if h.progress else 0
         step = max(step, done * batches)
-        if h.state == STATE_FINISHED:
+        if h.state == RunState.FINISHED:
             step = epochs * batches
         self.query_one("#overall-bar", ProgressBar).update(total=epochs * batches, progress=step)
 
     def _draw_stats(self) -> None:
         h = self.history
         parts = [f"elapsed {format_seconds(h.elapsed)}"]
+        if (eta := h.eta) is not None:
+            parts.append(f"ETA {format_seconds(eta)}")
         if h.progress and h.is_active:
             parts.append(f"{h.progress.samples_per_s:,.0f} samples/s")
             parts.append(f"loss {h.progress.loss:.4f}")
@@ -180,17 +184,17 @@ class TrainScreen(Screen):
         status = self.query_one("#status", Static)
         status.set_classes(f"state-{h.state}")
         message = ""
-        if h.state == STATE_RUNNING:
+        if h.state == RunState.RUNNING:
             text = "[b]Training[/b] — space pauses · s stops · \\[ ] halve/double the LR"
-        elif h.state == STATE_PAUSED:
+        elif h.state == RunState.PAUSED:
             text = "[b]Paused[/b] — space resumes, s stops"
-        elif h.state == STATE_FINISHED:
+        elif h.state == RunState.FINISHED:
             acc = f" · test accuracy {h.evaluation.test_acc:.2f}%" if h.evaluation else ""
             text, message = f"[b]$message[/b]{acc} — e: evaluation · n: new run", h.message
-        elif h.state in (STATE_STOPPED, STATE_FAILED):
+        elif h.state in (RunState.STOPPED, RunState.FAILED, RunState.INTERRUPTED):
             text, message = "[b]$message[/b] — n: new run", h.message
         else:
-            text = "Loading data and building the model…"
+            text = "Starting the training process: loading data and building the model…"
         # a finished or failed run's line may wrap (a failure's message is long): only then re-layout
         self._put("#status", text, layout=not h.is_active, message=message)
 
@@ -221,41 +225,33 @@ class TrainScreen(Screen):
             log.write(format_test(h.evaluation))
             self._logged_eval = True
 
-    # -- controls ----------------------------------------------------------
-    def _control(self):
-        control = self.app.control
-        if control is None or not self.history.is_active:
-            self.notify("No run is in progress.", severity="warning")
-            return None
-        return control
-
+    # -- controls: each a Command for the run's own process ----------------------
     def action_toggle_pause(self) -> None:
-        if control := self._control():
-            was_paused = control.paused
-            control.toggle_pause()
-            self._put("#status", "[b]Resuming…[/b]" if was_paused else "[b]Pausing…[/b]")
+        paused = self.history.state == RunState.PAUSED
+        if self.app.send(Command("resume" if paused else "pause")):
+            self._put("#status", "[b]Resuming…[/b]" if paused else "[b]Pausing…[/b]")
 
     def action_stop(self) -> None:
-        if control := self._control():
-            control.stop()
+        if self.app.send(Command("stop")):
             self._put("#status", "[b]Stopping…[/b]")
 
     def action_scale_lr(self, factor: float) -> None:
-        if (control := self._control()) and self.history.lr:
+        if self.history.lr and self.history.is_active:
             new = min(self.history.lr * factor, 10.0)
-            control.set_lr(new)
-            self.notify(f"Learning rate → {new:.3g}")
+            if self.app.send(Command("set_lr", new)):
+                self.notify(f"Learning rate → {new:.3g}")
 
     def action_type_lr(self) -> None:
-        control = self._control()
-        if not control:
+        if not self.history.is_active:
+            self.notify("No run is in progress.", severity="warning")
             return
 
         def check(text: str) -> str | None:
             try:
-                control.set_lr(float(text))
+                command = Command("set_lr", float(text))
             except ValueError as exc:
                 return str(exc) if "lr:" in str(exc) else f"lr: got {text!r}; must be a number (e.g. 0.001)"
+            self.app.send(command)
             return None
 
         current = f"{self.history.lr:.3g}" if self.history.lr else ""
@@ -264,8 +260,6 @@ class TrainScreen(Screen):
     def action_checkpoint(self) -> None:
         if self.app.request_checkpoint():
             self.notify("Checkpoint requested: it is written at the next progress report.")
-        else:
-            self.notify("No recorded run is in progress to checkpoint.", severity="warning")
 
     def action_evaluation(self) -> None:
         if self.history.evaluation:
@@ -274,7 +268,6 @@ class TrainScreen(Screen):
             self.notify("The evaluation appears when the run finishes.", severity="warning")
 
     def action_new_run(self) -> None:
-        if self.history.is_active and self.app.attached_run is None:
-            self.notify("Stop this run first (s).", severity="warning")
-            return
+        if self.history.is_active and self.app.handle is not None:
+            self.notify(f"Run {self.app.handle.run_id} goes on in the background; F2 lists it.", markup=False)
         self.app.show_setup()

@@ -1,0 +1,72 @@
+"""The one way to start `scratch-tui train` as a process: in a session of its own, recorded, logging to a file.
+
+No terminal owns the process, so closing the terminal, losing SSH or killing whoever started
+it leaves the run training; only a stop command (or a signal sent to it) ends it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..engine.config import TrainConfig
+from ..engine.events import RunFailed
+from .store import RunStore
+
+
+class SpawnError(RuntimeError):
+    """The background process could not be started; the message says why."""
+
+
+@dataclass(frozen=True)
+class Spawned:
+    run_id: str
+    pid: int
+    log: Path
+
+
+def start_run(store: RunStore, config: TrainConfig) -> Spawned:
+    """Create the run and start training it in the background."""
+    run_id = store.create_run(config)
+    try:
+        spawned = _spawn(store, run_id, ["--run-id", run_id])
+    except SpawnError as exc:
+        store.end_run(run_id, RunFailed(message=str(exc)))
+        raise
+    store.set_process(run_id, spawned.pid)  # from now on the child's life is the run's
+    return spawned
+
+
+def resume_in_background(store: RunStore, run_id: str, epochs: int | None = None) -> Spawned:
+    """Continue a stopped run from its last checkpoint in the background (check it can be resumed first)."""
+    spawned = _spawn(store, run_id, ["--resume", run_id, *(["--epochs", str(epochs)] if epochs is not None else [])])
+    # Running from now, not from the child's first event seconds later: a viewer that opens the
+    # run meanwhile waits for the new segment instead of seeing the old ending and leaving.
+    store.set_process(run_id, spawned.pid, running=True)
+    return spawned
+
+
+def _spawn(store: RunStore, run_id: str, args: list[str]) -> Spawned:
+    log = store.log_path(run_id)
+    command = [sys.executable, "-m", "tui_trainer", "train", "--runs-dir", str(store.root.resolve()), *args,
+               "--no-hangup"]
+    # An ignored signal stays ignored across exec: the child is immune from its first instruction,
+    # not only once it has imported torch and reached the training loop.
+    hangup = getattr(signal, "SIGHUP", None)
+    previous = signal.signal(hangup, signal.SIG_IGN) if hangup else None
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as out:
+            child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                     start_new_session=True, close_fds=True,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    except OSError as exc:
+        raise SpawnError(f"the background process did not start ({exc})") from None
+    finally:
+        if hangup:
+            signal.signal(hangup, previous)
+    return Spawned(run_id, child.pid, log)
