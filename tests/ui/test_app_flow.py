@@ -362,3 +362,52 @@ async def test_a_resume_that_drops_epochs_redraws_them_with_the_new_values():
         acc = app.screen.query_one(AccuracyChart)
         assert acc.plt._active.monitor.y[0] == [e.train_acc for e in first[:3] + retrained]
         assert sum("Epoch 4/5" in line for line in log_lines()) == 2  # the first try and the retrained one
+
+
+def endless(config, control, progress):
+    """Trains until stopped, so the app has a run in progress to quit from."""
+    yield started(config)
+    while not control.stop_requested:
+        time.sleep(0.02)
+    yield RunStopped(epochs_done=0, seconds=1.0)
+
+
+async def test_quitting_with_a_run_in_progress_asks_and_leaves_it_running_by_default():
+    from tui_trainer.ui.screens.quit import QuitScreen
+
+    launcher = ScriptedLauncher(endless)
+    app = TrainerApp(launcher=launcher, devices=DEVICES, dataset_status=dataset_status)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.history.state == "running")
+        await pilot.press("ctrl+q")
+        assert isinstance(app.screen, QuitScreen)
+        await pilot.press("escape")  # cancel: still viewing the run
+        assert isinstance(app.screen, TrainScreen) and app.is_running
+        await pilot.press("ctrl+q", "enter")  # Enter takes the default: leave it running
+        await pilot.pause()
+    assert launcher.handles[0].sent == []  # nothing asked the run to stop
+    launcher.handles[0].send(Command("stop"))
+
+
+async def test_quitting_and_choosing_stop_sends_the_run_a_stop():
+    launcher = ScriptedLauncher(endless)
+    app = TrainerApp(launcher=launcher, devices=DEVICES, dataset_status=dataset_status)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.history.state == "running")
+        await pilot.press("ctrl+q", "s")
+        await pilot.pause()
+    assert launcher.handles[0].sent == [Command("stop")]
+
+
+async def test_the_header_names_the_run_and_whether_this_app_started_it():
+    app = TrainerApp(launcher=ScriptedLauncher(), devices=DEVICES, dataset_status=dataset_status)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.history.state == "finished")
+        await wait_for(pilot, lambda: text_of(app, "#run-title").startswith("run 5c417ed0 · started here"), timeout=5)
+        first = app.screen
+        app.attach("5c417ed0")
+        await wait_for(pilot, lambda: app.screen is not first and app.history.state == "finished")
+        await wait_for(pilot, lambda: text_of(app, "#run-title").startswith("run 5c417ed0 · attached"), timeout=5)

@@ -165,6 +165,26 @@ async def test_resume_from_the_runs_screen_continues_the_same_run(tmp_path):
     assert record.status == "finished" and record.epochs_done == 3
 
 
+async def test_a_stopped_run_is_evaluated_from_its_best_checkpoint(tmp_path):
+    from tui_trainer.engine.control import TrainingControl
+    from tui_trainer.engine.events import EpochEnded
+
+    store = RunStore(tmp_path / "runs")
+    control = TrainingControl()
+    run = TrainingRun(TrainConfig(epochs=3, max_train_samples=400, device="cpu"), control)
+    for event in recorded(run, store):
+        if isinstance(event, EpochEnded):
+            control.stop()  # stopped after its first epoch: no evaluation recorded
+    assert store.evaluation(run.run_id) is None
+    app = make_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f2", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, EvaluationScreen))
+        summary = str(app.screen.query_one("#eval-summary").render())
+        assert f"run {run.run_id}, best checkpoint (epoch 1" in summary
+        assert summary.startswith("Test accuracy ") and "2,000 test images" in summary
+
+
 async def test_a_name_with_brackets_shows_as_typed(store):
     # Textual markup reads any `[` as a tag: a name like this once crashed the runs screen for good
     app = make_app(store)

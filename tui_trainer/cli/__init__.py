@@ -18,6 +18,7 @@ from .train import run_train
 from ..engine.command import command_line  # noqa: F401  (the app and `runs show` print the same line)
 from ..engine.commands import COMMANDS
 from ..engine.config import PRESETS
+from ..runs.evaluation import CHECKPOINTS
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="scratch-tui", description="Train PyTorch networks built from scratch, live in the terminal. "
@@ -68,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("eval", help="evaluate a recorded run's best checkpoint on the test set")
     evaluate.add_argument("run_id", metavar="RUN_ID")
-    evaluate.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    evaluate.add_argument("--checkpoint", choices=CHECKPOINTS, default="best",
+                          help="which checkpoint (default best; last when the run has no best)")
     evaluate.add_argument("--device", help="where to evaluate (default: the run's own --device)")
     evaluate.add_argument("--jsonl", action="store_true", help="print the evaluation as one JSON object")
     evaluate.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)

@@ -22,6 +22,7 @@ from ..engine.config import TrainConfig
 from ..engine.data import dataset_status
 from ..engine.devices import DeviceInfo, list_devices
 from ..engine.events import EvaluationEnded, RunFailed
+from ..runs.evaluation import NoCheckpoint, checkpoint_path, evaluate_checkpoint
 from ..runs.handle import RunHandle, RunLauncher, RunNotRunning
 from ..runs.spawn import SpawnError
 from ..runs.store import RunNotFound, RunStore, StoreError
@@ -255,6 +256,30 @@ class TrainerApp(App):
 
     def request_checkpoint(self) -> bool:
         return self.send(Command("checkpoint"))
+
+    def evaluate_checkpoint(self, run_id: str, which: str = "best") -> None:
+        """Evaluate a run that has no evaluation of its own (stopped, interrupted) from a checkpoint."""
+        store = self.run_store()
+        if store is None:
+            return
+        try:
+            record = store.get_run(run_id)
+            used, _ = checkpoint_path(record, which)
+        except (RunNotFound, NoCheckpoint, StoreError) as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        self.notify(f"Evaluating run {record.id}'s {used} checkpoint on the test set…", markup=False)
+        self.run_worker(lambda: self._evaluate(record, which), thread=True, exit_on_error=False,
+                        group="evaluate", name=f"evaluate {record.id}")
+
+    def _evaluate(self, record, which: str) -> None:
+        try:
+            done = evaluate_checkpoint(record, which)
+        except Exception as exc:  # a bad checkpoint or a missing dataset: say so, never a traceback
+            self.call_from_thread(self.notify, str(exc) or type(exc).__name__, severity="error", timeout=10,
+                                  markup=False)
+            return
+        self.call_from_thread(self.push_evaluation, done.result, f" · {done.describe(record.id)}")
 
     # -- workers and quitting ----------------------------------------------
     def on_engine_event(self, message: EngineEvent) -> None:

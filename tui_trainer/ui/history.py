@@ -20,6 +20,7 @@ class RunHistory:
     step_losses: list[tuple[float, float]] = field(default_factory=list)  # (fractional epoch, running loss)
     evaluation: EvaluationEnded | None = None
     lr: float | None = None
+    samples_per_s: float = 0.0  # the latest pace, from a progress report or an epoch's end
     message: str = ""
     ended: Event | None = None  # the run's last event: finished, stopped, failed or interrupted
     log: list[str] = field(default_factory=list)
@@ -72,11 +73,11 @@ class RunHistory:
                 loss = (event.loss * event.batch - previous.loss * previous.batch) / (event.batch - previous.batch)
             else:
                 loss = event.loss
-            self.progress, self.lr = event, event.lr
+            self.progress, self.lr, self.samples_per_s = event, event.lr, event.samples_per_s
             self.step_losses.append((event.epoch - 1 + event.batch / event.batches, loss))
         elif isinstance(event, EpochEnded):
             self.epochs.append(event)
-            self.lr = event.lr
+            self.lr, self.samples_per_s = event.lr, event.samples_per_s
         elif isinstance(event, EvaluationEnded):
             self.evaluation = event
         elif isinstance(event, LearningRateChanged):
@@ -112,11 +113,11 @@ class RunHistory:
     @property
     def eta(self) -> float | None:
         """Training seconds left at the run's own pace (pauses are not in samples/s), while it trains."""
-        if not (self.started and self.progress and self.is_active and self.progress.samples_per_s > 0):
+        if not (self.started and self.is_active and self.samples_per_s > 0):
             return None
         _, done = self.fraction_done()
         samples = self.started.train_size * self.total_epochs * (1 - done)
-        return samples / self.progress.samples_per_s
+        return samples / self.samples_per_s
 
     def fraction_done(self) -> tuple[float, float]:
         """(this epoch, whole run), each 0..1."""

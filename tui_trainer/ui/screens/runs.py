@@ -213,8 +213,8 @@ class RunsScreen(Screen):
             self.app.attach(run_id)
             return
         evaluation = self.store.evaluation(run_id)
-        if evaluation is None:
-            self.notify(f"Run {run_id} has no evaluation ({record.status}); u resumes it.", severity="warning")
+        if evaluation is None:  # stopped or interrupted: evaluate its best checkpoint instead
+            self.app.evaluate_checkpoint(run_id, "best")
             return
         event = event_from_dict(evaluation)
         assert isinstance(event, EvaluationEnded)

@@ -89,14 +89,15 @@ class TrainScreen(Screen):
         # interrupts one of the training process's threads on a small machine.
         self.history.on_change = self._history_changed
         self.set_interval(CLOCK_SECONDS, self._tick_clock)
-        self.redraw()
+        # after the first refresh: a screen switched in while another is switching out has no widgets yet
+        self.call_after_refresh(self.redraw)
 
     def on_unmount(self) -> None:
         if self.history.on_change == self._history_changed:
             self.history.on_change = None
 
     def on_screen_resume(self) -> None:
-        self.redraw()
+        self.call_after_refresh(self.redraw)
 
     def _history_changed(self) -> None:
         # one pending redraw at a time: a burst of events draws once
@@ -168,11 +169,10 @@ class TrainScreen(Screen):
         parts = [f"elapsed {format_seconds(h.elapsed)}"]
         if (eta := h.eta) is not None:
             parts.append(f"ETA {format_seconds(eta)}")
+        if h.samples_per_s:
+            parts.append(f"{h.samples_per_s:,.0f} samples/s")
         if h.progress and h.is_active:
-            parts.append(f"{h.progress.samples_per_s:,.0f} samples/s")
             parts.append(f"loss {h.progress.loss:.4f}")
-        elif h.epochs:
-            parts.append(f"{h.epochs[-1].samples_per_s:,.0f} samples/s")
         if h.lr is not None:
             parts.append(f"lr {h.lr:.3g}")
         if h.progress and h.progress.memory_mib is not None:
@@ -262,10 +262,15 @@ class TrainScreen(Screen):
             self.notify("Checkpoint requested: it is written at the next progress report.")
 
     def action_evaluation(self) -> None:
-        if self.history.evaluation:
-            self.app.show_evaluation(self.history.evaluation)
-        else:
+        h, handle = self.history, self.app.handle
+        if h.evaluation:
+            self.app.show_evaluation(h.evaluation)
+        elif h.is_active or handle is None:
             self.notify("The evaluation appears when the run finishes.", severity="warning")
+        elif h.state == RunState.FAILED and not h.epochs:
+            self.notify("This run has no checkpoint to evaluate.", severity="warning")
+        else:  # stopped or interrupted: its best checkpoint stands in for the final weights
+            self.app.evaluate_checkpoint(handle.run_id, "best")
 
     def action_new_run(self) -> None:
         if self.history.is_active and self.app.handle is not None:
