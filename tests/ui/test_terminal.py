@@ -1,0 +1,110 @@
+"""The real app in a real terminal (tmux), driven with keys as a person would over SSH.
+
+A run started with F5 belongs to no terminal: killing the whole tmux session (what a dropped
+SSH connection does to the programs in it) or SIGKILL to the app leaves it training to the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tui_trainer.runs.store import RunStore
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (apt-get install tmux)")
+EPOCHS = 40
+SETTINGS = f'epochs = {EPOCHS}\nmax_train_samples = 2000\nname = "survivor"\ndevice = "cpu"\n'
+
+
+class Terminal:
+    def __init__(self, home: Path, name: str) -> None:
+        self.name = name
+        self.socket = str(home / "tmux.sock")  # a server of our own: nothing of the user's is touched
+        app = f"{sys.executable} -m tui_trainer"
+        self.tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24",
+                  f"env SCRATCH_TUI_HOME={home} TERM=xterm-256color {app}")
+
+    def tmux(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-S", self.socket, *args], capture_output=True, text=True,
+                              timeout=30).stdout
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-t", self.name, "-p")
+
+    def wait_for(self, text: str, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.2)
+        raise AssertionError(f"{text!r} never showed; the screen was:\n{self.screen()}")
+
+    def keys(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", self.name, *keys)
+
+    def app_pid(self) -> int:
+        return int(self.tmux("display-message", "-p", "-t", self.name, "#{pane_pid}").strip())
+
+    def kill_server(self) -> None:
+        self.tmux("kill-server")
+
+
+def start_a_run(home: Path, name: str) -> tuple[Terminal, str]:
+    settings = home / "settings.toml"
+    settings.write_text(SETTINGS)
+    term = Terminal(home, name)
+    term.wait_for("f5 Start")
+    term.keys("C-o")  # load the settings from TOML, as a user would with a saved recipe
+    term.wait_for("Load config from TOML")
+    term.keys(str(settings), "Enter")
+    term.wait_for(f"--epochs {EPOCHS}")
+    term.keys("F5")
+    screen = term.wait_for("· started here")
+    run_id = screen.split("run ", 1)[1].split(" ", 1)[0]
+    term.wait_for(f"Epoch 2/{EPOCHS}")  # training, and drawn
+    return term, run_id
+
+
+def wait_until_ended(home: Path, run_id: str, timeout: float = 180.0):
+    deadline = time.monotonic() + timeout
+    with RunStore(home) as store:
+        while time.monotonic() < deadline:
+            record = store.get_run(run_id)
+            if record.status != "running":
+                return record, store.evaluation(run_id)
+            time.sleep(0.5)
+    raise AssertionError(f"run {run_id} was still running after {timeout}s")
+
+
+def test_killing_the_terminal_leaves_the_run_training_to_its_end(tmp_path):
+    term, run_id = start_a_run(tmp_path, "ssh")
+    term.kill_server()  # every program in the terminal gets SIGHUP, as when SSH drops
+    record, evaluation = wait_until_ended(tmp_path, run_id)
+    assert (record.status, record.epochs_done) == ("finished", EPOCHS)
+    assert evaluation is not None and evaluation["test_acc"] > 50
+
+
+def test_sigkill_to_the_app_leaves_the_run_training_and_a_new_app_attaches(tmp_path):
+    term, run_id = start_a_run(tmp_path, "kill")
+    os.kill(term.app_pid(), signal.SIGKILL)
+    term.kill_server()
+    again = Terminal(tmp_path, "again")
+    try:
+        again.wait_for(f"Still training: {run_id}")  # the app says what is still going when it opens
+        again.keys("F2")
+        again.wait_for("survivor")
+        again.keys("Enter")  # open the run: its whole history, then live
+        again.wait_for(f"run {run_id} · attached")
+        again.wait_for(f"Finished {EPOCHS} epochs", timeout=180)
+    finally:
+        again.kill_server()
+    record, evaluation = wait_until_ended(tmp_path, run_id)
+    assert (record.status, record.epochs_done) == ("finished", EPOCHS) and evaluation is not None
