@@ -83,7 +83,19 @@ def test_runs(snap_compare, size):
 
     async def compare_two(pilot):
         await pilot.press("f2", "space", "down", "space")
+        pilot.app.clear_notifications()  # "still training" for the running run: a test of its own says so
         await pilot.pause(0.2)
 
-    app = TrainerApp(launcher=ScriptedLauncher(scripted_engine()), devices=DEVICES, dataset_status=dataset_status, store=FixedStore())
+    app = TrainerApp(launcher=ScriptedLauncher(scripted_engine()), devices=DEVICES, dataset_status=dataset_status,
+                     store=FixedStore())
     assert snap_compare(app, terminal_size=size, run_before=compare_two)
+
+
+async def test_opening_the_app_says_which_runs_are_still_training():
+    from .fakes import FixedStore
+
+    app = TrainerApp(launcher=ScriptedLauncher(), devices=DEVICES, dataset_status=dataset_status, store=FixedStore())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert [n.message for n in app._notifications] == [
+            "Still training: c9d0e1f2 (running). F2 lists them; Enter opens one."]
