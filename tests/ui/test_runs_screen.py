@@ -141,7 +141,8 @@ async def test_attach_follows_a_detached_run_and_leaving_keeps_it_going(tmp_path
     assert store.get_run(run_id).status == "stopped"
 
 
-async def test_resume_from_the_runs_screen_continues_the_same_run(tmp_path):
+def stopped_after_one_epoch(tmp_path) -> tuple[RunStore, str]:
+    """A real recorded run of three epochs, stopped after its first: resumable, with no evaluation."""
     from tui_trainer.engine.control import TrainingControl
     from tui_trainer.engine.events import EpochEnded
 
@@ -150,9 +151,13 @@ async def test_resume_from_the_runs_screen_continues_the_same_run(tmp_path):
     run = TrainingRun(TrainConfig(epochs=3, max_train_samples=400, device="cpu"), control)
     for event in recorded(run, store):
         if isinstance(event, EpochEnded):
-            control.stop()  # stopped after its first epoch
-    run_id = run.run_id
-    assert store.get_run(run_id).status == "stopped"
+            control.stop()
+    assert store.get_run(run.run_id).status == "stopped" and store.evaluation(run.run_id) is None
+    return store, run.run_id
+
+
+async def test_resume_from_the_runs_screen_continues_the_same_run(tmp_path):
+    store, run_id = stopped_after_one_epoch(tmp_path)
     app = make_app(store)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f2", "u")
@@ -166,22 +171,13 @@ async def test_resume_from_the_runs_screen_continues_the_same_run(tmp_path):
 
 
 async def test_a_stopped_run_is_evaluated_from_its_best_checkpoint(tmp_path):
-    from tui_trainer.engine.control import TrainingControl
-    from tui_trainer.engine.events import EpochEnded
-
-    store = RunStore(tmp_path / "runs")
-    control = TrainingControl()
-    run = TrainingRun(TrainConfig(epochs=3, max_train_samples=400, device="cpu"), control)
-    for event in recorded(run, store):
-        if isinstance(event, EpochEnded):
-            control.stop()  # stopped after its first epoch: no evaluation recorded
-    assert store.evaluation(run.run_id) is None
+    store, run_id = stopped_after_one_epoch(tmp_path)
     app = make_app(store)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f2", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, EvaluationScreen))
         summary = str(app.screen.query_one("#eval-summary").render())
-        assert f"run {run.run_id}, best checkpoint (epoch 1" in summary
+        assert f"run {run_id}, best checkpoint (epoch 1" in summary
         assert summary.startswith("Test accuracy ") and "2,000 test images" in summary
 
 
