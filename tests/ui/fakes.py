@@ -7,12 +7,12 @@ import time
 
 import torch
 
-from tui_trainer.engine.commands import Command, apply
+from tui_trainer.engine.commands import Command
 from tui_trainer.engine.config import TrainConfig
-from tui_trainer.engine.control import TrainingControl
 from tui_trainer.engine.data import FASHION_CLASSES, load_raw
 from tui_trainer.engine.devices import DeviceInfo
-from tui_trainer.engine.events import (BatchProgress, CommandReceived, EpochEnded, EvaluationEnded, PredictionSample,
+from tui_trainer.engine.events import (BatchProgress, CommandReceived, EpochEnded, EvaluationEnded, LearningRateChanged,
+                                       PredictionSample,
                                        RunFailed, RunFinished, RunPaused, RunResumed, RunStarted, RunState, RunStopped,
                                        next_state)
 from tui_trainer.runs.handle import RunHandle
@@ -69,36 +69,27 @@ def evaluation() -> EvaluationEnded:
                            classes=list(FASHION_CLASSES), samples=samples, seconds=0.1)
 
 
-def scripted_engine(epochs_done: int = 3, end: str = "finished", delay: float = 0.0):
-    """An engine factory that plays a fixed run, honouring pause and stop like the real loop."""
+# In a script: the run trains on, yielding nothing, until a command stops it.
+KEEP_TRAINING = object()
 
-    def factory(config, control, progress):
+
+def scripted_engine(epochs_done: int = 3, end: str = "finished", delay: float = 0.0):
+    """A script of a plausible run: started, epochs, then the evaluation and the end (or a failure)."""
+
+    def script(config):
         yield started(config)
-        done = 0
         for event in epoch_events(config, epochs_done):
             if delay:
                 time.sleep(delay)
-            if control.pending:
-                control.settle()
-                if control.stop_requested:
-                    yield RunStopped(epochs_done=done, seconds=1.0)
-                    return
-                if control.paused:
-                    yield RunPaused(epoch=done + 1, step=0)
-                    while not control.wait_while_paused(0.02):
-                        pass
-                    yield RunResumed(epoch=done + 1, step=0)
-            if isinstance(event, EpochEnded):
-                done = event.epoch
             yield event
         if end == "failed":
             yield RunFailed(message="training loss became nan in epoch 3 (step 255); the learning rate 10 is too "
-                                    "high for this model: try a lower --lr such as 1", epochs_done=done)
+                                    "high for this model: try a lower --lr such as 1", epochs_done=epochs_done)
         else:
             yield evaluation()
-            yield RunFinished(epochs_done=done, seconds=1.0)
+            yield RunFinished(epochs_done=epochs_done, seconds=1.0)
 
-    return factory
+    return script
 
 
 class FixedStore:
@@ -144,47 +135,76 @@ class FixedStore:
 
 
 class ScriptedRun(RunHandle):
-    """A run handle that plays a scripted engine in the viewer's thread; commands reach it through the
-    real `apply`, as they reach a training process, and are logged as CommandReceived first."""
+    """A run handle that plays a script. Between two events it acts on the commands sent, the way a
+    training process's log shows them: CommandReceived, then what the command did."""
 
-    def __init__(self, factory, config: TrainConfig, run_id: str = "5c417ed0", started_here: bool = True):
-        self.factory, self.config, self.run_id, self.started_here = factory, config, run_id, started_here
-        self.control = TrainingControl()
+    def __init__(self, script, config: TrainConfig, run_id: str = "5c417ed0", started_here: bool = True):
+        self.script, self.config, self.run_id, self.started_here = script, config, run_id, started_here
         self.sent: list[Command] = []
         self._received: queue.Queue[Command] = queue.Queue()
         self._state = RunState.STARTING
+        self._epochs_done = 0
 
     def send(self, command: Command) -> None:
         self.sent.append(command)
-        apply(command, self.control)
         self._received.put(command)
 
     def state(self) -> RunState:
         return self._state
 
     def events(self, stop=None):
-        for event in self.factory(self.config, self.control, None):
-            while not self._received.empty():
-                command = self._received.get()
-                yield CommandReceived(command.name, command.value)
-            self._state = next_state(self._state, event)
-            yield event
+        for event in self.script(self.config):
+            if event is KEEP_TRAINING:
+                event = None
+            for reply in self._obey(wait=event is None, stop=stop):
+                yield self._track(reply)
+            if self._state.active is False or event is None:
+                return
+            yield self._track(event)
+
+    def _track(self, event):
+        self._state = next_state(self._state, event)
+        if isinstance(event, EpochEnded):
+            self._epochs_done = event.epoch
+        return event
+
+    def _obey(self, wait: bool, stop):
+        """The commands received so far (or, with `wait` or while paused, until a stop comes)."""
+        while True:
+            try:
+                blocking = wait or self._state == RunState.PAUSED
+                command = self._received.get(timeout=0.02) if blocking else self._received.get_nowait()
+            except queue.Empty:
+                if blocking and not (stop is not None and stop.is_set()):
+                    continue
+                return
+            yield CommandReceived(command.name, command.value)
+            position = dict(epoch=self._epochs_done + 1, step=0)
+            if command.name == "stop":
+                yield RunStopped(epochs_done=self._epochs_done, seconds=1.0)
+                return
+            if command.name == "pause":
+                yield RunPaused(**position)
+            elif command.name == "resume":
+                yield RunResumed(**position)
+            elif command.name == "set_lr":
+                yield LearningRateChanged(lr=command.value, step=0)
 
 
 class ScriptedLauncher:
     """Starts ScriptedRuns from an engine factory; keeps each handle so tests can look at what was sent."""
 
-    def __init__(self, factory=None):
-        self.factory = factory or scripted_engine()
+    def __init__(self, script=None):
+        self.script = script or scripted_engine()
         self.handles: list[ScriptedRun] = []
 
     def start(self, config: TrainConfig) -> ScriptedRun:
-        self.handles.append(ScriptedRun(self.factory, config))
+        self.handles.append(ScriptedRun(self.script, config))
         return self.handles[-1]
 
     def resume(self, run_id: str, epochs: int | None = None) -> ScriptedRun:
         raise AssertionError("a scripted launcher resumes nothing")
 
     def open(self, run_id: str) -> ScriptedRun:
-        self.handles.append(ScriptedRun(self.factory, TrainConfig(), run_id=run_id, started_here=False))
+        self.handles.append(ScriptedRun(self.script, TrainConfig(), run_id=run_id, started_here=False))
         return self.handles[-1]

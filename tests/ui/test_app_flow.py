@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
-import time
 
 from textual.widgets import Input, RadioSet, Static
 
@@ -20,7 +19,7 @@ from tui_trainer.ui.screens.train import TrainScreen
 
 from tui_trainer.ui.widgets.charts import AccuracyChart, LossChart
 
-from .fakes import DEVICES, ScriptedLauncher, dataset_status, epoch_events, scripted_engine, started
+from .fakes import DEVICES, KEEP_TRAINING, ScriptedLauncher, dataset_status, epoch_events, scripted_engine, started
 
 
 async def wait_for(pilot, predicate, timeout: float = 60.0) -> None:
@@ -143,7 +142,7 @@ async def test_a_failed_run_shows_the_engines_message():
 
 
 async def test_an_engine_crash_is_reported_not_raised():
-    def broken(config, control, progress):
+    def broken(config):
         raise RuntimeError("CUDA error: device-side assert triggered")
         yield  # pragma: no cover
 
@@ -259,14 +258,11 @@ async def test_command_palette_lists_the_screens_actions():
 
 
 async def test_cuda_memory_reported_by_the_training_process_is_shown():
-    def cuda_run(config, control, progress):
+    def cuda_run(config):
         yield dataclasses.replace(started(config), device="cuda:0", device_name="NVIDIA H200")
         yield BatchProgress(step=20, epoch=1, epochs=config.epochs, batch=20, batches=85, loss=1.2, acc=60.0,
                             lr=0.003, samples_per_s=90000.0, memory_mib=412.4, peak_memory_mib=1536.0)
-        while not control.stop_requested:  # still running while the test reads the screen
-            control.settle()
-            time.sleep(0.02)
-        yield RunStopped(epochs_done=0, seconds=1.0)
+        yield KEEP_TRAINING  # still running while the test reads the screen
 
     app = TrainerApp(launcher=ScriptedLauncher(cuda_run), devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -321,7 +317,7 @@ async def test_a_bad_hidden_size_does_not_block_a_model_without_hidden_layers():
 
 
 async def test_a_message_ending_in_a_backslash_does_not_eat_the_markup_after_it():
-    def failing(config, control, progress):
+    def failing(config):
         yield started(config)
         yield RunFailed(message="cannot read C:\\data\\", epochs_done=0)
 
@@ -339,7 +335,7 @@ async def test_a_resume_that_drops_epochs_redraws_them_with_the_new_values():
     retrained = [dataclasses.replace(e, train_acc=50.0 + e.epoch) for e in first[3:]]
     first_try_drawn = threading.Event()
 
-    def resumed(config, control, progress):
+    def resumed(config):
         yield started(config)
         yield from first
         first_try_drawn.wait(30)
@@ -364,12 +360,10 @@ async def test_a_resume_that_drops_epochs_redraws_them_with_the_new_values():
         assert sum("Epoch 4/5" in line for line in log_lines()) == 2  # the first try and the retrained one
 
 
-def endless(config, control, progress):
+def endless(config):
     """Trains until stopped, so the app has a run in progress to quit from."""
     yield started(config)
-    while not control.stop_requested:
-        time.sleep(0.02)
-    yield RunStopped(epochs_done=0, seconds=1.0)
+    yield KEEP_TRAINING
 
 
 async def test_quitting_with_a_run_in_progress_asks_and_leaves_it_running_by_default():
