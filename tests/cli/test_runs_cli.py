@@ -12,6 +12,7 @@ import pytest
 
 from tui_trainer import cli
 from tui_trainer.engine.checkpoints import load_checkpoint
+from tui_trainer.engine.commands import Command
 from tui_trainer.engine.config import SETTINGS, TrainConfig, applies, preset
 from tui_trainer.runs.store import RunStore
 
@@ -151,16 +152,21 @@ def test_runs_control_queues_requests_for_a_running_run(capsys):
     assert code == 0 and f"Asked run {busy} to set its learning rate to 0.002" in out
     assert run_cli(["runs", "control", busy, "pause"], capsys)[0] == 0
     with RunStore() as store:
-        assert store.take_controls(busy) == [("set_lr", 0.002), ("pause", None)]
+        assert store.take_commands(busy) == [Command("set_lr", 0.002), Command("pause")]
+        assert store.events(busy) == []  # queued, not yet received: the recorder logs what reaches the run
     cases = [(["set-lr"], 2, "set-lr needs the new rate"), (["pause", "3"], 2, "pause takes no value"),
              (["set-lr", "20"], 2, "lr: got 20.0; must be a number greater than 0 and at most 10"),
              (["explode"], 2, "argument action: invalid choice")]
     for extra, expected, words in cases:
         code, _, err = run_cli(["runs", "control", busy, *extra], capsys)
         assert code == expected and words in err and len(err.strip().splitlines()) == 1
+    with RunStore() as store:
+        assert store.take_commands(busy) == []  # the refused ones queued nothing
     run_id, _ = train(capsys)
     code, _, err = run_cli(["runs", "control", run_id, "stop"], capsys)
-    assert code == 1 and f"run {run_id} is finished; only a running run takes controls" in err
+    assert code == 1 and f"run {run_id} is finished; only a running run takes commands" in err
+    with RunStore() as store:
+        assert store.take_commands(run_id) == []
 
 
 def test_resume_refuses_settings_and_extends_with_epochs(capsys):

@@ -1,7 +1,10 @@
 """Exact resume: a run stopped and continued ends bit for bit where an uninterrupted run ends."""
 
 import dataclasses
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -126,6 +129,18 @@ def test_resuming_says_what_is_wrong(small_data, tmp_path):
     with pytest.raises(CheckpointError, match=f"run {never_saved.run_id} cannot be resumed: no checkpoint at"):
         resume_run(store, never_saved.run_id)
 
-    busy = store.create_run(quick)  # running, in this very (live) process
-    with pytest.raises(StoreError, match=f"run {busy} is still running .* runs control {busy} stop"):
-        resume_run(store, busy)
+    busy = store.create_run(quick)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # another live process
+    try:
+        store.set_process(busy, holder.pid)  # trains it, as a detached child would
+        with pytest.raises(StoreError, match=rf"run {busy} is still running \(pid {holder.pid}\); stop it first "
+                                             rf"with `scratch-tui runs control {busy} stop`"):
+            resume_run(store, busy)
+    finally:
+        holder.kill()
+        holder.wait(10)
+
+    # `train --resume --detach` marks the run running with the child's pid before the child resumes it:
+    # the child itself must not be refused
+    store.set_process(run.run_id, os.getpid(), running=True)
+    assert resume_run(store, run.run_id, epochs=2, data=small_data).run_id == run.run_id
