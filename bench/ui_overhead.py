@@ -237,7 +237,11 @@ def latencies(view: str, store: RunStore, run_id: str, probe: Probe, presses: li
     log = [(at, e) for at, e in timed_log(store, run_id) if at >= begun]
     received = [at for at, e in log if isinstance(e, CommandReceived) and e.command == "pause"]
     paused = [at for at, e in log if isinstance(e, RunPaused)]
-    shown = [f.painted for f in probe.paused_frames() if f.drawn >= begun]
+    # each logged pause pairs with the first Paused frame painted after it (a redraw for another
+    # event may paint Paused again: that one is not the pause showing)
+    frames = [f for f in probe.paused_frames() if f.drawn >= begun and f.painted is not None]
+    shown = [next((f.painted for f in frames if f.drawn >= at), None) for at in paused]
+    shown = [t for t in shown if t is not None]
     applied = [t for t, e in probe.applied if isinstance(e, RunPaused) and t >= begun]
     if not len(presses) == len(received) == len(paused) == len(shown) == len(applied):
         raise RuntimeError(f"{view}: {len(presses)} presses, {len(received)} commands received, {len(paused)} "

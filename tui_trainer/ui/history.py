@@ -21,6 +21,7 @@ class RunHistory:
     evaluation: EvaluationEnded | None = None
     lr: float | None = None
     samples_per_s: float = 0.0  # the latest pace, from a progress report or an epoch's end
+    pending: str | None = None  # pause, resume or stop: received by the run, not yet acted on
     message: str = ""
     ended: Event | None = None  # the run's last event: finished, stopped, failed or interrupted
     log: list[str] = field(default_factory=list)
@@ -48,7 +49,9 @@ class RunHistory:
 
     def _apply(self, event: Event) -> None:
         self.version += 1
-        self.state = next_state(self.state, event)
+        before, self.state = self.state, next_state(self.state, event)
+        if self.state != before or not self.is_active:
+            self.pending = None  # the command the run received has taken effect
         seconds = getattr(event, "seconds", None)
         if seconds is not None and not isinstance(event, (EpochEnded, EvaluationEnded)):
             self._seconds, self._seconds_at = seconds, time.monotonic()
@@ -84,7 +87,9 @@ class RunHistory:
             self.lr = event.lr
             self.log.append(f"Learning rate set to {event.lr:.3g} at step {event.step}")
         elif isinstance(event, CommandReceived):
-            if event.command == "checkpoint":
+            if event.command in ("pause", "resume", "stop"):
+                self.pending = event.command
+            elif event.command == "checkpoint":
                 self.log.append("Checkpoint requested")
         elif isinstance(event, RunPaused):
             self.log.append(f"Paused at step {event.step}")

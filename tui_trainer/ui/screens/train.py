@@ -21,12 +21,14 @@ from ..widgets.charts import AccuracyChart, LossChart
 from .help import HELP_IN_FOOTER
 from .prompt import PromptScreen
 
-REDRAW_SECONDS = 0.1  # text and bars: redrawn when the run changed, at most ten times a second
+# Below four cores torch's threads already take every core, and each wake-up of this process takes
+# a slice of one from the training process: there text and bars redraw at most five times a second
+# (an event still reaches the screen within the 250 ms budget), and each chart rebuilds at most
+# every two seconds (a build costs 10-40 ms of CPU) instead of every second.
+FEW_CORES = (os.cpu_count() or 1) < 4
+REDRAW_SECONDS = 0.2 if FEW_CORES else 0.1  # text and bars: redrawn only when the run changed
 CLOCK_SECONDS = 1.0  # the elapsed time moves even when no event arrives
-# While training, each chart rebuilds at most every CHART_SECONDS: a build costs 10-40 ms of CPU that
-# the training process would otherwise use. Below four cores torch's threads already take them all,
-# so there the charts wait twice as long.
-CHART_SECONDS = 1.0 if (os.cpu_count() or 1) >= 4 else 2.0
+CHART_SECONDS = 2.0 if FEW_CORES else 1.0
 
 
 def compact_epoch(e: EpochEnded) -> str:
@@ -63,6 +65,7 @@ class TrainScreen(Screen):
         self._drawn_version = -1
         self._charted_at = 0.0
         self._redraw_timer: Timer | None = None
+        self._redrawn_at = 0.0
         self._chart_timer: Timer | None = None
         self._texts: dict[str, object] = {}
         self._logged_epochs: list[EpochEnded] = []
@@ -100,12 +103,19 @@ class TrainScreen(Screen):
         self.call_after_refresh(self.redraw)
 
     def _history_changed(self) -> None:
-        # one pending redraw at a time: a burst of events draws once
-        if self._redraw_timer is None:
-            self._redraw_timer = self.set_timer(REDRAW_SECONDS, self._scheduled_redraw)
+        # At most one redraw per REDRAW_SECONDS, and at once when the last was longer ago: an event
+        # after a quiet spell shows now, and a burst of events (a replayed log) draws once.
+        if self._redraw_timer is not None:
+            return
+        wait = self._redrawn_at + REDRAW_SECONDS - time.monotonic()
+        if wait <= 0:
+            self._scheduled_redraw()
+        else:
+            self._redraw_timer = self.set_timer(wait, self._scheduled_redraw)
 
     def _scheduled_redraw(self) -> None:
         self._redraw_timer = None
+        self._redrawn_at = time.monotonic()
         self.redraw()
 
     def _charts_due(self) -> None:
@@ -113,7 +123,8 @@ class TrainScreen(Screen):
         self.redraw()
 
     def _tick_clock(self) -> None:
-        if self.history.is_active:
+        # a redraw for an event moved the clock already: a frame of its own would cost a paint for nothing
+        if self.history.is_active and time.monotonic() - self._redrawn_at >= CLOCK_SECONDS:
             self._draw_stats()
 
     # -- drawing -----------------------------------------------------------
@@ -184,7 +195,13 @@ class TrainScreen(Screen):
         status = self.query_one("#status", Static)
         status.set_classes(f"state-{h.state}")
         message = ""
-        if h.state == RunState.RUNNING:
+        if h.is_active and h.pending == "stop":
+            text = "[b]Stopping…[/b]"  # received by the run, which stops at its next batch
+        elif h.state == RunState.RUNNING and h.pending == "pause":
+            text = "[b]Pausing…[/b]"
+        elif h.state == RunState.PAUSED and h.pending == "resume":
+            text = "[b]Resuming…[/b]"
+        elif h.state == RunState.RUNNING:
             text = "[b]Training[/b] — space pauses · s stops · \\[ ] halve/double the LR"
         elif h.state == RunState.PAUSED:
             text = "[b]Paused[/b] — space resumes, s stops"
