@@ -113,7 +113,7 @@ def test_eval_repeats_the_final_test_numbers_from_the_best_checkpoint(capsys):
     test_line = next(line for line in out.splitlines() if line.startswith("Test Loss: "))
     code, out, _ = run_cli(["eval", run_id], capsys)
     assert code == 0
-    assert out.splitlines()[0].startswith(f"Evaluating run {run_id} (best.pt, epoch 1) on the Fashion-MNIST mini")
+    assert out.splitlines()[0].startswith(f"Evaluating run {run_id}, best checkpoint (epoch 1, best.pt) on the Fashion-MNIST mini")
     assert out.splitlines()[1] == test_line
     code, out, _ = run_cli(["eval", run_id, "--jsonl", "--checkpoint", "last"], capsys)
     result = json.loads(out)
