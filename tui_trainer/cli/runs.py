@@ -40,7 +40,7 @@ def _runs_list(store: "RunStore", args: argparse.Namespace) -> int:
         return 0
     rows = [("ID", "NAME", "MODEL", "DATASET", "STATUS", "EPOCHS", "BEST VAL", "TEST", "DURATION", "STARTED")]
     for r in runs:
-        status = "paused" if r.paused and r.status == "running" else r.status
+        status = str(r.state)
         rows.append((r.id, r.name or "-", r.model, r.dataset, status, f"{r.epochs_done}/{r.epochs}",
                      percent(r.best_val_acc), percent(r.test_acc), duration(r.duration_s), when(r.started_at)))
     for line in table(rows):
@@ -50,8 +50,7 @@ def _runs_list(store: "RunStore", args: argparse.Namespace) -> int:
 
 def _runs_show(store: "RunStore", args: argparse.Namespace) -> int:
     r = store.get_run(args.run_id)
-    out: list[str] = [f"Run {r.id}" + (f" ({r.name})" if r.name else "") + f": {r.status}"
-                      + (" (paused)" if r.paused and r.status == "running" else "")]
+    out: list[str] = [f"Run {r.id}" + (f" ({r.name})" if r.name else "") + f": {r.state}"]
     if r.message:
         out.append(f"  {r.message}")
     out.append(f"  {r.model} on {r.dataset}, {r.epochs_done}/{r.epochs} epochs, {duration(r.duration_s)} of training")

@@ -114,7 +114,7 @@ class RunsScreen(Screen):
         table.clear()
         for r in self.visible_runs():
             mark = Text("●", style=COLORS[self.marked.index(r.id) % len(COLORS)]) if r.id in self.marked else " "
-            status = r.status + (" (paused)" if r.paused and r.status == "running" else "")
+            status = str(r.state)
             # Text cells: a plain string cell is read as markup, and names are the user's
             table.add_row(mark, r.id, Text(r.name or "-"), Text(r.model), Text(r.dataset), status,
                           f"{r.epochs_done}/{r.epochs}", percent(r.best_val_acc), percent(r.test_acc),
