@@ -29,3 +29,10 @@ def duration(seconds: float) -> str:
 
 def format_test(e: EvaluationEnded) -> str:
     return f"Test Loss: {e.test_loss:.4f}, Test Accuracy: {e.test_acc:.2f}%"
+
+
+def clock(seconds: float) -> str:
+    """A running time as a clock shows it: 4:07, 1:02:03."""
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
+        f"{seconds // 60}:{seconds % 60:02d}"

@@ -14,7 +14,7 @@ from textual.widgets import Footer, Label, ProgressBar, RichLog, Static
 
 from ...engine.commands import Command
 from ...engine.events import EpochEnded, RunState
-from ...format import format_test
+from ...format import clock, format_test
 from ..history import RunHistory
 from ..markup import markup
 from ..widgets.charts import AccuracyChart, LossChart
@@ -37,12 +37,6 @@ def compact_epoch(e: EpochEnded) -> str:
     if e.val_loss is not None:
         line += f"  val {e.val_loss:.4f} {e.val_acc:5.2f}%"
     return line + f"  {e.seconds:.1f}s"
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
-        f"{seconds // 60}:{seconds % 60:02d}"
 
 
 class TrainScreen(Screen):
@@ -177,9 +171,9 @@ class TrainScreen(Screen):
 
     def _draw_stats(self) -> None:
         h = self.history
-        parts = [f"elapsed {format_seconds(h.elapsed)}"]
+        parts = [f"elapsed {clock(h.elapsed)}"]
         if (eta := h.eta) is not None:
-            parts.append(f"ETA {format_seconds(eta)}")
+            parts.append(f"ETA {clock(eta)}")
         if h.samples_per_s:
             parts.append(f"{h.samples_per_s:,.0f} samples/s")
         if h.progress and h.is_active:
