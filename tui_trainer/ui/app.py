@@ -53,9 +53,10 @@ class TrainerApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "scratch-tui"
     BINDINGS = [
-        Binding("f2", "runs", "Runs"),
-        Binding("question_mark,f1", "help", "Help"),
-        Binding("ctrl+q", "quit", "Quit"),
+        # in every screen's help and in the palette; the footers keep their 80 columns for the screen's keys
+        Binding("f2", "runs", "Runs", show=False),
+        Binding("question_mark,f1", "help", "Help", show=False),
+        Binding("ctrl+q", "quit", "Quit", show=False),
     ]
 
     def __init__(self, launcher: Launcher | None = None, devices: list[DeviceInfo] | None = None,
@@ -145,8 +146,10 @@ class TrainerApp(App):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for binding in [*getattr(screen, "BINDINGS", []), *self.BINDINGS]:
-            if isinstance(binding, Binding) and binding.description and binding is not HELP_IN_FOOTER:
-                yield SystemCommand(binding.description, f"key: {key_display(self, binding.key)}",
+            # Textual lists its own Quit already
+            if isinstance(binding, Binding) and binding.description and binding is not HELP_IN_FOOTER \
+                    and binding.action != "quit":
+                yield SystemCommand(binding.tooltip or binding.description, f"key: {key_display(self, binding.key)}",
                                     lambda action=binding.action, s=screen: self.run_action(action, s))
 
     # -- terminal size -----------------------------------------------------

@@ -11,8 +11,8 @@ from textual.widgets import Static
 from ..markup import escape
 
 
-# Each main screen shows this in its footer where 80 columns still reach: the app's own help
-# binding comes last in the footer and is cut off there. (`?` would be typed into a text field.)
+# Each main screen shows this last in its footer, where 80 columns still reach it; the app's own
+# help binding stays out of the footers. (`?` would be typed into a text field.)
 HELP_IN_FOOTER = Binding("f1", "app.help", "Help")
 
 
@@ -30,7 +30,7 @@ def binding_lines(app, screen: Screen) -> list[tuple[str, list[tuple[str, str]]]
             b = b if isinstance(b, Binding) else Binding(*b)
             if b is HELP_IN_FOOTER:
                 continue  # listed once, under Everywhere
-            rows.append((key_display(app, b.key), b.description or b.action))
+            rows.append((key_display(app, b.key), b.tooltip or b.description or b.action))
         sections.append((title, rows))
     sections[-1][1].append(("ctrl+p", "Command palette: every action by name"))
     return sections

@@ -41,16 +41,18 @@ def compact_epoch(e: EpochEnded) -> str:
 
 class TrainScreen(Screen):
     HELP_TITLE = "Training"
+    # The footer fits 80 columns: short labels there, the full name (tooltip) in the palette and help;
+    # the LR keys are on the status line instead.
     BINDINGS = [
-        Binding("space,p", "toggle_pause", "Pause/Resume"),
+        Binding("space,p", "toggle_pause", "Pause", tooltip="Pause/Resume"),
         Binding("s", "stop", "Stop"),
-        Binding("right_square_bracket,plus", "scale_lr(2)", "LR ×2"),
-        Binding("left_square_bracket,minus", "scale_lr(0.5)", "LR ÷2"),
+        Binding("right_square_bracket,plus", "scale_lr(2)", "LR ×2", show=False),
+        Binding("left_square_bracket,minus", "scale_lr(0.5)", "LR ÷2", show=False),
         Binding("l", "type_lr", "Set LR"),
-        HELP_IN_FOOTER,
         Binding("c", "checkpoint", "Checkpoint"),
-        Binding("e", "evaluation", "Evaluation"),
-        Binding("n", "new_run", "New run"),
+        Binding("e", "evaluation", "Eval", tooltip="Evaluation"),
+        Binding("n", "new_run", "New", tooltip="New run"),
+        HELP_IN_FOOTER,
     ]
 
     def __init__(self, history: RunHistory) -> None:
