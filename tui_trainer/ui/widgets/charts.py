@@ -2,15 +2,99 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
+from plotext._utility import colorize
+from rich.style import Style
+from rich.text import Text
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 from ..history import RunHistory, downsample
 
+# The loss goes on a log axis by itself once its largest plotted value is this many times its smallest:
+# then a linear axis leaves every halving of the loss after the first spike less than one row of dots
+# (the tutorial preset starts near 350 and is below 15 within its first epoch).
+LOG_RATIO = 20.0
+EPS = 1e-9
+
+
+def _decimals(step: float) -> int:
+    """The fewest decimals that write every multiple of `step` exactly (0.25 -> 2, 0.5 -> 1, 5 -> 0)."""
+    for d in range(8):
+        if abs(round(step, d) - step) < step * 1e-6:
+            return d
+    return 8
+
+
+def _multiples(lo: float, hi: float, step: float) -> list[float]:
+    """The multiples of `step` from lo to hi, both included."""
+    first, last = math.ceil(lo / step - EPS), math.floor(hi / step + EPS)
+    return [round(i * step, 10) for i in range(first, last + 1)]
+
+
+def _steps(span: float, mantissas: Sequence[float]) -> list[float]:
+    """Round steps, smallest first, from about a thousandth of `span` up to well past it."""
+    top = math.floor(math.log10(span)) if span > 0 else 0
+    return [m * 10.0 ** k for k in range(top - 3, top + 3) for m in mantissas]
+
+
+def epoch_ticks(lo: float, hi: float, most: int) -> tuple[float, float, list[float], list[str]]:
+    """X axis limits and ticks for epochs lo..hi: at most `most` ticks on round values, whole epochs
+    once the run spans two of them, else at most one decimal. The axis starts on a tick at or before lo."""
+    if hi - lo < EPS:  # one point: its epoch (or the epochs either side of a whole one)
+        lo, hi = (max(lo - 1, 0.0), lo + 1) if abs(lo - round(lo)) < EPS else (math.floor(lo), math.floor(lo) + 1.0)
+    smallest = 1 if hi - lo >= 2 else 0.1
+    top = max(math.floor(math.log10(hi - lo)), 0)
+    for step in [m * 10.0 ** k for k in range(-1, top + 3) for m in (1, 2, 5) if m * 10.0 ** k >= smallest - EPS]:
+        start = math.floor(lo / step + EPS) * step
+        ticks = _multiples(start, hi, step)
+        if len(ticks) <= max(most, 2):
+            break
+    labels = [f"{t:.{0 if step >= 1 else 1}f}" for t in ticks]
+    return start, hi, ticks, labels
+
+
+def linear_ticks(lo: float, hi: float, most: int) -> tuple[list[float], list[str]]:
+    """At most `most` ticks on round values (1, 2, 2.5 or 5 times a power of ten) within lo..hi."""
+    if hi - lo < EPS * max(abs(hi), 1):
+        return [lo], [f"{lo:.4g}"]
+    for step in _steps(hi - lo, (1, 2, 2.5, 5)):
+        ticks = _multiples(lo, hi, step)
+        if len(ticks) <= max(most, 2):
+            break
+    d = _decimals(step)
+    return ticks, [f"{t:.{d}f}" for t in ticks]
+
+
+def _log_label(v: float) -> str:
+    return f"{v:g}" if 1e-4 <= v < 1e5 else f"{v:.0e}".replace("e+0", "e").replace("e-0", "e-")
+
+
+def log_ticks(lo: float, hi: float, most: int) -> tuple[list[float], list[str]]:
+    """Ticks for positive values lo..hi on a log axis: 1-2-5, 1-3, then decades (every one, second, ...)
+    of them, the densest set with at most `most`; a narrow range gets round linear values instead."""
+    k0, k1 = math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1
+    for mantissas, every in [((1, 2, 5), 1), ((1, 3), 1), ((1,), 1), ((1,), 2), ((1,), 3), ((1,), 5), ((1,), 10)]:
+        ticks = [m * 10.0 ** k for k in range(k0, k1 + 1) if k % every == 0 for m in mantissas]
+        ticks = [t for t in ticks if lo * (1 - EPS) <= t <= hi * (1 + EPS)]
+        if len(ticks) <= max(most, 2):
+            break
+    if len(ticks) < 2:
+        return linear_ticks(lo, hi, most)
+    return ticks, [_log_label(t) for t in ticks]
+
 
 class RunChart(PlotextPlot):
     title = ""
-    y_label = ""
+
+    # The legend is in the title line, where no data is ever drawn: a swatch in the series' colour
+    # before each name. Names come in forms from longest to shortest; the longest that fits is shown.
+    LEGEND_SWATCH = "━"
+    # without colour, a marker of its own tells each series apart (the legend shows it)
+    NO_COLOR_MARKERS = {"validation": "x", "train (epoch)": "•"}
+    NO_COLOR_SWATCH = {"braille": "⢕"}
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -18,9 +102,12 @@ class RunChart(PlotextPlot):
         self._history: RunHistory | None = None
         self._rendered: tuple[object, RenderResult] | None = None
         self.builds = 0  # plot builds so far; the benchmark and the tests read it
-
-    # without colour, a marker of its own tells each series apart (the legend shows it)
-    NO_COLOR_MARKERS = {"validation": "x", "train (epoch)": "•"}
+        self._series: list[tuple[tuple[str, ...], str]] = []  # (names, longest first; marker), as plotted
+        self._xs: list[float] = []
+        self._ys: list[float] = []  # as plotted: log10 of the values on a log axis
+        self.log_axis = False  # whether the y axis is logarithmic in the current drawing
+        self.legend = ""  # the title line as last built, legend included
+        self._swatches: list[int] = []  # where in it each series' swatch is
 
     def marker(self, label: str) -> str:
         return self.NO_COLOR_MARKERS.get(label, "braille") if self.app.no_color else "braille"
@@ -48,6 +135,7 @@ class RunChart(PlotextPlot):
             return False
         self._data_key = key
         self.plt.clear_data()
+        self._series, self._xs, self._ys = [], [], []
         self.draw(history)
         self.refresh()
         return True
@@ -60,40 +148,154 @@ class RunChart(PlotextPlot):
         # a plotext build costs 10-40 ms: repaints caused by the rest of the screen reuse the last one
         key = (self._data_key, self.size, self.app.theme, self.theme)
         if self._rendered is None or self._rendered[0] != key:
-            self._rendered = (key, super().render())
+            self._lay_out()
+            text = super().render()
+            self._colour_legend(text)
+            self._rendered = (key, text)
             self.builds += 1
         return self._rendered[1]
 
     def draw(self, history: RunHistory) -> None:
         raise NotImplementedError
 
-    def _plot_epochs(self, history: RunHistory, train: str, val: str, train_label: str) -> None:
+    def plot(self, xs: Sequence[float], ys: Sequence[float], names: tuple[str, ...], marker: str) -> None:
+        """One series; its y values as plotted (already log10 on a log axis)."""
+        self.plt.plot(list(xs), list(ys), marker=marker)
+        self._series.append((names, marker))
+        self._xs.extend(xs)
+        self._ys.extend(y for y in ys if math.isfinite(y))
+
+    def _plot_epochs(self, history: RunHistory, train: str, val: str, train_names: tuple[str, ...],
+                     val_names: tuple[str, ...], y=lambda v: v) -> None:
         """Per-epoch train and validation series; validation only where the run has a validation split."""
         epochs = history.epochs
-        self.plt.plot([e.epoch for e in epochs], [getattr(e, train) for e in epochs], label=train_label,
-                      marker=self.marker(train_label))
+        self.plot([e.epoch for e in epochs], [y(getattr(e, train)) for e in epochs], train_names,
+                  self.marker(train_names[0]))
         points = [(e.epoch, getattr(e, val)) for e in epochs if getattr(e, val) is not None]
         if points:
-            self.plt.plot([x for x, _ in points], [y for _, y in points], label="validation",
-                          marker=self.marker("validation"))
+            self.plot([x for x, _ in points], [y(v) for _, v in points], val_names, self.marker("validation"))
+
+    # Axes and legend: laid out for the widget's size just before a build, so only when one happens.
+
+    def _title(self) -> str:
+        return self.title
+
+    def _lay_out(self) -> None:
+        width, height = self.size
+        plt = self.plt
+        ylabels: list[str] = []
+        if self._ys:
+            lo, hi = min(self._ys), max(self._ys)
+            # a label on every other row of the canvas (the height less title, borders, ticks, label), 8 at most
+            most = min(max(2, (height - 5) // 2 + 1), 8)
+            if self.log_axis:
+                ticks, ylabels = log_ticks(10 ** lo, 10 ** hi, most)
+                plt.yticks([math.log10(t) for t in ticks], ylabels)
+            else:
+                ticks, ylabels = linear_ticks(lo, hi, most)
+                plt.yticks(ticks, ylabels)
+        label_width = max((len(s) for s in ylabels), default=0)
+        if self._xs:
+            canvas = width - 2 - label_width
+            lo, hi = min(self._xs), max(self._xs)
+            most = max(2, canvas // (len(f"{hi:.1f}") + 3))
+            start, end, ticks, labels = epoch_ticks(lo, hi, most)
+            plt.xlim(start, end)
+            plt.xticks(ticks, labels)
+        self.legend, self._swatches = self._legend_line(width, label_width)
+        plt.title(self.legend)
+
+    def _swatch(self, marker: str) -> str:
+        return self.NO_COLOR_SWATCH.get(marker, marker) if self.app.no_color else self.LEGEND_SWATCH
+
+    def _legend_line(self, width: int, labels: int) -> tuple[str, list[int]]:
+        """The title and the legend, as long as fits; where each swatch is in it."""
+        title = self._title()
+        forms = max((len(names) for names, _ in self._series), default=0)
+        for form in range(forms):
+            for gap in ("  ", " "):
+                line, swatches = title, []
+                for names, marker in self._series:
+                    line += gap
+                    swatches.append(len(line))
+                    line += f"{self._swatch(marker)} {names[min(form, len(names) - 1)]}"
+                if self._fits(line, width, labels):
+                    return line, swatches
+        return (title if self._fits(title, width, labels) else ""), []
+
+    @staticmethod
+    def _fits(line: str, width: int, labels: int) -> bool:
+        """Whether plotext draws the line: it centres a title on the canvas (right of the y labels), and
+        leaves out one that does not fit whole."""
+        start = labels + 1 + (width - 2 - labels) // 2 - len(line) // 2
+        return start >= 0 and start + len(line) <= width
+
+    def _colour_legend(self, text: Text) -> None:
+        """Paint each swatch of the title line in its series' colour, as plotext drew the series."""
+        first_line = text.plain.split("\n", 1)[0]
+        start = first_line.find(self.legend) if self.legend else -1
+        if start < 0:
+            return
+        colours = self.plt._active.monitor.color
+        for s, (_, marker) in enumerate(self._series):
+            if s < len(colours) and colours[s] and s < len(self._swatches):
+                painted = Text.from_ansi(colorize(self._swatch(marker), colours[s][0]))
+                if painted.spans and isinstance(painted.spans[0].style, Style):
+                    at = start + self._swatches[s]
+                    text.stylize(painted.spans[0].style, at, at + 1)
 
 
 class LossChart(RunChart):
     title = "Loss"
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        # None: a log y axis when the loss spans more than LOG_RATIO, else linear; True/False: log/linear
+        self.log_scale: bool | None = None
+
+    @property
+    def scale_name(self) -> str:
+        """The y scale in words, as a notification says it after a toggle."""
+        if self.log_scale is None:
+            return f"auto ({'log' if self.log_axis else 'linear'})"
+        return "log" if self.log_scale else "linear"
+
+    def toggle_log_scale(self) -> bool | None:
+        """Auto, then log, then linear, then auto again; redraws at once. Returns the new setting."""
+        self.log_scale = {None: True, True: False, False: None}[self.log_scale]
+        if self._history is not None:
+            self.show(self._history)
+        return self.log_scale
+
     def data_key(self, history: RunHistory) -> object:
         # values, not counts: a resumed run drops epochs and trains them again with new numbers
         last_step = history.step_losses[-1] if history.step_losses else None
         epochs = tuple((e.epoch, e.train_loss, e.val_loss) for e in history.epochs)
-        return len(history.step_losses), last_step, epochs, self._points_limit()
+        return len(history.step_losses), last_step, epochs, self._points_limit(), self.log_scale
+
+    def _title(self) -> str:
+        return f"{self.title} (log)" if self.log_axis else self.title
 
     def draw(self, history: RunHistory) -> None:
-        plt = self.plt
         steps = downsample(history.step_losses, self._points_limit())
+        values = [y for _, y in steps] + [v for e in history.epochs for v in (e.train_loss, e.val_loss)
+                                          if v is not None]
+        values = [v for v in values if math.isfinite(v)]
+        positive = bool(values) and min(values) > 0
+        if self.log_scale is None:
+            self.log_axis = positive and max(values) / min(values) > LOG_RATIO
+        else:
+            self.log_axis = self.log_scale and positive
+
+        def y(v: float) -> float:
+            return (math.log10(v) if v > 0 else math.nan) if self.log_axis else v
+
         if steps:
-            plt.plot([x for x, _ in steps], [y for _, y in steps], label="train (per step)", marker="braille")
+            self.plot([x for x, _ in steps], [y(v) for _, v in steps],
+                      ("train (per step)", "train (step)", "step", "step"), "braille")
         if history.epochs:
-            self._plot_epochs(history, "train_loss", "val_loss", "train (epoch)")
+            self._plot_epochs(history, "train_loss", "val_loss", ("train (epoch)", "train (epoch)", "epoch", "epoch"),
+                              ("validation", "validation", "validation", "val"), y)
 
 
 class AccuracyChart(RunChart):
@@ -106,9 +308,8 @@ class AccuracyChart(RunChart):
         return 0, (p.epoch, p.batch) if p else None
 
     def draw(self, history: RunHistory) -> None:
-        plt = self.plt
         if history.epochs:
-            self._plot_epochs(history, "train_acc", "val_acc", "train")
+            self._plot_epochs(history, "train_acc", "val_acc", ("train",), ("validation", "val"))
         elif history.progress:
             p = history.progress
-            plt.plot([p.epoch - 1 + p.batch / p.batches], [p.acc], label="train (so far)", marker="braille")
+            self.plot([p.epoch - 1 + p.batch / p.batches], [p.acc], ("train (so far)", "so far"), "braille")
