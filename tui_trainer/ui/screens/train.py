@@ -50,6 +50,7 @@ class TrainScreen(Screen):
         Binding("left_square_bracket,minus", "scale_lr(0.5)", "LR ÷2", show=False),
         Binding("l", "type_lr", "Set LR"),
         Binding("c", "checkpoint", "Checkpoint"),
+        Binding("y", "log_scale", "Log y", show=False, tooltip="Loss scale: auto, log, linear"),
         Binding("e", "evaluation", "Eval", tooltip="Evaluation"),
         Binding("n", "new_run", "New", tooltip="New run"),
         HELP_IN_FOOTER,
@@ -273,6 +274,11 @@ class TrainScreen(Screen):
     def action_checkpoint(self) -> None:
         if self.app.request_checkpoint():
             self.notify("Checkpoint requested: it is written at the next progress report.")
+
+    def action_log_scale(self) -> None:
+        chart = self.query_one(LossChart)
+        chart.toggle_log_scale()
+        self.notify(f"Loss scale: {chart.scale_name}")
 
     def action_evaluation(self) -> None:
         h, handle = self.history, self.app.handle
