@@ -250,3 +250,108 @@ def test_a_paused_run_nobody_watches_lists_as_paused(tmp_path, capsys):
     assert re.search(rf"^{run_id} .* paused +0/3 ", out, re.M), out
     code, out, _ = run_cli(["runs", "show", run_id, "--runs-dir", str(tmp_path)], capsys)
     assert out.splitlines()[0] == f"Run {run_id}: paused"
+
+
+# -- the table on a terminal, a reader that goes away, --version, serve --help ---------------------------------
+def test_a_table_too_wide_cuts_then_drops_columns_but_never_the_others():
+    from tui_trainer.cli.common import table
+
+    rows = [("ID", "NAME", "WHEN", "TEST"), ("a1", "a-rather-long-name", "2026-01-02 03:04", "90.00%")]
+    whole = ["ID  NAME                WHEN              TEST", "a1  a-rather-long-name  2026-01-02 03:04  90.00%"]
+    assert table(rows) == table(rows, 200, squeeze=[1], drop=[2, 1]) == whole
+
+    def fitted(width):
+        return table(rows, width, squeeze=[1], drop=[2, 1])[1]
+
+    assert fitted(40) == "a1  a-rather-\u2026  2026-01-02 03:04  90.00%"  # cut before anything goes
+    assert fitted(30) == "a1  a-rather-long-name  90.00%"  # too tight to cut: WHEN goes, NAME is whole again
+    assert fitted(20) == "a1  a-rathe\u2026  90.00%"
+    assert fitted(10) == fitted(3) == "a1  90.00%"  # ID and TEST stay, even when they do not fit
+
+
+def test_runs_on_a_terminal_fits_its_width_keeping_the_accuracies(finished, capsys, monkeypatch):
+    home, run_id = finished
+    with RunStore(home) as store:
+        record = store.get_run(run_id)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # capsys's stdout, standing in for a terminal
+    shown = {}
+    for width in (120, 80, 50):
+        monkeypatch.setenv("COLUMNS", str(width))
+        code, out, _ = run_cli(["runs", "--runs-dir", str(home)], capsys)
+        assert code == 0
+        header, row = out.splitlines()
+        assert max(len(header), len(row)) <= width, out
+        for name in ("ID", "STATUS", "EPOCHS", "BEST VAL", "TEST"):
+            assert name in header
+        assert row.startswith(run_id) and "finished" in row and "2/2" in row
+        assert f"{record.best_val_acc:.2f}%" in row and f"{record.test_acc:.2f}%" in row
+        shown[width] = header
+    assert "STARTED" in shown[120] and "STARTED" not in shown[80]
+    assert shown[50].split() == ["ID", "STATUS", "EPOCHS", "BEST", "VAL", "TEST"]
+
+
+def test_runs_in_a_real_80_column_terminal_prints_no_line_wider_than_it(finished):
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    home, run_id = finished
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen([sys.executable, "-m", "tui_trainer", "runs", "--runs-dir", str(home)],
+                            stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    assert proc.wait(timeout=60) == 0
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the terminal has nobody left on its other side
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(leader)
+    lines = out.decode().replace("\r\n", "\n").splitlines()
+    assert len(lines) == 2 and all(len(line) <= 80 for line in lines), lines
+    assert "BEST VAL" in lines[0] and "TEST" in lines[0] and lines[1].startswith(run_id)
+    with RunStore(home) as store:
+        assert f"{store.get_run(run_id).test_acc:.2f}%" in lines[1]
+
+
+@pytest.mark.parametrize("action", ["list", "show", "export"])
+def test_runs_ends_quietly_when_its_reader_goes_away(finished, action):
+    home, run_id = finished
+    args = [] if action == "list" else [action, run_id]
+    proc = subprocess.Popen([sys.executable, "-m", "tui_trainer", "runs", *args, "--runs-dir", str(home)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # as `| head -1` does once it has its line: every write now fails with EPIPE
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 128 + signal.SIGPIPE and err == b""
+
+
+def test_version_is_the_package_version(capsys, monkeypatch):
+    import tomllib
+    from importlib import metadata
+    from pathlib import Path
+
+    code, out, _ = run_cli(["--version"], capsys)
+    assert code == 0 and out == f"scratch-tui {metadata.version('scratch-tui')}\n"
+
+    def not_installed(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", not_installed)  # run from a source tree: pyproject.toml says
+    code, out, _ = run_cli(["--version"], capsys)
+    pyproject = tomllib.loads((Path(cli.__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    assert code == 0 and out == f"scratch-tui {pyproject['project']['version']}\n"
+
+
+def test_serve_help_shows_the_default_host_and_port(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
+    code, out, _ = run_cli(["serve", "--help"], capsys)
+    assert code == 0 and "(default 127.0.0.1: this machine only)" in out and "(default 8000)" in out

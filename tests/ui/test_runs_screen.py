@@ -210,3 +210,131 @@ async def test_the_table_follows_other_processes_and_is_left_alone_when_nothing_
         await wait_for(pilot, lambda: fills, timeout=5)
         row = screen.query_one("#runs-table", DataTable).get_row(run_id)
         assert "renamed elsewhere" in [str(cell) for cell in row]
+
+
+# -- fitting the width, keys, the empty chart ------------------------------------------------------------------
+MUST_SHOW = ("id", "status", "epochs", "best val", "test")
+
+
+def table_lines(table: DataTable) -> list[str]:
+    """What the table shows, as text: the header line, then one line per row."""
+    return [table.render_line(y).text for y in range(table.row_count + 1)]
+
+
+def assert_fits(table: DataTable) -> list[str]:
+    labels = [str(column.label) for column in table.columns.values()]
+    assert set(MUST_SHOW) <= set(labels), labels
+    assert sum(column.get_render_width(table) for column in table.columns.values()) <= table.size.width
+    assert table.max_scroll_x == 0  # nothing to scroll sideways to
+    return labels
+
+
+def long_named_store():
+    from dataclasses import replace
+
+    from .fakes import FixedStore
+
+    store = FixedStore()
+    store.records["a1b2c3d4"] = replace(store.records["a1b2c3d4"], name="ten-chars! and then some more")
+    return store
+
+
+async def test_at_80_columns_every_column_is_on_screen_with_the_accuracies():
+    from tui_trainer.format import percent
+
+    from .fakes import FixedStore
+
+    store = FixedStore()
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f2")
+        await pilot.pause()
+        table = app.screen.query_one("#runs-table", DataTable)
+        assert_fits(table)
+        lines = table_lines(table)
+        assert all(label in lines[0] for label in MUST_SHOW), lines[0]
+        for run in store.list_runs():
+            line = next(line for line in lines if run.id in line)
+            assert percent(run.test_acc) in line and percent(run.best_val_acc) in line and run.status in line
+        assert "88.40%" in next(line for line in lines if "a1b2c3d4" in line)  # a finished run's test accuracy
+
+
+async def test_a_long_name_is_cut_short_and_started_stays_at_120_columns():
+    store = long_named_store()
+    app = make_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f2")
+        await pilot.pause()
+        table = app.screen.query_one("#runs-table", DataTable)
+        assert "started" in assert_fits(table)
+        line = next(line for line in table_lines(table) if "a1b2c3d4" in line)
+        assert "ten-chars!" in line and "…" in line and "and then some more" not in line
+        # the cell keeps the whole name: only its drawing is cut
+        assert "ten-chars! and then some more" in [str(cell) for cell in table.get_row("a1b2c3d4")]
+
+
+async def test_the_columns_follow_the_terminal_width():
+    app = make_app(long_named_store())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f2")
+        await pilot.pause()
+        table = app.screen.query_one("#runs-table", DataTable)
+        wide = assert_fits(table)
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        narrow = assert_fits(table)
+        assert "started" in wide and "started" not in narrow and len(narrow) < len(wide)
+        await pilot.resize_terminal(120, 40)
+        await pilot.pause()
+        assert assert_fits(table) == wide
+
+
+async def test_escape_in_the_filter_leaves_the_filter_not_the_runs_screen():
+    from .fakes import FixedStore
+
+    app = make_app(FixedStore())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f2", "slash", *"cnn")
+        screen = app.screen
+        table = screen.query_one("#runs-table", DataTable)
+        assert table.row_count == 1
+        await pilot.press("escape")
+        assert app.screen is screen
+        assert screen.query_one("#runs-filter", Input).value == "" and table.row_count == 3 and table.has_focus
+        await pilot.press("escape")  # from the table, Esc goes back as before
+        assert not isinstance(app.screen, RunsScreen)
+
+
+async def test_end_and_home_go_to_the_last_and_first_run_without_scrolling_sideways():
+    from .fakes import FixedStore
+
+    app = make_app(FixedStore())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f2")
+        table = app.screen.query_one("#runs-table", DataTable)
+        assert table.cursor_row == 0
+        await pilot.press("end")
+        assert table.cursor_row == table.row_count - 1 == 2 and table.scroll_x == 0
+        await pilot.press("home")
+        assert table.cursor_row == 0 and table.scroll_x == 0
+
+
+async def test_the_empty_compare_chart_says_to_mark_runs():
+    from textual_plotext import PlotextPlot
+
+    from .fakes import FixedStore
+
+    app = make_app(FixedStore())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f2")
+        await pilot.pause()
+        chart = app.screen.query_one("#runs-chart", PlotextPlot)
+        assert "Mark runs with space" in chart.render().plain
+        run_id = app.screen.selected_id()
+        await pilot.press("space")
+        await pilot.pause()
+        drawn = chart.render().plain
+        assert "Mark runs with space" not in drawn and run_id in drawn  # the legend names the marked run
+        await pilot.press("space")  # unmarked: empty again, and says so again
+        await pilot.pause()
+        assert "Mark runs with space" in chart.render().plain

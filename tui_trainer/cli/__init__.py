@@ -10,7 +10,7 @@ import sys
 from typing import Sequence
 
 from .app import open_app, run_attach, run_devices, run_serve
-from .common import RUNS_DIR_HELP, Parser
+from .common import RUNS_DIR_HELP, Parser, package_version
 from .evaluate import run_eval
 from .flags import TRAIN_FLAGS, config_from_args  # noqa: F401  (tests build configs as the parser does)
 from .runs import run_runs
@@ -20,9 +20,22 @@ from ..engine.commands import COMMANDS
 from ..engine.config import PRESETS
 from ..runs.evaluation import CHECKPOINTS
 
+
+class _Version(argparse.Action):
+    """--version: "scratch-tui X.Y.Z", read only when asked (the metadata lookup costs every other command)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[override]
+        print(f"scratch-tui {package_version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="scratch-tui", description="Train PyTorch networks built from scratch, live in the terminal. "
                      "With no command, opens the app.")
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
     sub = parser.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
 
     train = sub.add_parser("train", help="train headless and print one line per epoch (or JSON lines)",
@@ -81,9 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     attach.add_argument("run_id", nargs="?", metavar="RUN_ID")
     attach.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
 
-    serve = sub.add_parser("serve", help="serve the app to a web browser (textual-serve)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    serve.add_argument("--port", type=int, default=8000)
+    serve = sub.add_parser("serve", help="serve the app to a web browser (textual-serve)",
+                           description="Serve the app to a web browser, at http://127.0.0.1:8000 by default.")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default %(default)s: this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default %(default)s)")
     return parser
 
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
+import shutil
+import signal
 import sys
+from pathlib import Path
 from typing import Sequence
 
 EXIT_FAILED = 1
@@ -26,9 +30,90 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def table(rows: list[Sequence[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+def table(rows: list[Sequence[str]], width: int | None = None, *, squeeze: Sequence[int] = (),
+          drop: Sequence[int] = ()) -> list[str]:
+    """Left-aligned columns two spaces apart; the first row is the header.
+
+    With a `width` (a terminal's) that the table overflows, the columns in `squeeze` are cut with an
+    ellipsis, the widest first and never below their header (or 8 characters), and while that is not
+    enough the columns in `drop` are left out, in that order. The other columns are always shown whole.
+    """
+    natural = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    minimum = [min(n, max(len(header), 8)) for n, header in zip(natural, rows[0])]
+    shown, widths = fit_columns(natural, minimum, width, 2, squeeze, drop)
+    mark = _ellipsis()
+    return ["  ".join(_cut(row[i], w, mark).ljust(w) for i, w in zip(shown, widths)).rstrip() for row in rows]
+
+
+def fit_columns(natural: Sequence[int], minimum: Sequence[int], width: int | None, gap: int,
+                squeeze: Sequence[int] = (), drop: Sequence[int] = ()) -> tuple[list[int], list[int]]:
+    """The columns to show and their widths, for a line of them `gap` apart to fit `width` (None: any)."""
+    for dropped in range(len(drop) + 1):
+        shown = [i for i in range(len(natural)) if i not in drop[:dropped]]
+        widths = {i: natural[i] for i in shown}
+        excess = 0 if width is None else sum(widths.values()) + gap * (len(shown) - 1) - width
+        cuttable = [i for i in squeeze if i in widths]
+        while excess > 0:
+            room = [i for i in cuttable if widths[i] > minimum[i]]
+            if not room:
+                break
+            widest = max(room, key=lambda i: widths[i])  # the widest gives first: cuts end up even
+            widths[widest] -= 1
+            excess -= 1
+        if excess <= 0:
+            break
+    return shown, [widths[i] for i in shown]
+
+
+def _cut(cell: str, width: int, mark: str) -> str:
+    return cell if len(cell) <= width else cell[:max(width - len(mark), 0)] + mark
+
+
+def _ellipsis() -> str:
+    try:
+        "\u2026".encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return "~"
+    return "\u2026"
+
+
+def terminal_width() -> int | None:
+    """How wide the terminal stdout writes to is; None when stdout is a file or a pipe (no limit)."""
+    try:
+        if not sys.stdout.isatty():
+            return None
+    except (AttributeError, ValueError):  # replaced or closed
+        return None
+    return shutil.get_terminal_size().columns
+
+
+def reader_gone() -> int:
+    """The reader of stdout went away (`| head`): end quietly, with the exit code of a SIGPIPE (141).
+
+    What is left of stdout goes to /dev/null, so Python's flush at exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+    return 128 + signal.SIGPIPE
+
+
+def package_version() -> str:
+    """This package's version: from its installed metadata, or else from the pyproject.toml beside it."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("scratch-tui")
+    except metadata.PackageNotFoundError:
+        import tomllib
+
+        try:
+            with open(Path(__file__).resolve().parents[2] / "pyproject.toml", "rb") as f:
+                return tomllib.load(f)["project"]["version"]
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown"
 
 
 def when(timestamp: float | None) -> str:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..engine.command import command_line
 from ..format import duration, percent
-from .common import EXIT_FAILED, error, table, usage_error, when
+from .common import EXIT_FAILED, error, reader_gone, table, terminal_width, usage_error, when
 
 if TYPE_CHECKING:
     from ..runs.store import RunStore
@@ -24,7 +24,11 @@ def run_runs(args: argparse.Namespace) -> int:
     command = "runs" if action == "list" else f"runs {action}"
     try:
         with RunStore(args.runs_dir) as store:
-            return _RUNS_ACTIONS[action](store, args)
+            code = _RUNS_ACTIONS[action](store, args)
+            sys.stdout.flush()  # a reader that went away shows here, not in Python's own flush at exit
+            return code
+    except BrokenPipeError:  # `scratch-tui runs | head -1`: nothing wrong, nobody left to tell
+        return reader_gone()
     except RunNotFound as exc:
         return usage_error(str(exc), command)
     except ValueError as exc:  # a bad control value
@@ -43,7 +47,10 @@ def _runs_list(store: "RunStore", args: argparse.Namespace) -> int:
         status = str(r.state)
         rows.append((r.id, r.name or "-", r.model, r.dataset, status, f"{r.epochs_done}/{r.epochs}",
                      percent(r.best_val_acc), percent(r.test_acc), duration(r.duration_s), when(r.started_at)))
-    for line in table(rows):
+    # On a terminal the table fits its width: names, models and datasets are cut short, then duration,
+    # started, dataset, model and name go; id, status, epochs and the accuracies always stay. Into a
+    # pipe or a file it is whole.
+    for line in table(rows, terminal_width(), squeeze=(1, 2, 3), drop=(8, 9, 3, 2, 1)):
         print(line)
     return 0
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from rich.cells import cell_len
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 from textual_plotext import PlotextPlot
@@ -32,6 +34,51 @@ SORT_KEYS = {
     "status": lambda r: r.status,
     "model": lambda r: r.model,
 }
+
+
+# The table's columns: (key, header). It is fitted to the screen's width: names, models and datasets are
+# cut with an ellipsis, then whole columns go in DROP order; id, status, epochs and the accuracies stay.
+COLUMNS = (("mark", " "), ("id", "id"), ("name", "name"), ("model", "model"), ("dataset", "dataset"),
+           ("status", "status"), ("epochs", "epochs"), ("best", "best val"), ("test", "test"),
+           ("duration", "duration"), ("started", "started"))
+SQUEEZE = ("name", "model", "dataset")
+DROP = ("duration", "started", "dataset", "model", "name")
+CHART_HINT = ("Mark runs with space", "to overlay their curves")
+
+
+def fit_columns(natural: dict[str, int], minimum: dict[str, int], width: int, gap: int) -> dict[str, int]:
+    """The columns to show, in order, with their widths, for them and a `gap` after each to fit `width`.
+
+    Columns in SQUEEZE narrow first, the widest first and never below their minimum; while that is not
+    enough, columns go in DROP order. Whatever cannot go is shown even when it does not fit."""
+    for dropped in range(len(DROP) + 1):
+        widths = {key: w for key, w in natural.items() if key not in DROP[:dropped]}
+        excess = sum(widths.values()) + gap * len(widths) - width
+        while excess > 0:
+            room = [key for key in SQUEEZE if key in widths and widths[key] > minimum[key]]
+            if not room:
+                break
+            widths[max(room, key=widths.__getitem__)] -= 1  # the widest gives first: cuts end up even
+            excess -= 1
+        if excess <= 0:
+            break
+    return widths
+
+
+class RunsTable(DataTable):
+    """The runs, one per row. Home and End go to the first and last run (the table never scrolls sideways:
+    its columns are fitted to its width, again whenever that changes)."""
+
+    BINDINGS = [
+        Binding("home", "scroll_top", "First run", show=False),
+        Binding("end", "scroll_bottom", "Last run", show=False),
+    ]
+
+    class Resized(Message):
+        pass
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.post_message(self.Resized())
 
 
 def config_diff(configs: dict[str, dict]) -> list[str]:
@@ -67,10 +114,11 @@ class RunsScreen(Screen):
         self.marked: list[str] = []
         self.sort_by = "started"
         self.filter_text = ""
+        self._fitted: dict[str, int] = {}  # the columns the table has now, with their widths
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="/ filter by id, name, model, dataset or status", id="runs-filter", compact=True)
-        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="runs-compare"):
             yield PlotextPlot(id="runs-chart")
             with Vertical(id="runs-side"):
@@ -80,11 +128,6 @@ class RunsScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one("#runs-table", DataTable)
-        table.add_columns(" ", "id", "name", "model", "dataset", "status", "epochs", "best val", "test",
-                          "duration", "started")
-        chart = self.query_one("#runs-chart", PlotextPlot)
-        chart.plt.title("Validation accuracy % (marked runs)")
-        chart.plt.xlabel("epoch")
         self.reload()
         table.focus()
         self.set_interval(2.0, self._poll)  # running runs move on by themselves
@@ -108,20 +151,51 @@ class RunsScreen(Screen):
                  if not needle or any(needle in str(v).lower() for v in (r.id, r.name, r.model, r.dataset, r.status))]
         return sorted(shown, key=SORT_KEYS[self.sort_by])
 
+    def _cells(self, r: RunSummary) -> dict[str, Text]:
+        mark = Text("●", style=COLORS[self.marked.index(r.id) % len(COLORS)]) if r.id in self.marked else Text(" ")
+        # Text cells: a plain string cell is read as markup, and names are the user's
+        return {"mark": mark, "id": Text(r.id), "name": Text(r.name or "-"), "model": Text(r.model),
+                "dataset": Text(r.dataset), "status": Text(str(r.state)), "epochs": Text(f"{r.epochs_done}/{r.epochs}"),
+                "best": Text(percent(r.best_val_acc)), "test": Text(percent(r.test_acc)),
+                "duration": Text(duration(r.duration_s)),
+                "started": Text(time.strftime("%m-%d %H:%M", time.localtime(r.started_at)))}
+
+    def _fit(self, rows: list[dict[str, Text]]) -> dict[str, int]:
+        """The columns that fit the table's width now, with their widths."""
+        table = self.query_one("#runs-table", DataTable)
+        natural = {key: max([cell_len(header)] + [row[key].cell_len for row in rows]) for key, header in COLUMNS}
+        minimum = {key: min(natural[key], max(cell_len(header), 8)) for key, header in COLUMNS}
+        width = table.size.width or self.app.size.width
+        if table.size.height and len(rows) > table.size.height - 1:  # rows below the header overflow
+            width -= table.styles.scrollbar_size_vertical
+        return fit_columns(natural, minimum, width, 2 * table.cell_padding)
+
     def _fill_table(self) -> None:
         table = self.query_one("#runs-table", DataTable)
         selected = self.selected_id()
-        table.clear()
-        for r in self.visible_runs():
-            mark = Text("●", style=COLORS[self.marked.index(r.id) % len(COLORS)]) if r.id in self.marked else " "
-            status = str(r.state)
-            # Text cells: a plain string cell is read as markup, and names are the user's
-            table.add_row(mark, r.id, Text(r.name or "-"), Text(r.model), Text(r.dataset), status,
-                          f"{r.epochs_done}/{r.epochs}", percent(r.best_val_acc), percent(r.test_acc),
-                          duration(r.duration_s), time.strftime("%m-%d %H:%M", time.localtime(r.started_at)), key=r.id)
-        if selected is not None and selected in {r.id for r in self.visible_runs()}:
+        runs = self.visible_runs()
+        rows = [self._cells(r) for r in runs]
+        fitted = self._fit(rows)
+        if fitted != self._fitted:
+            table.clear(columns=True)
+            for key, header in COLUMNS:
+                if key in fitted:
+                    table.add_column(header, width=fitted[key], key=key)
+            self._fitted = fitted
+        else:
+            table.clear()
+        for r, row in zip(runs, rows):
+            for cell in row.values():  # a cell wider than its column is drawn cut short, and kept whole
+                cell.no_wrap, cell.overflow = True, "ellipsis"
+            table.add_row(*(row[key] for key in fitted), key=r.id)
+        if selected is not None and selected in {r.id for r in runs}:
             table.move_cursor(row=table.get_row_index(selected))
         self._draw_detail()
+
+    @on(RunsTable.Resized)
+    def _table_resized(self) -> None:
+        if self._fit([self._cells(r) for r in self.visible_runs()]) != self._fitted:
+            self._fill_table()
 
     def selected_id(self) -> str | None:
         table = self.query_one("#runs-table", DataTable)
@@ -146,15 +220,29 @@ class RunsScreen(Screen):
 
     def _draw_compare(self) -> None:
         chart = self.query_one("#runs-chart", PlotextPlot)
-        chart.plt.clear_data()
+        plt = chart.plt
+        plt.clear_figure()
+        plt.title("Validation accuracy % (marked runs)")
         configs = {}
+        drawn = False
         for i, run_id in enumerate(self.marked):
             epochs = self.store.epochs(run_id)
             points = [(e["epoch"], e["val_acc"]) for e in epochs if e.get("val_acc") is not None]
             if points:
-                chart.plt.plot([p[0] for p in points], [p[1] for p in points], label=run_id,
-                               color=COLORS[i % len(COLORS)], marker="braille")
+                plt.plot([p[0] for p in points], [p[1] for p in points], label=run_id,
+                         color=COLORS[i % len(COLORS)], marker="braille")
+                drawn = True
             configs[run_id] = self.store.get_run(run_id).config
+        if drawn:
+            plt.xlabel("epoch")
+        else:  # an empty box says how to fill it
+            lines = CHART_HINT if not self.marked else ("No validation accuracy", "in the marked runs yet")
+            plt.xlim(0, 1)
+            plt.ylim(0, 1)
+            plt.xticks([])
+            plt.yticks([])
+            plt.text(lines[0], 0.5, 0.6, alignment="center")
+            plt.text(lines[1], 0.5, 0.4, alignment="center")
         chart.refresh()
         diff = self.query_one("#runs-diff", Static)
         if len(configs) >= 2:
@@ -279,4 +367,9 @@ class RunsScreen(Screen):
             self.app.resume(run_id)
 
     def action_back(self) -> None:
+        filter_input = self.query_one("#runs-filter", Input)
+        if filter_input.has_focus:  # Esc in the filter drops the filter, not the screen
+            filter_input.value = ""
+            self.query_one("#runs-table").focus()
+            return
         self.app.pop_screen()
