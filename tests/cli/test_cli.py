@@ -178,3 +178,71 @@ def test_real_subprocess_run_and_sigint_stop(tmp_path):
     assert proc.returncode == 130, err
     assert json.loads(rest.splitlines()[-1])["event"] == "run_stopped"
     assert "Traceback" not in err
+
+
+# -- the live progress line ---------------------------------------------------------------------------------------
+import io  # noqa: E402  (imports for the tests appended below)
+import re  # noqa: E402
+
+from tui_trainer.cli.printer import TerminalPrinter  # noqa: E402
+from tui_trainer.engine.events import BatchProgress, RunStarted  # noqa: E402
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def _progress(epoch, batch, samples_per_s, epochs=3, batches=10):
+    return BatchProgress(step=(epoch - 1) * batches + batch, epoch=epoch, epochs=epochs, batch=batch, batches=batches,
+                         loss=0.4321, acc=85.12, lr=0.003, samples_per_s=samples_per_s)
+
+
+def _started(train_size, batch_size=100, epochs=3):
+    return RunStarted(config=TrainConfig(epochs=epochs, batch_size=batch_size), device="cpu", device_name="CPU",
+                      dataset_title="Fashion-MNIST mini", classes=[str(i) for i in range(10)],
+                      image_shape=[1, 28, 28], train_size=train_size, val_size=0, test_size=0, parameters=1,
+                      steps_per_epoch=-(-train_size // batch_size))
+
+
+def test_the_live_progress_line_has_an_eta_for_the_whole_run():
+    out, err = io.StringIO(), _Terminal()
+    printer = TerminalPrinter(out, err)
+    printer.handle(_started(train_size=1000))
+    # epoch 2 of 3, 4 batches of 100 done: 600 left in this epoch + 1 epoch of 1000 = 1600 samples at 10/s
+    printer.handle(_progress(epoch=2, batch=4, samples_per_s=10))
+    line = err.getvalue().rsplit("\r\033[K", 1)[-1]
+    assert line.startswith("Epoch 2/3 [") and " 4/10  loss 0.4321  acc 85.12%  10 samples/s" in line
+    assert line.endswith("  ETA 2:40")  # 160 s
+    assert len(line) <= 79
+    printer.handle(_progress(epoch=3, batch=10, samples_per_s=10))  # the last batch: nothing left
+    assert err.getvalue().endswith("  ETA 0:00")
+
+
+def test_the_eta_counts_a_short_last_batch_and_hours():
+    printer = TerminalPrinter(io.StringIO(), _Terminal())
+    printer.handle(_started(train_size=950, epochs=200))  # 10 batches, the last one of 50
+    assert printer.eta(_progress(epoch=1, batch=9, samples_per_s=50, epochs=200)) == (50 + 199 * 950) / 50
+    line = printer.progress_line(_progress(epoch=1, batch=9, samples_per_s=50, epochs=200))
+    assert line.endswith("ETA 1:03:02")  # 3782 s
+    assert len(line) <= 79
+    assert printer.eta(_progress(epoch=1, batch=9, samples_per_s=0, epochs=200)) is None
+
+
+def test_no_live_line_without_a_terminal():
+    out, err = io.StringIO(), io.StringIO()
+    printer = TerminalPrinter(out, err)
+    printer.handle(_started(train_size=1000))
+    printer.handle(_progress(epoch=1, batch=1, samples_per_s=10))
+    assert err.getvalue() == ""
+
+
+def test_a_real_run_draws_its_eta_on_a_terminal(monkeypatch):
+    """The live line, from a real run through `train`, on a stderr that says it is a terminal."""
+    out, err = io.StringIO(), _Terminal()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    code = cli.main(["train", *QUICK, "--batch-size", "8", "--epochs", "2"])
+    assert code == 0, err.getvalue()
+    lines = [line for line in err.getvalue().split("\r\033[K") if line.startswith("Epoch ")]
+    assert lines and all(re.search(r"  ETA \d+:\d\d$", line) for line in lines)

@@ -52,3 +52,140 @@ async def test_rows_and_the_command_line_follow_the_optimizer_and_model():
         await pilot.pause()
         assert not shown("hidden") and not shown("init") and shown("lr")
         assert "--model cnn" in text_of(app, "#command") and "--hidden" not in text_of(app, "#command")
+
+
+# -- keyboard use at 80x24: focus, footer, presets ---------------------------------------------------------------
+import pytest  # noqa: E402  (imports for the tests appended below)
+from textual.widgets import RadioButton  # noqa: E402
+from textual.widgets._footer import FooterKey  # noqa: E402
+from textual.widgets._select import SelectCurrent  # noqa: E402
+
+from tui_trainer import cli  # noqa: E402
+from tui_trainer.engine.config import PRESETS, SETTINGS, applies, preset  # noqa: E402
+from tui_trainer.ui.screens.setup import FIELDS  # noqa: E402
+
+
+def focus_look(widget):
+    """What marks a control as focused: the selected radio's label, or the control's and its row label's colours."""
+    if isinstance(widget, RadioSet):
+        selected = widget.query("RadioButton.-selected")
+        return selected.first().get_component_rich_style("toggle--label") if selected else None
+    face = widget.query_one(SelectCurrent) if isinstance(widget, Select) else widget
+    return face.styles.background, widget.parent.styles.background, widget.parent.query_one(".field-label").styles.color
+
+
+async def test_tab_visits_every_shown_control_once_and_each_looks_focused():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        for setup in ({}, {"optimizer": "sgd", "model": "cnn"}):  # the rows shown change with these two
+            if setup:
+                screen.query_one("#field-optimizer", Select).value = setup["optimizer"]
+                next(b for b in screen.query_one("#model", RadioSet).query(RadioButton) if b.name == "cnn").value = True
+                await pilot.pause()
+            picked = screen._picked()
+            expected = ["device", "dataset", "model"] + [f"field-{s.name}" for s in FIELDS if applies(s.name, picked)]
+            screen.query_one("#device").focus()
+            await pilot.pause()
+            visited = []
+            for _ in range(len(expected)):
+                widget = app.focused
+                visited.append(widget.id)
+                # on screen, where a person can see it: nothing between Model and Hidden sizes takes a Tab stop
+                assert screen.get_widget_at(*widget.region.offset)[0] in (widget, *widget.walk_children()), widget.id
+                focused_look = focus_look(widget)
+                await pilot.press("tab")
+                assert focus_look(widget) != focused_look, f"{widget.id} looks the same focused and not"
+            assert visited == expected
+            assert app.focused.id == "device"  # round again
+            assert ("field-momentum" in visited) == bool(setup) and ("field-hidden" in visited) == (not setup)
+
+
+async def test_the_footer_keys_stay_put_wherever_the_focus_is():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+
+        def footer():
+            return [(key.key, key.description) for key in screen.query(FooterKey)]
+
+        await pilot.pause()
+        first = footer()
+        assert [d for _, d in first][:6] == ["Start", "Help", "Recommended", "Tutorial", "Save", "Load"]
+        for selector in ("#field-lr", "#field-optimizer", "#field-nesterov", "#model", "#field-name"):
+            if selector == "#field-nesterov":
+                screen.query_one("#field-optimizer", Select).value = "sgd"
+                await pilot.pause()
+            screen.query_one(selector).focus()
+            await pilot.pause()
+            assert footer() == first, selector
+        screen.query_one("#field-lr", Input).focus()
+        await pilot.press("1", "left")  # typing into an input
+        await pilot.pause()
+        assert footer() == first
+        screen.query_one("#field-schedule", Select).focus()
+        await pilot.press("enter")  # the dropdown opens
+        await pilot.pause()
+        assert screen.query_one("#field-schedule", Select).expanded
+        assert footer() == first
+        await pilot.press("escape")  # still closes it
+        await pilot.pause()
+        assert not screen.query_one("#field-schedule", Select).expanded and footer() == first
+
+
+async def _form_with_a_cnn(pilot, screen):
+    for set_id, name in (("model", "cnn"), ("dataset", "fashion-mnist")):
+        next(b for b in screen.query_one(f"#{set_id}", RadioSet).query(RadioButton) if b.name == name).value = True
+    screen.query_one("#field-optimizer", Select).value = "sgd"
+    await pilot.pause()
+    for field, text in (("momentum", "0.5"), ("lr", "0.02"), ("seed", "7"), ("epochs", "3")):
+        screen.query_one(f"#field-{field}", Input).value = text
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("name", ["recommended", "tutorial"])
+async def test_ctrl_r_and_ctrl_t_apply_a_preset_as_train_preset_does(name, tmp_path):
+    """Both keys follow one rule, the CLI's: `--config FILE --preset NAME` is preset(NAME, FILE), and the form
+    is the file. A preset sets what it names and keeps the rest; tutorial names the model, recommended does not."""
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await _form_with_a_cnn(pilot, screen)
+        base = screen.config
+        assert base is not None and (base.model, base.lr, base.seed) == ("cnn", 0.02, 7)
+        said = []
+        screen.notify = lambda message, **kw: said.append((kw.get("title"), message))
+        await pilot.press("ctrl+r" if name == "recommended" else "ctrl+t")
+        await pilot.pause()
+        after = screen.config
+        assert after == preset(name, base)
+        path = tmp_path / "form.toml"
+        base.save(path)
+        assert after == cli.config_from_args(cli.build_parser().parse_args(["train", "--config", str(path),
+                                                                            "--preset", name]))
+        if name == "tutorial":  # sets what it names, keeps every other field as the form had it
+            assert all(getattr(after, k) == v for k, v in PRESETS[name].items())
+            assert all(getattr(after, k) == getattr(base, k) for k in SETTINGS if k not in PRESETS[name])
+        else:  # the training knobs back to their defaults; what to train on and with stays
+            assert (after.optimizer, after.lr, after.epochs) == (TrainConfig().optimizer, TrainConfig().lr,
+                                                                 TrainConfig().epochs)
+        assert (after.model == "scratch-mlp") == (name == "tutorial")  # only tutorial names a model
+        assert (after.seed, after.dataset) == (7, "fashion-mnist")
+        title, message = said[-1]
+        assert title == f"Preset {name!r}"
+        assert ("model scratch-mlp" in message) == (name == "tutorial") and "learning rate" in message
+
+
+async def test_a_preset_keeps_the_forms_choices_while_a_field_is_refused():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await _form_with_a_cnn(pilot, screen)
+        screen.query_one("#field-lr", Input).value = "abc"
+        await pilot.pause()
+        assert screen.config is None
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        after = screen.config
+        assert after is not None and (after.model, after.dataset, after.seed) == ("cnn", "fashion-mnist", 7)
+        assert after.lr == TrainConfig().lr and screen.query_one("#field-lr", Input).value == str(TrainConfig().lr)

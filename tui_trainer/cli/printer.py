@@ -8,7 +8,10 @@ from typing import TextIO
 
 from ..engine.events import (BatchProgress, EpochEnded, EvaluationEnded, Event, LearningRateChanged,
                             RunFailed, RunFinished, RunInterrupted, RunPaused, RunResumed, RunStarted, RunStopped)
-from ..format import format_epoch, format_test
+from ..format import clock, format_epoch, format_test
+
+LINE_WIDTH = 79  # the live line stays inside an 80-column terminal (the last column would wrap on some)
+BAR_WIDTH = 20
 
 
 class TerminalPrinter:
@@ -20,6 +23,8 @@ class TerminalPrinter:
         self._progress_shown = False
         self._last_download_draw = 0.0
         self._run_id: str | None = None
+        self._started: RunStarted | None = None
+        self._bar_width: int | None = None  # chosen on a run's first progress line, then kept: no jitter
 
     def _clear_progress(self) -> None:
         if self._progress_shown:
@@ -32,6 +37,29 @@ class TerminalPrinter:
             self.err.write("\r\033[K" + text)
             self.err.flush()
             self._progress_shown = True
+
+    def eta(self, event: BatchProgress) -> float | None:
+        """Training seconds left in the whole run at its own pace (samples/s leaves pauses out)."""
+        if self._started is None or event.samples_per_s <= 0:
+            return None
+        train_size, batch_size = self._started.train_size, self._started.config.batch_size
+        left_in_epoch = train_size - min(event.batch * batch_size, train_size)
+        return (left_in_epoch + (event.epochs - event.epoch) * train_size) / event.samples_per_s
+
+    def progress_line(self, event: BatchProgress) -> str:
+        """Epoch 3/15 [#####-----] 40/94  loss 0.4321  acc 85.12%  12,345 samples/s  ETA 1:23"""
+        tail = (f" {event.batch}/{event.batches}  loss {event.loss:.4f}  acc {event.acc:.2f}%  "
+                f"{event.samples_per_s:,.0f} samples/s")
+        if (eta := self.eta(event)) is not None:
+            tail += f"  ETA {clock(eta)}"
+        head = f"Epoch {event.epoch}/{event.epochs}"
+        if self._bar_width is None:  # the bar gives way first; one column spare for a number that grows
+            self._bar_width = min(BAR_WIDTH, LINE_WIDTH - 1 - len(head) - len(tail) - 3)
+        width = self._bar_width
+        if width < 5:
+            return head + tail
+        filled = int(width * event.batch / event.batches)
+        return f"{head} [{'#' * filled}{'-' * (width - filled)}]{tail}"
 
     def download_progress(self, done: int, total: int | None, label: str) -> None:
         now = time.monotonic()
@@ -46,14 +74,12 @@ class TerminalPrinter:
 
     def handle(self, event: Event) -> None:
         if isinstance(event, BatchProgress):
-            filled = int(20 * event.batch / event.batches)
-            bar = "#" * filled + "-" * (20 - filled)
-            self._progress(f"Epoch {event.epoch}/{event.epochs} [{bar}] {event.batch}/{event.batches}  "
-                           f"loss {event.loss:.4f}  acc {event.acc:.2f}%  {event.samples_per_s:,.0f} samples/s")
+            self._progress(self.progress_line(event))
             return
         self._clear_progress()
         if isinstance(event, RunStarted):
             self._run_id = event.run_id
+            self._started, self._bar_width = event, None
             line = (f"Training {event.config.model} ({event.parameters:,} parameters) on {event.dataset_title}: "
                     f"{event.train_size:,} train / {event.val_size:,} val / {event.test_size:,} test images, "
                     f"device {event.device} ({event.device_name})")

@@ -12,6 +12,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, ProgressBar, RadioButton, RadioSet, Select, Static, Switch
+from textual.widgets._select import SelectOverlay
 
 from ...engine.command import command_line
 from ...engine.config import (SETTINGS, ConfigError, Setting, TrainConfig, applies, field_error, from_text, preset,
@@ -28,6 +29,21 @@ RADIOS = tuple(name for name, s in SETTINGS.items() if s.control == "radio")
 FIELDS = tuple(s for s in SETTINGS.values() if s.control != "radio")
 
 
+class _MenuOverlay(SelectOverlay):
+    # Open, a dropdown's own "esc Dismiss menu" would push itself to the front of the footer and shift every
+    # key along; escape still closes the menu, and the footer stays the same wherever the focus is.
+    BINDINGS = [Binding("escape", "dismiss", "Dismiss menu", show=False)]
+
+
+class FormSelect(Select):
+    """A Select whose open menu leaves the footer as it was."""
+
+    def compose(self) -> ComposeResult:
+        for widget in super().compose():
+            yield _MenuOverlay(type_to_search=self._type_to_search).data_bind(compact=Select.compact) \
+                if isinstance(widget, SelectOverlay) else widget
+
+
 @functools.lru_cache(maxsize=64)  # asked again on every keystroke in the form
 def parameter_count(model: str, dataset: str, hidden: tuple[int, ...]) -> int:
     spec = DATASETS[dataset]
@@ -42,8 +58,9 @@ class SetupScreen(Screen):
         HELP_IN_FOOTER,
         Binding("ctrl+r", "preset('recommended')", "Recommended", priority=True),
         Binding("ctrl+t", "preset('tutorial')", "Tutorial", priority=True),
-        Binding("ctrl+s", "save_config", "Save TOML", priority=True),
-        Binding("ctrl+o", "load_config", "Load TOML", priority=True),
+        # short in the footer, so that all of it fits 80 columns; help and the palette say the tooltip
+        Binding("ctrl+s", "save_config", "Save", tooltip="Save TOML", priority=True),
+        Binding("ctrl+o", "load_config", "Load", tooltip="Load TOML", priority=True),
     ]
 
     def __init__(self, config: TrainConfig | None = None) -> None:
@@ -58,7 +75,8 @@ class SetupScreen(Screen):
     def compose(self) -> ComposeResult:
         app = self.app
         with Horizontal(id="setup-body"):
-            with VerticalScroll(id="choices"):
+            # the panes scroll to the focused control; they are no Tab stops of their own (nothing shows there)
+            with VerticalScroll(id="choices", can_focus=False):
                 yield Label(SETTINGS["device"].label, classes="section")
                 with RadioSet(id="device"):
                     best = next((d.name for d in app.devices if d.kind != "cpu"), "cpu")
@@ -76,7 +94,7 @@ class SetupScreen(Screen):
                     for name in SETTINGS["model"].choices:
                         yield RadioButton(name, name=name)
                 yield Static("", id="model-note", classes="note")
-            with VerticalScroll(id="params"):
+            with VerticalScroll(id="params", can_focus=False):
                 yield Label("Hyperparameters", classes="section")
                 for spec in FIELDS:
                     with Horizontal(classes="field-row", id=f"row-{spec.name}"):
@@ -89,7 +107,7 @@ class SetupScreen(Screen):
     def _field_widget(self, spec: Setting):
         value = getattr(self.initial, spec.name)
         if spec.control == "select":
-            return Select([(c, c) for c in spec.choices], value=value, allow_blank=False, id=f"field-{spec.name}",
+            return FormSelect([(c, c) for c in spec.choices], value=value, allow_blank=False, id=f"field-{spec.name}",
                           compact=True)
         if spec.control == "switch":
             return Switch(value=value, id=f"field-{spec.name}")
@@ -133,7 +151,8 @@ class SetupScreen(Screen):
         picked.update({s.name: self.query_one(f"#field-{s.name}").value for s in FIELDS if s.control != "input"})
         return picked
 
-    def read_form(self) -> tuple[TrainConfig | None, dict[str, str]]:
+    def _read_values(self) -> tuple[dict[str, object], dict[str, str]]:
+        """Every field the form can read, and a message for each it refuses (left out of the values)."""
         values = self._picked()
         errors: dict[str, str] = {}
         for spec in FIELDS:
@@ -152,6 +171,10 @@ class SetupScreen(Screen):
                 errors[spec.name] = message
             else:
                 values[spec.name] = value
+        return values, errors
+
+    def read_form(self) -> tuple[TrainConfig | None, dict[str, str]]:
+        values, errors = self._read_values()
         try:
             config = TrainConfig(**values)
         except ConfigError as exc:
@@ -255,10 +278,31 @@ class SetupScreen(Screen):
             return
         self.app.start_training(self.config)
 
+    def _form_as_far_as_valid(self) -> TrainConfig:
+        """The form as a config, a field it refuses read as the value the form opened with."""
+        if self.config:
+            return self.config
+        values = {**self.initial.to_dict(), **self._read_values()[0]}
+        try:
+            return TrainConfig.from_dict(values)
+        except ConfigError as exc:  # a rule across fields (nesterov needs momentum): those go back as well
+            try:
+                return TrainConfig.from_dict({**values, **{k: getattr(self.initial, k) for k in exc.errors}})
+            except ConfigError:
+                return self.initial
+
     def action_preset(self, name: str) -> None:
-        base = self.config or self.initial
-        self.apply_config(preset(name, base))
-        self.notify(f"Preset {name!r} applied.")
+        # The CLI's own rule, from the same function: `--config FILE --preset NAME` is preset(NAME, FILE), and
+        # here the form is the file. A preset sets the fields it names and keeps the rest (tutorial names the
+        # model, since its randn init and hidden sizes are an MLP's; recommended names the training knobs, not
+        # what to train on or with).
+        base, refused = self._form_as_far_as_valid(), set(self.errors)
+        config = preset(name, base)
+        self.apply_config(config)
+        changed = [f"{s.label.lower()} {to_text(getattr(config, s.name)) or 'default'}" for s in SETTINGS.values()
+                   if getattr(config, s.name) != getattr(base, s.name) or s.name in refused]
+        self.notify(f"Set {', '.join(changed)}." if changed else "The form already matches it.",
+                    title=f"Preset {name!r}", timeout=8, markup=False)
 
     def action_save_config(self) -> None:
         if not self.config:
