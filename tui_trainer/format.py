@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Hashable, Mapping, Sequence, TypeVar
+
 from .engine.events import EpochEnded, EvaluationEnded
 
 
@@ -36,3 +38,30 @@ def clock(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
         f"{seconds // 60}:{seconds % 60:02d}"
+
+
+Column = TypeVar("Column", bound=Hashable)
+
+
+def fit_columns(natural: Mapping[Column, int], minimum: Mapping[Column, int], width: int | None, gap: int,
+                squeeze: Sequence[Column] = (), drop: Sequence[Column] = (),
+                gap_after_last: bool = False) -> dict[Column, int]:
+    """The columns to show, in order, and their widths, for a line of them `gap` apart to fit `width`.
+
+    Columns in `squeeze` narrow first, the widest first and never below their minimum; while that is
+    not enough, whole columns go in `drop` order. What cannot go is shown even when it does not fit;
+    with no `width` (a pipe) every column is shown whole. The CLI's tables and the runs screen share it.
+    """
+    for dropped in range(len(drop) + 1):
+        widths = {key: w for key, w in natural.items() if key not in drop[:dropped]}
+        gaps = len(widths) if gap_after_last else len(widths) - 1
+        excess = 0 if width is None else sum(widths.values()) + gap * gaps - width
+        while excess > 0:
+            room = [key for key in squeeze if key in widths and widths[key] > minimum[key]]
+            if not room:
+                break
+            widths[max(room, key=widths.__getitem__)] -= 1  # the widest gives first: cuts end up even
+            excess -= 1
+        if excess <= 0:
+            break
+    return widths

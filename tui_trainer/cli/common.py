@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from ..format import fit_columns
+
 EXIT_FAILED = 1
 
 
@@ -38,31 +40,11 @@ def table(rows: list[Sequence[str]], width: int | None = None, *, squeeze: Seque
     ellipsis, the widest first and never below their header (or 8 characters), and while that is not
     enough the columns in `drop` are left out, in that order. The other columns are always shown whole.
     """
-    natural = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    minimum = [min(n, max(len(header), 8)) for n, header in zip(natural, rows[0])]
-    shown, widths = fit_columns(natural, minimum, width, 2, squeeze, drop)
+    natural = {i: max(len(r[i]) for r in rows) for i in range(len(rows[0]))}
+    minimum = {i: min(n, max(len(rows[0][i]), 8)) for i, n in natural.items()}
+    widths = fit_columns(natural, minimum, width, 2, squeeze, drop)
     mark = _ellipsis()
-    return ["  ".join(_cut(row[i], w, mark).ljust(w) for i, w in zip(shown, widths)).rstrip() for row in rows]
-
-
-def fit_columns(natural: Sequence[int], minimum: Sequence[int], width: int | None, gap: int,
-                squeeze: Sequence[int] = (), drop: Sequence[int] = ()) -> tuple[list[int], list[int]]:
-    """The columns to show and their widths, for a line of them `gap` apart to fit `width` (None: any)."""
-    for dropped in range(len(drop) + 1):
-        shown = [i for i in range(len(natural)) if i not in drop[:dropped]]
-        widths = {i: natural[i] for i in shown}
-        excess = 0 if width is None else sum(widths.values()) + gap * (len(shown) - 1) - width
-        cuttable = [i for i in squeeze if i in widths]
-        while excess > 0:
-            room = [i for i in cuttable if widths[i] > minimum[i]]
-            if not room:
-                break
-            widest = max(room, key=lambda i: widths[i])  # the widest gives first: cuts end up even
-            widths[widest] -= 1
-            excess -= 1
-        if excess <= 0:
-            break
-    return shown, [widths[i] for i in shown]
+    return ["  ".join(_cut(row[i], w, mark).ljust(w) for i, w in widths.items()).rstrip() for row in rows]
 
 
 def _cut(cell: str, width: int, mark: str) -> str:

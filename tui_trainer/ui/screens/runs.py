@@ -20,8 +20,9 @@ from ...engine.command import command_line
 from ...engine.events import EvaluationEnded, event_from_dict
 from ...runs.export import export_run
 from ...runs.store import RunNotFound, RunStore, RunSummary
-from ...format import duration, percent
+from ...format import duration, fit_columns, percent
 from ..markup import markup
+from .help import HELP_IN_FOOTER
 from .prompt import PromptScreen
 
 # plotext colour names: run i of the marked runs always gets COLORS[i % len]
@@ -44,25 +45,6 @@ COLUMNS = (("mark", " "), ("id", "id"), ("name", "name"), ("model", "model"), ("
 SQUEEZE = ("name", "model", "dataset")
 DROP = ("duration", "started", "dataset", "model", "name")
 CHART_HINT = ("Mark runs with space", "to overlay their curves")
-
-
-def fit_columns(natural: dict[str, int], minimum: dict[str, int], width: int, gap: int) -> dict[str, int]:
-    """The columns to show, in order, with their widths, for them and a `gap` after each to fit `width`.
-
-    Columns in SQUEEZE narrow first, the widest first and never below their minimum; while that is not
-    enough, columns go in DROP order. Whatever cannot go is shown even when it does not fit."""
-    for dropped in range(len(DROP) + 1):
-        widths = {key: w for key, w in natural.items() if key not in DROP[:dropped]}
-        excess = sum(widths.values()) + gap * len(widths) - width
-        while excess > 0:
-            room = [key for key in SQUEEZE if key in widths and widths[key] > minimum[key]]
-            if not room:
-                break
-            widths[max(room, key=widths.__getitem__)] -= 1  # the widest gives first: cuts end up even
-            excess -= 1
-        if excess <= 0:
-            break
-    return widths
 
 
 class RunsTable(DataTable):
@@ -95,16 +77,18 @@ def config_diff(configs: dict[str, dict]) -> list[str]:
 class RunsScreen(Screen):
     HELP_TITLE = "Runs"
     BINDINGS = [
+        # the footer holds what fits 80 columns; help and the palette list every key
         Binding("enter", "open", "Open"),
         Binding("space", "mark", "Mark"),
-        Binding("o", "sort", "Sort"),
+        Binding("o", "sort", "Sort", show=False),
         Binding("slash", "filter", "Filter"),
         Binding("r", "rename", "Rename"),
-        Binding("d", "delete", "Delete"),
-        Binding("x", "export", "Export"),
+        Binding("d", "delete", "Delete", show=False),
+        Binding("x", "export", "Export", show=False),
         Binding("u", "resume", "Resume"),
-        Binding("ctrl+l", "refresh", "Refresh"),
+        Binding("ctrl+l", "refresh", "Refresh", show=False),
         Binding("escape", "back", "Back"),
+        HELP_IN_FOOTER,
     ]
 
     def __init__(self, store: RunStore) -> None:
@@ -168,7 +152,7 @@ class RunsScreen(Screen):
         width = table.size.width or self.app.size.width
         if table.size.height and len(rows) > table.size.height - 1:  # rows below the header overflow
             width -= table.styles.scrollbar_size_vertical
-        return fit_columns(natural, minimum, width, 2 * table.cell_padding)
+        return fit_columns(natural, minimum, width, 2 * table.cell_padding, SQUEEZE, DROP, gap_after_last=True)
 
     def _fill_table(self) -> None:
         table = self.query_one("#runs-table", DataTable)
