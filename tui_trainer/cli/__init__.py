@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
 
     train = sub.add_parser("train", help="train headless and print one line per epoch (or JSON lines)",
-                           description="Train headless. Flags override --config, which overrides --preset.")
+                           description="Train headless. Flags override --preset, which sets what it names over --config.")
     train.add_argument("--preset", choices=tuple(PRESETS), help="start from a named recipe")
     train.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file")
     for flag, (_, kwargs) in TRAIN_FLAGS.items():
