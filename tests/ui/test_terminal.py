@@ -108,3 +108,64 @@ def test_sigkill_to_the_app_leaves_the_run_training_and_a_new_app_attaches(tmp_p
         again.kill_server()
     record, evaluation = wait_until_ended(tmp_path, run_id)
     assert (record.status, record.epochs_done) == ("finished", EPOCHS) and evaluation is not None
+
+
+def footer_is_whole(screen: str) -> bool:
+    """The footer's keys end before the palette's, with room to spare: no label is cut."""
+    footer = screen.rstrip("\n").splitlines()[-1].rstrip()
+    return footer.endswith("^p palette") and " ▏^p palette" in footer
+
+
+def test_a_whole_session_at_80x24_by_keys_alone(tmp_path):
+    settings = tmp_path / "short.toml"
+    settings.write_text('epochs = 30\nmax_train_samples = 2000\nname = "tour"\ndevice = "cpu"\n')
+    term = Terminal(tmp_path, "tour")
+    try:
+        screen = term.wait_for("f5 Start")
+        assert footer_is_whole(screen), screen
+        term.keys("C-o")
+        term.wait_for("Load config from TOML")
+        term.keys(str(settings), "Enter")
+        term.wait_for("--epochs 30")
+        term.keys("F5")
+        term.wait_for("· started here")
+        screen = term.wait_for("Epoch 2/30")
+        assert footer_is_whole(screen), screen
+
+        term.keys("Space")
+        term.wait_for("Paused — space resumes")
+        term.keys("l")
+        term.wait_for("New learning rate:")
+        term.keys("C-u")  # clear the current rate, type the new one
+        term.keys("-l", "0.0005")  # literally: tmux would read a lone "0.0005" as a key name otherwise
+        term.wait_for("0.0005")
+        term.keys("Enter")
+        term.wait_for("Learning rate set to 0.0005")
+        term.keys("Space")
+        term.wait_for("Training —")
+
+        screen = term.wait_for("Finished 30 epochs", timeout=120)
+        assert "test accuracy" in screen
+
+        term.keys("e")
+        screen = term.wait_for("1 Per class")
+        assert "Test accuracy" in screen and footer_is_whole(screen), screen
+        term.keys("2")
+        term.wait_for("Trouser")  # the confusion matrix names the classes
+        term.keys("3")
+        term.wait_for("samples")
+        term.keys("Escape")
+        term.wait_for("Finished 30 epochs")
+
+        term.keys("F2")
+        screen = term.wait_for("tour")
+        assert "finished" in screen and footer_is_whole(screen), screen
+        term.keys("Escape")
+        term.wait_for("Finished 30 epochs")
+        term.keys("C-q")  # the run has ended: quitting asks nothing
+        deadline = time.monotonic() + 10
+        while "tour" in term.tmux("list-sessions") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "tour" not in term.tmux("list-sessions")
+    finally:
+        term.kill_server()
