@@ -124,7 +124,8 @@ async def test_confusion_cell_selects_its_samples():
         await pilot.press("right", "right", "enter")
         expected = [s for s in evaluation.samples if (s.true_label, s.predicted_label) == (0, 1)]
         heading = text_of(app, "#gallery-heading")
-        assert heading.startswith(f"{len(expected)} sample(s) of true 'T-shirt/top' predicted 'Trouser'")
+        assert heading.startswith(f"Kept {len(expected)} of the {evaluation.confusion[0][1]} test images "
+                                  "of true 'T-shirt/top' predicted 'Trouser'")
         await pilot.press("a")
         assert text_of(app, "#gallery-heading").startswith(f"{len(evaluation.samples)} samples")
 

@@ -18,6 +18,22 @@ from .help import HELP_IN_FOOTER
 BAR_WIDTH = 30
 
 
+class SteadyFooter(Footer):
+    """A footer that rebuilds itself only when the keys it shows change. Textual's rebuilds all its
+    keys whenever the focus moves; each tab switch moves it (to the tab's table or gallery), and
+    that rebuild was most of a switch's time, for the same keys."""
+
+    _shown: tuple | None = None
+
+    def bindings_changed(self, screen: Screen) -> None:
+        shown = tuple((binding.key, binding.action, binding.description, enabled, tooltip)
+                      for _, binding, enabled, tooltip in screen.active_bindings.values() if binding.show)
+        if shown == self._shown and self._bindings_ready and screen is self.screen:
+            return
+        self._shown = shown
+        super().bindings_changed(screen)
+
+
 class EvaluationScreen(Screen):
     HELP_TITLE = "Evaluation"
     BINDINGS = [
@@ -51,7 +67,7 @@ class EvaluationScreen(Screen):
                 yield Static("", id="gallery-heading")
                 with VerticalScroll(id="gallery-scroll"):
                     yield SampleGallery(id="gallery")
-        yield Footer(compact=True)
+        yield SteadyFooter(compact=True)
 
     def on_mount(self) -> None:
         e = self.evaluation
@@ -63,13 +79,19 @@ class EvaluationScreen(Screen):
             style = "green" if acc >= e.test_acc else "yellow" if acc >= e.test_acc - 15 else "red"
             table.add_row(f"{name} ({totals[i]})", Text(f"{acc:6.2f}%", justify="right"), Text(bar, style=style))
         self.query_one(ConfusionTable).show(e.confusion, e.classes)
-        self.query_one(SampleGallery).set_samples(e.samples, e.classes)
+        self.query_one(SampleGallery).set_samples(e.samples, e.classes, e.confusion)
         self._update_heading()
 
     def _update_heading(self) -> None:
         gallery = self.query_one(SampleGallery)
+        line = self.query_one("#gallery-heading", Static)
+        heading = gallery.heading()
         hint = "m: mistakes only · a: all" if gallery.cell is None else "a: all samples"
-        self.query_one("#gallery-heading", Static).update(f"{gallery.heading()} · {hint}")
+        # a cell's heading is long: its hint only where it fits (the footer says "a All" too)
+        if gallery.cell is None or len(heading) + len(hint) + 3 <= (line.size.width or self.app.size.width):
+            heading = f"{heading} · {hint}"
+        line.update(heading)
+        self.query_one("#gallery-scroll").scroll_home(animate=False)
 
     def on_data_table_cell_selected(self, event: DataTable.CellSelected) -> None:
         if event.data_table.id != "confusion-table" or event.coordinate.column == 0:
