@@ -239,9 +239,15 @@ def test_no_live_line_without_a_terminal():
 
 def test_a_real_run_draws_its_eta_on_a_terminal(monkeypatch):
     """The live line, from a real run through `train`, on a stderr that says it is a terminal."""
+    from tui_trainer.engine import loop
+
     out, err = io.StringIO(), _Terminal()
     monkeypatch.setattr(sys, "stdout", out)
     monkeypatch.setattr(sys, "stderr", err)
+    # a progress report every 25 steps, however fast this machine trains
+    monkeypatch.setattr(loop.TrainingRun.__init__, "__defaults__",
+                        tuple(0.0 if d == loop.PROGRESS_EVERY_SECONDS else d
+                              for d in loop.TrainingRun.__init__.__defaults__))
     code = cli.main(["train", *QUICK, "--batch-size", "8", "--epochs", "2"])
     assert code == 0, err.getvalue()
     lines = [line for line in err.getvalue().split("\r\033[K") if line.startswith("Epoch ")]

@@ -145,7 +145,7 @@ def test_a_run_no_process_trains_refuses_commands_and_says_how_to_go_on(tmp_path
     with pytest.raises(RunNotRunning, match=rf"run {orphan} is interrupted; .*--resume {orphan}"):
         handle.send(Command("pause"))
     assert handle.state() == RunState.INTERRUPTED and store.take_commands(orphan) == []
-    assert [e.event_name for e in followed(handle)] == ["run_interrupted"]
+    assert [e.event_name for e in followed(handle)] == ["process_started", "run_interrupted"]
 
     with pytest.raises(RunNotFound):
         launcher.open("ffffffff")

@@ -142,5 +142,5 @@ def test_resuming_says_what_is_wrong(small_data, tmp_path):
 
     # `train --resume --detach` marks the run running with the child's pid before the child resumes it:
     # the child itself must not be refused
-    store.set_process(run.run_id, os.getpid(), running=True)
+    store.set_process(run.run_id, os.getpid(), resuming=True)
     assert resume_run(store, run.run_id, epochs=2, data=small_data).run_id == run.run_id

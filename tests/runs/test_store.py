@@ -229,10 +229,12 @@ def test_commands_queue_in_order_and_are_taken_once(store):
     store.send(run_id, Command("pause"))  # sent right after a detached start, before the child began
     store.record(run_id, started())
     assert store.take_commands(run_id) == [Command("pause")]
+    store.send(run_id, Command("stop"))  # queued, but the process ends before it takes it
     store.record(run_id, RunStopped(epochs_done=0, seconds=1.0))
-    store.send(run_id, Command("stop"))  # too late for that process
-    store.record(run_id, started(resumed_from_step=3))  # the next one must not obey it
-    assert store.take_commands(run_id) == []
+    assert store.take_commands(run_id) == []  # it died with that process: the next one must not obey it
+    store.send(run_id, Command("pause"))  # sent while a background resume starts its process
+    store.record(run_id, started(resumed_from_step=3))
+    assert store.take_commands(run_id) == [Command("pause")]  # meant for the new process, which obeys it
 
 
 def test_a_resumed_start_drops_what_came_after_the_checkpoint(store):
@@ -422,9 +424,9 @@ def test_follow_ends_an_interrupted_run_with_its_message_and_can_be_stopped(stor
     store.record(dead, progress(1))
     store.set_process(dead, gone.pid)
     events = followed(store, dead, poll_s=0.01)
-    assert [e.event_name for e in events] == ["run_started", "batch_progress", "run_interrupted"]
+    assert [e.event_name for e in events] == ["run_started", "batch_progress", "process_started", "run_interrupted"]
     assert f"pid {gone.pid}" in events[-1].message and f"--resume {dead}" in events[-1].message
-    assert store.get_run(dead).state == RunState.INTERRUPTED and store.events(dead)[-1] == (3, events[-1])
+    assert store.get_run(dead).state == RunState.INTERRUPTED and store.events(dead)[-1] == (4, events[-1])
 
     live = store.create_run(CONFIG)
     halt = threading.Event()

@@ -406,3 +406,38 @@ async def test_the_header_names_the_run_and_whether_this_app_started_it():
         app.attach("5c417ed0")
         await wait_for(pilot, lambda: app.screen is not first and app.history.state == "finished")
         await wait_for(pilot, lambda: text_of(app, "#run-title").startswith("run 5c417ed0 · attached"), timeout=5)
+
+
+def footer_keys_cut_off(app) -> list[str]:
+    """The footer keys (and the palette's) that do not fit whole within the screen's width."""
+    from textual.widgets._footer import FooterKey
+
+    keys = list(app.screen.query(FooterKey))
+    width = app.screen.size.width
+    palette = [k for k in keys if k.has_class("-command-palette")]
+    limit = palette[0].region.x if palette else width
+    return [f"{k.key_display} {k.description}" for k in keys
+            if k.region.width == 0 or k.region.right > (width if k in palette else limit)]
+
+
+async def test_at_80_columns_every_footer_key_fits_whole():
+    app = TrainerApp(launcher=ScriptedLauncher(), devices=DEVICES, dataset_status=dataset_status)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert footer_keys_cut_off(app) == []
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.history.state == "finished" and isinstance(app.screen, TrainScreen))
+        await pilot.pause()
+        assert footer_keys_cut_off(app) == []
+        shown = {k.description for k in app.screen.query("FooterKey")}
+        assert {"Pause", "Stop", "Set LR", "Checkpoint", "Eval", "New", "Help"} <= shown
+        await pilot.press("e")
+        await pilot.pause()
+        assert footer_keys_cut_off(app) == []
+
+
+async def test_the_palette_lists_quit_once():
+    app = TrainerApp(launcher=ScriptedLauncher(), devices=DEVICES, dataset_status=dataset_status)
+    async with app.run_test(size=(80, 24)):
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert sum("quit" in t.lower() for t in titles) == 1

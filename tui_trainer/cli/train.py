@@ -77,7 +77,7 @@ def _train_in_foreground(run: "TrainingRun", store: "RunStore | None", printer: 
         run.setup()
     except (DeviceError, DatasetUnavailable, CheckpointError) as exc:
         if detached_child:  # its row exists (the parent made it) and must not stay "running"
-            store.end_run(run.run_id, RunFailed(message=str(exc)))
+            store.end_run(run.run_id, RunFailed(message=str(exc), epochs_done=run.epoch, seconds=run.elapsed()))
         if isinstance(exc, DeviceError):
             return usage_error(str(exc).replace("device:", "--device:", 1))
         return error(str(exc))
@@ -144,16 +144,27 @@ def _resume(args: argparse.Namespace) -> int:
     from ..runs.recording import resume_run
     from ..runs.store import RunNotFound, RunStore, StoreError
 
+    from ..engine.events import RunFailed
+
     printer = printer_for(args)
+    store = None
     try:
         store = RunStore(args.runs_dir)
         run_id = store.resolve(args.resume)
         run = resume_run(store, run_id, args.epochs, TrainingControl(), download_progress=printer.download_progress)
-    except RunNotFound as exc:
-        return usage_error(f"--resume: {exc}")
-    except ConfigError as exc:
-        return usage_error(name_flags(exc))
-    except (StoreError, CheckpointError) as exc:
+    except (RunNotFound, ConfigError, StoreError, CheckpointError) as exc:
+        if args.no_hangup and store is not None:
+            # a background resume: the run shows as starting until this says why it cannot
+            try:
+                record = store.get_run(args.resume)
+                store.end_run(record.id, RunFailed(message=str(exc), epochs_done=record.epochs_done,
+                                                   seconds=record.duration_s))
+            except (RunNotFound, StoreError):
+                pass
+        if isinstance(exc, RunNotFound):
+            return usage_error(f"--resume: {exc}")
+        if isinstance(exc, ConfigError):
+            return usage_error(name_flags(exc))
         return error(str(exc))
     with store:
         if args.detach:
@@ -163,7 +174,7 @@ def _resume(args: argparse.Namespace) -> int:
                 return _say_detached(resume_in_background(store, run_id, args.epochs), args.jsonl)
             except SpawnError as exc:
                 return error(str(exc))
-        return _train_in_foreground(run, store, printer)
+        return _train_in_foreground(run, store, printer, hangup=not args.no_hangup, detached_child=args.no_hangup)
 
 
 def _detach_new(args: argparse.Namespace, config: TrainConfig) -> int:

@@ -170,6 +170,16 @@ class RunInterrupted(Event):
 
 
 @dataclass(frozen=True)
+class ProcessStarted(Event):
+    """Written when a training process is started for a run (new or resumed), before its first event:
+    every viewer shows the run as starting instead of as it last ended."""
+
+    event_name: ClassVar[str] = "process_started"
+    pid: int
+    resuming: bool = False
+
+
+@dataclass(frozen=True)
 class CommandReceived(Event):
     """Written by the recorder when a command reaches the training process; the loop acts on it next."""
 
@@ -184,7 +194,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.event_name: cls
     for cls in (RunStarted, BatchProgress, EpochEnded, EvaluationEnded, RunPaused, RunResumed,
                 LearningRateChanged, RunFinished, RunStopped, RunFailed, RunInterrupted, CheckpointSaved,
-                CommandReceived)
+                CommandReceived, ProcessStarted)
 }
 
 
@@ -219,6 +229,8 @@ def next_state(state: RunState, event: Event) -> RunState:
         return RunState.RUNNING
     if isinstance(event, RunPaused):
         return RunState.PAUSED
+    if isinstance(event, ProcessStarted):
+        return RunState.STARTING
     return ENDING_STATE.get(type(event), state)
 
 

@@ -181,11 +181,15 @@ class _CommandPoller(threading.Thread):
         while not self._halt.wait(self.every_s):
             try:
                 commands = self.store.take_commands(self.run_id)
-                for command in commands:
-                    self.store.record(self.run_id, CommandReceived(command.name, command.value))
-                    apply(command, self.control)
             except StoreError:
                 continue  # a store busy elsewhere must not stop training; ask again next time
+            for command in commands:
+                if not self._halt.is_set():  # the run has ended: nothing may follow its ending in the log
+                    try:
+                        self.store.record(self.run_id, CommandReceived(command.name, command.value))
+                    except StoreError:
+                        pass  # taken from the queue already: act on it even if the log missed it
+                apply(command, self.control)
 
     def halt(self) -> None:
         self._halt.set()

@@ -46,13 +46,13 @@ def resume_in_background(store: RunStore, run_id: str, epochs: int | None = None
     spawned = _spawn(store, run_id, ["--resume", run_id, *(["--epochs", str(epochs)] if epochs is not None else [])])
     # Running from now, not from the child's first event seconds later: a viewer that opens the
     # run meanwhile waits for the new segment instead of seeing the old ending and leaving.
-    store.set_process(run_id, spawned.pid, running=True)
+    store.set_process(run_id, spawned.pid, resuming=True)
     return spawned
 
 
 def _spawn(store: RunStore, run_id: str, args: list[str]) -> Spawned:
     log = store.log_path(run_id)
-    command = [sys.executable, "-m", "tui_trainer", "train", "--runs-dir", str(store.root.resolve()), *args,
+    command = [sys.executable, "-m", "tui_trainer", "train", "--runs-dir", str(store.db_path.resolve()), *args,
                "--no-hangup"]
     # An ignored signal stays ignored across exec: the child is immune from its first instruction,
     # not only once it has imported torch and reached the training loop.

@@ -30,8 +30,8 @@ from typing import Any, Callable, Iterator, Union
 
 from ..engine.commands import Command
 from ..engine.config import TrainConfig
-from ..engine.events import (ENDING_STATE, CheckpointSaved, EpochEnded, EvaluationEnded, Event, RunInterrupted,
-                             RunPaused, RunResumed, RunStarted, RunState, ending_message, event_from_dict)
+from ..engine.events import (ENDING_STATE, CheckpointSaved, EpochEnded, EvaluationEnded, Event, ProcessStarted,
+                             RunInterrupted, RunPaused, RunResumed, RunStarted, RunState, ending_message, event_from_dict)
 
 STORE_FILE = "runs.sqlite3"
 BUSY_TIMEOUT_S = 10.0
@@ -384,11 +384,16 @@ class RunStore:
             )
         return run_id
 
-    def set_process(self, run_id: str, pid: int, running: bool = False) -> None:
-        """Hand a run to another process (a detached child), so liveness checks watch that one;
-        `running` marks a stopped run as running again before that process's first event."""
-        status = ", status = 'running', message = '', ended_at = NULL" if running else ""
-        self._update(run_id, f"pid = ?, pid_token = ?, host = ?{status}", (pid, process_token(pid), self.host))
+    def set_process(self, run_id: str, pid: int, resuming: bool = False) -> None:
+        """Hand a run to the process that trains it (a detached child), so liveness checks watch that
+        one, and log ProcessStarted: from now on the run is running, even before its first event."""
+        now = time.time()
+        with self._write() as db:
+            cursor = db.execute("UPDATE runs SET pid = ?, pid_token = ?, host = ?, status = 'running', message = '', "
+                                "ended_at = NULL WHERE id = ?", (pid, process_token(pid), self.host, run_id))
+            if cursor.rowcount == 0:
+                raise RunNotFound(f"no run {run_id}; `scratch-tui runs` lists them")
+            self._append(db, run_id, ProcessStarted(pid=pid, resuming=resuming), now)
 
     def _update(self, run_id: str, assignments: str, args: tuple) -> None:
         with self._write() as db:
@@ -420,6 +425,8 @@ class RunStore:
             db.execute("UPDATE runs SET last_checkpoint = ?, best_checkpoint = coalesce(nullif(?, ''), "
                        "best_checkpoint) WHERE id = ?", (event.path, event.best_path, run_id))
         elif type(event) in ENDING_STATE:
+            # what was queued for this process dies with it; a command sent while the next one starts stays
+            db.execute("DELETE FROM commands WHERE run_id = ?", (run_id,))
             db.execute("UPDATE runs SET status = ?, message = ?, ended_at = ?, run_seconds = ?, "
                        "active_since = NULL, paused = 0, epochs_done = ? WHERE id = ?",
                        (ENDING_STATE[type(event)].value, ending_message(event), now, event.seconds,
@@ -435,10 +442,6 @@ class RunStore:
         return seq
 
     def _project_start(self, db: sqlite3.Connection, run_id: str, event: RunStarted, now: float) -> None:
-        # Commands queued before a restart were meant for the process that stopped; before the
-        # first start they are fresh (`runs control ID pause` right after `--detach`) and stay.
-        db.execute("DELETE FROM commands WHERE run_id = ? AND (SELECT segment FROM runs WHERE id = ?) > 0",
-                   (run_id, run_id))
         kept = [e for e in _fold_epochs(self._rows(db, run_id, ("run_started", "epoch_end")))
                 if e["epoch"] <= event.resumed_from_epoch]
         best = max((e["val_acc"] for e in kept if e["val_acc"] is not None), default=None)

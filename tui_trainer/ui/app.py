@@ -18,12 +18,14 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from ..engine.commands import Command
-from ..engine.config import TrainConfig
+from ..engine.checkpoints import CheckpointError
+from ..engine.config import SETTINGS, ConfigError, TrainConfig
 from ..engine.data import dataset_status
 from ..engine.devices import DeviceInfo, list_devices
 from ..engine.events import EvaluationEnded, RunFailed
 from ..runs.evaluation import NoCheckpoint, checkpoint_path, evaluate_checkpoint
 from ..runs.handle import RunHandle, RunLauncher, RunNotRunning
+from ..runs.recording import resume_run
 from ..runs.spawn import SpawnError
 from ..runs.store import RunNotFound, RunStore, StoreError
 from .history import RunHistory
@@ -108,7 +110,11 @@ class TrainerApp(App):
         if self.store is None and self._launcher is not None:
             return  # a scripted launcher: no store of ours to look in
         store = self.run_store()
-        going = [r for r in store.list_runs() if r.status == "running"] if store else []
+        try:
+            going = [r for r in store.list_runs() if r.status == "running"] if store else []
+        except StoreError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
         if going:
             names = ", ".join(f"{r.id} ({r.state})" for r in going[:3]) + (" …" if len(going) > 3 else "")
             self.notify(f"Still training: {names}. F2 lists them; Enter opens one.", timeout=8, markup=False)
@@ -120,9 +126,12 @@ class TrainerApp(App):
     def _show_main(self, screen: Screen) -> None:
         """Make `screen` the one main screen: a run opened from the runs screen (or the help, or an
         evaluation) replaces what lay beneath it instead of piling a second training screen up."""
-        while len(self.screen_stack) > 2 and not isinstance(self.screen, TooSmallScreen):
+        if isinstance(self.screen, TooSmallScreen):
+            self.pop_screen()
+        while len(self.screen_stack) > 2:
             self.pop_screen()
         self.switch_screen(screen)
+        self.call_after_refresh(self._check_size)  # still too small: the notice comes back on top
 
     def show_evaluation(self, evaluation: EvaluationEnded) -> None:
         s = self.history.started
@@ -194,20 +203,25 @@ class TrainerApp(App):
         if record.status == "running":
             self.attach(record.id)
             return
-        if not (record.last_checkpoint or record.best_checkpoint):
-            self.notify(f"Run {record.id} has no checkpoint to continue from.", severity="error", markup=False)
-            return
         if epochs is None and record.epochs_done >= record.epochs:
             done = record.epochs_done
 
+            most = int(SETTINGS["epochs"].high)
+
             def check(text: str) -> str | None:
-                if not text.strip().isdigit() or int(text) <= done:
-                    return f"epochs: got {text!r}; must be a whole number above {done}"
+                if not text.strip().isdigit() or not done < int(text) <= most:
+                    return f"epochs: got {text!r}; must be a whole number above {done}, at most {most:,}"
                 return None
 
             self.push_screen(PromptScreen(f"Run {record.id} has trained {done} epochs. Train to how many in all?",
                                           str(done * 2), check),
                              lambda text: text and self.resume(record.id, int(text)))
+            return
+        try:  # the checkpoint and the epochs are checked here, not in a log nobody reads
+            resume_run(store, record.id, epochs)
+        except (CheckpointError, ConfigError, StoreError) as exc:
+            message = "; ".join(exc.errors.values()) if isinstance(exc, ConfigError) else str(exc)
+            self.notify(message, severity="error", timeout=10, markup=False)
             return
         self.last_config = record.train_config()
         try:
@@ -243,7 +257,7 @@ class TrainerApp(App):
         for event in handle.events(stop=stop):
             if stop.is_set():
                 return
-            self.post_message(EngineEvent(event))
+            self.post_message(EngineEvent(event, viewer=stop))
 
     def send(self, command: Command) -> bool:
         """Send a command to the run on screen; False (with the reason shown) when it cannot take it."""
@@ -286,10 +300,13 @@ class TrainerApp(App):
 
     # -- workers and quitting ----------------------------------------------
     def on_engine_event(self, message: EngineEvent) -> None:
-        self.history.apply(message.event)
+        if message.viewer is self._follow_stop:  # events still queued from the run viewed before are dropped
+            self.history.apply(message.event)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group == "following" and event.state == WorkerState.ERROR and self.history.is_active:
+        current = event.worker.name == f"follow {self.handle.run_id}" if self.handle else False
+        if event.worker.group == "following" and event.state == WorkerState.ERROR and self.history.is_active \
+                and current and not self._follow_stop.is_set():
             error = event.worker.error
             self.history.apply(RunFailed(message=f"{type(error).__name__}: {error}"))
 
@@ -299,9 +316,8 @@ class TrainerApp(App):
             return
 
         def chosen(choice: str | None) -> None:
-            if choice == "stop":
-                self.send(Command("stop"))
-            if choice in ("leave", "stop"):
+            # a stop that could not be sent keeps the app open, with the reason on screen
+            if choice == "leave" or (choice == "stop" and self.send(Command("stop"))):
                 self._leave()
 
         self.push_screen(QuitScreen(self.handle.run_id, self.history.state), chosen)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..engine.events import (BatchProgress, CheckpointSaved, CommandReceived, EpochEnded, EvaluationEnded, Event,
-                             LearningRateChanged, RunFailed, RunFinished, RunInterrupted, RunPaused, RunResumed,
+                             LearningRateChanged, ProcessStarted, RunFailed, RunFinished, RunInterrupted, RunPaused, RunResumed,
                              RunStarted, RunState, RunStopped, next_state)
 
 
@@ -86,6 +86,9 @@ class RunHistory:
         elif isinstance(event, LearningRateChanged):
             self.lr = event.lr
             self.log.append(f"Learning rate set to {event.lr:.3g} at step {event.step}")
+        elif isinstance(event, ProcessStarted):
+            self.log.append(f"Training process started (pid {event.pid})" + (" to resume the run" if event.resuming
+                                                                              else ""))
         elif isinstance(event, CommandReceived):
             if event.command in ("pause", "resume", "stop"):
                 self.pending = event.command

@@ -10,9 +10,10 @@ from ..engine.events import Event
 class EngineEvent(Message):
     """One engine event, posted from the training thread (post_message never blocks it)."""
 
-    def __init__(self, event: Event) -> None:
+    def __init__(self, event: Event, viewer: object = None) -> None:
         super().__init__()
         self.event = event
+        self.viewer = viewer  # which follow posted it: one started before the view changed is stale
 
 
 class DownloadProgress(Message):

@@ -19,7 +19,7 @@ from textual_plotext import PlotextPlot
 from ...engine.command import command_line
 from ...engine.events import EvaluationEnded, event_from_dict
 from ...runs.export import export_run
-from ...runs.store import RunNotFound, RunStore, RunSummary
+from ...runs.store import RunNotFound, RunStore, RunSummary, StoreError
 from ...format import duration, fit_columns, percent
 from ..markup import markup
 from .help import HELP_IN_FOOTER
@@ -118,7 +118,10 @@ class RunsScreen(Screen):
 
     # -- data --------------------------------------------------------------
     def _poll(self) -> None:
-        runs = self.store.list_runs()
+        try:
+            runs = self.store.list_runs()
+        except StoreError:
+            return  # busy for now (another process writing): the next poll asks again
         if runs != self.runs:  # the table, the detail and the curves are rebuilt only when a run moved
             self.reload(runs)
 

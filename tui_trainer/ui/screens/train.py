@@ -235,7 +235,9 @@ class TrainScreen(Screen):
         for line in h.log[self._logged_lines:]:
             log.write(line)
         self._logged_lines = len(h.log)
-        if h.evaluation and not self._logged_eval:
+        if h.evaluation is None:
+            self._logged_eval = False  # a resumed run is evaluated again at its new end
+        elif not self._logged_eval:
             log.write(format_test(h.evaluation))
             self._logged_eval = True
 
