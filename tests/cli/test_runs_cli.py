@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -133,12 +134,28 @@ def test_runs_rm_asks_refuses_and_deletes(capsys):
     run_id, _ = train(capsys)
     code, _, err = run_cli(["runs", "rm", run_id], capsys)  # stdin is not a terminal here
     assert code == 2 and "not deleting run" in err and "pass --yes" in err
+    from tui_trainer.runs.handle import RunLauncher
+    from tui_trainer.runs.store import process_alive
+
     with RunStore() as store:
-        busy = store.create_run(TrainConfig())  # running, owned by this live process
         folder = store.checkpoint_dir(run_id)
+        busy = RunLauncher(store).start(TrainConfig(epochs=5000, max_train_samples=300, device="cpu")).run_id
+        for _ in range(600):  # until its process has started training
+            if store.get_run(busy).segment:
+                break
+            time.sleep(0.05)
+        pid = store.get_run(busy).pid
     code, _, err = run_cli(["runs", "rm", busy, "--yes"], capsys)
     assert code == 2 and f"run {busy} is running" in err and "--force" in err
+    # --force stops the training process first, so nothing trains on into a deleted run
     assert run_cli(["runs", "rm", busy, "--yes", "--force"], capsys)[0] == 0
+    for _ in range(100):
+        if not process_alive(pid):
+            break
+        time.sleep(0.05)
+    assert not process_alive(pid)
+    with RunStore() as store:
+        assert busy not in {r.id for r in store.list_runs()} and not store.checkpoint_dir(busy).exists()
     code, out, _ = run_cli(["runs", "rm", run_id, "--yes"], capsys)
     assert code == 0 and out == f"Deleted run {run_id} and its checkpoints.\n" and not folder.exists()
     code, out, _ = run_cli(["runs"], capsys)

@@ -116,9 +116,37 @@ def _runs_rm(store: "RunStore", args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print(f"Kept run {r.id}.")
             return EXIT_FAILED
+    if r.status == "running" and not _stop_and_wait(store, r.id):
+        return error(f"run {r.id} did not stop within {STOP_WAIT_S:.0f}s (pid {r.pid} on {r.host}); nothing was "
+                     f"deleted. Try again once it has stopped", "runs rm")
     store.delete(r.id)
     print(f"Deleted run {r.id} and its checkpoints.")
     return 0
+
+
+STOP_WAIT_S = 30.0
+
+
+def _stop_and_wait(store: "RunStore", run_id: str) -> bool:
+    """--force on a running run: stop its process first (it checkpoints and ends), so nothing trains on
+    into a run that no longer exists."""
+    import time
+
+    from ..engine.commands import Command
+    from ..runs.handle import RunNotRunning, StoredRun
+
+    try:
+        StoredRun(store, run_id).send(Command("stop"))
+    except RunNotRunning:
+        return True  # it ended meanwhile
+    print(f"Stopping run {run_id} first…", file=sys.stderr)
+    deadline = time.monotonic() + STOP_WAIT_S
+    while time.monotonic() < deadline:
+        store.mark_interrupted()
+        if store.get_run(run_id).status != "running":
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def _runs_control(store: "RunStore", args: argparse.Namespace) -> int:
