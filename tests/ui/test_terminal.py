@@ -19,14 +19,16 @@ import pytest
 from tui_trainer.runs.store import RunStore
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (apt-get install tmux)")
-EPOCHS = 40
+EPOCHS = 60
 SETTINGS = f'epochs = {EPOCHS}\nmax_train_samples = 2000\nname = "survivor"\ndevice = "cpu"\n'
 
 
 class Terminal:
     def __init__(self, home: Path, name: str) -> None:
         self.name = name
-        self.socket = str(home / "tmux.sock")  # a server of our own: nothing of the user's is touched
+        # a server of its own per terminal: nothing of the user's is touched, and a terminal killed just
+        # before cannot take the next one down with it
+        self.socket = str(home / f"tmux-{name}.sock")
         app = f"{sys.executable} -m tui_trainer"
         self.tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24",
                   f"env SCRATCH_TUI_HOME={home} TERM=xterm-256color {app}")
