@@ -1,6 +1,9 @@
 """Regenerate screenshots/*.svg from the real app and a real short run on the bundled data.
 
     python scripts/make_screenshots.py [--size 100x32]
+
+The README's set is 100x32, in screenshots/; any other size goes to screenshots/COLSxROWS/
+(80x24 and 120x40 are kept there, the sizes the app is checked at).
 """
 
 from __future__ import annotations
@@ -29,14 +32,18 @@ async def wait_for(pilot, predicate, timeout: float = 300.0, step: float = 0.1) 
             raise TimeoutError("the run did not finish in time")
 
 
+README_SIZE = (100, 32)
+
+
 async def capture(size: tuple[int, int]) -> None:
-    OUT.mkdir(exist_ok=True)
+    out = OUT if size == README_SIZE else OUT / f"{size[0]}x{size[1]}"
+    out.mkdir(parents=True, exist_ok=True)
     # a store of its own, so the screenshot run never lands among the user's runs
     os.environ["SCRATCH_TUI_HOME"] = tempfile.mkdtemp(prefix="scratch-tui-shots-")
     app = TrainerApp(config=TrainConfig(epochs=8, batch_size=32, lr=0.001, name="screenshot run"))
 
     def save(name: str) -> None:
-        path = OUT / f"{name}.svg"
+        path = out / f"{name}.svg"
         path.write_text(app.export_screenshot(title=f"scratch-tui: {name}"))
         print(f"wrote {path}")
 

@@ -49,6 +49,16 @@ class Terminal:
             time.sleep(0.2)
         raise AssertionError(f"{text!r} never showed; the screen was:\n{self.screen()}")
 
+    def wait_until_footer_is_whole(self, timeout: float = 15.0) -> str:
+        """The footer, once no notification covers it (a toast sits over the bottom right for a while)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if footer_is_whole(screen):
+                return screen
+            time.sleep(0.2)
+        raise AssertionError(f"the footer was cut or covered; the screen was:\n{self.screen()}")
+
     def keys(self, *keys: str) -> None:
         self.tmux("send-keys", "-t", self.name, *keys)
 
@@ -123,19 +133,18 @@ def test_a_whole_session_at_80x24_by_keys_alone(tmp_path):
     settings.write_text('epochs = 30\nmax_train_samples = 2000\nname = "tour"\ndevice = "cpu"\n')
     term = Terminal(tmp_path, "tour")
     try:
-        screen = term.wait_for("f5 Start")
-        assert footer_is_whole(screen), screen
+        term.wait_for("f5 Start")
+        term.wait_until_footer_is_whole()
         term.keys("C-o")
         term.wait_for("Load config from TOML")
         term.keys(str(settings), "Enter")
         term.wait_for("--epochs 30")
         term.keys("F5")
         term.wait_for("· started here")
-        screen = term.wait_for("Epoch 2/30")
-        assert footer_is_whole(screen), screen
-
+        term.wait_for("Epoch 2/30")
         term.keys("Space")
         term.wait_for("Paused — space resumes")
+        term.wait_until_footer_is_whole()  # paused: the run cannot end while the footer is checked
         term.keys("l")
         term.wait_for("New learning rate:")
         term.keys("C-u")  # clear the current rate, type the new one
@@ -151,7 +160,8 @@ def test_a_whole_session_at_80x24_by_keys_alone(tmp_path):
 
         term.keys("e")
         screen = term.wait_for("1 Per class")
-        assert "Test accuracy" in screen and footer_is_whole(screen), screen
+        assert "Test accuracy" in screen
+        term.wait_until_footer_is_whole()
         term.keys("2")
         term.wait_for("Trouser")  # the confusion matrix names the classes
         term.keys("3")
@@ -161,7 +171,8 @@ def test_a_whole_session_at_80x24_by_keys_alone(tmp_path):
 
         term.keys("F2")
         screen = term.wait_for("tour")
-        assert "finished" in screen and footer_is_whole(screen), screen
+        assert "finished" in screen
+        term.wait_until_footer_is_whole()
         term.keys("Escape")
         term.wait_for("Finished 30 epochs")
         term.keys("C-q")  # the run has ended: quitting asks nothing
