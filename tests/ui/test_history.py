@@ -36,3 +36,15 @@ def test_elapsed_is_the_runs_own_time_and_stands_still_while_paused():
     h.apply(RunResumed(epoch=1, step=20, seconds=42.5))  # however long the pause, it is not training time
     assert 42.5 <= h.elapsed < 43.5
     assert h.log == ["Paused at step 20", "Resumed at step 20"]
+
+
+def test_once_every_epoch_has_trained_both_bars_are_full_while_the_test_set_is_evaluated():
+    from tui_trainer.engine.events import EpochEnded
+
+    h = RunHistory()
+    h.apply(started(TrainConfig(epochs=1)))
+    h.apply(progress(40, seconds=1.0))
+    assert h.fraction_done() == (40 / 85, 40 / 85)
+    h.apply(EpochEnded(epoch=1, epochs=1, train_loss=1.0, train_acc=50.0, val_loss=1.0, val_acc=50.0, lr=0.003,
+                       seconds=1.0, samples_per_s=1000.0, step=85))
+    assert h.state == RunState.RUNNING and h.fraction_done() == (1.0, 1.0)

@@ -132,8 +132,8 @@ class RunHistory:
         if not self.started:
             return 0.0, 0.0
         done_epochs = len(self.epochs)
-        if self.state == RunState.FINISHED:
-            return 1.0, 1.0
+        if self.state == RunState.FINISHED or done_epochs >= self.total_epochs:
+            return 1.0, 1.0  # every epoch trained: what is left is the evaluation
         batch = self.progress.batch / self.progress.batches if self.progress and self.progress.epoch > done_epochs else 0.0
         return batch, (done_epochs + batch) / max(self.total_epochs, 1)
 
