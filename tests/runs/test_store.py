@@ -523,3 +523,24 @@ def test_cuda_memory_is_kept_and_an_older_store_is_upgraded_in_place(tmp_path, v
 
 def memory_of(step, version):
     return version >= 2 and step > 4
+
+
+def test_one_process_at_a_time_can_claim_a_run(store):
+    run_id = store.create_run(CONFIG)  # running, owned by this live process
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert not store.claim(run_id, holder.pid)  # this process trains it: nobody takes it over
+        store.end_run(run_id, RunStopped(epochs_done=1, seconds=1.0))
+        assert store.claim(run_id, holder.pid)  # a stopped run: the first claim wins...
+        assert not store.claim(run_id, os.getpid())  # ...and a second resume is refused while it lives
+        assert store.claim(run_id, os.getpid(), also=holder.pid)  # unless it is the claimer's own parent
+        assert store.get_run(run_id).pid == os.getpid()
+    finally:
+        holder.kill()
+        holder.wait(10)
+    store.end_run(run_id, RunStopped(epochs_done=1, seconds=1.0))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(30)
+    assert store.claim(run_id, gone.pid)
+    assert store.claim(run_id, os.getpid())  # its claimer died: the run is found interrupted, and free again
+    assert store.get_run(run_id).status == "running"

@@ -151,7 +151,9 @@ def _resume(args: argparse.Namespace) -> int:
     try:
         store = RunStore(args.runs_dir)
         run_id = store.resolve(args.resume)
-        run = resume_run(store, run_id, args.epochs, TrainingControl(), download_progress=printer.download_progress)
+        # --detach only checks here: the background process it starts is the one that claims the run
+        run = resume_run(store, run_id, args.epochs, TrainingControl(), claim=not args.detach,
+                         download_progress=printer.download_progress)
     except (RunNotFound, ConfigError, StoreError, CheckpointError) as exc:
         if args.no_hangup and store is not None:
             # a background resume: the run shows as starting until this says why it cannot
@@ -172,7 +174,7 @@ def _resume(args: argparse.Namespace) -> int:
 
             try:
                 return _say_detached(resume_in_background(store, run_id, args.epochs), args.jsonl)
-            except SpawnError as exc:
+            except (SpawnError, StoreError) as exc:
                 return error(str(exc))
         return _train_in_foreground(run, store, printer, hangup=not args.no_hangup, detached_child=args.no_hangup)
 

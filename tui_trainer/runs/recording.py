@@ -143,18 +143,19 @@ def recorded(run: TrainingRun, store: RunStore, checkpoints: bool = True) -> Rec
 
 
 def resume_run(store: RunStore, run_id: str, epochs: int | None = None, control: TrainingControl | None = None,
-               **kwargs: Any) -> TrainingRun:
+               claim: bool = True, **kwargs: Any) -> TrainingRun:
     """The run `run_id` continued from its last checkpoint (same id; record it with `recorded`).
 
+    With `claim`, this process becomes the run's one trainer (atomically: two resumes of one run
+    cannot both go on); without, it only checks that the run can be resumed.
     Raises RunNotFound, CheckpointError (no usable checkpoint), ConfigError (epochs) or
     StoreError (the run is still running).
     """
     store.mark_interrupted()
     record = store.get_run(run_id)
-    if record.status == "running" and record.pid != os.getpid():  # a background resume owns it already
-        where = f"pid {record.pid}" + (f" on {record.host}" if record.host != store.host else "")
-        raise StoreError(f"run {record.id} is still running ({where}); stop it first with "
-                         f"`scratch-tui runs control {record.id} stop`")
+    me, parent = os.getpid(), os.getppid()  # a background resume's parent claimed the run for us
+    if record.status == "running" and record.pid not in (me, parent):
+        raise _still_running(store, record)
     path = record.last_checkpoint or str(store.checkpoint_dir(record.id) / LAST)
     try:
         checkpoint = load_checkpoint(path)
@@ -165,7 +166,18 @@ def resume_run(store: RunStore, run_id: str, epochs: int | None = None, control:
                                      f"ask for more epochs to train it further"})
     run = TrainingRun.from_checkpoint(checkpoint, control, epochs=epochs, **kwargs)
     run.run_id = record.id
+    if claim:
+        if not store.claim(record.id, me, also=parent):
+            raise _still_running(store, store.get_run(record.id))
+        if record.pid != me:
+            store.set_process(record.id, me, resuming=True)  # viewers see it starting, not as it ended
     return run
+
+
+def _still_running(store: RunStore, record: Any) -> StoreError:
+    where = f"pid {record.pid}" + (f" on {record.host}" if record.host != store.host else "")
+    return StoreError(f"run {record.id} is still running ({where}); stop it first with "
+                      f"`scratch-tui runs control {record.id} stop`")
 
 
 class _CommandPoller(threading.Thread):

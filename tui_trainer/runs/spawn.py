@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..engine.config import TrainConfig
 from ..engine.events import RunFailed
-from .store import RunStore
+from .store import RunStore, StoreError
 
 
 class SpawnError(RuntimeError):
@@ -42,7 +42,13 @@ def start_run(store: RunStore, config: TrainConfig) -> Spawned:
 
 
 def resume_in_background(store: RunStore, run_id: str, epochs: int | None = None) -> Spawned:
-    """Continue a stopped run from its last checkpoint in the background (check it can be resumed first)."""
+    """Continue a stopped run from its last checkpoint in the background (check it can be resumed first).
+
+    Raises StoreError while another process trains the run."""
+    if not store.claim(run_id, os.getpid()):  # ours until the child takes it: no second resume meanwhile
+        record = store.get_run(run_id)
+        raise StoreError(f"run {record.id} is still running (pid {record.pid}); stop it first with "
+                         f"`scratch-tui runs control {record.id} stop`")
     spawned = _spawn(store, run_id, ["--resume", run_id, *(["--epochs", str(epochs)] if epochs is not None else [])])
     # Running from now, not from the child's first event seconds later: a viewer that opens the
     # run meanwhile waits for the new segment instead of seeing the old ending and leaving.

@@ -384,6 +384,16 @@ class RunStore:
             )
         return run_id
 
+    def claim(self, run_id: str, pid: int, also: int | None = None) -> bool:
+        """Make `pid` the one process that trains the run, in one statement: False while another live
+        process (other than `also`, the parent of a background resume) trains it."""
+        self.mark_interrupted()
+        with self._write() as db:
+            cursor = db.execute("UPDATE runs SET status = 'running', message = '', ended_at = NULL, pid = ?, "
+                                "pid_token = ?, host = ? WHERE id = ? AND (status != 'running' OR pid IN (?, ?))",
+                                (pid, process_token(pid), self.host, run_id, pid, also if also is not None else pid))
+        return cursor.rowcount == 1
+
     def set_process(self, run_id: str, pid: int, resuming: bool = False) -> None:
         """Hand a run to the process that trains it (a detached child), so liveness checks watch that
         one, and log ProcessStarted: from now on the run is running, even before its first event."""

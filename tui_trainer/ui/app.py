@@ -218,7 +218,7 @@ class TrainerApp(App):
                              lambda text: text and self.resume(record.id, int(text)))
             return
         try:  # the checkpoint and the epochs are checked here, not in a log nobody reads
-            resume_run(store, record.id, epochs)
+            resume_run(store, record.id, epochs, claim=False)
         except (CheckpointError, ConfigError, StoreError) as exc:
             message = "; ".join(exc.errors.values()) if isinstance(exc, ConfigError) else str(exc)
             self.notify(message, severity="error", timeout=10, markup=False)
