@@ -204,9 +204,7 @@ class TrainerApp(App):
             self.attach(record.id)
             return
         if epochs is None and record.epochs_done >= record.epochs:
-            done = record.epochs_done
-
-            most = int(SETTINGS["epochs"].high)
+            done, most = record.epochs_done, int(SETTINGS["epochs"].high)
 
             def check(text: str) -> str | None:
                 if not text.strip().isdigit() or not done < int(text) <= most:
