@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -338,3 +339,17 @@ async def test_the_empty_compare_chart_says_to_mark_runs():
         await pilot.press("space")  # unmarked: empty again, and says so again
         await pilot.pause()
         assert "Mark runs with space" in chart.render().plain
+
+
+async def test_a_run_resumed_while_its_delete_question_is_open_is_not_deleted(store):
+    app = make_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f2")
+        run_id = app.screen.selected_id()
+        await pilot.press("d")
+        store.claim(run_id, os.getpid())  # another terminal resumes it meanwhile (this live process trains it)
+        app.screen.query_one("#prompt-input", Input).value = "yes"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert store.get_run(run_id).status == "running"
+        assert any("running again" in n.message for n in app._notifications)

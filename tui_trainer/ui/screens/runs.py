@@ -324,6 +324,10 @@ class RunsScreen(Screen):
 
         def done(answer: str | None) -> None:
             if answer and answer.strip().lower() == "yes":
+                self.store.mark_interrupted()
+                if self.store.get_run(run_id).status == "running":  # resumed while the question was open
+                    self.notify(f"Run {run_id} is running again; stop it before deleting it.", severity="warning")
+                    return
                 self.store.delete(run_id)
                 self.notify(f"Deleted run {run_id}")
                 self.reload()
