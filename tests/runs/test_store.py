@@ -544,3 +544,25 @@ def test_one_process_at_a_time_can_claim_a_run(store):
     assert store.claim(run_id, gone.pid)
     assert store.claim(run_id, os.getpid())  # its claimer died: the run is found interrupted, and free again
     assert store.get_run(run_id).status == "running"
+
+
+def test_an_older_store_is_not_upgraded_under_a_run_it_is_still_training(tmp_path):
+    import socket
+
+    from tui_trainer.runs.store import process_token
+
+    old_store(tmp_path / "old", 2)
+    db = sqlite3.connect(tmp_path / "old" / "runs.sqlite3")
+    # an older release's process (this live one stands in for it) still trains run 0000bbbb here
+    db.execute("UPDATE runs SET status = 'running', pid = ?, pid_token = ?, host = ? WHERE id = '0000bbbb'",
+               (os.getpid(), process_token(os.getpid()), socket.gethostname()))
+    db.commit()
+    with pytest.raises(StoreError, match=r"^run 0000bbbb is still training under an older scratch-tui "
+                                         rf"\(pid {os.getpid()}\); let it finish or stop it"):
+        RunStore(tmp_path / "old")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 2  # nothing changed under it
+    db.execute("UPDATE runs SET status = 'stopped' WHERE id = '0000bbbb'")  # it finished
+    db.commit()
+    db.close()
+    with RunStore(tmp_path / "old") as store:
+        assert [e.epoch for _, e in store.events("0000aaaa") if isinstance(e, EpochEnded)] == [1, 2]

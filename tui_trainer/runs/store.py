@@ -308,6 +308,14 @@ class RunStore:
             if version > target:
                 raise StoreError(f"{self.db_path} was written by a newer scratch-tui (schema {version}, this one "
                                  f"knows {target}); upgrade scratch-tui or pass another --runs-dir")
+            if version:  # an older release's store: its tables change under any of its runs still training
+                training = [(run_id, pid) for run_id, pid, token in db.execute(
+                    "SELECT id, pid, pid_token FROM runs WHERE status = 'running' AND host = ?", (self.host,))
+                    if process_alive(pid, token)]
+                if training:
+                    run_id, pid = training[0]
+                    raise StoreError(f"run {run_id} is still training under an older scratch-tui (pid {pid}); "
+                                     f"let it finish or stop it, then open {self.db_path} again")
             for statements in MIGRATIONS[version:]:
                 for statement in statements:
                     statement(db) if callable(statement) else db.execute(statement)
