@@ -49,7 +49,13 @@ def resume_in_background(store: RunStore, run_id: str, epochs: int | None = None
         record = store.get_run(run_id)
         raise StoreError(f"run {record.id} is still running (pid {record.pid}); stop it first with "
                          f"`scratch-tui runs control {record.id} stop`")
-    spawned = _spawn(store, run_id, ["--resume", run_id, *(["--epochs", str(epochs)] if epochs is not None else [])])
+    try:
+        spawned = _spawn(store, run_id, ["--resume", run_id, *(["--epochs", str(epochs)] if epochs is not None
+                                                                  else [])])
+    except SpawnError as exc:  # claimed, but nobody will train it: say so, keeping what it had done
+        record = store.get_run(run_id)
+        store.end_run(run_id, RunFailed(message=str(exc), epochs_done=record.epochs_done, seconds=record.duration_s))
+        raise
     # Running from now, not from the child's first event seconds later: a viewer that opens the
     # run meanwhile waits for the new segment instead of seeing the old ending and leaving.
     store.set_process(run_id, spawned.pid, resuming=True)
