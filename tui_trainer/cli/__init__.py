@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Train headless. Flags override --preset, which sets what it names over --config.")
     train.add_argument("--preset", choices=tuple(PRESETS), help="start from a named recipe")
     train.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file")
-    for flag, (_, kwargs) in TRAIN_FLAGS.items():
+    for flag, kwargs in TRAIN_FLAGS.items():
         train.add_argument(flag, default=None, **kwargs)
     train.add_argument("--jsonl", action="store_true", help="print one JSON object per event per line")
     train.add_argument("--save-config", metavar="FILE.toml", help="write the resolved settings to a TOML file and exit")

@@ -34,8 +34,8 @@ def _flag_kwargs(s: Setting) -> dict[str, Any]:
     return kwargs
 
 
-# flag -> (TrainConfig field, argparse kwargs)
-TRAIN_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {s.flag: (s.name, _flag_kwargs(s)) for s in SETTINGS.values()}
+# flag -> argparse kwargs (their `dest` is the TrainConfig field)
+TRAIN_FLAGS: dict[str, dict[str, Any]] = {s.flag: _flag_kwargs(s) for s in SETTINGS.values()}
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

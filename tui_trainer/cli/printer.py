@@ -22,7 +22,6 @@ class TerminalPrinter:
         self.live = err.isatty()
         self._progress_shown = False
         self._last_download_draw = 0.0
-        self._run_id: str | None = None
         self._started: RunStarted | None = None
         self._bar_width: int | None = None  # chosen on a run's first progress line, then kept: no jitter
 
@@ -78,7 +77,6 @@ class TerminalPrinter:
             return
         self._clear_progress()
         if isinstance(event, RunStarted):
-            self._run_id = event.run_id
             self._started, self._bar_width = event, None
             line = (f"Training {event.config.model} ({event.parameters:,} parameters) on {event.dataset_title}: "
                     f"{event.train_size:,} train / {event.val_size:,} val / {event.test_size:,} test images, "
@@ -94,8 +92,8 @@ class TerminalPrinter:
             print(format_test(event), file=self.out)
         elif isinstance(event, RunStopped):
             print(f"Stopped after {event.epochs_done} epoch(s), {event.seconds:.1f}s.", file=self.out)
-            if self._run_id:
-                print(f"Continue it with: scratch-tui train --resume {self._run_id}", file=self.out)
+            if self._started and self._started.run_id:
+                print(f"Continue it with: scratch-tui train --resume {self._started.run_id}", file=self.out)
         elif isinstance(event, RunInterrupted):
             print(f"scratch-tui train: run interrupted: {event.message}", file=self.err)
         elif isinstance(event, RunFailed):
@@ -110,19 +108,18 @@ class TerminalPrinter:
 
 
 class JsonLinesPrinter:
-    """One JSON object per event per line. Sample images are left out to keep lines small, unless the
-    reader is the app (it draws them)."""
+    """One JSON object per event per line. Sample images are left out to keep lines small: the run's
+    log in the store keeps them."""
 
-    def __init__(self, out: TextIO, images: bool = False):
+    def __init__(self, out: TextIO):
         self.out = out
-        self.images = images
 
     def download_progress(self, done: int, total: int | None, label: str) -> None:
         pass  # stdout carries events only; a download is announced by the run that follows
 
     def handle(self, event: Event) -> None:
         data = event.to_dict()
-        if isinstance(event, EvaluationEnded) and not self.images:
+        if isinstance(event, EvaluationEnded):
             for sample in data["samples"]:
                 sample.pop("image")
         self.out.write(json.dumps(data) + "\n")

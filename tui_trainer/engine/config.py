@@ -190,7 +190,6 @@ def _completed(field: dataclasses.Field, hint: Any) -> Setting:
 
 _HINTS = typing.get_type_hints(TrainConfig)
 SETTINGS: dict[str, Setting] = {f.name: _completed(f, _HINTS[f.name]) for f in dataclasses.fields(TrainConfig)}
-CONFIG_FIELDS = tuple(SETTINGS)
 
 
 def applies(name: str, config: TrainConfig | Mapping[str, Any]) -> bool:

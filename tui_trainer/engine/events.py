@@ -201,7 +201,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
 class RunState(str, Enum):
     """Where a run is in its life; the run store's status column holds these values."""
 
-    STARTING = "starting"  # created, no event yet
+    STARTING = "starting"  # created or resumed, its process not yet training
     RUNNING = "running"
     PAUSED = "paused"
     FINISHED = "finished"
@@ -225,7 +225,7 @@ ENDING_STATE: dict[type[Event], RunState] = {
 
 def next_state(state: RunState, event: Event) -> RunState:
     """The one lifecycle: the state after `event`, for the store, the app and the printer alike."""
-    if isinstance(event, RunStarted) or isinstance(event, RunResumed):
+    if isinstance(event, (RunStarted, RunResumed)):
         return RunState.RUNNING
     if isinstance(event, RunPaused):
         return RunState.PAUSED
@@ -236,7 +236,9 @@ def next_state(state: RunState, event: Event) -> RunState:
 
 def ending_message(event: Event) -> str:
     """Why a run ended, as the store keeps it: empty for a finished run."""
-    return getattr(event, "reason", None) or getattr(event, "message", "") if not isinstance(event, RunFinished) else ""
+    if isinstance(event, RunFinished):
+        return ""
+    return getattr(event, "reason", None) or getattr(event, "message", "")
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:

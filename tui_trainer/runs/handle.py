@@ -65,8 +65,8 @@ class StoredRun(RunHandle):
     def state(self) -> RunState:
         self.store.mark_interrupted()
         record = self.store.get_run(self.run_id)
-        return record.state if record.segment else (
-            RunState.STARTING if record.status == "running" else RunState(record.status))
+        # running before its first RunStarted: the process is still starting
+        return RunState.STARTING if record.status == "running" and not record.segment else record.state
 
 
 class RunLauncher:

@@ -23,7 +23,7 @@ from ..engine.commands import apply
 from ..engine.events import (BatchProgress, CheckpointSaved, CommandReceived, EpochEnded, Event, RunFailed,
                              RunInterrupted, RunStarted, RunStopped, TERMINAL_EVENTS)
 from ..engine.loop import TrainingRun
-from .store import RunStore, StoreError
+from .store import RunStore, StoreError, still_running
 
 COMMAND_POLL_S = 0.02  # how often the store is asked for queued commands: the key-to-loop budget is 50 ms
 
@@ -54,7 +54,7 @@ class Recording:
 
     def _record(self) -> Iterator[Event]:
         run, store, run_id = self.run, self.store, self.run_id
-        # Started once RunStarted is stored, which clears requests left from before a restart.
+        # Started at RunStarted: commands wait in the store until this process trains.
         poller = _CommandPoller(store, run_id, run.control, self.command_poll_s)
         events = run.events()
         try:
@@ -155,7 +155,7 @@ def resume_run(store: RunStore, run_id: str, epochs: int | None = None, control:
     record = store.get_run(run_id)
     me, parent = os.getpid(), os.getppid()  # a background resume's parent claimed the run for us
     if record.status == "running" and record.pid not in (me, parent):
-        raise _still_running(store, record)
+        raise still_running(store, record)
     path = record.last_checkpoint or str(store.checkpoint_dir(record.id) / LAST)
     try:
         checkpoint = load_checkpoint(path)
@@ -168,16 +168,10 @@ def resume_run(store: RunStore, run_id: str, epochs: int | None = None, control:
     run.run_id = record.id
     if claim:
         if not store.claim(record.id, me, also=parent):
-            raise _still_running(store, store.get_run(record.id))
+            raise still_running(store, store.get_run(record.id))
         if record.pid != me:
             store.set_process(record.id, me, resuming=True)  # viewers see it starting, not as it ended
     return run
-
-
-def _still_running(store: RunStore, record: Any) -> StoreError:
-    where = f"pid {record.pid}" + (f" on {record.host}" if record.host != store.host else "")
-    return StoreError(f"run {record.id} is still running ({where}); stop it first with "
-                      f"`scratch-tui runs control {record.id} stop`")
 
 
 class _CommandPoller(threading.Thread):

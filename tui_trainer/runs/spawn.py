@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..engine.config import TrainConfig
 from ..engine.events import RunFailed
-from .store import RunStore, StoreError
+from .store import RunStore, still_running
 
 
 class SpawnError(RuntimeError):
@@ -46,9 +46,7 @@ def resume_in_background(store: RunStore, run_id: str, epochs: int | None = None
 
     Raises StoreError while another process trains the run."""
     if not store.claim(run_id, os.getpid()):  # ours until the child takes it: no second resume meanwhile
-        record = store.get_run(run_id)
-        raise StoreError(f"run {record.id} is still running (pid {record.pid}); stop it first with "
-                         f"`scratch-tui runs control {record.id} stop`")
+        raise still_running(store, store.get_run(run_id))
     try:
         spawned = _spawn(store, run_id, ["--resume", run_id, *(["--epochs", str(epochs)] if epochs is not None
                                                                   else [])])

@@ -610,6 +610,13 @@ class RunStore:
         return commands
 
 
+def still_running(store: RunStore, record: RunRecord) -> StoreError:
+    """The refusal for resuming a run that a process trains; it names the process and how to stop it."""
+    where = f"pid {record.pid}" + (f" on {record.host}" if record.host != store.host else "")
+    return StoreError(f"run {record.id} is still running ({where}); stop it first with "
+                      f"`scratch-tui runs control {record.id} stop`")
+
+
 def _fold_epochs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """EpochEnded dicts from run_started/epoch_end rows in log order: a resume drops what it trains again."""
     epochs: list[dict[str, Any]] = []

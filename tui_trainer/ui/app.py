@@ -74,6 +74,7 @@ class TrainerApp(App):
         self.handle: RunHandle | None = None  # the run on the training screen
         self._attach_first = attach
         self._follow_stop = threading.Event()
+        self._follow_worker: Worker | None = None
         self.last_config: TrainConfig = self.initial_config
         self._first_screen_up = False  # resize events can arrive before the first screen is up
 
@@ -247,8 +248,8 @@ class TrainerApp(App):
         self._show_main(TrainScreen(self.history))
         stop = self._follow_stop = threading.Event()
         # On the App, not the screen: a worker dies with the node that started it.
-        self.run_worker(lambda: self._follow(handle, stop), thread=True, exit_on_error=False,
-                        group="following", name=f"follow {handle.run_id}")
+        self._follow_worker = self.run_worker(lambda: self._follow(handle, stop), thread=True,
+                                              exit_on_error=False, group="following", name=f"follow {handle.run_id}")
 
     def _follow(self, handle: RunHandle, stop: threading.Event) -> None:
         """Runs in the worker thread: touches no widget, only posts messages."""
@@ -302,9 +303,8 @@ class TrainerApp(App):
             self.history.apply(message.event)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        current = event.worker.name == f"follow {self.handle.run_id}" if self.handle else False
-        if event.worker.group == "following" and event.state == WorkerState.ERROR and self.history.is_active \
-                and current and not self._follow_stop.is_set():
+        # only the follow of the run on screen: one left over from a run viewed before is not this run's failure
+        if event.worker is self._follow_worker and event.state == WorkerState.ERROR and self.history.is_active:
             error = event.worker.error
             self.history.apply(RunFailed(message=f"{type(error).__name__}: {error}"))
 

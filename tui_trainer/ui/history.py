@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from ..engine.events import (BatchProgress, CheckpointSaved, CommandReceived, EpochEnded, EvaluationEnded, Event,
                              LearningRateChanged, ProcessStarted, RunFailed, RunFinished, RunInterrupted, RunPaused, RunResumed,
-                             RunStarted, RunState, RunStopped, next_state)
+                             RunStarted, RunState, RunStopped, TERMINAL_EVENTS, next_state)
 
 
 @dataclass
@@ -52,9 +52,8 @@ class RunHistory:
         before, self.state = self.state, next_state(self.state, event)
         if self.state != before or not self.is_active:
             self.pending = None  # the command the run received has taken effect
-        seconds = getattr(event, "seconds", None)
-        if seconds is not None and not isinstance(event, (EpochEnded, EvaluationEnded)):
-            self._seconds, self._seconds_at = seconds, time.monotonic()
+        if isinstance(event, (BatchProgress, RunPaused, RunResumed, *TERMINAL_EVENTS)):  # their run time so far
+            self._seconds, self._seconds_at = event.seconds, time.monotonic()
         if isinstance(event, RunStarted):
             # A resumed run starts again from its checkpoint: keep only what came before it.
             kept = event.resumed_from_epoch

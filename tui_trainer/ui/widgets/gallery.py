@@ -39,14 +39,12 @@ class SampleGallery(Static):
         self.class_names: list[str] = []
         self.confusion: list[list[int]] | None = None
         self._shown: list[int] | None = None  # positions in self.samples, in the order shown
-        self._images: dict[int, list[Strip]] = {}  # position -> the image's lines, built once
         self._lines: dict[int, Strip] = {}  # y -> a line of the grid, for self._per_row
         self._per_row = 0
 
     def set_samples(self, samples: list[PredictionSample], classes: list[str],
                     confusion: list[list[int]] | None = None) -> None:
         self.samples, self.class_names, self.confusion = samples, classes, confusion
-        self._images.clear()
         self.redraw()
 
     def watch_mistakes_only(self) -> None:
@@ -159,10 +157,7 @@ class SampleGallery(Static):
         return line.apply_style(base).crop_extend(0, width, base)
 
     def _image(self, position: int) -> list[Strip]:
-        lines = self._images.get(position)
-        if lines is None:
-            lines = self._images[position] = image_strips(self.samples[position].image, not self.app.no_color)
-        return lines
+        return image_strips(self.samples[position].image, not self.app.no_color)  # built once, cached there
 
     def _grid_line(self, y: int, per_row: int) -> Strip:
         """Line y of the grid, unstyled by the widget: images, then two captions, then a blank line."""

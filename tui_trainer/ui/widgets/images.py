@@ -8,7 +8,6 @@ from functools import lru_cache
 from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
 from textual.strip import Strip
 
 # From light to dark coverage; used when colour is off (NO_COLOR), one character per two pixels.
@@ -74,14 +73,3 @@ def _image_strips(image: list[list[list[int]]], color: bool) -> list[Strip]:
             segments = [Segment("".join(char for char, _ in cells))]
         strips.append(Strip(segments, len(cells)).simplify())  # runs of one colour pair: one segment
     return strips
-
-
-def image_lines(image: list[list[list[int]]], color: bool = True) -> list[Text]:
-    """The image as Rich Text lines (for printing); the same cells as image_strips."""
-    lines = []
-    for cells in _cells(image, color):
-        line = Text()
-        for char, style in cells:
-            line.append(char, style)
-        lines.append(line)
-    return lines
