@@ -42,6 +42,11 @@ class RunStarted(Event):
     # drew up to this point and drop anything recorded after it.
     resumed_from_epoch: int = 0
     resumed_from_step: int = 0
+    # How the step runs ("eager", "cuda-graph", "cuda-graph bf16 channels-last"), chosen by the engine
+    step_path: str = "eager"
+    # Provenance: a hash of the exact images and labels trained on, and what trained on them
+    data_fingerprint: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "config": self.config.to_dict()}
