@@ -27,3 +27,16 @@ def runs_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("runs")
     monkeypatch.setenv("SCRATCH_TUI_HOME", str(home))
     return home
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cuda: needs a CUDA GPU; skipped without one (bench/gpu_check.sh runs them)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

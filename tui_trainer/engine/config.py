@@ -24,6 +24,8 @@ INIT_NAMES = ("kaiming", "randn")
 OPTIMIZER_NAMES = ("sgd", "adam", "adamw")
 SCHEDULE_NAMES = ("constant", "cosine", "onecycle")
 AUGMENT_NAMES = ("none", "flip")
+STEP_MODES = ("auto", "eager", "cuda-graph")
+PRECISIONS = ("auto", "fp32", "bf16")
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _DEVICES = "auto, cpu, cuda, cuda:N or mps"
 _MAX_LAYERS, _MAX_WIDTH, _MAX_NAME = 8, 65536, 200
@@ -122,6 +124,14 @@ class TrainConfig:
     device: str = _setting("auto", label="Device", control="radio", help=f"where to train: {_DEVICES}",
                            check=lambda v: isinstance(v, str) and bool(_DEVICE_PATTERN.match(v)),
                            rule=f"choose {_DEVICES}")
+    # auto picks by measurement (bench/run_all.py): on a GPU a step this small is bound by kernel
+    # launches, and replaying it as one CUDA graph is several times faster.
+    step_mode: str = _setting("auto", label="Step", choices=STEP_MODES,
+                              help="auto: one CUDA graph per step on a GPU, eager elsewhere; "
+                                   "eager: op by op; cuda-graph: always a graph (GPU only)")
+    precision: str = _setting("auto", label="Precision", choices=PRECISIONS,
+                              help="auto: bf16 autocast and channels_last for the CNN on a GPU, fp32 "
+                                   "elsewhere; fp32; bf16: bf16 autocast")
     # 0 keeps every training image; a smaller number makes quick experiments quick.
     max_train_samples: int = _setting(0, label="Max train images", low=0, note="(0: all)", metavar="N",
                                       help="train on at most N images; 0 for all")

@@ -11,6 +11,7 @@ be saved (`snapshot()`) and later continued exactly (`from_checkpoint`, `restore
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ from .events import (BatchProgress, EpochEnded, Event, LearningRateChanged, RunF
                      RunPaused, RunResumed, RunStarted, RunStopped)
 from .models import build_model, count_parameters
 from .optim import build_optimizer, lr_factor
+from .step import CudaGraphStep, StepPath, choose_path, make_capturable, plain_optimizer_state, set_lr
 
 if TYPE_CHECKING:
     from .checkpoints import Checkpoint
@@ -62,6 +64,9 @@ class TrainingRun:
         self.base_lr = config.lr
         self.run_id: str | None = None
         self.generator: torch.Generator | None = None
+        self.path = StepPath()
+        self._graph: CudaGraphStep | None = None  # the captured step for full batches, on the graph path
+        self._last_lr: float | None = None
         self._started = 0.0
         self._seconds_before = 0.0  # run time spent before a resume
         self._paused_seconds = 0.0  # wall time spent paused in this process, left out of every rate
@@ -83,14 +88,18 @@ class TrainingRun:
             self.data = prepare(raw, self.device, cfg.val_split, cfg.seed, cfg.max_train_samples)
         elif self.data.train_x.device != self.device:
             raise ValueError("the data passed in lives on another device than the config asks for")
+        self.path = choose_path(cfg, self.device)
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.model, self.data.image_shape, len(self.data.classes),
                                  cfg.hidden, cfg.init).to(self.device)
+        if self.path.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = build_optimizer(self.model, cfg)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         if self._pending_restore is not None:
             state, self._pending_restore = self._pending_restore, None
-            self.restore(state)
+            self._restore_or_refuse(state)
+        self._capture()
 
     @property
     def steps_per_epoch(self) -> int:
@@ -114,7 +123,8 @@ class TrainingRun:
             dataset_title=data.spec.title, classes=list(data.classes), image_shape=list(data.image_shape),
             train_size=len(data.train_y), val_size=len(data.val_y), test_size=len(data.test_y),
             parameters=count_parameters(self.model), steps_per_epoch=self.steps_per_epoch, run_id=self.run_id,
-            resumed_from_epoch=self.epoch, resumed_from_step=self.step,
+            resumed_from_epoch=self.epoch, resumed_from_step=self.step, step_path=str(self.path),
+            data_fingerprint=data.fingerprint, versions=_versions(self.device),
         )
         try:
             while self.epoch < cfg.epochs:
@@ -135,10 +145,9 @@ class TrainingRun:
 
     def _train_one_epoch(self) -> Iterator[Event]:
         cfg, data, model, optimizer = self.config, self.data, self.model, self.optimizer
-        x, y = data.train_x, data.train_y
+        y = data.train_y
         n, batch_size, batches = len(y), cfg.batch_size, self.steps_per_epoch
         epoch = self.epoch + 1
-        flips = cfg.augment == "flip"
         model.train()
         order, batch_losses, predictions, first = self._epoch_buffers(n, batches)
         skipped = min(first * batch_size, n)  # samples a resumed epoch had already trained on
@@ -149,20 +158,12 @@ class TrainingRun:
             if self.control.pending:
                 yield from self._obey_control()
             start, end = batch * batch_size, min((batch + 1) * batch_size, n)
-            idx = order[start:end]
-            inputs, targets = x[idx], y[idx]
-            if flips:
-                mirror = torch.rand(len(idx), 1, 1, 1, device=self.device, generator=self.generator) < 0.5
-                inputs = torch.where(mirror, inputs.flip(3), inputs)
             lr = self.lr
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-
-            logits = model(inputs)                                                       # forward
-            loss = F.cross_entropy(logits, targets, label_smoothing=cfg.label_smoothing)  # loss
-            optimizer.zero_grad(set_to_none=True)                                        # zero_grad
-            loss.backward()                                                              # backward
-            optimizer.step()                                                             # step
+            if lr != self._last_lr:
+                set_lr(optimizer, lr)
+                self._last_lr = lr
+            step = self._graph if self._graph is not None and end - start == batch_size else self._train_step
+            logits, loss = step(*self._batch(order[start:end], step))
 
             with torch.no_grad():
                 batch_losses[batch] = loss
@@ -191,6 +192,48 @@ class TrainingRun:
         yield EpochEnded(epoch=epoch, epochs=cfg.epochs, train_loss=train_loss, train_acc=train_acc,
                          val_loss=val_loss, val_acc=val_acc, lr=self.lr, seconds=seconds,
                          samples_per_s=(n - skipped) / seconds, step=self.step)
+
+    def _train_step(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step, written out. On the graph path this is what gets captured and replayed."""
+        model, optimizer, graph = self.model, self.optimizer, self.path.graph
+        with self.path.autocast(self.device):
+            logits = model(inputs)                                                                # forward
+            loss = F.cross_entropy(logits, targets, label_smoothing=self.config.label_smoothing)  # loss
+        optimizer.zero_grad(set_to_none=not graph)  # a graph writes into the same grads  # zero_grad
+        loss.backward()                                                                       # backward
+        optimizer.step()                                                                      # step
+        return logits, loss
+
+    def _batch(self, idx: torch.Tensor, step: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's images and labels, gathered straight into a captured step's inputs when it has them."""
+        x, y = self.data.train_x, self.data.train_y
+        into = step if isinstance(step, CudaGraphStep) else None
+        inputs = torch.index_select(x, 0, idx, out=into.inputs) if into else x[idx]
+        targets = torch.index_select(y, 0, idx, out=into.targets) if into else y[idx]
+        if self.config.augment == "flip":
+            mirror = torch.rand(len(idx), 1, 1, 1, device=self.device, generator=self.generator) < 0.5
+            inputs = torch.where(mirror, inputs.flip(3), inputs)
+        return inputs, targets
+
+    def _capture(self) -> None:
+        """On the graph path, capture the step for full batches; on failure, say why and train eagerly."""
+        self._graph = None
+        if not self.path.graph:
+            return
+        batch_size = self.config.batch_size
+        if len(self.data.train_y) < batch_size:
+            self.path = dataclasses.replace(self.path, graph=False, fallback="no full batch to capture")
+            return
+        make_capturable(self.optimizer, self.device)
+        self._last_lr = None
+        x, y = self.data.train_x[:batch_size], self.data.train_y[:batch_size]
+        if self.path.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        try:
+            self._graph = CudaGraphStep(self._train_step, self.model, self.optimizer, x, y)
+        except RuntimeError as exc:  # train on, eagerly (out of memory too: it will say so there)
+            reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            self.path = dataclasses.replace(self.path, graph=False, fallback=f"cuda-graph capture failed: {reason}")
 
     def _epoch_buffers(self, n: int, batches: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
         """The epoch's sample order and running-metric buffers, and the batch to start at: fresh, or restored."""
@@ -260,7 +303,8 @@ class TrainingRun:
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         progress: dict[str, Any] = {"epoch": self.epoch, "step": self.step, "base_lr": self.base_lr,
                                     "seconds": self.elapsed(), "device_type": self.device.type}
-        state: dict[str, Any] = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+        state: dict[str, Any] = {"model": self.model.state_dict(),
+                                 "optimizer": plain_optimizer_state(self.optimizer.state_dict()),
                                  "rng": rng, "progress": progress}
         if self._position is not None:
             order, batch_losses, predictions, epoch_start = self._position
@@ -272,9 +316,14 @@ class TrainingRun:
 
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from a `snapshot()` (as a checkpoint gives it back); sets the run up first if needed."""
+        self.setup()
+        self._restore_or_refuse(state)
+        self._capture()  # the optimizer's state tensors are new: a graph captured before points at the old ones
+
+    def _restore_or_refuse(self, state: dict[str, Any]) -> None:
         from .checkpoints import CheckpointError, _first_line
 
-        self.setup()
+        self._last_lr = None  # the restored optimizer holds the lr it was saved with
         try:
             self._restore(state)
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
@@ -336,6 +385,20 @@ class TrainingRun:
         run.base_lr = float(checkpoint.state["progress"]["base_lr"])
         run._pending_restore = checkpoint.state
         return run
+
+
+def _versions(device: torch.device) -> dict[str, str]:
+    """What trained the run: the project, torch and the device, for its record."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        project = version("scratch-tui")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        project = "unknown"
+    found = {"scratch-tui": project, "torch": torch.__version__, "device": device_label(device)}
+    if device.type == "cuda":
+        found["cuda"] = str(torch.version.cuda)
+    return found
 
 
 def _cuda_memory(device: torch.device) -> dict[str, float]:
