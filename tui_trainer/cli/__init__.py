@@ -13,6 +13,7 @@ from .app import open_app, run_attach, run_devices, run_serve
 from .common import RUNS_DIR_HELP, Parser, package_version
 from .evaluate import run_eval
 from .flags import TRAIN_FLAGS, config_from_args  # noqa: F401  (tests build configs as the parser does)
+from .queue import add_queue_parser, run_queue_command
 from .runs import run_runs
 from .train import run_train
 from ..engine.command import command_line  # noqa: F401  (the app and `runs show` print the same line)
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                           description="With no action, list the recorded runs, newest first. "
                                       "A run id may be shortened to any unique prefix.")
     runs.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
+    runs.add_argument("--sweep", metavar="SWEEP_ID", help="only the runs of this sweep (an id or a unique prefix)")
     actions = runs.add_subparsers(dest="runs_command", parser_class=Parser, metavar="ACTION")
 
     def run_action(name: str, help: str) -> argparse.ArgumentParser:
@@ -79,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "another process)")
     control.add_argument("action", choices=[name.replace("_", "-") for name in COMMANDS])
     control.add_argument("value", nargs="?", type=float, help="the new learning rate, for set-lr")
+
+    add_queue_parser(sub)
 
     evaluate = sub.add_parser("eval", help="evaluate a recorded run's best checkpoint on the test set")
     evaluate.add_argument("run_id", metavar="RUN_ID")
@@ -108,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_train(args)
     if args.command == "runs":
         return run_runs(args)
+    if args.command == "queue":
+        return run_queue_command(args)
     if args.command == "eval":
         return run_eval(args)
     if args.command == "devices":

@@ -38,7 +38,11 @@ def run_runs(args: argparse.Namespace) -> int:
 
 
 def _runs_list(store: "RunStore", args: argparse.Namespace) -> int:
-    runs = store.list_runs()
+    sweep = getattr(args, "sweep", None)
+    runs = store.list_runs(sweep=sweep)
+    if not runs and sweep:
+        print(f"No runs in a sweep {sweep}; `scratch-tui runs` lists every run.")
+        return 0
     if not runs:
         print(f"No runs recorded in {store.root} yet; start one with `scratch-tui train`.")
         return 0

@@ -193,19 +193,30 @@ class CommandReceived(Event):
     value: float | None = None
 
 
+@dataclass(frozen=True)
+class RunQueued(Event):
+    """Written when a run is put in the queue, its first event: the queue's runner starts it later."""
+
+    event_name: ClassVar[str] = "run_queued"
+    position: int  # 1-based place in the queue when it was added
+    sweep_id: str = ""  # runs queued together (a sweep, the seeds of one config) share an id and a name
+    sweep_name: str = ""
+
+
 TERMINAL_EVENTS = (RunFinished, RunStopped, RunFailed, RunInterrupted)
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.event_name: cls
     for cls in (RunStarted, BatchProgress, EpochEnded, EvaluationEnded, RunPaused, RunResumed,
                 LearningRateChanged, RunFinished, RunStopped, RunFailed, RunInterrupted, CheckpointSaved,
-                CommandReceived, ProcessStarted)
+                CommandReceived, ProcessStarted, RunQueued)
 }
 
 
 class RunState(str, Enum):
     """Where a run is in its life; the run store's status column holds these values."""
 
+    QUEUED = "queued"  # waiting in the queue; nothing trains it yet, so it is neither active nor interrupted
     STARTING = "starting"  # created or resumed, its process not yet training
     RUNNING = "running"
     PAUSED = "paused"
@@ -236,6 +247,8 @@ def next_state(state: RunState, event: Event) -> RunState:
         return RunState.PAUSED
     if isinstance(event, ProcessStarted):
         return RunState.STARTING
+    if isinstance(event, RunQueued):
+        return RunState.QUEUED
     return ENDING_STATE.get(type(event), state)
 
 

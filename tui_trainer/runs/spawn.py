@@ -1,7 +1,8 @@
 """The one way to start `scratch-tui train` as a process: in a session of its own, recorded, logging to a file.
 
 No terminal owns the process, so closing the terminal, losing SSH or killing whoever started
-it leaves the run training; only a stop command (or a signal sent to it) ends it.
+it leaves the run training; only a stop command (or a signal sent to it) ends it. The queue's
+runner is started the same way (`start_runner`), and starts queued runs with `start_queued`.
 """
 
 from __future__ import annotations
@@ -60,10 +61,40 @@ def resume_in_background(store: RunStore, run_id: str, epochs: int | None = None
     return spawned
 
 
+def start_queued(store: RunStore, run_id: str, device: str | None = None) -> Spawned | None:
+    """Start training a queued run (its full id) in the background, pinned to `device` when given; None when
+    it is no longer queued (cancelled, or started by someone else)."""
+    if not store.take_queued(run_id, os.getpid(), device):
+        return None
+    try:
+        spawned = _spawn(store, run_id, ["--run-id", run_id])
+    except SpawnError as exc:
+        store.end_run(run_id, RunFailed(message=str(exc)))
+        raise
+    store.set_process(run_id, spawned.pid)
+    return spawned
+
+
+RUNNER_LOG = "queue-runner.log"
+
+
+def start_runner(store: RunStore) -> int:
+    """Start the queue's runner (`scratch-tui queue _runner`) in the background; returns its pid. A runner
+    that finds another already working exits at once, so starting one too many is harmless."""
+    log = store.root / "logs" / RUNNER_LOG
+    return _detached([sys.executable, "-m", "tui_trainer", "queue", "_runner", "--runs-dir",
+                      str(store.db_path.resolve())], log)
+
+
 def _spawn(store: RunStore, run_id: str, args: list[str]) -> Spawned:
     log = store.log_path(run_id)
     command = [sys.executable, "-m", "tui_trainer", "train", "--runs-dir", str(store.db_path.resolve()), *args,
                "--no-hangup"]
+    return Spawned(run_id, _detached(command, log), log)
+
+
+def _detached(command: list[str], log: Path) -> int:
+    """Start `command` in a session of its own, immune to SIGHUP, its output appended to `log`; its pid."""
     # An ignored signal stays ignored across exec: the child is immune from its first instruction,
     # not only once it has imported torch and reached the training loop.
     hangup = getattr(signal, "SIGHUP", None)
@@ -79,4 +110,4 @@ def _spawn(store: RunStore, run_id: str, args: list[str]) -> Spawned:
     finally:
         if hangup:
             signal.signal(hangup, previous)
-    return Spawned(run_id, child.pid, log)
+    return child.pid

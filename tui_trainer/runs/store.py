@@ -24,19 +24,21 @@ import threading
 import time
 import zlib
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Union
 
 from ..engine.commands import Command
 from ..engine.config import TrainConfig
 from ..engine.events import (ENDING_STATE, CheckpointSaved, EpochEnded, EvaluationEnded, Event, ProcessStarted,
-                             RunInterrupted, RunPaused, RunResumed, RunStarted, RunState, ending_message, event_from_dict)
+                             RunInterrupted, RunPaused, RunQueued, RunResumed, RunStarted, RunState, ending_message,
+                             event_from_dict)
 
 STORE_FILE = "runs.sqlite3"
 BUSY_TIMEOUT_S = 10.0
-# the status column: running while a process owns the run, else how its log ended
-STATUSES = (RunState.RUNNING.value, *(state.value for state in ENDING_STATE.values()))
+# the status column: queued until the queue's runner starts it, running while a process owns the run, else how
+# its log ended
+STATUSES = (RunState.QUEUED.value, RunState.RUNNING.value, *(state.value for state in ENDING_STATE.values()))
 _SAFE_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # ids become folder names
 
 # Each entry upgrades the schema by one version (PRAGMA user_version counts them): append,
@@ -141,6 +143,18 @@ MIGRATIONS: list[tuple[Migration, ...]] = [
         "ALTER TABLE controls RENAME TO commands",
         "ALTER TABLE commands RENAME COLUMN action TO name",
     ),
+    (  # the queue: queued runs are rows (status queued) in queue_order; runs queued together share a sweep;
+        # the queue's settings (paused, runs per device) and the one runner that works through it
+        "ALTER TABLE runs ADD COLUMN sweep_id TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE runs ADD COLUMN sweep_name TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE runs ADD COLUMN queue_order INTEGER",  # NULL for a run never queued; kept once it starts
+        "CREATE INDEX runs_by_sweep ON runs (sweep_id)",
+        "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE queue_runner (
+            id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL, pid_token TEXT, host TEXT NOT NULL,
+            beat_at REAL NOT NULL
+        )""",
+    ),
 ]
 
 
@@ -178,6 +192,9 @@ class RunSummary:
     started_at: float  # Unix time the run was created
     ended_at: float | None
     paused: bool
+    # keyword-only so that building a record positionally (as tests do) stays as it was
+    sweep_id: str = field(default="", kw_only=True)  # '' for a run not queued as part of a sweep
+    sweep_name: str = field(default="", kw_only=True)
 
     @property
     def state(self) -> RunState:
@@ -205,17 +222,21 @@ class RunRecord(RunSummary):
 
 
 _SUMMARY_COLUMNS = ("id, name, model, dataset, status, epochs_done, epochs, best_val_acc, test_acc, run_seconds, "
-                    "active_since, created_at, ended_at, paused")
+                    "active_since, created_at, ended_at, paused, sweep_id, sweep_name")
 _RECORD_COLUMNS = (_SUMMARY_COLUMNS + ", config, message, device, device_name, torch_version, pid, host, "
                    "last_checkpoint, best_checkpoint, started, updated_at, segment")
 
 
-def _summary_values(row: tuple, now: float) -> list[Any]:
+_SUMMARY_WIDTH = 16  # columns of _SUMMARY_COLUMNS
+
+
+def _summary_values(row: tuple, now: float) -> tuple[list[Any], dict[str, str]]:
+    """The positional and keyword arguments of RunSummary from a row of _SUMMARY_COLUMNS."""
     (run_id, name, model, dataset, status, epochs_done, epochs, best, test, run_seconds, active_since, created,
-     ended, paused) = row[:14]
+     ended, paused, sweep_id, sweep_name) = row[:_SUMMARY_WIDTH]
     duration = run_seconds + (max(0.0, now - active_since) if status == "running" and active_since else 0.0)
-    return [run_id, name, model, dataset, status, epochs_done, epochs, best, test, duration, created, ended,
-            bool(paused)]
+    return ([run_id, name, model, dataset, status, epochs_done, epochs, best, test, duration, created, ended,
+             bool(paused)], {"sweep_id": sweep_id, "sweep_name": sweep_name})
 
 
 def _safe(run_id: str) -> str:
@@ -392,6 +413,49 @@ class RunStore:
             )
         return run_id
 
+    def create_queued(self, entries: list[tuple[TrainConfig, str]], sweep_id: str = "",
+                      sweep_name: str = "") -> list[str]:
+        """New queued runs, one per (config, name), at the end of the queue in that order, all in one
+        transaction (all or none); each log starts with RunQueued. Returns their ids."""
+        now = time.time()
+        ids: list[str] = []
+        with self._write() as db:
+            waiting = db.execute("SELECT count(*) FROM runs WHERE status = 'queued'").fetchone()[0]
+            last = db.execute("SELECT coalesce(max(queue_order), 0) FROM runs").fetchone()[0]
+            for i, (config, name) in enumerate(entries, 1):
+                run_id = secrets.token_hex(4)
+                while db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() or run_id in ids:
+                    run_id = secrets.token_hex(4)
+                db.execute(
+                    "INSERT INTO runs (id, name, config, model, dataset, status, created_at, updated_at, epochs, host, "
+                    "queue_order) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+                    (run_id, name or config.name, json.dumps(config.to_dict()), config.model, config.dataset, now, now,
+                     config.epochs, self.host, last + i))
+                self._append(db, run_id, RunQueued(position=waiting + i, sweep_id=sweep_id, sweep_name=sweep_name),
+                             now)
+                ids.append(run_id)
+        return ids
+
+    def transaction(self) -> Any:
+        """One IMMEDIATE write transaction (a context manager giving the connection), for the parts of
+        runs/ that keep state of their own in this file: the queue."""
+        return self._write()
+
+    def query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        return self._query(sql, args)
+
+    def setting(self, key: str, default: str | None = None) -> str | None:
+        rows = self._query("SELECT value FROM settings WHERE key = ?", (key,))
+        return rows[0][0] if rows else default
+
+    def set_setting(self, key: str, value: str | None) -> None:
+        """Set (or with None, clear) a setting that every process using this store shares."""
+        with self._write() as db:
+            if value is None:
+                db.execute("DELETE FROM settings WHERE key = ?", (key,))
+            else:
+                db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, value))
+
     def claim(self, run_id: str, pid: int, also: int | None = None) -> bool:
         """Make `pid` the one process that trains the run, in one statement: False while another live
         process (other than `also`, the parent of a background resume) trains it."""
@@ -400,6 +464,16 @@ class RunStore:
             cursor = db.execute("UPDATE runs SET status = 'running', message = '', ended_at = NULL, pid = ?, "
                                 "pid_token = ?, host = ? WHERE id = ? AND (status != 'running' OR pid IN (?, ?))",
                                 (pid, process_token(pid), self.host, run_id, pid, also if also is not None else pid))
+        return cursor.rowcount == 1
+
+    def take_queued(self, run_id: str, pid: int, device: str | None = None) -> bool:
+        """Claim a queued run for the process that starts it (the queue's runner), in one statement: False
+        once it is no longer queued (cancelled, or taken by another). `device` pins where it trains."""
+        with self._write() as db:
+            cursor = db.execute("UPDATE runs SET status = 'running', message = '', pid = ?, pid_token = ?, host = ?, "
+                                "config = CASE WHEN ? IS NULL THEN config ELSE json_set(config, '$.device', ?) END "
+                                "WHERE id = ? AND status = 'queued'",
+                                (pid, process_token(pid), self.host, device, device, run_id))
         return cursor.rowcount == 1
 
     def set_process(self, run_id: str, pid: int, resuming: bool = False) -> None:
@@ -439,6 +513,9 @@ class RunStore:
             db.execute("UPDATE runs SET test_acc = ? WHERE id = ?", (event.test_acc, run_id))
         elif isinstance(event, (RunPaused, RunResumed)):
             db.execute("UPDATE runs SET paused = ? WHERE id = ?", (isinstance(event, RunPaused), run_id))
+        elif isinstance(event, RunQueued):
+            db.execute("UPDATE runs SET status = 'queued', sweep_id = ?, sweep_name = ? WHERE id = ?",
+                       (event.sweep_id, event.sweep_name, run_id))
         elif isinstance(event, CheckpointSaved):
             db.execute("UPDATE runs SET last_checkpoint = ?, best_checkpoint = coalesce(nullif(?, ''), "
                        "best_checkpoint) WHERE id = ?", (event.path, event.best_path, run_id))
@@ -508,12 +585,18 @@ class RunStore:
             (run_id, after, *names))]
 
     # -- reading ------------------------------------------------------------------
-    def list_runs(self) -> list[RunSummary]:
-        """Every run, newest first."""
+    def list_runs(self, sweep: str | None = None) -> list[RunSummary]:
+        """Every run, newest first; with `sweep`, those of the sweep whose id is or starts with it."""
         self.mark_interrupted()
         now = time.time()
-        rows = self._query(f"SELECT {_SUMMARY_COLUMNS} FROM runs ORDER BY created_at DESC, id")
-        return [RunSummary(*_summary_values(row, now)) for row in rows]
+        where, args = ("WHERE sweep_id != '' AND substr(sweep_id, 1, ?) = ?", (len(sweep), sweep.strip().lower())) \
+            if sweep else ("", ())
+        rows = self._query(f"SELECT {_SUMMARY_COLUMNS} FROM runs {where} ORDER BY created_at DESC, id", args)
+        summaries = []
+        for row in rows:
+            values, keywords = _summary_values(row, now)
+            summaries.append(RunSummary(*values, **keywords))
+        return summaries
 
     def get_run(self, run_id: str) -> RunRecord:
         run_id = self.resolve(run_id)
@@ -521,10 +604,11 @@ class RunStore:
         if not rows:
             raise RunNotFound(f"no run {run_id}; `scratch-tui runs` lists them")
         row = rows[0]
-        config, message, device, device_name, torch_version, pid, host, last, best, started, updated, segment = row[14:]
-        return RunRecord(*_summary_values(row, time.time()), json.loads(config), message, device, device_name,
-                         torch_version, pid, host, last, best, json.loads(started) if started else None, updated,
-                         segment)
+        (config, message, device, device_name, torch_version, pid, host, last, best, started, updated,
+         segment) = row[_SUMMARY_WIDTH:]
+        values, keywords = _summary_values(row, time.time())
+        return RunRecord(*values, json.loads(config), message, device, device_name, torch_version, pid, host, last,
+                         best, json.loads(started) if started else None, updated, segment, **keywords)
 
     def events(self, run_id: str, after: int = 0, limit: int = 1000) -> list[tuple[int, Event]]:
         """(seq, event) of the run's log with seq > `after`, in order: replay from 0, tail from the last seq."""
