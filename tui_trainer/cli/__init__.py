@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "(only --epochs may change, to train it further)")
     train.add_argument("--detach", action="store_true", help="train in a background process that outlives the "
                                                              "terminal; print the run id and return")
+    train.add_argument("--seeds", metavar="S1,S2,...", help="train once per seed (e.g. 0,1,2) through the queue, then "
+                                                           "print the mean and std of the test accuracy")
     # A detached child trains the run its parent created (config read from the store).
     train.add_argument("--run-id", help=argparse.SUPPRESS)
     train.add_argument("--no-hangup", action="store_true", help=argparse.SUPPRESS)

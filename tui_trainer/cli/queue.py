@@ -7,11 +7,14 @@ import sys
 from typing import TYPE_CHECKING
 
 from ..engine.config import PRESETS, ConfigError, TrainConfig
+from ..engine.events import RunState
 from .common import RUNS_DIR_HELP, EXIT_FAILED, Parser, error, reader_gone, table, terminal_width, usage_error
 from .flags import TRAIN_FLAGS, config_from_args, name_flags
 
 if TYPE_CHECKING:
-    from ..runs.store import RunStore
+    from ..runs.store import RunRecord, RunStore
+
+ACTIVE = tuple(state for state in RunState if state.active)
 
 
 def add_queue_parser(sub: argparse._SubParsersAction) -> None:
@@ -69,7 +72,7 @@ def run_queue_command(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         return reader_gone()
     except (QueueError, RunNotFound) as exc:
-        return usage_error(str(exc), command)
+        return usage_error(str(exc).replace("per-device:", "--per-device:", 1), command)
     except ConfigError as exc:
         return usage_error(name_flags(exc), command)
     except (StoreError, SpawnError, OSError) as exc:
@@ -239,6 +242,64 @@ def _runner(store: "RunStore", args: argparse.Namespace) -> int:
     print(f"queue runner {store.host}:{__import__('os').getpid()}: started {started} run(s); the queue is empty "
           f"or paused", flush=True)
     return 0
+
+
+SEEDS_POLL_S = 0.5
+
+
+def train_seeds(args: argparse.Namespace, config: TrainConfig) -> int:
+    """`train --seeds 0,1,2`: queue one run per seed (a sweep), start the runner, wait for every run and report
+    the mean ± std of their test accuracy. With --detach, queue them and return."""
+    import statistics
+    import time
+
+    from ..runs.queue import QueueError, enqueue, ensure_runner, new_sweep_id
+    from ..runs.spawn import SpawnError
+    from ..runs.store import RunStore, StoreError
+
+    refused = [flag for flag, given in (("--no-record", args.no_record), ("--save-config", args.save_config),
+                                        ("--jsonl", args.jsonl)) if given]
+    if refused:
+        return usage_error(f"--seeds queues recorded runs; drop {', '.join(refused)}")
+    try:
+        configs = seed_configs(config, args.seeds, args.seed is not None)
+        _check_device(config)
+    except QueueError as exc:
+        return usage_error(str(exc))
+    base = config.name or config.model
+    try:
+        with RunStore(args.runs_dir) as store:
+            sweep_id = new_sweep_id()
+            ids = enqueue(store, configs, sweep_id, f"seeds of {base}", [f"{base} seed {c.seed}" for c in configs])
+            print(f"Queued {len(ids)} runs of {base}, seeds {args.seeds} (sweep {sweep_id}): {', '.join(ids)}")
+            _say_runner(store, ensure_runner(store))
+            if args.detach:
+                print(f"Follow them with `scratch-tui queue ls` and `scratch-tui runs --sweep {sweep_id}`.")
+                return 0
+            ended: dict[str, RunRecord] = {}
+            try:
+                while len(ended) < len(ids):
+                    store.mark_interrupted()
+                    for run_id, config_ in zip(ids, configs):
+                        record = store.get_run(run_id)
+                        if run_id not in ended and record.state not in (RunState.QUEUED, *ACTIVE):
+                            ended[run_id] = record
+                            test = f"test accuracy {record.test_acc:.2f}%" if record.test_acc is not None else \
+                                record.message
+                            print(f"Seed {config_.seed}: run {run_id} {record.status}, {test}", flush=True)
+                    time.sleep(SEEDS_POLL_S if len(ended) < len(ids) else 0)
+            except KeyboardInterrupt:
+                print(f"Stopped waiting; the runs go on in the background (`scratch-tui runs --sweep {sweep_id}`).",
+                      file=sys.stderr)
+                return 130
+    except (StoreError, SpawnError) as exc:
+        return error(str(exc))
+    accs = [r.test_acc for r in ended.values() if r.test_acc is not None]
+    if accs:
+        spread = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        print(f"Test accuracy over {len(accs)} seed(s): {statistics.mean(accs):.2f}% ± {spread:.2f} (mean ± std)")
+    finished = sum(r.status == RunState.FINISHED for r in ended.values())
+    return 0 if finished == len(ids) else EXIT_FAILED
 
 
 _ACTIONS = {"add": _add, "ls": _ls, "rm": _rm, "move": _move, "pause": _pause, "resume": _resume, "start": _start,

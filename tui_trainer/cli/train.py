@@ -26,6 +26,10 @@ def run_train(args: argparse.Namespace) -> int:
         config = config_from_args(args)
     except ConfigError as exc:
         return usage_error(name_flags(exc))
+    if args.seeds is not None:
+        from .queue import train_seeds
+
+        return train_seeds(args, config)
     if args.save_config:
         config.save(args.save_config)
         print(f"wrote {args.save_config}")
