@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe_machine  # noqa: E402
 
 from tui_trainer.engine import TrainConfig, TrainingRun, preset  # noqa: E402
+from tui_trainer.engine.config import from_text  # noqa: E402
 from tui_trainer.engine.data import load_raw, prepare  # noqa: E402
 from tui_trainer.engine.devices import resolve_device  # noqa: E402
 from tui_trainer.engine.events import EpochEnded, EvaluationEnded, RunFailed  # noqa: E402
@@ -35,6 +36,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", default=",".join(RECIPES))
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="change a field of every recipe, e.g. --set precision=fp32")
     args = parser.parse_args()
     device = resolve_device(args.device)
     raw = load_raw("fashion-mnist")
@@ -42,6 +45,8 @@ def main() -> None:
     rows = []
     for name in args.only.split(","):
         config = RECIPES[name].replace(dataset="fashion-mnist", device=str(device), seed=args.seed)
+        config = config.replace(**{field: from_text(field, value)
+                                   for field, value in (item.split("=", 1) for item in args.set)})
         data = prepare(raw, device, config.val_split, config.seed)
         started = time.perf_counter()
         test_acc = float("nan")
@@ -55,11 +60,12 @@ def main() -> None:
                 print(f"  {name} failed: {event.message}")
         seconds = time.perf_counter() - started
         label = f"{name} ({config.optimizer}, init {config.init})" if config.model != "cnn" else name
+        label += "".join(f", {item}" for item in args.set)
         rows.append((label, config.epochs, seconds, test_acc))
         print(f"{name}: {test_acc:.2f}% in {seconds:.0f}s", flush=True)
 
     print(f"\nFull Fashion-MNIST, seed {args.seed}, on {describe_machine(device)}:\n")
-    print("| recipe | epochs | seconds | test accuracy |")
+    print("| recipe | epochs | seconds | test accuracy |")  # seconds include loading and evaluation
     print("|---|---:|---:|---:|")
     for label, epochs, seconds, acc in rows:
         print(f"| {label} | {epochs} | {seconds:.0f} | {acc:.2f}% |")
