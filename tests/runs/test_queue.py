@@ -146,3 +146,14 @@ def test_a_store_from_before_the_queue_upgrades_with_nothing_lost(tmp_path):
         record_whole_run(store, new)
         assert store.get_run(new).status == "finished" and ids(queued(store)) == []
         assert ids(queued(store)) == [] and len(enqueue(store, [CPU])) == 1
+
+
+def test_a_queued_run_is_not_resumed_from_under_the_queue(store):
+    from tui_trainer.runs.spawn import resume_in_background
+    from tui_trainer.runs.store import StoreError
+
+    (run_id,) = enqueue(store, [CPU])
+    assert not store.claim(run_id, os.getpid())
+    with pytest.raises(StoreError, match=rf"^run {run_id} is queued, not stopped: the queue's runner starts it"):
+        resume_in_background(store, run_id)
+    assert ids(queued(store)) == [run_id]

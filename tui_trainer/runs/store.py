@@ -458,11 +458,13 @@ class RunStore:
 
     def claim(self, run_id: str, pid: int, also: int | None = None) -> bool:
         """Make `pid` the one process that trains the run, in one statement: False while another live
-        process (other than `also`, the parent of a background resume) trains it."""
+        process (other than `also`, the parent of a background resume) trains it, or while it waits in the
+        queue (its runner starts it)."""
         self.mark_interrupted()
         with self._write() as db:
             cursor = db.execute("UPDATE runs SET status = 'running', message = '', ended_at = NULL, pid = ?, "
-                                "pid_token = ?, host = ? WHERE id = ? AND (status != 'running' OR pid IN (?, ?))",
+                                "pid_token = ?, host = ? WHERE id = ? AND status != 'queued' AND "
+                                "(status != 'running' OR pid IN (?, ?))",
                                 (pid, process_token(pid), self.host, run_id, pid, also if also is not None else pid))
         return cursor.rowcount == 1
 
@@ -695,7 +697,11 @@ class RunStore:
 
 
 def still_running(store: RunStore, record: RunRecord) -> StoreError:
-    """The refusal for resuming a run that a process trains; it names the process and how to stop it."""
+    """The refusal for resuming a run that a process trains (it names the process and how to stop it), or
+    that waits in the queue."""
+    if record.status == RunState.QUEUED:
+        return StoreError(f"run {record.id} is queued, not stopped: the queue's runner starts it (`scratch-tui queue "
+                          f"ls`); `scratch-tui queue rm {record.id}` takes it off the queue")
     where = f"pid {record.pid}" + (f" on {record.host}" if record.host != store.host else "")
     return StoreError(f"run {record.id} is still running ({where}); stop it first with "
                       f"`scratch-tui runs control {record.id} stop`")
