@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from ..runs.store import RunStore
 
 def run_train(args: argparse.Namespace) -> int:
+    if args.gpus is not None:
+        return _launch_ranks(args)
+    if int(os.environ.get("RANK", "0")) > 0:
+        return _train_as_another_rank(args)
     if args.run_id is not None:
         return _train_detached_child(args)
     if args.resume is not None:
@@ -224,3 +228,61 @@ def _train_detached_child(args: argparse.Namespace) -> int:
     run.run_id = args.run_id
     with store:
         return _train_in_foreground(run, store, printer, hangup=not args.no_hangup, detached_child=True)
+
+
+def _launch_ranks(args: argparse.Namespace) -> int:
+    """`--gpus N`: the same training as N processes, one per GPU, started by torch.distributed.run."""
+    import subprocess
+    import tempfile
+
+    import torch
+
+    refused = [flag for flag, given in (("--detach", args.detach), ("--resume", args.resume), ("--seeds", args.seeds),
+                                        ("--save-config", args.save_config)) if given]
+    if refused:
+        return usage_error(f"--gpus trains in the foreground; drop {', '.join(refused)} "
+                           f"(or run torchrun --nproc-per-node N -m tui_trainer train ... yourself)")
+    try:
+        config = config_from_args(args)
+    except ConfigError as exc:
+        return usage_error(name_flags(exc))
+    found = torch.cuda.device_count()
+    if not 1 <= args.gpus <= found or config.device not in ("auto", "cuda"):
+        where = f"this machine has {found} CUDA GPU(s)" if found else "torch sees no CUDA GPU here"
+        return usage_error(f"--gpus: got {args.gpus} with --device {config.device}; {where}, so choose 1 to "
+                           f"{max(found, 1)} with --device auto or cuda")
+    with tempfile.TemporaryDirectory(prefix="scratch-tui-") as folder:
+        config_file = os.path.join(folder, "config.toml")
+        config.replace(device="cuda").save(config_file)
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.gpus}",
+                   "-m", "tui_trainer", "train", "--config", config_file,
+                   *(["--runs-dir", str(args.runs_dir)] if args.runs_dir else []),
+                   *(["--no-record"] if args.no_record else []), *(["--jsonl"] if args.jsonl else [])]
+        return subprocess.call(command)
+
+
+def _train_as_another_rank(args: argparse.Namespace) -> int:
+    """Ranks other than 0 train in step with it, silently: rank 0 alone prints, records and checkpoints."""
+    from ..engine.checkpoints import CheckpointError
+    from ..engine.control import TrainingControl
+    from ..engine.events import RunFailed
+    from ..engine.loop import TrainingRun
+
+    try:
+        if args.resume is not None:
+            from ..engine.checkpoints import LAST
+            from ..runs.store import RunStore
+
+            with RunStore(args.runs_dir) as store:
+                record = store.get_run(store.resolve(args.resume))
+                path = record.last_checkpoint or str(store.checkpoint_dir(record.id) / LAST)
+            run = TrainingRun.from_checkpoint(path, TrainingControl(), epochs=args.epochs)
+        else:
+            run = TrainingRun(config_from_args(args), TrainingControl())
+    except (ConfigError, CheckpointError, LookupError, RuntimeError) as exc:
+        return error(f"rank {os.environ.get('RANK')}: {exc}")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # rank 0 hears Ctrl-C and tells every rank at the next step
+    final = None
+    for final in run.events():
+        pass
+    return EXIT_FAILED if isinstance(final, RunFailed) else 0

@@ -24,6 +24,7 @@ from .config import ConfigError, TrainConfig
 from .control import TrainingControl
 from .data import DeviceData, DownloadProgress, load_raw, prepare
 from .devices import device_label, resolve_device
+from .distributed import Agreed, Distributed, launched_by_torchrun
 from .evaluate import evaluate, loss_and_accuracy
 from .events import (BatchProgress, EpochEnded, Event, LearningRateChanged, RunFailed, RunFinished,
                      RunPaused, RunResumed, RunStarted, RunStopped)
@@ -65,15 +66,21 @@ class TrainingRun:
         self.run_id: str | None = None
         self.generator: torch.Generator | None = None
         self.path = StepPath()
+        self.dist: Distributed | None = None  # set when torchrun started this process as one of several
+        self._net: torch.nn.Module | None = None  # what the step calls: the model, or DDP around it
         self._graph: CudaGraphStep | None = None  # the captured step for full batches, on the graph path
         self._last_lr: float | None = None
         self._started = 0.0
         self._seconds_before = 0.0  # run time spent before a resume
         self._paused_seconds = 0.0  # wall time spent paused in this process, left out of every rate
-        # (order, batch losses, predictions, step the epoch began at) of the epoch in progress,
-        # so a snapshot taken between batches can continue mid-epoch.
-        self._position: tuple[torch.Tensor, torch.Tensor, torch.Tensor, int] | None = None
-        self._resume_position: tuple[torch.Tensor, torch.Tensor, torch.Tensor, int] | None = None
+        # (sample order, step the epoch began at) of the epoch in progress, so a snapshot taken
+        # between batches can continue mid-epoch; the epoch's running sums are in `_sums`.
+        self._position: tuple[torch.Tensor, int] | None = None
+        self._resume_position: tuple[torch.Tensor, int] | None = None
+        # The epoch's running loss sum and correct count, added to on the device by every step
+        # (inside the graph on the graph path) and read back only to report: a read is a host sync.
+        self._sums: torch.Tensor | None = None
+        self._agreed_sums: torch.Tensor | None = None  # under DDP: the sums over every rank at the last agreement
         self._pending_restore: dict[str, Any] | None = None
 
     # -- setup -------------------------------------------------------------
@@ -83,12 +90,17 @@ class TrainingRun:
             return
         cfg = self.config
         self.device = resolve_device(cfg.device)
+        if launched_by_torchrun():
+            self.dist = Distributed.from_environment(self.device.type)
+            self.device = self.dist.device(self.device)
         if self.data is None:
             raw = load_raw(cfg.dataset, cfg.data_dir, self.download_progress)
             self.data = prepare(raw, self.device, cfg.val_split, cfg.seed, cfg.max_train_samples)
         elif self.data.train_x.device != self.device:
             raise ValueError("the data passed in lives on another device than the config asks for")
         self.path = choose_path(cfg, self.device)
+        if self.dist and self.path.graph:  # DDP's all-reduce runs between the step's kernels
+            self.path = dataclasses.replace(self.path, graph=False, fallback="eager under DDP")
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.model, self.data.image_shape, len(self.data.classes),
                                  cfg.hidden, cfg.init).to(self.device)
@@ -96,9 +108,16 @@ class TrainingRun:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = build_optimizer(self.model, cfg)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        self._sums = torch.zeros(2, device=self.device)
         if self._pending_restore is not None:
             state, self._pending_restore = self._pending_restore, None
             self._restore_or_refuse(state)
+        self._net = self.model
+        if self.dist:  # after the restore: DDP starts every rank from rank 0's weights
+            from torch.nn.parallel import DistributedDataParallel
+
+            self._net = DistributedDataParallel(self.model, device_ids=[self.device.index]
+                                                if self.device.type == "cuda" else None)
         self._capture()
 
     @property
@@ -142,6 +161,9 @@ class TrainingRun:
         except Exception as exc:  # a run must end with an event, never a traceback in the UI
             yield RunFailed(message=f"{type(exc).__name__}: {exc}", epochs_done=self.epoch,
                             seconds=self.elapsed())
+        finally:
+            if self.dist:
+                self.dist.close()
 
     def _train_one_epoch(self) -> Iterator[Event]:
         cfg, data, model, optimizer = self.config, self.data, self.model, self.optimizer
@@ -149,13 +171,13 @@ class TrainingRun:
         n, batch_size, batches = len(y), cfg.batch_size, self.steps_per_epoch
         epoch = self.epoch + 1
         model.train()
-        order, batch_losses, predictions, first = self._epoch_buffers(n, batches)
+        order, first = self._epoch_order(n)
         skipped = min(first * batch_size, n)  # samples a resumed epoch had already trained on
         started = last_report = time.perf_counter()
         paused_before = self._paused_seconds
 
         for batch in range(first, batches):
-            if self.control.pending:
+            if self.control.pending and not self.dist:  # several ranks obey only at agreed steps
                 yield from self._obey_control()
             start, end = batch * batch_size, min((batch + 1) * batch_size, n)
             lr = self.lr
@@ -163,18 +185,20 @@ class TrainingRun:
                 set_lr(optimizer, lr)
                 self._last_lr = lr
             step = self._graph if self._graph is not None and end - start == batch_size else self._train_step
-            logits, loss = step(*self._batch(order[start:end], step))
-
-            with torch.no_grad():
-                batch_losses[batch] = loss
-                torch.argmax(logits, 1, out=predictions[start:end])
+            if not self.dist or end - start >= self.dist.world_size:  # a tail too small to share is left out
+                step(*self._batch(order, start, end, step))
             self.step += 1
 
             if self.step % PROGRESS_EVERY_STEPS == 0:
                 now = time.perf_counter()
-                if now - last_report >= self.progress_seconds:
+                report = now - last_report >= self.progress_seconds
+                if self.dist:
+                    agreed = self.dist.agree(self.control, report, self.device)
+                    yield from self._obey_agreed(agreed)
+                    report = agreed.report
+                if report:
                     last_report = now
-                    mean_loss, acc = _epoch_so_far(batch_losses, predictions, y, order, batch_size, batch + 1, end)
+                    mean_loss, acc = self._epoch_so_far(end)
                     self._check_finite(mean_loss, epoch)
                     yield BatchProgress(
                         step=self.step, epoch=epoch, epochs=cfg.epochs, batch=batch + 1, batches=batches,
@@ -184,7 +208,7 @@ class TrainingRun:
                     )
 
         self._position = None
-        train_loss, train_acc = _epoch_so_far(batch_losses, predictions, y, order, batch_size, batches, n)
+        train_loss, train_acc = self._epoch_so_far(n)
         self._check_finite(train_loss, epoch)
         seconds = time.perf_counter() - started - (self._paused_seconds - paused_before)
         val_loss, val_acc = loss_and_accuracy(model, data.val_x, data.val_y)
@@ -195,24 +219,32 @@ class TrainingRun:
 
     def _train_step(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One step, written out. On the graph path this is what gets captured and replayed."""
-        model, optimizer, graph = self.model, self.optimizer, self.path.graph
+        optimizer, graph = self.optimizer, self.path.graph
         with self.path.autocast(self.device):
-            logits = model(inputs)                                                                # forward
+            logits = self._net(inputs)                                                            # forward
             loss = F.cross_entropy(logits, targets, label_smoothing=self.config.label_smoothing)  # loss
         optimizer.zero_grad(set_to_none=not graph)  # a graph writes into the same grads  # zero_grad
         loss.backward()                                                                       # backward
         optimizer.step()                                                                      # step
-        return logits, loss
+        with torch.no_grad():
+            correct = (logits.argmax(1) == targets).sum()
+            self._sums += torch.stack((loss * len(targets), correct.to(loss.dtype))).float()
+        # Detached, so nothing keeps this step's autograd graph (and its grad accumulators) alive
+        # into the next: on the graph path that would tie them to the capture's stream.
+        return logits.detach(), loss.detach()
 
-    def _batch(self, idx: torch.Tensor, step: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """The batch's images and labels, gathered straight into a captured step's inputs when it has them."""
+    def _batch(self, order: torch.Tensor, start: int, end: int, step: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """This process's share of the batch order[start:end], gathered straight into a captured step's inputs."""
         x, y = self.data.train_x, self.data.train_y
+        lo, hi = self.dist.share(start, end) if self.dist else (start, end)
+        idx = order[lo:hi]
         into = step if isinstance(step, CudaGraphStep) else None
         inputs = torch.index_select(x, 0, idx, out=into.inputs) if into else x[idx]
         targets = torch.index_select(y, 0, idx, out=into.targets) if into else y[idx]
         if self.config.augment == "flip":
-            mirror = torch.rand(len(idx), 1, 1, 1, device=self.device, generator=self.generator) < 0.5
-            inputs = torch.where(mirror, inputs.flip(3), inputs)
+            # drawn for the whole batch on every rank, so the ranks' generators stay in step
+            mirror = torch.rand(end - start, 1, 1, 1, device=self.device, generator=self.generator) < 0.5
+            inputs = torch.where(mirror[lo - start:hi - start], inputs.flip(3), inputs)
         return inputs, targets
 
     def _capture(self) -> None:
@@ -229,48 +261,81 @@ class TrainingRun:
         x, y = self.data.train_x[:batch_size], self.data.train_y[:batch_size]
         if self.path.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        sums = self._sums.clone()  # warm-up adds to them
         try:
             self._graph = CudaGraphStep(self._train_step, self.model, self.optimizer, x, y)
         except RuntimeError as exc:  # train on, eagerly (out of memory too: it will say so there)
             reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
             self.path = dataclasses.replace(self.path, graph=False, fallback=f"cuda-graph capture failed: {reason}")
+        finally:
+            self._sums.copy_(sums)
 
-    def _epoch_buffers(self, n: int, batches: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-        """The epoch's sample order and running-metric buffers, and the batch to start at: fresh, or restored."""
+    def _epoch_order(self, n: int) -> tuple[torch.Tensor, int]:
+        """The epoch's sample order and the batch to start at: fresh, or where a checkpoint left it."""
         if self._resume_position is not None:
-            order, batch_losses, predictions, first = self._resume_position
+            order, first = self._resume_position
             self._resume_position = None
         else:
             order = torch.randperm(n, device=self.device, generator=self.generator)
-            # Per-batch results are written into device buffers (one small op each) and only
-            # reduced and read back when reporting: reading is a host sync.
-            batch_losses = torch.zeros(batches, device=self.device)
-            predictions = torch.empty(n, dtype=torch.long, device=self.device)
+            self._sums.zero_()
             first = 0
-        self._position = (order, batch_losses, predictions, self.step - first)
-        return order, batch_losses, predictions, first
+        self._position = (order, self.step - first)
+        return order, first
+
+    def _epoch_so_far(self, seen: int) -> tuple[float, float]:
+        """Mean loss and accuracy in percent over the epoch's first `seen` samples (of every rank)."""
+        loss_sum, correct = self._global_sums().tolist()
+        return loss_sum / seen, 100.0 * correct / seen
+
+    def _global_sums(self) -> torch.Tensor:
+        """The running sums over every rank; kept, so that rank 0 can checkpoint them without a collective."""
+        if self.dist:
+            self._agreed_sums = self.dist.sum(self._sums)
+            return self._agreed_sums
+        return self._sums
 
     def _obey_control(self) -> Iterator[Event]:
         control = self.control
         control.settle()
-        yield from self._apply_requested_lr()
+        yield from self._change_lr(control.take_lr())
         if control.stop_requested:
             raise _Stop
         if control.paused:
             yield RunPaused(epoch=self.epoch + 1, step=self.step, seconds=self.elapsed())
             paused_at = time.perf_counter()
             while not control.wait_while_paused(0.05):
-                yield from self._apply_requested_lr()
-            paused = time.perf_counter() - paused_at  # paused time is not run time
-            self._started += paused
-            self._paused_seconds += paused
+                yield from self._change_lr(control.take_lr())
+            self._leave_out(time.perf_counter() - paused_at)
             if control.stop_requested:
                 raise _Stop
-            yield from self._apply_requested_lr()
+            yield from self._change_lr(control.take_lr())
             yield RunResumed(epoch=self.epoch + 1, step=self.step, seconds=self.elapsed())
 
-    def _apply_requested_lr(self) -> Iterator[Event]:
-        requested = self.control.take_lr()
+    def _obey_agreed(self, agreed: Agreed) -> Iterator[Event]:
+        """`_obey_control` for several ranks: every rank acts on what rank 0 broadcast, at the same step."""
+        yield from self._change_lr(agreed.lr)
+        if agreed.stop or agreed.paused:
+            self._global_sums()  # a checkpoint taken now (by rank 0 alone) needs them
+        if agreed.paused and not agreed.stop:
+            yield RunPaused(epoch=self.epoch + 1, step=self.step, seconds=self.elapsed())
+            paused_at = time.perf_counter()
+            while agreed.paused and not agreed.stop:
+                if self.dist.main:
+                    self.control.wait_while_paused(0.05)
+                agreed = self.dist.agree(self.control, False, self.device)
+                yield from self._change_lr(agreed.lr)
+            self._leave_out(time.perf_counter() - paused_at)
+            if not agreed.stop:
+                yield RunResumed(epoch=self.epoch + 1, step=self.step, seconds=self.elapsed())
+        if agreed.stop:
+            raise _Stop
+
+    def _leave_out(self, paused: float) -> None:
+        """Paused time is not run time."""
+        self._started += paused
+        self._paused_seconds += paused
+
+    def _change_lr(self, requested: float | None) -> Iterator[Event]:
         if requested is None:
             return
         factor = lr_factor(self.config.schedule, self.step, self.total_steps)
@@ -307,11 +372,9 @@ class TrainingRun:
                                  "optimizer": plain_optimizer_state(self.optimizer.state_dict()),
                                  "rng": rng, "progress": progress}
         if self._position is not None:
-            order, batch_losses, predictions, epoch_start = self._position
-            done = self.step - epoch_start
-            progress["batches_done"] = done
-            state["position"] = {"order": order, "batch_losses": batch_losses,
-                                 "predictions": predictions[:min(done * self.config.batch_size, len(order))]}
+            order, epoch_start = self._position
+            progress["batches_done"] = self.step - epoch_start
+            state["position"] = {"order": order, "sums": (self._agreed_sums if self.dist else self._sums).clone()}
         return state
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -349,11 +412,19 @@ class TrainingRun:
             if len(order) != len(self.data.train_y):
                 raise ValueError(f"its epoch covers {len(order)} training images but this data has "
                                  f"{len(self.data.train_y)}")
-            predictions = torch.empty(len(order), dtype=torch.long, device=device)
-            done = position["predictions"]
-            predictions[:len(done)] = done.to(device)
-            self._resume_position = (order, position["batch_losses"].to(device), predictions,
-                                     int(progress["batches_done"]))
+            done = int(progress["batches_done"])
+            self._sums.copy_(position["sums"] if "sums" in position else self._older_sums(position, order, done))
+            if self.dist and not self.dist.main:  # rank 0 carries the whole sums on
+                self._sums.zero_()
+            self._resume_position = (order, done)
+
+    def _older_sums(self, position: dict[str, Any], order: torch.Tensor, done: int) -> torch.Tensor:
+        """The running sums of a checkpoint written before they were kept (0.1 kept per-batch losses and
+        predictions): every batch before a mid-epoch position is a full one."""
+        predictions = position["predictions"].to(self.device)
+        loss_sum = position["batch_losses"][:done].to(self.device).sum() * self.config.batch_size
+        correct = (predictions == self.data.train_y[order[:len(predictions)]]).sum()
+        return torch.stack((loss_sum, correct.to(loss_sum.dtype)))
 
     @classmethod
     def from_checkpoint(cls, checkpoint: "Checkpoint | str | Path", control: TrainingControl | None = None, *,
@@ -407,16 +478,6 @@ def _cuda_memory(device: torch.device) -> dict[str, float]:
         return {}
     return {"memory_mib": round(torch.cuda.memory_allocated(device) / 2**20, 1),
             "peak_memory_mib": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)}
-
-
-def _epoch_so_far(batch_losses: torch.Tensor, predictions: torch.Tensor, y: torch.Tensor, order: torch.Tensor,
-                  batch_size: int, batches_done: int, seen: int) -> tuple[float, float]:
-    """Mean loss (weighted by batch size) and accuracy in percent over the first `seen` samples of the epoch."""
-    last_batch = seen - batch_size * (batches_done - 1)  # only the epoch's final batch can be short
-    losses = batch_losses[:batches_done]
-    loss = (losses[:-1].sum() * batch_size + losses[-1] * last_batch) / seen
-    correct = (predictions[:seen] == y[order[:seen]]).sum()
-    return loss.item(), 100.0 * correct.item() / seen
 
 
 def run_training(config: TrainConfig, on_event: Callable[[Event], None],
