@@ -166,12 +166,17 @@ def test_parse_axis_reads_setup_text_and_text_reads_back(field, text, axis):
     ("model", "lin 1 2 2", "sweep.model: a range needs a number setting; give a list of values instead"),
     ("epochs", "lin 0 5 6", "sweep.epochs: got 0; must be a whole number from 1 to 10000"),
     ("device", "cpu,cuda", f"sweep.device: cannot be swept; {NOT_SWEPT['device']}"),
-    ("nesterov", "yes", "sweep.nesterov: got 'yes'; must be true or false"),
+    ("nesterov", "maybe", "sweep.nesterov: got 'maybe'; must be true or false (or yes/no, 1/0)"),
 ])
 def test_parse_axis_refuses_in_one_line_naming_the_field(field, text, message):
     with pytest.raises(SweepError) as info:
         parse_axis(field, text)
     assert str(info.value) == message
+
+
+def test_parse_axis_reads_switches_as_the_form_and_the_command_line_do():
+    assert parse_axis("nesterov", "true, no").values == (True, False)
+    assert parse_axis("nesterov", "1; 0").values == (True, False)
 
 
 def test_axes_made_by_hand_are_checked_too():
@@ -256,7 +261,7 @@ def test_more_than_max_runs_needs_allow_large():
     with pytest.raises(SweepTooLarge) as info:
         spec(text).configs()
     assert info.value.runs == 1010 > MAX_RUNS
-    assert str(info.value) == "sweep: 1010 runs, more than 1000 at once; confirm to queue them all"
+    assert str(info.value) == "sweep: 1010 runs, more than 1000 at once"
     assert spec(text).size() == 1010
     assert len(spec(text).configs(allow_large=True)) == 1010
     exactly = "[sweep]\nlr = {log = [1e-5, 1], count = 100}\nseed = {lin = [0, 9], count = 10}\n"

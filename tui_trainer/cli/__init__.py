@@ -15,6 +15,7 @@ from .evaluate import run_eval
 from .flags import TRAIN_FLAGS, config_from_args  # noqa: F401  (tests build configs as the parser does)
 from .queue import add_queue_parser, run_queue_command
 from .runs import run_runs
+from .sweep import add_sweep_parser, run_sweep_command, with_default_action
 from .train import run_train
 from ..engine.command import command_line  # noqa: F401  (the app and `runs show` print the same line)
 from ..engine.commands import COMMANDS
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     control.add_argument("value", nargs="?", type=float, help="the new learning rate, for set-lr")
 
     add_queue_parser(sub)
+    add_sweep_parser(sub)
 
     evaluate = sub.add_parser("eval", help="evaluate a recorded run's best checkpoint on the test set")
     evaluate.add_argument("run_id", metavar="RUN_ID")
@@ -109,13 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(with_default_action(sys.argv[1:] if argv is None else argv))
     if args.command == "train":
         return run_train(args)
     if args.command == "runs":
         return run_runs(args)
     if args.command == "queue":
         return run_queue_command(args)
+    if args.command == "sweep":
+        return run_sweep_command(args)
     if args.command == "eval":
         return run_eval(args)
     if args.command == "devices":

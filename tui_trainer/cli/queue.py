@@ -132,11 +132,11 @@ def _add(store: "RunStore", args: argparse.Namespace) -> int:
         print(f"Queued run {run_id} at position {positions.get(run_id, '-')}")
     if sweep_id:
         print(f"Sweep {sweep_id} ({sweep_name}): `scratch-tui runs --sweep {sweep_id}` lists its runs")
-    _say_runner(store, None if args.no_start else ensure_runner(store), args.no_start)
+    say_runner(store, None if args.no_start else ensure_runner(store), args.no_start)
     return 0
 
 
-def _say_runner(store: "RunStore", pid: int | None, not_started: bool = False) -> None:
+def say_runner(store: "RunStore", pid: int | None, not_started: bool = False) -> None:
     from ..runs.queue import runner_status
 
     status = runner_status(store)
@@ -215,7 +215,7 @@ def _resume(store: "RunStore", args: argparse.Namespace) -> int:
 
     pid = resume_queue(store)
     print("Resumed the queue.")
-    _say_runner(store, pid)
+    say_runner(store, pid)
     return 0
 
 
@@ -231,7 +231,7 @@ def _start(store: "RunStore", args: argparse.Namespace) -> int:
     if not status.waiting:
         print("The queue is empty: nothing to start.")
         return 0
-    _say_runner(store, ensure_runner(store))
+    say_runner(store, ensure_runner(store))
     return 0
 
 
@@ -272,7 +272,7 @@ def train_seeds(args: argparse.Namespace, config: TrainConfig) -> int:
             sweep_id = new_sweep_id()
             ids = enqueue(store, configs, sweep_id, f"seeds of {base}", [f"{base} seed {c.seed}" for c in configs])
             print(f"Queued {len(ids)} runs of {base}, seeds {args.seeds} (sweep {sweep_id}): {', '.join(ids)}")
-            _say_runner(store, ensure_runner(store))
+            say_runner(store, ensure_runner(store))
             if args.detach:
                 print(f"Follow them with `scratch-tui queue ls` and `scratch-tui runs --sweep {sweep_id}`.")
                 return 0

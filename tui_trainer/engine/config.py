@@ -264,11 +264,19 @@ def _validate(cfg: TrainConfig) -> dict[str, str]:
     return errors
 
 
+_BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
 def from_text(name: str, text: str) -> Any:
     """A value as typed in the form or on the command line; a ConfigError names the field."""
     kind = SETTINGS[name].type
     if kind == tuple[int, ...]:
         return parse_hidden(text)
+    if kind is bool:
+        word = text.strip().lower()
+        if word not in _BOOL_WORDS:
+            raise ConfigError({name: f"{name}: got {text!r}; must be true or false (or yes/no, 1/0)"})
+        return _BOOL_WORDS[word]
     try:
         if kind is int:
             return int(text)

@@ -21,7 +21,21 @@ The API the app and the CLI use (ids may be unique prefixes):
     runner_status(store) -> QueueStatus
     run_queue(store, poll_s) -> int                           the runner's loop (the hidden CLI calls it)
 
+Sweeps in the store (a sweep is the runs queued together under one sweep id):
+
+    set_halving(store, sweep_id, epoch) -> None               successive halving at that epoch, for the runner
+    halving(store, sweep_id) -> dict | None                   {"epoch": E}, then what it did once applied
+    resolve_sweep(store, sweep_id) -> str                     the full id of an id or unique prefix
+    sweep_records(store, sweep_id) -> list[RunRecord]         its runs, in queue order
+    sweep_results(store, sweep_id) -> list[RunResult]         the same, as the sweep table takes them
+    list_sweeps(store) -> list[SweepSummary]                  newest first
+
 Bad input raises QueueError (a ValueError) whose message names the field and how to fix it.
+
+Successive halving: once every config of a sweep with halving has a run past the chosen epoch (or none
+that can still get there), the runner stops the bottom half of the configs by mean val accuracy at that
+epoch: a stop command to their runs still training, and their queued runs end as stopped without
+training (kept, so the sweep table's done/total says what was cut). Once per sweep, said in its log.
 
 Device slots: a run takes the device its config names, `auto` resolved as training resolves it
 (cuda when present). With several GPUs, an `auto` or `cuda` run is pinned to the first GPU with a free
@@ -38,16 +52,19 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable
 
+from ..engine.commands import Command
 from ..engine.config import TrainConfig
-from ..engine.events import RunState
+from ..engine.events import RunState, RunStopped
 from .spawn import SpawnError, start_queued, start_runner
-from .store import RunNotFound, RunStore, process_alive, process_token
+from .store import RunNotFound, RunRecord, RunStore, process_alive, process_token
+from .sweep import RunResult, config_group, halving_plan
 
 PAUSED = "queue.paused"
 PER_DEVICE = "queue.per_device"
 DEFAULT_PER_DEVICE = 1
 POLL_S = 0.5  # how often the runner looks for free slots
 RUNNER_STALE_S = 60.0  # a runner on another host that has not beaten for this long is gone
+HALVING = "sweep.halving."  # + a sweep id: the setting that asks the runner for successive halving
 
 
 class QueueError(ValueError):
@@ -200,6 +217,121 @@ def ensure_runner(store: RunStore) -> int | None:
     return start_runner(store)
 
 
+# -- sweeps -----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SweepSummary:
+    id: str
+    name: str
+    total: int
+    done: int  # finished
+    active: int  # queued or training
+    best_test_acc: float | None  # of its best run
+    created_at: float
+
+
+def resolve_sweep(store: RunStore, sweep_id: str) -> str:
+    prefix = sweep_id.strip().lower()
+    found = [r[0] for r in store.query("SELECT DISTINCT sweep_id FROM runs WHERE sweep_id != '' AND "
+                                       "substr(sweep_id, 1, ?) = ? ORDER BY sweep_id", (len(prefix), prefix))]
+    if not prefix or not found:
+        raise QueueError(f"no sweep {sweep_id!r}; `scratch-tui sweep ls` lists them")
+    if len(found) > 1:
+        raise QueueError(f"sweep {sweep_id!r} is ambiguous ({', '.join(found)}); give more of its id")
+    return found[0]
+
+
+def sweep_records(store: RunStore, sweep_id: str) -> list[RunRecord]:
+    """The sweep's runs (an id or unique prefix) in queue order: the order its file or setup made them."""
+    full = resolve_sweep(store, sweep_id)
+    store.mark_interrupted()
+    ids = [r[0] for r in store.query("SELECT id FROM runs WHERE sweep_id = ? ORDER BY queue_order, created_at, id",
+                                     (full,))]
+    records = []
+    for run_id in ids:
+        try:
+            records.append(store.get_run(run_id))
+        except RunNotFound:  # removed meanwhile
+            continue
+    return records
+
+
+def sweep_results(store: RunStore, sweep_id: str) -> list[RunResult]:
+    return [RunResult.from_record(r) for r in sweep_records(store, sweep_id)]
+
+
+def list_sweeps(store: RunStore) -> list[SweepSummary]:
+    store.mark_interrupted()
+    rows = store.query("SELECT sweep_id, max(sweep_name), count(*), sum(status = 'finished'), "
+                       "sum(status IN ('queued', 'running')), max(test_acc), min(created_at) FROM runs "
+                       "WHERE sweep_id != '' GROUP BY sweep_id ORDER BY min(created_at) DESC, sweep_id")
+    return [SweepSummary(*row) for row in rows]
+
+
+def set_halving(store: RunStore, sweep_id: str, epoch: int) -> None:
+    """Ask the runner for successive halving of this sweep at `epoch` (once its runs are queued)."""
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
+        raise QueueError(f"halving: got {epoch!r}; must be an epoch, 1 or more")
+    store.set_setting(HALVING + sweep_id, json.dumps({"epoch": epoch}))
+
+
+def halving(store: RunStore, sweep_id: str) -> dict | None:
+    value = store.setting(HALVING + sweep_id)
+    return json.loads(value) if value else None
+
+
+def _halve_sweeps(store: RunStore, scores: dict[str, float | None]) -> None:
+    """The runner's check, each poll, of every sweep whose halving is still to be applied."""
+    for key, value in store.query("SELECT key, value FROM settings WHERE substr(key, 1, ?) = ?",
+                                  (len(HALVING), HALVING)):
+        try:
+            plan = json.loads(value)
+            epoch = int(plan["epoch"])
+        except (ValueError, KeyError, TypeError):
+            continue  # written by hand: nothing the runner can act on
+        if not plan.get("applied"):
+            _halve(store, key[len(HALVING):], epoch, scores)
+
+
+def _halve(store: RunStore, sweep_id: str, epoch: int, scores: dict[str, float | None]) -> None:
+    runs = []
+    for run_id, status, config, done in store.query("SELECT id, status, config, epochs_done FROM runs "
+                                                    "WHERE sweep_id = ? ORDER BY queue_order, id", (sweep_id,)):
+        config = TrainConfig.from_dict(json.loads(config))
+        if run_id not in scores and done >= epoch:  # its val acc at that epoch, read once
+            scores[run_id] = next((e["val_acc"] for e in store.epochs(run_id) if e["epoch"] == epoch), None)
+        runs.append((run_id, status, config, done, scores.get(run_id)))
+    if not runs:
+        return  # removed, or not queued yet
+    plan = halving_plan((config, acc) for _, _, config, _, acc in runs)
+
+    def may_get_there(status: str, config: TrainConfig, done: int) -> bool:
+        return config.epochs >= epoch and (status == "queued" or (status == "running" and done < epoch))
+
+    if any(config_group(c) in plan.waiting and may_get_there(s, c, d) for _, s, c, d, _ in runs):
+        return  # a config not judged yet may still be: wait for it
+    losers = set(plan.stop)
+    reason = f"successive halving at epoch {epoch}: its config was in the bottom half by val accuracy"
+    stopped, cancelled = [], []
+    for run_id, status, config, _, _ in runs:
+        if config_group(config) not in losers:
+            continue
+        if status == "running":
+            store.send(run_id, Command("stop"))
+            stopped.append(run_id)
+        elif status == "queued":
+            try:  # only this runner starts queued runs, so it is still queued unless someone removed it
+                store.record(run_id, RunStopped(epochs_done=0, seconds=0.0, reason=reason))
+                cancelled.append(run_id)
+            except RunNotFound:
+                pass
+    store.set_setting(HALVING + sweep_id, json.dumps({"epoch": epoch, "applied": True, "kept": len(plan.keep),
+                                                      "cut": len(plan.stop), "stopped": stopped,
+                                                      "cancelled": cancelled}))
+    print(f"sweep {sweep_id}: successive halving at epoch {epoch}: kept {len(plan.keep)} config(s), cut "
+          f"{len(plan.stop)}; sent stop to {' '.join([f'{len(stopped)} run(s)', *stopped])}; ended "
+          f"{' '.join([f'{len(cancelled)} queued run(s)', *cancelled])}", flush=True)
+
+
 # -- the runner ------------------------------------------------------------------------------------------------
 def run_queue(store: RunStore, poll_s: float = POLL_S) -> int:
     """Work through the queue until it is empty or paused; returns how many runs this runner started
@@ -207,11 +339,13 @@ def run_queue(store: RunStore, poll_s: float = POLL_S) -> int:
     if not _claim_runner(store):
         return 0
     children: set[int] = set()
+    scores: dict[str, float | None] = {}  # val acc at a halving epoch, per run: read once
     started = 0
     try:
         while True:
             _reap(children)
             store.mark_interrupted()
+            _halve_sweeps(store, scores)  # before starting anything: a loser's queued seed never starts
             if _release_if_done(store):
                 break
             pids = _start_what_fits(store)
@@ -239,11 +373,16 @@ def _claim_runner(store: RunStore) -> bool:
 
 
 def _release_if_done(store: RunStore) -> bool:
-    """In one transaction with the check, so a run queued meanwhile either sees this runner or none."""
+    """In one transaction with the check, so a run queued meanwhile either sees this runner or none. A sweep
+    whose halving is still to come keeps the runner while its runs train, even with nothing left to start."""
     with store.transaction() as db:
         paused = db.execute("SELECT 1 FROM settings WHERE key = ?", (PAUSED,)).fetchone()
         waiting = db.execute("SELECT 1 FROM runs WHERE status = 'queued' LIMIT 1").fetchone()
-        if waiting and not paused:
+        halving_due = db.execute(
+            "SELECT 1 FROM settings JOIN runs ON runs.sweep_id = substr(settings.key, ?) "
+            "WHERE substr(settings.key, 1, ?) = ? AND json_extract(settings.value, '$.applied') IS NULL "
+            "AND runs.status = 'running' LIMIT 1", (len(HALVING) + 1, len(HALVING), HALVING)).fetchone()
+        if (waiting and not paused) or halving_due:
             return False
         db.execute("DELETE FROM queue_runner WHERE pid = ? AND host = ?", (os.getpid(), store.host))
     return True

@@ -64,7 +64,8 @@ class SweepTooLarge(SweepError):
 
     def __init__(self, runs: int):
         self.runs = runs
-        super().__init__(f"sweep: {runs} runs, more than {MAX_RUNS} at once; confirm to queue them all")
+        # how to confirm is the caller's to say (--yes on the command line, a question in the app)
+        super().__init__(f"sweep: {runs} runs, more than {MAX_RUNS} at once")
 
 
 # ---------------------------------------------------------------------------------------------- axes
@@ -224,10 +225,6 @@ def parse_axis(field: str, text: str) -> Axis:
 
 
 def _from_text(field: str, text: str) -> Any:
-    if SETTINGS[field].type is bool:
-        if text.lower() not in ("true", "false"):
-            raise SweepError(f"{_key(field)}: got {text!r}; must be true or false")
-        return text.lower() == "true"
     try:
         return from_text(field, text)
     except ConfigError as exc:

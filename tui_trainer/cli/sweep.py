@@ -1,0 +1,257 @@
+"""`scratch-tui sweep FILE.toml`: queue a sweep, wait for it, print its table; `sweep show ID`, `sweep ls`.
+
+The sweep's runs are ordinary queued runs (runs/queue.py trains them); waiting only watches the store,
+so Ctrl-C here stops the watching, never the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence, TextIO
+
+from ..engine.events import RunState
+from ..format import percent
+from .common import (EXIT_FAILED, EXIT_INTERRUPTED, RUNS_DIR_HELP, Parser, error, reader_gone, table, terminal_width,
+                     usage_error, when)
+
+if TYPE_CHECKING:
+    from ..runs.store import RunStore
+    from ..runs.sweep import SweepTable
+
+ACTIONS = ("run", "show", "ls")  # `sweep FILE.toml` is `sweep run FILE.toml`
+POLL_S = 0.5
+ENDED = tuple(state for state in RunState if not state.active and state != RunState.QUEUED)
+
+
+def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
+    sweep = sub.add_parser("sweep", help="queue a sweep from a file and print its table; show or list sweeps",
+                           description="`scratch-tui sweep FILE.toml` queues one run per config and seed of a sweep "
+                                       "file (a `train --config` file plus a [sweep] table), waits for them and "
+                                       "prints the sweep's table. `sweep show ID` prints a sweep's table again; "
+                                       "`sweep ls` lists the sweeps.")
+    actions = sweep.add_subparsers(dest="sweep_command", parser_class=Parser, metavar="FILE.toml | ACTION",
+                                   required=True)
+
+    run = actions.add_parser("run", help="queue the sweep of FILE.toml and wait for it (`sweep FILE.toml` says the "
+                                         "same)")
+    run.add_argument("file", metavar="FILE.toml")
+    run.add_argument("--parallel", type=int, metavar="N",
+                     help="train up to N runs at a time on each device (the queue's runs-per-device setting, kept "
+                          "for what it starts later too; 1 unless set)")
+    run.add_argument("--detach", action="store_true", help="queue the runs, print the sweep id and return")
+    run.add_argument("--yes", "-y", action="store_true",
+                     help="queue a sweep of more runs than the usual maximum (1,000)")
+    run.add_argument("--halving", type=int, metavar="EPOCH",
+                     help="successive halving: once every config has a run at EPOCH, stop the bottom half by val "
+                          "accuracy (their runs in training and their queued seeds)")
+    run.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
+
+    show = actions.add_parser("show", help="a sweep's table: one row per config, mean ± std over seeds, best first")
+    show.add_argument("sweep_id", metavar="SWEEP_ID", help="a sweep id or a unique prefix")
+    export = show.add_mutually_exclusive_group()
+    export.add_argument("--csv", action="store_true", help="print the table as CSV")
+    export.add_argument("--json", action="store_true", help="print the table as JSON")
+    show.add_argument("--top", type=int, metavar="K", help="only the K best configs")
+    show.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
+
+    ls = actions.add_parser("ls", help="one line per sweep: id, name, runs done, best test accuracy")
+    ls.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
+
+
+def with_default_action(argv: Sequence[str]) -> list[str]:
+    """`sweep FILE.toml ...` as `sweep run FILE.toml ...`: the file is the usual case, the actions the rest."""
+    argv = list(argv)
+    if len(argv) > 1 and argv[0] == "sweep" and argv[1] not in (*ACTIONS, "-h", "--help"):
+        argv.insert(1, "run")
+    return argv
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    from ..engine.config import ConfigError
+    from ..runs.queue import QueueError
+    from ..runs.spawn import SpawnError
+    from ..runs.store import RunNotFound, StoreError
+    from ..runs.sweep import SweepError, SweepTooLarge
+
+    command = "sweep" if args.sweep_command == "run" else f"sweep {args.sweep_command}"
+    try:
+        code = _ACTIONS[args.sweep_command](args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return reader_gone()
+    except SweepTooLarge as exc:
+        return usage_error(f"{exc}; pass --yes to queue them all", command)
+    except (SweepError, ConfigError, QueueError, RunNotFound) as exc:
+        return usage_error(str(exc), command)
+    except (StoreError, SpawnError, OSError) as exc:
+        return error(str(exc), command)
+
+
+# -- sweep FILE.toml ---------------------------------------------------------------------------------------------
+def _run(args: argparse.Namespace) -> int:
+    from ..engine.devices import DeviceError, resolve_device
+    from ..runs.queue import QueueError, enqueue, ensure_runner, new_sweep_id, set_halving, set_per_device
+    from ..runs.store import RunStore
+    from ..runs.sweep import SweepSpec
+    from .queue import say_runner
+
+    # every check before anything is queued: bad input leaves the store as it was
+    spec = SweepSpec.load(args.file)
+    configs = spec.configs(allow_large=args.yes)
+    try:
+        resolve_device(spec.base.device)  # the device is never swept: one check covers every run
+    except DeviceError as exc:
+        raise QueueError(str(exc)) from None
+    if args.parallel is not None and args.parallel < 1:
+        raise QueueError(f"--parallel: got {args.parallel}; must be a whole number of runs, 1 or more")
+    longest = max(c.epochs for c in configs)
+    if args.halving is not None and not 1 <= args.halving <= longest:
+        raise QueueError(f"--halving: got {args.halving}; must be an epoch the runs reach, from 1 to {longest}")
+    name = spec.name or Path(args.file).stem
+
+    with RunStore(args.runs_dir) as store:
+        if args.parallel is not None:
+            set_per_device(store, args.parallel)
+        sweep_id = new_sweep_id()
+        ids = enqueue(store, configs, sweep_id, name, [c.name for c in configs])
+        if args.halving is not None:  # after its runs exist: a runner already working sees them with it
+            set_halving(store, sweep_id, args.halving)
+        seeds = len(spec.seeds_or_base)
+        print(f"Queued sweep {sweep_id} ({name}): {len(ids)} runs, {len(ids) // seeds} config(s) x {seeds} seed(s)"
+              + (f", halving at epoch {args.halving}" if args.halving else ""))
+        say_runner(store, ensure_runner(store))
+        if args.detach:
+            print(f"Watch it with `scratch-tui sweep show {sweep_id}` (its table) and `scratch-tui queue ls` "
+                  f"(the queue).")
+            return 0
+        try:
+            ended = _wait(store, sweep_id, ids, sys.stdout)
+        except KeyboardInterrupt:
+            print(f"\nStopped waiting; the sweep's runs go on in the background. `scratch-tui sweep show {sweep_id}` "
+                  f"prints its table, `scratch-tui queue ls` the queue.", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        _print_table(store, sweep_id)
+        cut = _cut_by_halving(store, sweep_id)
+        return 0 if all(status == RunState.FINISHED or run_id in cut for run_id, status in ended.items()) \
+            else EXIT_FAILED
+
+
+def _wait(store: "RunStore", sweep_id: str, ids: list[str], out: TextIO) -> dict[str, str]:
+    """Until every run has ended: a line per run as it ends, and on a terminal a live count. Each run's
+    status at its end ("removed" for one taken off the queue meanwhile)."""
+    live = out.isatty()
+    ended: dict[str, str] = {}
+    shown = ""  # the live line on screen now
+    while True:
+        now = {r.id: r for r in store.list_runs(sweep=sweep_id)}
+        lines = []
+        for run_id in ids:
+            run = now.get(run_id)
+            if run_id in ended or (run is not None and run.state not in ENDED):
+                continue
+            ended[run_id] = run.status if run else "removed"
+            if run is None:
+                outcome = "removed from the queue"
+            elif run.test_acc is not None:
+                outcome = f"{run.status}, test accuracy {percent(run.test_acc)}"
+            else:
+                outcome = f"{run.status}: {store.get_run(run_id).message or 'no test accuracy'}"
+            lines.append(f"[{len(ended)}/{len(ids)}] run {run_id} {run.name if run else ''}: {outcome}")
+        training = sum(r.state.active for r in now.values() if r.id in ids)
+        status = "" if len(ended) == len(ids) or not live else \
+            f"{len(ended)}/{len(ids)} done, {training} training, {len(ids) - len(ended) - training} queued"
+        if lines or status != shown:  # redrawn only when it changed
+            out.write(("\r\033[K" if shown else "") + "".join(line + "\n" for line in lines) + status)
+            shown = status
+            out.flush()
+        if len(ended) == len(ids):
+            return ended
+        time.sleep(POLL_S)
+
+
+def _cut_by_halving(store: "RunStore", sweep_id: str) -> set[str]:
+    from ..runs.queue import halving
+
+    plan = halving(store, sweep_id) or {}
+    return set(plan.get("stopped", ())) | set(plan.get("cancelled", ()))
+
+
+# -- sweep show / ls ---------------------------------------------------------------------------------------------
+def _sweep_table(store: "RunStore", sweep_id: str) -> "SweepTable":
+    from ..runs.queue import sweep_results
+    from ..runs.sweep import sweep_table
+
+    return sweep_table(sweep_results(store, sweep_id))
+
+
+def _print_table(store: "RunStore", sweep_id: str, top: int | None = None) -> None:
+    from ..runs.queue import halving, list_sweeps, resolve_sweep
+    from ..runs.sweep import SweepTable
+
+    full = resolve_sweep(store, sweep_id)
+    summary = next(s for s in list_sweeps(store) if s.id == full)
+    swept = _sweep_table(store, full)
+    shown = SweepTable(swept.fields, swept.rows[:top]) if top else swept
+    metric = "test acc" if swept.sort_metric == "test_acc" else "best val"
+    pm = "±" if _unicode() else "+-"
+    print(f"Sweep {full} ({summary.name}): {summary.done}/{summary.total} runs finished; {len(swept.rows)} "
+          f"config(s), best first by {metric}, mean {pm} std over seeds")
+    for line in shown.render(terminal_width(), ascii_only=not _unicode()):
+        print(line)
+    plan = halving(store, full)
+    if plan and plan.get("applied"):
+        print(f"Successive halving at epoch {plan['epoch']} cut {plan.get('cut', 0)} config(s).")
+    if shown.rows and shown.rows[0].best_run_id:
+        best = shown.rows[0].best_run_id
+        print(f"Best run: {best} (`scratch-tui runs show {best}`, `scratch-tui eval {best}`)")
+
+
+def _unicode() -> bool:
+    try:
+        "±…".encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+def _show(args: argparse.Namespace) -> int:
+    from ..runs.queue import QueueError
+    from ..runs.store import RunStore
+    from ..runs.sweep import SweepTable
+
+    if args.top is not None and args.top < 1:
+        raise QueueError(f"--top: got {args.top}; must be a number of configs, 1 or more")
+    with RunStore(args.runs_dir) as store:
+        if not (args.csv or args.json):
+            _print_table(store, args.sweep_id, args.top)
+            return 0
+        swept = _sweep_table(store, args.sweep_id)
+        if args.top:
+            swept = SweepTable(swept.fields, swept.rows[:args.top])
+        sys.stdout.write(swept.to_csv() if args.csv else swept.to_json())
+    return 0
+
+
+def _ls(args: argparse.Namespace) -> int:
+    from ..runs.queue import list_sweeps
+    from ..runs.store import RunStore
+
+    with RunStore(args.runs_dir) as store:
+        sweeps = list_sweeps(store)
+    if not sweeps:
+        print("No sweeps yet; `scratch-tui sweep FILE.toml` queues one.")
+        return 0
+    rows = [("ID", "NAME", "DONE", "ACTIVE", "BEST TEST", "CREATED")]
+    for s in sweeps:
+        rows.append((s.id, s.name or "-", f"{s.done}/{s.total}", str(s.active), percent(s.best_test_acc),
+                     when(s.created_at)))
+    for line in table(rows, terminal_width(), squeeze=(1,), drop=(5, 3)):
+        print(line)
+    return 0
+
+
+_ACTIONS = {"run": _run, "show": _show, "ls": _ls}
