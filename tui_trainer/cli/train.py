@@ -22,6 +22,9 @@ def run_train(args: argparse.Namespace) -> int:
         return _launch_ranks(args)
     if int(os.environ.get("RANK", "0")) > 0:
         return _train_as_another_rank(args)
+    from ..engine.threads import fit_cpu_threads
+
+    fit_cpu_threads()  # per process, before any tensor work: a busy machine gets fewer threads
     if args.run_id is not None:
         return _train_detached_child(args)
     if args.resume is not None:
