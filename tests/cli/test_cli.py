@@ -6,10 +6,13 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from tui_trainer import cli
 from tui_trainer.engine.config import TrainConfig
 from tui_trainer.engine.events import event_from_dict
+
+from ..fake_pynvml import card, fake_cuda, install, without_pynvml
 
 QUICK = ["--epochs", "1", "--max-train-samples", "800", "--device", "cpu"]
 
@@ -155,6 +158,31 @@ def test_devices_lists_the_cpu(capsys):
     assert code == 0
     assert out.startswith("torch ") and "CPU threads" in out
     assert any(line.startswith("cpu ") for line in out.splitlines())
+
+
+def test_devices_shows_each_gpus_live_readings(capsys, monkeypatch):
+    # NVML's card 1 is CUDA's cuda:0 (CUDA_VISIBLE_DEVICES=1): its readings go on cuda:0's row
+    install(monkeypatch, [card(0, util=5), card(1, util=87)], cuda=[1])
+    code, out, _ = run_cli(["devices"], capsys)
+    lines = out.splitlines()
+    assert code == 0 and lines[1].split() == ["DEVICE", "NAME", "MEMORY", "COMPUTE", "UTIL", "TEMP", "POWER"]
+    assert lines[2].split() == ["cuda:0", "NVIDIA", "H100", "80GB", "HBM3", "3.1/79.2", "GiB", "9.0", "87%", "61°C",
+                                "312/700", "W"]
+    assert lines[3].startswith("cpu ") and lines[3].split()[-3:] == ["-", "-", "-"]
+    assert "nvidia-ml-py" not in out
+
+
+def test_devices_without_pynvml_prints_a_hint_only_where_there_is_a_gpu(capsys, monkeypatch):
+    without_pynvml(monkeypatch)
+    fake_cuda(monkeypatch, [card(0)], [0])
+    code, out, _ = run_cli(["devices"], capsys)
+    lines = out.splitlines()
+    assert code == 0 and lines[1].split() == ["DEVICE", "NAME", "MEMORY", "COMPUTE"]
+    assert lines[2].split() == ["cuda:0", "NVIDIA", "H100", "80GB", "HBM3", "79.2", "GiB", "9.0"]
+    assert lines[-1] == "install nvidia-ml-py for live GPU stats"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code, out, _ = run_cli(["devices"], capsys)
+    assert code == 0 and "nvidia-ml-py" not in out and "cuda:0" not in out
 
 
 def test_app_refuses_a_pipe_and_points_to_train():

@@ -49,15 +49,25 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_devices(out: TextIO) -> int:
-    from ..engine.devices import list_devices, runtime_versions
+    from ..engine.devices import gpu_stats, list_devices, pynvml_installed, runtime_versions
 
     versions = runtime_versions()
     print(f"torch {versions['torch']}, CUDA {versions['cuda'] or 'none'}, cuDNN {versions['cudnn'] or 'none'}, "
           f"CPU threads {versions['cpu_threads']}", file=out)
-    rows = [("DEVICE", "NAME", "MEMORY", "COMPUTE")]
-    for d in list_devices():
+    devices = list_devices()
+    # live readings for the cards CUDA sees here, by its numbering (NVML's may differ)
+    live = {f"cuda:{s.cuda_index}": s for s in gpu_stats() if s.cuda_index is not None}
+    rows = [("DEVICE", "NAME", "MEMORY", "COMPUTE") + (("UTIL", "TEMP", "POWER") if live else ())]
+    for d in devices:
         memory = f"{d.memory_bytes / 2**30:.1f} GiB" if d.memory_bytes else "-"
-        rows.append((d.name, d.label, memory, d.compute_capability or "-"))
+        row = (d.name, d.label, memory, d.compute_capability or "-")
+        if live:
+            s = live.get(d.name)
+            row = (d.name, d.label, s and s.memory or memory, d.compute_capability or "-",
+                   s and s.utilization or "-", s and s.temperature or "-", s and s.power or "-")
+        rows.append(row)
     for line in table(rows):
         print(line, file=out)
+    if any(d.kind == "cuda" for d in devices) and not pynvml_installed():
+        print("install nvidia-ml-py for live GPU stats", file=out)
     return 0

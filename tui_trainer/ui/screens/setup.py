@@ -21,6 +21,7 @@ from ...engine.data import DATASETS, DatasetUnavailable, load_raw
 from ...engine.models import MODELS, build_model, count_parameters
 from ..markup import markup, plain
 from ..messages import DownloadFinished, DownloadProgress
+from ..widgets.gpu_line import GpuLine
 from .help import HELP_IN_FOOTER
 from .prompt import PromptScreen
 
@@ -83,6 +84,7 @@ class SetupScreen(Screen):
                     yield RadioButton(f"auto  → {best}", value=True, name="auto")
                     for d in app.devices:
                         yield RadioButton(f"{d.name}  {d.describe()}", name=d.name)
+                yield GpuLine(id="gpu")  # the chosen card's live readings, where NVML reads it
                 yield Label(SETTINGS["dataset"].label, classes="section")
                 with RadioSet(id="dataset"):
                     for name in SETTINGS["dataset"].choices:
@@ -119,6 +121,19 @@ class SetupScreen(Screen):
 
     def on_mount(self) -> None:
         self.apply_config(self.initial)
+        self._follow_gpu()
+
+    def on_screen_suspend(self) -> None:
+        self.query_one(GpuLine).pause()
+
+    def on_screen_resume(self) -> None:
+        self.query_one(GpuLine).resume()
+
+    def _follow_gpu(self) -> None:
+        device = self._selected("device")
+        if device == "auto":  # what the run will resolve it to, as the radio's label says
+            device = next((d.name for d in self.app.devices if d.kind != "cpu"), "cpu")
+        self.query_one(GpuLine).follow(device)
 
     # -- reading and writing the form ---------------------------------------
     def apply_config(self, config: TrainConfig) -> list[tuple[str, str]]:
@@ -218,6 +233,8 @@ class SetupScreen(Screen):
     @on(RadioSet.Changed)
     def _choice_changed(self, event: RadioSet.Changed) -> None:
         self.validate()
+        if event.radio_set.id == "device":
+            self._follow_gpu()
         if event.radio_set.id == "dataset" and not self._loading:
             name = event.pressed.name
             if self.app.dataset_status(name).startswith("needs download"):

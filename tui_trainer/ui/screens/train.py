@@ -18,6 +18,7 @@ from ...format import clock, format_test
 from ..history import RunHistory
 from ..markup import markup
 from ..widgets.charts import AccuracyChart, LossChart
+from ..widgets.gpu_line import GpuLine
 from .help import HELP_IN_FOOTER
 from .prompt import PromptScreen
 
@@ -68,6 +69,7 @@ class TrainScreen(Screen):
         self._logged_epochs: list[EpochEnded] = []
         self._logged_lines = 0
         self._logged_eval = False
+        self.gpu = GpuLine(id="gpu")  # shown only for a CUDA run whose card NVML reads
 
     def compose(self) -> ComposeResult:
         yield Static("Preparing data and model…", id="run-title")
@@ -80,6 +82,7 @@ class TrainScreen(Screen):
             yield Label("Overall", id="overall-label")
             yield ProgressBar(id="overall-bar", show_eta=False)
         yield Static("", id="stats")
+        yield self.gpu
         yield Static("", id="status")
         yield RichLog(id="log", max_lines=500, wrap=True)  # a failure's message is long: it must show whole
         yield Footer(compact=True)
@@ -97,7 +100,11 @@ class TrainScreen(Screen):
             self.history.on_change = None
 
     def on_screen_resume(self) -> None:
+        self.gpu.resume()
         self.call_after_refresh(self.redraw)
+
+    def on_screen_suspend(self) -> None:
+        self.gpu.pause()  # no readings for a screen out of sight
 
     def _history_changed(self) -> None:
         # At most one redraw per REDRAW_SECONDS, and at once when the last was longer ago: an event
@@ -126,6 +133,8 @@ class TrainScreen(Screen):
 
     # -- drawing -----------------------------------------------------------
     def redraw(self) -> None:
+        if not (self.app.is_running and self.is_attached):  # closing: an event still queued finds no widgets
+            return
         h = self.history
         if h.version != self._drawn_version:
             self._drawn_version = h.version
@@ -149,6 +158,7 @@ class TrainScreen(Screen):
         # run id and who started it first: the one thing to know when coming back over a new SSH session
         where = "" if handle is None else f"run {handle.run_id} · {'started here' if handle.started_here else 'attached'}"
         s = self.history.started
+        self.gpu.follow(s.device if s else None)
         if not s:
             self._put("#run-title", "[b]$where[/b]", where=where)
             return
@@ -183,7 +193,8 @@ class TrainScreen(Screen):
             parts.append(f"loss {h.progress.loss:.4f}")
         if h.lr is not None:
             parts.append(f"lr {h.lr:.3g}")
-        if h.progress and h.progress.memory_mib is not None:
+        self.gpu.set_peak(h.progress.peak_memory_mib if h.progress else None)
+        if h.progress and h.progress.memory_mib is not None and self.gpu.stats is None:  # else the GPU line has it
             parts.append(f"GPU mem {h.progress.memory_mib:,.0f} MiB (peak {h.progress.peak_memory_mib:,.0f})")
         self._put("#stats", "$stats", stats=" · ".join(parts))
 
