@@ -13,6 +13,7 @@ from .app import open_app, run_attach, run_devices, run_serve
 from .common import RUNS_DIR_HELP, Parser, package_version
 from .evaluate import run_eval
 from .flags import TRAIN_FLAGS, config_from_args  # noqa: F401  (tests build configs as the parser does)
+from .lr_find import add_lr_find_parser, run_lr_find
 from .queue import add_queue_parser, run_queue_command
 from .runs import run_runs
 from .sweep import add_sweep_parser, run_sweep_command, with_default_action
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_queue_parser(sub)
     add_sweep_parser(sub)
+    add_lr_find_parser(sub)
 
     evaluate = sub.add_parser("eval", help="evaluate a recorded run's best checkpoint on the test set")
     evaluate.add_argument("run_id", metavar="RUN_ID")
@@ -124,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_sweep_command(args)
     if args.command == "eval":
         return run_eval(args)
+    if args.command == "lr-find":
+        return run_lr_find(args)
     if args.command == "devices":
         return run_devices(sys.stdout)
     if args.command == "attach":

@@ -22,7 +22,8 @@ MODEL_NAMES = (*MLP_MODELS, "cnn")
 DATASET_NAMES = ("fashion-mnist-mini", "fashion-mnist", "mnist", "kmnist", "cifar10")
 INIT_NAMES = ("kaiming", "randn")
 OPTIMIZER_NAMES = ("sgd", "adam", "adamw")
-SCHEDULE_NAMES = ("constant", "cosine", "onecycle")
+SCHEDULE_NAMES = ("constant", "cosine", "onecycle", "plateau")
+MONITOR_NAMES = ("val_loss", "val_acc")  # what early stopping, restore_best and plateau watch
 AUGMENT_NAMES = ("none", "flip")
 STEP_MODES = ("auto", "eager", "cuda-graph")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -85,6 +86,7 @@ def _layer_sizes(value: Any) -> bool:
 
 _MLP = ("model", MLP_MODELS)
 _SGD = ("optimizer", ("sgd",))
+_PLATEAU = ("schedule", ("plateau",))
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,16 @@ class TrainConfig:
     weight_decay: float = _setting(0.01, label="Weight decay", low=0, high=1,
                                    help="weight decay (decoupled from the gradient for adamw)")
     schedule: str = _setting("onecycle", label="LR schedule", choices=SCHEDULE_NAMES,
-                             help="how the learning rate moves over the run")
+                             help="how the learning rate moves over the run; plateau: cut it when the monitored "
+                                  "metric stops improving")
+    # As Keras's and torch's ReduceLROnPlateau: a multiplier (0.1 cuts the lr tenfold), a patience and a floor.
+    plateau_patience: int = _setting(2, label="Plateau patience", low=1, high=10_000, only_when=_PLATEAU,
+                                     metavar="EPOCHS", help="epochs without improvement before the lr is cut")
+    plateau_factor: float = _setting(0.1, label="Plateau factor", low=0, high=1, bounds="()", only_when=_PLATEAU,
+                                     metavar="FACTOR", note="(0.1 cuts the lr tenfold)",
+                                     help="what the lr is multiplied by at a plateau")
+    min_lr: float = _setting(1e-6, label="Min LR", low=0, high=10, only_when=_PLATEAU, metavar="LR",
+                             help="the plateau schedule never cuts the lr below this")
     label_smoothing: float = _setting(0.05, label="Label smoothing", low=0, high=1, bounds="[)",
                                       help="share of each target spread over the other classes")
     # flip: random left-right mirroring of training images; it helps the CNN a little and the
@@ -120,6 +131,13 @@ class TrainConfig:
                             help="flip: mirror training images at random; for clothes and CIFAR-10, not digits")
     val_split: float = _setting(0.1, label="Validation split", low=0, high=0.5, note="(0 turns validation off)",
                                 help="fraction of the training images held out for validation; 0 for none")
+    early_stopping: int = _setting(0, label="Early stopping", low=0, high=10_000, metavar="PATIENCE",
+                                   note="(epochs without improvement; 0 turns early stopping off)",
+                                   help="stop after PATIENCE epochs without improvement of --monitor; 0 for never")
+    monitor: str = _setting("val_loss", label="Monitor", choices=MONITOR_NAMES,
+                            help="the validation metric early stopping, --restore-best and plateau watch")
+    restore_best: bool = _setting(False, label="Restore best",
+                                  help="evaluate the weights of the best epoch by --monitor, not the last")
     seed: int = _setting(0, label="Seed", low=0, help="seeds the init, the split and the shuffling")
     device: str = _setting("auto", label="Device", control="radio", help=f"where to train: {_DEVICES}",
                            check=lambda v: isinstance(v, str) and bool(_DEVICE_PATTERN.match(v)),
@@ -227,6 +245,8 @@ def allowed(name: str) -> str:
         span = f"greater than {s.low} and at most {s.high}"
     elif s.bounds == "[)":
         span = f"from {s.low} up to (not including) {s.high}"
+    elif s.bounds == "()":
+        span = f"between {s.low} and {s.high}, neither included"
     else:
         span = f"from {s.low} to {s.high}"
     noun = "whole number" if s.type is int else "number"
@@ -261,6 +281,14 @@ def _validate(cfg: TrainConfig) -> dict[str, str]:
     if ("nesterov" not in errors and cfg.nesterov and applies("nesterov", cfg)
             and not (_is_number(cfg.momentum) and cfg.momentum > 0)):
         errors["nesterov"] = "nesterov: needs momentum greater than 0; set --momentum 0.9 or turn nesterov off"
+    if "val_split" not in errors and cfg.val_split == 0:
+        # each of these watches a validation metric, which a run without a validation split has not got
+        watching = {"early_stopping": ("early stopping", _is_int(cfg.early_stopping) and cfg.early_stopping > 0),
+                    "restore_best": ("restoring the best epoch", cfg.restore_best is True),
+                    "schedule": ("the plateau schedule", cfg.schedule == "plateau")}
+        for name, (what, asked) in watching.items():
+            if asked and name not in errors:
+                errors[name] = f"{name}: {what} needs a validation split: set --val-split above 0"
     return errors
 
 

@@ -35,7 +35,7 @@ def loss_and_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tup
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: list[str],
-             images: torch.Tensor | None = None) -> EvaluationEnded:
+             images: torch.Tensor | None = None, weights_epoch: int | None = None) -> EvaluationEnded:
     started = time.perf_counter()
     was_training = model.training
     model.eval()
@@ -73,4 +73,5 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: list[s
         classes=list(classes),
         samples=samples,
         seconds=time.perf_counter() - started,
+        weights_epoch=weights_epoch,
     )

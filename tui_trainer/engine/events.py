@@ -104,6 +104,7 @@ class EvaluationEnded(Event):
     classes: list[str]
     samples: list[PredictionSample] = field(default_factory=list)
     seconds: float = 0.0
+    weights_epoch: int | None = None  # the epoch whose weights were evaluated, when the loop knows it
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,33 @@ class LearningRateChanged(Event):
     event_name: ClassVar[str] = "lr_changed"
     lr: float
     step: int
+    reason: str = ""  # "" for a change someone asked for; "plateau" for the plateau schedule's cut
+    previous: float | None = None  # the lr in force before; None in logs written before it was kept
+
+
+@dataclass(frozen=True)
+class EarlyStopped(Event):
+    """The monitored metric has not improved for `patience` epochs: the run trains no further, is evaluated
+    and finishes (a finished run, not a stopped one)."""
+
+    event_name: ClassVar[str] = "early_stopped"
+    epoch: int  # epochs done
+    best_epoch: int
+    monitor: str  # val_loss or val_acc
+    best_value: float
+    patience: int
+    step: int = 0
+
+
+@dataclass(frozen=True)
+class BestWeightsRestored(Event):
+    """With restore_best, the best epoch's weights replace the last ones before the final evaluation."""
+
+    event_name: ClassVar[str] = "best_restored"
+    epoch: int  # whose weights the model now holds
+    monitor: str
+    value: float
+    last_epoch: int  # the epoch trained last, whose weights were replaced
 
 
 @dataclass(frozen=True)
@@ -208,8 +236,8 @@ TERMINAL_EVENTS = (RunFinished, RunStopped, RunFailed, RunInterrupted)
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.event_name: cls
     for cls in (RunStarted, BatchProgress, EpochEnded, EvaluationEnded, RunPaused, RunResumed,
-                LearningRateChanged, RunFinished, RunStopped, RunFailed, RunInterrupted, CheckpointSaved,
-                CommandReceived, ProcessStarted, RunQueued)
+                LearningRateChanged, EarlyStopped, BestWeightsRestored, RunFinished, RunStopped, RunFailed,
+                RunInterrupted, CheckpointSaved, CommandReceived, ProcessStarted, RunQueued)
 }
 
 

@@ -26,10 +26,11 @@ from .data import DeviceData, DownloadProgress, load_raw, prepare
 from .devices import device_label, resolve_device
 from .distributed import Agreed, Distributed, launched_by_torchrun
 from .evaluate import evaluate, loss_and_accuracy
-from .events import (BatchProgress, EpochEnded, Event, LearningRateChanged, RunFailed, RunFinished,
-                     RunPaused, RunResumed, RunStarted, RunStopped)
+from .events import (BatchProgress, BestWeightsRestored, EarlyStopped, EpochEnded, Event, LearningRateChanged,
+                     RunFailed, RunFinished, RunPaused, RunResumed, RunStarted, RunStopped)
 from .models import build_model, count_parameters
-from .optim import build_optimizer, lr_factor
+from .monitor import Monitor
+from .optim import build_optimizer, lr_factor, plateau_cut
 from .step import CudaGraphStep, StepPath, choose_path, make_capturable, plain_optimizer_state, set_lr
 
 if TYPE_CHECKING:
@@ -82,6 +83,10 @@ class TrainingRun:
         self._sums: torch.Tensor | None = None
         self._agreed_sums: torch.Tensor | None = None  # under DDP: the sums over every rank at the last agreement
         self._pending_restore: dict[str, Any] | None = None
+        # The validation metric early stopping, restore_best and plateau watch, and (with restore_best)
+        # a copy of the best epoch's weights on the device: a few MB for these models, and no disk trip.
+        self.monitor = Monitor(config.monitor)
+        self._best_weights: dict[str, torch.Tensor] | None = None
 
     # -- setup -------------------------------------------------------------
     def setup(self) -> None:
@@ -147,9 +152,17 @@ class TrainingRun:
         )
         try:
             while self.epoch < cfg.epochs:
+                # checked before an epoch rather than after one, so a run resumed from the checkpoint
+                # of the epoch that exhausted the patience stops too, instead of training one more
+                if self.monitor.exhausted(cfg.early_stopping):
+                    yield EarlyStopped(epoch=self.epoch, best_epoch=self.monitor.best_epoch, monitor=cfg.monitor,
+                                       best_value=self.monitor.best, patience=cfg.early_stopping, step=self.step)
+                    break
                 yield from self._train_one_epoch()
+            weights_epoch = yield from self._restore_best()
             if self.evaluate_at_end:
-                yield evaluate(self.model, data.test_x, data.test_y, data.classes, data.test_images)
+                yield evaluate(self.model, data.test_x, data.test_y, data.classes, data.test_images,
+                               weights_epoch=weights_epoch)
             yield RunFinished(epochs_done=self.epoch, seconds=self.elapsed())
         except _Stop:
             yield RunStopped(epochs_done=self.epoch, seconds=self.elapsed())
@@ -213,9 +226,40 @@ class TrainingRun:
         seconds = time.perf_counter() - started - (self._paused_seconds - paused_before)
         val_loss, val_acc = loss_and_accuracy(model, data.val_x, data.val_y)
         self.epoch = epoch
-        yield EpochEnded(epoch=epoch, epochs=cfg.epochs, train_loss=train_loss, train_acc=train_acc,
-                         val_loss=val_loss, val_acc=val_acc, lr=self.lr, seconds=seconds,
-                         samples_per_s=(n - skipped) / seconds, step=self.step)
+        ended = EpochEnded(epoch=epoch, epochs=cfg.epochs, train_loss=train_loss, train_acc=train_acc,
+                           val_loss=val_loss, val_acc=val_acc, lr=self.lr, seconds=seconds,
+                           samples_per_s=(n - skipped) / seconds, step=self.step)
+        # Before the yield: a checkpoint taken at the epoch end must hold what this epoch decided.
+        cut = self._watch(epoch, val_loss, val_acc)
+        yield ended
+        if cut is not None:
+            yield cut
+
+    def _watch(self, epoch: int, val_loss: float | None, val_acc: float | None) -> LearningRateChanged | None:
+        """Update the monitor with this epoch; keep its weights if best; cut the lr at a plateau."""
+        cfg = self.config
+        if self.monitor.update(epoch, val_loss, val_acc) and cfg.restore_best:
+            self._best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        if cfg.schedule != "plateau" or self.monitor.plateau_wait < cfg.plateau_patience:
+            return None
+        before = self.lr
+        after = plateau_cut(before, cfg.plateau_factor, cfg.min_lr)
+        if after == before:  # at the floor already: nothing to cut, and (as Keras) the wait goes on
+            return None
+        self.monitor.plateau_wait = 0
+        # plateau's schedule factor is 1, so the base is the lr in force; a set lr rewrites it the same way,
+        # and snapshot() keeps it: the cut needs no state of its own
+        self.base_lr = after
+        return LearningRateChanged(lr=after, step=self.step, reason="plateau", previous=before)
+
+    def _restore_best(self) -> Iterator[Event]:
+        """With restore_best, load the best epoch's weights; returns the epoch whose weights the model holds."""
+        if not self.config.restore_best or self._best_weights is None:
+            return self.epoch
+        self.model.load_state_dict(self._best_weights)
+        yield BestWeightsRestored(epoch=self.monitor.best_epoch, monitor=self.monitor.metric,
+                                  value=self.monitor.best, last_epoch=self.epoch)
+        return self.monitor.best_epoch
 
     def _train_step(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One step, written out. On the graph path this is what gets captured and replayed."""
@@ -338,10 +382,11 @@ class TrainingRun:
     def _change_lr(self, requested: float | None) -> Iterator[Event]:
         if requested is None:
             return
+        before = self.lr
         factor = lr_factor(self.config.schedule, self.step, self.total_steps)
         # Rescale the base so the schedule continues from the requested value.
         self.base_lr = requested / factor if factor > 0 else requested
-        yield LearningRateChanged(lr=requested, step=self.step)
+        yield LearningRateChanged(lr=requested, step=self.step, previous=before)
 
     def _check_finite(self, loss: float, epoch: int) -> None:
         if not math.isfinite(loss):
@@ -367,10 +412,13 @@ class TrainingRun:
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         progress: dict[str, Any] = {"epoch": self.epoch, "step": self.step, "base_lr": self.base_lr,
-                                    "seconds": self.elapsed(), "device_type": self.device.type}
+                                    "seconds": self.elapsed(), "device_type": self.device.type,
+                                    "monitor": self.monitor.state()}
         state: dict[str, Any] = {"model": self.model.state_dict(),
                                  "optimizer": plain_optimizer_state(self.optimizer.state_dict()),
                                  "rng": rng, "progress": progress}
+        if self._best_weights is not None:
+            state["best_weights"] = self._best_weights  # replaced, never written in place: safe to share
         if self._position is not None:
             order, epoch_start = self._position
             progress["batches_done"] = self.step - epoch_start
@@ -398,6 +446,9 @@ class TrainingRun:
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch, self.step = int(progress["epoch"]), int(progress["step"])
         self.base_lr, self._seconds_before = float(progress["base_lr"]), float(progress.get("seconds", 0.0))
+        self.monitor = Monitor.from_state(self.config.monitor, progress.get("monitor"))
+        best = state.get("best_weights")
+        self._best_weights = None if best is None else {k: v.to(device) for k, v in best.items()}
         rng = state.get("rng", {})
         torch.set_rng_state(rng["torch"].cpu())
         # A generator's state only fits a generator of the same kind: resumed on another kind of
@@ -454,7 +505,11 @@ class TrainingRun:
         # Known now, so a caller can show where it resumes before setup() restores the rest.
         run.epoch, run.step = checkpoint.epoch, checkpoint.step
         run.base_lr = float(checkpoint.state["progress"]["base_lr"])
-        run._pending_restore = checkpoint.state
+        state = checkpoint.state
+        if "monitor" in checkpoint.meta and "monitor" not in state["progress"]:
+            # the loader passes on the progress keys it knows; the monitor's plain numbers are in the meta
+            state = {**state, "progress": {**state["progress"], "monitor": checkpoint.meta["monitor"]}}
+        run._pending_restore = state
         return run
 
 

@@ -34,7 +34,7 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
     a mid-run learning-rate change only rescales the base.
     """
     t = min(step / max(total_steps, 1), 1.0)
-    if schedule == "constant":
+    if schedule in ("constant", "plateau"):  # plateau's cuts are state the loop keeps, not a function of the step
         return 1.0
     if schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * t))
@@ -45,3 +45,9 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
         fall = (1.0 + math.cos(math.pi * (t - ONECYCLE_WARMUP) / (1 - ONECYCLE_WARMUP))) / 2
         return ONECYCLE_END + (1.0 - ONECYCLE_END) * fall
     raise ValueError(f"unknown schedule {schedule!r}")
+
+
+def plateau_cut(lr: float, factor: float, min_lr: float) -> float:
+    """ReduceLROnPlateau's cut: lr times factor, never below min_lr; an lr already at or below the floor
+    (a user may set one) stays where it is."""
+    return max(lr * factor, min_lr) if lr > min_lr else lr
