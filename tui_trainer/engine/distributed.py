@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -55,7 +56,8 @@ class Distributed:
         if backend == "nccl":
             torch.cuda.set_device(local_rank)
         if not dist.is_initialized():
-            dist.init_process_group(backend)
+            # a rank left alone in a collective (its peer died) gives up after this, instead of the default 30 min
+            dist.init_process_group(backend, timeout=timedelta(minutes=5))
         return cls(dist.get_rank(), dist.get_world_size(), local_rank, backend)
 
     def device(self, device: torch.device) -> torch.device:
@@ -85,6 +87,13 @@ class Distributed:
         stop, paused, lr, report = state.tolist()
         return Agreed(stop=bool(stop), paused=bool(paused), lr=lr or None, report=bool(report))
 
-    def close(self) -> None:
-        if dist.is_initialized():
+    def close(self, together: bool = True) -> None:
+        """Leave the group; `together` waits for every rank first (rank 0 may still be writing its checkpoint):
+        a peer that is gone before the other tears down can abort it."""
+        if not dist.is_initialized():
+            return
+        try:
+            if together:
+                dist.barrier()
+        finally:
             dist.destroy_process_group()

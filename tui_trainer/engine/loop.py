@@ -150,6 +150,7 @@ class TrainingRun:
             resumed_from_epoch=self.epoch, resumed_from_step=self.step, step_path=str(self.path),
             data_fingerprint=data.fingerprint, versions=_versions(self.device),
         )
+        together = True  # every rank ends here at the same step; false for a failure of this process alone
         try:
             while self.epoch < cfg.epochs:
                 # checked before an epoch rather than after one, so a run resumed from the checkpoint
@@ -169,14 +170,16 @@ class TrainingRun:
         except _NonFinite as exc:
             yield RunFailed(message=str(exc), epochs_done=self.epoch, seconds=self.elapsed())
         except torch.cuda.OutOfMemoryError:
+            together = False
             yield RunFailed(message=f"the device ran out of memory at batch size {cfg.batch_size}; "
                                     "try a smaller --batch-size", epochs_done=self.epoch, seconds=self.elapsed())
         except Exception as exc:  # a run must end with an event, never a traceback in the UI
+            together = False
             yield RunFailed(message=f"{type(exc).__name__}: {exc}", epochs_done=self.epoch,
                             seconds=self.elapsed())
         finally:
             if self.dist:
-                self.dist.close()
+                self.dist.close(together)
 
     def _train_one_epoch(self) -> Iterator[Event]:
         cfg, data, model, optimizer = self.config, self.data, self.model, self.optimizer
