@@ -150,3 +150,12 @@ def test_toml_holds_every_setting_but_an_unset_data_dir():
 
     assert list(tomllib.loads(TrainConfig().to_toml())) == [name for name in SETTINGS if name != "data_dir"]
     assert "data_dir" in tomllib.loads(TrainConfig(data_dir="/d").to_toml())
+
+
+def test_recommended_preset_takes_the_cnn_sweeps_winner_and_leaves_the_mlp_at_the_defaults():
+    from tui_trainer.engine.config import RECOMMENDED_FOR_MODEL
+
+    cnn = preset("recommended", TrainConfig(model="cnn", batch_size=512))
+    assert (cnn.batch_size, cnn.lr, cnn.augment) == (64, 0.002, "flip") == tuple(
+        RECOMMENDED_FOR_MODEL["cnn"][k] for k in ("batch_size", "lr", "augment"))
+    assert preset("recommended", TrainConfig(batch_size=512)) == TrainConfig()
