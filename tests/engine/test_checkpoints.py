@@ -1,6 +1,7 @@
 """Checkpoints: what they hold, atomic writes, and refusing files that would run code."""
 
 import dataclasses
+import errno
 import os
 import pickle
 import signal
@@ -12,7 +13,8 @@ import pytest
 import torch
 
 from tui_trainer.engine import checkpoints
-from tui_trainer.engine.checkpoints import CheckpointError, keep_as_best, load_checkpoint, save_checkpoint
+from tui_trainer.engine.checkpoints import (CheckpointDamaged, CheckpointError, CheckpointNotWritten, keep_as_best,
+                                            load_checkpoint, save_checkpoint)
 from tui_trainer.engine.config import TrainConfig
 from tui_trainer.engine.events import EpochEnded
 from tui_trainer.engine.loop import TrainingRun
@@ -55,10 +57,77 @@ def test_a_write_that_dies_halfway_leaves_the_previous_checkpoint(trained, tmp_p
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(checkpoints.torch, "save", dies_halfway)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(CheckpointNotWritten) as info:
         save_checkpoint(path, trained)
+    assert str(info.value) == f"no space left on the disk holding {tmp_path}" and info.value.remedy == "free some space"
     assert path.read_bytes() == before and load_checkpoint(path).epoch == 1
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_a_full_disk_inside_torch_is_named_not_torchs_enforce_fail(trained, tmp_path, monkeypatch):
+    """torch.save raises "[enforce fail at inline_container.cc]" with the OSError only in its chain."""
+    real_save = torch.save
+
+    class FullDisk:
+        def __init__(self, fh):
+            self.fh, self.written = fh, 0
+
+        def write(self, data):
+            self.written += len(data)
+            if self.written > 4096:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.fh.write(data)
+
+        def flush(self):
+            self.fh.flush()
+
+    monkeypatch.setattr(checkpoints.torch, "save", lambda obj, fh: real_save(obj, FullDisk(fh)))
+    with pytest.raises(CheckpointNotWritten, match=f"^no space left on the disk holding {tmp_path}$"):
+        save_checkpoint(tmp_path / "last.pt", trained)
+    assert list(tmp_path.iterdir()) == []  # the partial file is gone
+
+
+def test_best_left_unwritten_by_a_full_disk_leaves_no_partial_copy(trained, tmp_path, monkeypatch):
+    last = save_checkpoint(tmp_path / "last.pt", trained)
+
+    def no_room(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoints.os, "link", no_room)  # a filesystem without hard links: it copies
+    monkeypatch.setattr(checkpoints.shutil, "copyfile", no_room)
+    with pytest.raises(CheckpointNotWritten, match="no space left"):
+        keep_as_best(last, tmp_path / "best.pt")
+    assert list(tmp_path.iterdir()) == [last]
+
+
+def _flip_weights(path, model):
+    """Flip bytes in the middle of the first weight tensor's data, where torch.load notices nothing."""
+    data = bytearray(path.read_bytes())
+    weight = next(iter(model.state_dict().values())).detach().cpu().contiguous()
+    needle = weight.reshape(-1).view(torch.uint8).numpy().tobytes()[:64]
+    at = data.find(needle)
+    assert at > 0
+    data[at + 20:at + 24] = bytes(b ^ 0xFF for b in data[at + 20:at + 24])
+    path.write_bytes(bytes(data))
+
+
+def test_flipped_bytes_are_refused_by_the_checksum(trained, tmp_path):
+    path = save_checkpoint(tmp_path / "last.pt", trained)
+    assert load_checkpoint(path).meta["run_id"] == "abcd1234"
+    _flip_weights(path, trained.model)
+    assert isinstance(torch.load(path, weights_only=True), dict)  # torch itself reads it without a word
+    with pytest.raises(CheckpointDamaged, match=r"is damaged: its contents no longer match the checksum") as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value)
+
+
+def test_a_checkpoint_without_a_checksum_still_loads(trained, tmp_path):
+    """Files written before checksums existed resume as they did."""
+    path = save_checkpoint(tmp_path / "last.pt", trained)
+    payload = torch.load(path, weights_only=True)
+    del payload["checksum"]
+    torch.save(payload, path)
+    assert load_checkpoint(path).epoch == 1
 
 
 KILLED_MID_WRITE = textwrap.dedent("""

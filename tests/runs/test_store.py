@@ -307,7 +307,9 @@ def test_a_killed_process_leaves_its_run_interrupted(tmp_path):
     with RunStore(path) as store:
         record = store.get_run(run_id)
         assert record.status == "interrupted"
-        assert f"pid {holder.pid}" in record.message and f"--resume {run_id}" in record.message
+        assert f"pid {holder.pid}" in record.message
+        # it never saved a checkpoint, so resuming is not offered: starting again is
+        assert "--resume" not in record.message and "saved no checkpoint" in record.message
         assert store.get_run(mine).status == "running"
         assert store.latest_running() == mine
 
@@ -425,7 +427,7 @@ def test_follow_ends_an_interrupted_run_with_its_message_and_can_be_stopped(stor
     store.set_process(dead, gone.pid)
     events = followed(store, dead, poll_s=0.01)
     assert [e.event_name for e in events] == ["run_started", "batch_progress", "process_started", "run_interrupted"]
-    assert f"pid {gone.pid}" in events[-1].message and f"--resume {dead}" in events[-1].message
+    assert f"pid {gone.pid}" in events[-1].message and "saved no checkpoint" in events[-1].message
     assert store.get_run(dead).state == RunState.INTERRUPTED and store.events(dead)[-1] == (4, events[-1])
 
     live = store.create_run(CONFIG)

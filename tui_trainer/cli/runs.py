@@ -24,6 +24,9 @@ def run_runs(args: argparse.Namespace) -> int:
     command = "runs" if action == "list" else f"runs {action}"
     try:
         with RunStore(args.runs_dir) as store:
+            if store.read_only and action in ("list", "show", "export"):
+                print(f"scratch-tui {command}: note: {store.root} is read-only; the runs are shown as recorded and "
+                      f"nothing is changed", file=sys.stderr)
             code = _RUNS_ACTIONS[action](store, args)
             sys.stdout.flush()  # a reader that went away shows here, not in Python's own flush at exit
             return code

@@ -123,9 +123,12 @@ def _train_in_foreground(run: "TrainingRun", store: "RunStore | None", printer: 
                 _quiet_stdout()
                 control.stop()
     except KeyboardInterrupt:
-        print("scratch-tui train: stopped at once; the last checkpoint is from the last epoch end", file=sys.stderr)
+        advice = store.resume_advice(run.run_id) if store is not None and run.run_id else "nothing was recorded"
+        print(f"scratch-tui train: stopped at once; {advice}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (StoreError, RunNotFound, CheckpointError, OSError) as exc:
+    except CheckpointError as exc:  # a full disk or read-only folder: the message names it and how to go on
+        return error(str(exc))
+    except (StoreError, RunNotFound, OSError) as exc:
         return error(f"recording the run failed: {exc}")
     finally:
         for s, handler in previous.items():

@@ -2,16 +2,20 @@
 
 A checkpoint is `torch.save` of plain containers and tensors only:
 
-    {"format": 1, "meta": "<JSON: config, run id, epoch, step, base lr, ...>",
+    {"format": 1, "meta": "<JSON: config, run id, epoch, step, base lr, ...>", "checksum": "<sha256>",
      "model": state_dict, "optimizer": state_dict, "rng": {...}, "position": {...}}
 
-`position` is there only when saved part-way through an epoch. Loading uses
+`position` is there only when saved part-way through an epoch. `checksum` covers the meta and
+every tensor and number of the state, so flipped bytes are refused instead of resumed (files
+written before it existed have none and load as before). Loading uses
 `torch.load(weights_only=True)`, which refuses any pickled class or function, so a
 crafted file cannot run code; config and metadata travel as a JSON string for the same reason.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import pickle
@@ -30,10 +34,26 @@ from .config import ConfigError, TrainConfig
 
 FORMAT = 1
 LAST, BEST = "last.pt", "best.pt"
+PREVIOUS = "last.prev.pt"  # the last checkpoint before the newest: what a resume falls back on if that is damaged
+_HEADER = ("format", "meta", "checksum")  # a checkpoint's keys that are not the run's state
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing, damaged, foreign or unsafe; the message names the file."""
+
+
+class CheckpointDamaged(CheckpointError):
+    """The file is there but its bytes are not what was saved (cut short, flipped): another may be whole."""
+
+
+class CheckpointNotWritten(CheckpointError):
+    """A checkpoint could not be written (a full disk, a read-only folder); the previous one is kept whole.
+
+    `remedy` says what the user must do before the run can go on ("free some space")."""
+
+    def __init__(self, message: str, remedy: str):
+        super().__init__(message)
+        self.remedy = remedy
 
 
 @dataclass(frozen=True)
@@ -55,9 +75,66 @@ def save_checkpoint(path: str | Path, run: Any, reason: str = "epoch") -> Path:
     progress = state.pop("progress")
     meta = {"format": FORMAT, "run_id": run.run_id, "config": run.config.to_dict(), **progress,
             "reason": reason, "saved_at": time.time(), "torch": torch.__version__}
-    payload = {"format": FORMAT, "meta": json.dumps(meta), **state}
-    write_atomically(path, lambda fh: torch.save(payload, fh))
+    meta_text = json.dumps(meta)
+    payload = {"format": FORMAT, "meta": meta_text, "checksum": _checksum(meta_text, state), **state}
+    try:
+        write_atomically(path, lambda fh: torch.save(payload, fh))
+    except Exception as exc:
+        cause = _os_error(exc)
+        if cause is None:
+            raise
+        # torch reports a failed write as "[enforce fail at inline_container.cc:...]", with the
+        # OSError that says why only in its chain: name the reason and the folder instead
+        raise CheckpointNotWritten(*_why_not_written(cause, path.parent)) from None
     return path
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OSError behind `exc` (itself, or in its chain of causes), if there is one."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError) and current.errno is not None:
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _why_not_written(error: OSError, folder: Path) -> tuple[str, str]:
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on the disk holding {folder}", "free some space"
+    if error.errno == errno.EROFS:
+        return f"{folder} is on a read-only disk", "make it writable"
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return f"no permission to write in {folder}", "make it writable"
+    return f"cannot write a checkpoint in {folder} ({error.strerror or error})", "fix that"
+
+
+def _checksum(meta: str, state: dict[str, Any]) -> str:
+    """sha256 of the meta and of every value of the state, tensors by dtype, shape and bytes."""
+    digest = hashlib.sha256(meta.encode())
+    _feed(digest, {k: v for k, v in state.items() if k not in _HEADER})
+    return digest.hexdigest()
+
+
+def _feed(digest: Any, value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().to("cpu").contiguous()
+        digest.update(f"T{tensor.dtype}{tuple(tensor.shape)}".encode())
+        if tensor.numel():
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(value, dict):
+        digest.update(b"D%d" % len(value))
+        for key in sorted(value, key=repr):  # keys are names or parameter numbers
+            _feed(digest, key)
+            _feed(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        digest.update(b"L%d" % len(value))
+        for item in value:
+            _feed(digest, item)
+    else:
+        digest.update(f"{type(value).__name__}:{value!r};".encode())
 
 
 def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -83,10 +160,14 @@ def keep_as_best(last: Path, best: Path) -> None:
     """Make `best` the same bytes as `last`: a hard link when the filesystem has them (no copy), atomically."""
     tmp = best.with_name(f".{best.name}.{secrets.token_hex(4)}.tmp")
     try:
-        os.link(last, tmp)
-    except OSError:
-        shutil.copyfile(last, tmp)
-    os.replace(tmp, best)
+        try:
+            os.link(last, tmp)
+        except OSError:
+            shutil.copyfile(last, tmp)
+        os.replace(tmp, best)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)  # a copy cut short by a full disk must not stay behind
+        raise CheckpointNotWritten(*_why_not_written(exc, best.parent)) from None
     _fsync_dir(best.parent)
 
 
@@ -116,10 +197,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path} holds pickled objects other than tensors and plain data; refused to load it "
                               f"because that could run code. Load only checkpoints scratch-tui wrote") from None
     except Exception as exc:  # torch reports damage as RuntimeError, EOFError, ValueError, ...
-        raise CheckpointError(f"{path} is damaged or not a checkpoint ({_first_line(exc)}); resume from another "
-                              f"checkpoint or start the run again") from None
+        raise CheckpointDamaged(f"{path} is damaged or not a checkpoint ({_first_line(exc)}); resume from another "
+                                f"checkpoint or start the run again") from None
     if not (isinstance(data, dict) and data.get("format") == FORMAT and isinstance(data.get("meta"), str)):
         raise CheckpointError(f"{path} is not a scratch-tui checkpoint (format {FORMAT})")
+    if "checksum" in data and data["checksum"] != _checksum(data["meta"], data):
+        raise CheckpointDamaged(f"{path} is damaged: its contents no longer match the checksum saved with them; "
+                                f"resume from another checkpoint or start the run again")
     try:
         meta = json.loads(data["meta"])
         config = TrainConfig.from_dict(meta["config"])
@@ -130,8 +214,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except (ValueError, KeyError, TypeError, ConfigError) as exc:
         raise CheckpointError(f"{path} is not a usable scratch-tui checkpoint ({_first_line(exc)})") from None
     state["progress"] = progress
-    if "position" in data:
-        state["position"] = data["position"]
+    for key in ("position", "best_weights"):  # best_weights: kept for early stopping's restore of the best epoch
+        if key in data:
+            state[key] = data[key]
     return Checkpoint(path=path, config=config, run_id=meta.get("run_id"), epoch=int(progress["epoch"]),
                       step=int(progress["step"]), mid_epoch="position" in data, meta=meta, state=state)
 

@@ -8,36 +8,52 @@ It creates the store row (so `run.run_id` is known before the first event), appe
 each event to the run's log, writes checkpoints (every epoch end, on stop, on request),
 and applies the commands queued in the store (by the app, `scratch-tui runs control`)
 to `run.control`, logging each as CommandReceived.
+
+A store that another process keeps locked never fails the run: events wait in memory, in
+order, with one warning, and are written once the lock is free (see `_Journal`).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
-from typing import Any, Iterator
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
-from ..engine.checkpoints import BEST, LAST, CheckpointError, keep_as_best, load_checkpoint, save_checkpoint
+from ..engine.checkpoints import (BEST, LAST, PREVIOUS, Checkpoint, CheckpointDamaged, CheckpointError,
+                                  CheckpointNotWritten, keep_as_best, load_checkpoint, save_checkpoint)
 from ..engine.config import ConfigError
 from ..engine.control import TrainingControl
 from ..engine.commands import apply
 from ..engine.events import (BatchProgress, CheckpointSaved, CommandReceived, EpochEnded, Event, RunFailed,
                              RunInterrupted, RunStarted, RunStopped, TERMINAL_EVENTS)
 from ..engine.loop import TrainingRun
-from .store import RunStore, StoreError, still_running
+from .store import RunStore, StoreBusy, StoreError, StoreFull, still_running
 
 COMMAND_POLL_S = 0.02  # how often the store is asked for queued commands: the key-to-loop budget is 50 ms
+RETRY_EVERY_S = 1.0  # while the store is locked, how often the waiting events are offered again
+RETRY_WAIT_S = 0.05  # and how long each offer waits for the lock: training must not stall on it
+
+
+def warn_on_stderr(message: str) -> None:
+    """A warning for whoever watches the run: the terminal, or a detached run's log."""
+    clear = "\r\033[K" if sys.stderr.isatty() else ""  # over a live progress line, not after it
+    print(f"{clear}scratch-tui: warning: {message}", file=sys.stderr, flush=True)
 
 
 class Recording:
     """An iterator over the run's events that records them; `recorded()` makes one."""
 
     def __init__(self, run: TrainingRun, store: RunStore, checkpoints: bool = True,
-                 command_poll_s: float = COMMAND_POLL_S):
+                 command_poll_s: float = COMMAND_POLL_S, warn: Callable[[str], None] = warn_on_stderr):
         self.run, self.store, self.checkpoints = run, store, checkpoints
         self.command_poll_s = command_poll_s
         if run.run_id is None:
             run.run_id = store.create_run(run.config)
         self.run_id: str = run.run_id
+        self.journal = _Journal(store, self.run_id, warn)
         self._best_val_acc: float | None = None
         self._ended = False
         self._events = self._record()
@@ -55,12 +71,13 @@ class Recording:
     def _record(self) -> Iterator[Event]:
         run, store, run_id = self.run, self.store, self.run_id
         # Started at RunStarted: commands wait in the store until this process trains.
-        poller = _CommandPoller(store, run_id, run.control, self.command_poll_s)
+        journal = self.journal
+        poller = _CommandPoller(store, journal, run.control, self.command_poll_s)
         events = run.events()
         try:
             for event in events:
                 if isinstance(event, BatchProgress):
-                    store.record(run_id, event)
+                    journal.write(event)
                     if run.control.take_checkpoint_request():
                         saved = self._save("request")
                         yield event
@@ -69,7 +86,7 @@ class Recording:
                         continue
                     yield event
                 elif isinstance(event, EpochEnded):
-                    store.record(run_id, event)
+                    journal.write(event)
                     saved = self._save("epoch", event.val_acc)
                     yield event
                     if saved:
@@ -81,11 +98,11 @@ class Recording:
                         saved = self._save("stop")
                         if saved:
                             yield saved
-                    store.record(run_id, event)
+                    journal.write(event, wait=True)  # the ending waits for the lock: nothing may be lost
                     self._ended = True
                     yield event
                 else:
-                    store.record(run_id, event)
+                    journal.write(event)
                     if isinstance(event, RunStarted):
                         self._best_val_acc = store.get_run(run_id).best_val_acc
                         poller.start()
@@ -97,24 +114,24 @@ class Recording:
                 self._ended = True
                 poller.halt()
                 self._save("closed")
-                store.record(run_id, RunStopped(epochs_done=run.epoch, seconds=run.elapsed(),
-                                                reason="training stopped when its events stopped being read"))
+                journal.write(RunStopped(epochs_done=run.epoch, seconds=run.elapsed(),
+                                         reason="training stopped when its events stopped being read"), wait=True)
             raise
         except KeyboardInterrupt:
             if not self._ended:
                 self._ended = True
                 poller.halt()
-                _quietly(store.end_run, run_id, RunInterrupted(
-                    message=f"stopped at once (a second Ctrl-C); `scratch-tui train --resume {run_id}` continues "
-                            "from its last checkpoint", epochs_done=run.epoch, seconds=run.elapsed()))
+                _quietly(journal.end, RunInterrupted(
+                    message=f"stopped at once (a second Ctrl-C); {_quietly(store.resume_advice, run_id) or ''}",
+                    epochs_done=run.epoch, seconds=run.elapsed()))
             raise
         except BaseException as exc:
             # Setup failures (no dataset, bad device) and store or disk errors end up here.
             if not self._ended:
                 self._ended = True
                 poller.halt()
-                _quietly(store.end_run, run_id, RunFailed(message=str(exc) or type(exc).__name__,
-                                                          epochs_done=run.epoch, seconds=run.elapsed()))
+                _quietly(journal.end, RunFailed(message=str(exc) or type(exc).__name__, epochs_done=run.epoch,
+                                                seconds=run.elapsed()))
             raise
         finally:
             poller.halt()
@@ -124,17 +141,28 @@ class Recording:
         if not self.checkpoints or self.run.model is None:
             return None
         folder = self.store.checkpoint_dir(self.run_id)
-        last = save_checkpoint(folder / LAST, self.run, reason)
-        best = ""
-        # Without validation every epoch end is the best we know of.
-        if reason == "epoch" and (val_acc is None or self._best_val_acc is None or val_acc > self._best_val_acc):
-            self._best_val_acc = val_acc if val_acc is not None else self._best_val_acc
-            keep_as_best(last, folder / BEST)
-            best = str(folder / BEST)
+        try:
+            if (folder / LAST).exists():  # a hard link, no copy: what a resume falls back on if the new one rots
+                keep_as_best(folder / LAST, folder / PREVIOUS)
+            last = save_checkpoint(folder / LAST, self.run, reason)
+            best = ""
+            # Without validation every epoch end is the best we know of.
+            if reason == "epoch" and (val_acc is None or self._best_val_acc is None or val_acc > self._best_val_acc):
+                self._best_val_acc = val_acc if val_acc is not None else self._best_val_acc
+                keep_as_best(last, folder / BEST)
+                best = str(folder / BEST)
+        except CheckpointNotWritten as exc:
+            # The run's recorded reason and the one line the user sees: what is wrong and how to go on.
+            raise CheckpointNotWritten(f"{exc}: {exc.remedy}, then {self._how_to_go_on()}", exc.remedy) from None
         event = CheckpointSaved(path=str(last), epoch=self.run.epoch, step=self.run.step, reason=reason,
                                 best_path=best)
-        self.store.record(self.run_id, event)
+        self.journal.write(event)
         return event
+
+    def _how_to_go_on(self) -> str:
+        if (self.store.checkpoint_dir(self.run_id) / LAST).exists():
+            return f"resume with `scratch-tui train --resume {self.run_id}`"
+        return f"start it again (it has no checkpoint yet; `scratch-tui runs show {self.run_id}` gives its command)"
 
 
 def recorded(run: TrainingRun, store: RunStore, checkpoints: bool = True) -> Recording:
@@ -143,11 +171,13 @@ def recorded(run: TrainingRun, store: RunStore, checkpoints: bool = True) -> Rec
 
 
 def resume_run(store: RunStore, run_id: str, epochs: int | None = None, control: TrainingControl | None = None,
-               claim: bool = True, **kwargs: Any) -> TrainingRun:
+               claim: bool = True, warn: Callable[[str], None] = warn_on_stderr, **kwargs: Any) -> TrainingRun:
     """The run `run_id` continued from its last checkpoint (same id; record it with `recorded`).
 
     With `claim`, this process becomes the run's one trainer (atomically: two resumes of one run
-    cannot both go on); without, it only checks that the run can be resumed.
+    cannot both go on); without, it only checks that the run can be resumed. A last checkpoint that
+    is damaged is set aside and the previous good one used, with a warning. A run that trained all
+    its epochs but was never evaluated (killed before the end) resumes to be evaluated and finished.
     Raises RunNotFound, CheckpointError (no usable checkpoint), ConfigError (epochs) or
     StoreError (the run is still running).
     """
@@ -156,12 +186,9 @@ def resume_run(store: RunStore, run_id: str, epochs: int | None = None, control:
     me, parent = os.getpid(), os.getppid()  # a background resume's parent claimed the run for us
     if record.status == "running" and record.pid not in (me, parent):
         raise still_running(store, record)
-    path = record.last_checkpoint or str(store.checkpoint_dir(record.id) / LAST)
-    try:
-        checkpoint = load_checkpoint(path)
-    except CheckpointError as exc:
-        raise CheckpointError(f"run {record.id} cannot be resumed: {exc}") from None
-    if epochs is None and checkpoint.epoch >= checkpoint.config.epochs and not checkpoint.mid_epoch:
+    checkpoint = _resumable_checkpoint(store, record, warn if claim else None)
+    finished = record.status == "finished" or record.test_acc is not None
+    if epochs is None and checkpoint.epoch >= checkpoint.config.epochs and not checkpoint.mid_epoch and finished:
         raise ConfigError({"epochs": f"epochs: run {record.id} has already trained all {checkpoint.epoch} epochs; "
                                      f"ask for more epochs to train it further"})
     run = TrainingRun.from_checkpoint(checkpoint, control, epochs=epochs, **kwargs)
@@ -171,28 +198,123 @@ def resume_run(store: RunStore, run_id: str, epochs: int | None = None, control:
             raise still_running(store, store.get_run(record.id))
         if record.pid != me:
             store.set_process(record.id, me, resuming=True)  # viewers see it starting, not as it ended
+        _set_aside(checkpoint, store.checkpoint_dir(record.id))
     return run
+
+
+DAMAGED = "last.damaged.pt"  # a last checkpoint that failed to load, kept for a look but never resumed again
+
+
+def _resumable_checkpoint(store: RunStore, record: Any, warn: Callable[[str], None] | None) -> Checkpoint:
+    """The run's last checkpoint, or where that does not load the newest earlier one that does."""
+    folder = store.checkpoint_dir(record.id)
+    path = Path(record.last_checkpoint or folder / LAST)
+    try:
+        return load_checkpoint(path)
+    except CheckpointError as exc:
+        failure = exc
+    # the one before the last, then the best: each a whole file of its own (written, then renamed)
+    for earlier in (folder / PREVIOUS, Path(record.best_checkpoint or folder / BEST)):
+        if earlier == path or not earlier.is_file():
+            continue
+        try:
+            checkpoint = load_checkpoint(earlier)
+        except CheckpointError:
+            continue
+        if warn is not None:
+            why = "is damaged" if isinstance(failure, CheckpointDamaged) else "cannot be used"
+            warn(f"{path} {why}, so run {record.id} resumes from the previous good checkpoint, {earlier.name} "
+                 f"(epoch {checkpoint.epoch}, step {checkpoint.step})")
+        return checkpoint
+    raise CheckpointError(f"run {record.id} cannot be resumed: {failure}") from None
+
+
+def _set_aside(used: Checkpoint, folder: Path) -> None:
+    """Resumed from an earlier checkpoint: move the last one, which did not load, out of the way, so the
+    next save does not keep it as the previous good one."""
+    last = folder / LAST
+    if used.path != last and last.is_file():
+        try:
+            os.replace(last, folder / DAMAGED)
+        except OSError:
+            pass  # kept where it is: the next save replaces it anyway
+
+
+class _Journal:
+    """The run's events on their way into the store, in order, from the loop and the command poller.
+
+    While another process holds the store's write lock past its busy timeout (or its disk is full),
+    events wait here, with one warning, and are offered again every RETRY_EVERY_S, each time waiting
+    only RETRY_WAIT_S for the lock, so training goes on. Written late, they keep their order and seqs.
+    The run's ending waits for the lock: nothing is lost."""
+
+    def __init__(self, store: RunStore, run_id: str, warn: Callable[[str], None]):
+        self.store, self.run_id, self.warn = store, run_id, warn
+        self._waiting: list[Event] = []
+        self._lock = threading.Lock()
+        self._next_try = 0.0
+        self._warned = False
+
+    def write(self, event: Event, wait: bool = False) -> None:
+        """Record `event` after those still waiting; with `wait`, do not return until all are written."""
+        with self._lock:
+            self._waiting.append(event)
+            if len(self._waiting) == 1:
+                self._offer(None)  # nothing waits: the ordinary write, with the ordinary busy timeout
+            elif time.monotonic() >= self._next_try:
+                self._offer(RETRY_WAIT_S)
+            while wait and self._waiting:
+                time.sleep(max(0.0, self._next_try - time.monotonic()))
+                self._offer(None)
+
+    def end(self, event: Event) -> None:
+        """The ending on the way out of an error: one ordinary try, so leaving is never held up for long."""
+        with self._lock:
+            self._waiting.append(event)
+            self._offer(None)
+
+    def _offer(self, wait_s: float | None) -> None:
+        try:
+            self.store.record_all(self.run_id, self._waiting, wait_s)
+        except StoreBusy:
+            self._held_back(f"the run store {self.store.db_path} is locked by another process")
+            return
+        except StoreFull:
+            self._held_back(f"no space left on the disk holding {self.store.root}")
+            return
+        if self._warned:
+            self.warn(f"the run store takes writes again: the {len(self._waiting)} events kept meanwhile are "
+                      f"recorded")
+            self._warned = False
+        self._waiting.clear()
+
+    def _held_back(self, why: str) -> None:
+        self._next_try = time.monotonic() + RETRY_EVERY_S
+        if not self._warned:
+            self._warned = True
+            self.warn(f"{why}; run {self.run_id} trains on and keeps its events in memory until they can be "
+                      f"written")
 
 
 class _CommandPoller(threading.Thread):
     """Takes queued commands from the store and applies them; a thread, because a paused loop yields
     no events. Each is logged as CommandReceived before it acts, so the log says why the run changed."""
 
-    def __init__(self, store: RunStore, run_id: str, control: TrainingControl, every_s: float):
-        super().__init__(name=f"commands-{run_id}", daemon=True)
-        self.store, self.run_id, self.control, self.every_s = store, run_id, control, every_s
+    def __init__(self, store: RunStore, journal: _Journal, control: TrainingControl, every_s: float):
+        super().__init__(name=f"commands-{journal.run_id}", daemon=True)
+        self.store, self.journal, self.control, self.every_s = store, journal, control, every_s
         self._halt = threading.Event()
 
     def run(self) -> None:
         while not self._halt.wait(self.every_s):
             try:
-                commands = self.store.take_commands(self.run_id)
+                commands = self.store.take_commands(self.journal.run_id)
             except StoreError:
                 continue  # a store busy elsewhere must not stop training; ask again next time
             for command in commands:
                 if not self._halt.is_set():  # the run has ended: nothing may follow its ending in the log
                     try:
-                        self.store.record(self.run_id, CommandReceived(command.name, command.value))
+                        self.journal.write(CommandReceived(command.name, command.value))
                     except StoreError:
                         pass  # taken from the queue already: act on it even if the log missed it
                 apply(command, self.control)
@@ -203,9 +325,9 @@ class _CommandPoller(threading.Thread):
             self.join(timeout=5)
 
 
-def _quietly(fn: Any, *args: Any) -> None:
+def _quietly(fn: Any, *args: Any) -> Any:
     """For bookkeeping on the way out, which must not hide the error that got us there."""
     try:
-        fn(*args)
+        return fn(*args)
     except (StoreError, ValueError, LookupError):
-        pass
+        return None

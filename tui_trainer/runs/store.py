@@ -8,6 +8,10 @@ One file (`<runs dir>/runs.sqlite3`) shared by every process that trains or look
 WAL lets readers go on while a run writes, every write is one short IMMEDIATE
 transaction, and the busy timeout makes concurrent writers wait their turn instead
 of failing. This module does not import torch, so listing runs stays quick.
+
+Looking never needs to write: a runs dir that is read-only (a read-only mount, another user's
+folder) is opened read-only, and a full disk or a store locked by another process only stops
+what writes. Checkpoint paths are kept relative to the runs dir, so a moved runs dir still works.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import sqlite3
 import sys
 import threading
 import time
+import urllib.request
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +41,7 @@ from ..engine.events import (ENDING_STATE, CheckpointSaved, EpochEnded, Evaluati
 
 STORE_FILE = "runs.sqlite3"
 BUSY_TIMEOUT_S = 10.0
+MARK_WAIT_S = 0.5  # how long marking dead runs waits for the write lock before leaving it to the next look
 # the status column: queued until the queue's runner starts it, running while a process owns the run, else how
 # its log ended
 STATUSES = (RunState.QUEUED.value, RunState.RUNNING.value, *(state.value for state in ENDING_STATE.values()))
@@ -162,6 +168,14 @@ class StoreError(RuntimeError):
     """The database cannot be opened or written; the message names the file and what to do."""
 
 
+class StoreBusy(StoreError):
+    """Another process has held the store's write lock for longer than the busy timeout: try again later."""
+
+
+class StoreFull(StoreError):
+    """The disk holding the store is full."""
+
+
 class RunNotFound(LookupError):
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "no such run"
@@ -246,6 +260,14 @@ def _safe(run_id: str) -> str:
     return run_id
 
 
+def _disk_full(folder: Path) -> bool:
+    # SQLite reports some failed writes as a plain I/O error; an empty disk is then the reason
+    try:
+        return shutil.disk_usage(folder).free < 64 * 1024
+    except OSError:
+        return False
+
+
 def process_token(pid: int) -> str | None:
     """The process's start time from /proc (Linux), so a recycled pid is not mistaken for our run."""
     stat = _proc_stat(pid)
@@ -284,40 +306,97 @@ def process_alive(pid: int | None, token: str | None = None) -> bool:
 class RunStore:
     """Runs on disk. Thread-safe: one connection, one lock; every process opens its own store."""
 
-    def __init__(self, path: str | Path | None = None):
+    def __init__(self, path: str | Path | None = None, busy_timeout_s: float | None = None):
         path = Path(path).expanduser() if path is not None else default_runs_dir()
+        path = Path(os.path.abspath(path))  # a relative --runs-dir means the same folder after a chdir
         if path.suffix == ".sqlite3":
             self.root, self.db_path = path.parent, path
         else:
             self.root, self.db_path = path, path / STORE_FILE
+        self.busy_timeout_s = BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
+        self.host = socket.gethostname()
+        self._lock = threading.RLock()
+        self._gone_unrecorded: dict[str, str] = {}  # runs found dead that could not be marked: id -> message
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create the runs folder {self.root} ({exc.strerror}); pass --runs-dir or set "
-                             f"SCRATCH_TUI_HOME to a writable folder") from None
-        self.host = socket.gethostname()
-        self._lock = threading.RLock()
+            if not self.root.is_dir():
+                raise StoreError(f"cannot create the runs folder {self.root} ({exc.strerror}); pass --runs-dir or "
+                                 f"set SCRATCH_TUI_HOME to a writable folder") from None
+        # Looking must work where writing cannot: a read-only mount, a folder of another user.
+        self.read_only = not (os.access(self.root, os.W_OK) and
+                              (not self.db_path.exists() or os.access(self.db_path, os.W_OK)))
+        if self.read_only:
+            self._db = self._open_read_only()
+            self.mark_interrupted()  # shows the dead as interrupted, writing nothing
+            return
         try:
-            self._db = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+            self._db = sqlite3.connect(self.db_path, timeout=self.busy_timeout_s, isolation_level=None,
                                        check_same_thread=False)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the run store {self.db_path} ({exc}); pass --runs-dir or set "
-                             f"SCRATCH_TUI_HOME to a writable folder") from None
+            raise self._failure(exc, "open") from None
         try:
-            self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            self._db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
             self._db.execute("PRAGMA journal_mode = WAL")
             # With WAL, NORMAL syncs at checkpoints only: a power cut may lose the last writes but
             # never corrupts the file, and a run writes several times a second.
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             self._db.close()
-            raise StoreError(f"{self.db_path} is not a usable run store ({exc}); move it aside or pass "
-                             f"--runs-dir") from None
+            raise self._failure(exc, "open") from None
         except StoreError:
             self._db.close()
             raise
         self.mark_interrupted()
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """The store opened for reading only; nothing (no marking, no upgrade) is written."""
+        if not self.db_path.is_file():
+            raise StoreError(f"{self.root} is read-only and holds no run store ({STORE_FILE}); pass --runs-dir or "
+                             f"set SCRATCH_TUI_HOME to a folder with runs")
+        uri = "file:" + urllib.request.pathname2url(str(self.db_path))
+        db = None
+        # mode=ro reads a WAL store alongside its writers; where its -shm file cannot be made (the
+        # folder itself is read-only, so nobody can write it either) immutable=1 reads the file as it is.
+        for options in ("?mode=ro", "?immutable=1"):
+            try:
+                db = sqlite3.connect(uri + options, uri=True, timeout=self.busy_timeout_s, isolation_level=None,
+                                     check_same_thread=False)
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                break
+            except sqlite3.Error as exc:
+                if db is not None:
+                    db.close()
+                    db = None
+                failure = exc
+        else:
+            raise self._failure(failure, "open") from None
+        target = len(MIGRATIONS)
+        if version != target:
+            db.close()
+            if version > target:
+                raise StoreError(f"{self.db_path} was written by a newer scratch-tui (schema {version}, this one "
+                                 f"knows {target}); upgrade scratch-tui or pass another --runs-dir")
+            raise StoreError(f"{self.db_path} was written by an older scratch-tui (schema {version}) and needs an "
+                             f"upgrade to schema {target}, which its read-only folder does not allow; open it once "
+                             f"where it is writable (or copy the folder)")
+        return db
+
+    def _failure(self, exc: sqlite3.Error, doing: str) -> StoreError:
+        """What went wrong with the store, said as what it is: locked, full, read-only or damaged."""
+        code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF  # the primary code of an extended one
+        if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            return StoreBusy(f"the run store {self.db_path} is locked: another process has held its write lock for "
+                             f"over {self.busy_timeout_s:g}s; try again once it lets go")
+        if code == sqlite3.SQLITE_FULL or (code == sqlite3.SQLITE_IOERR and _disk_full(self.root)):
+            return StoreFull(f"no space left on the disk holding {self.root}: free some space, then try again")
+        if code == sqlite3.SQLITE_READONLY or (code == sqlite3.SQLITE_CANTOPEN and self.read_only):
+            return StoreError(f"the run store {self.db_path} is read-only ({exc}); runs can be listed and shown "
+                              f"but not changed there; pass --runs-dir to record elsewhere")
+        if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            return StoreError(f"{self.db_path} is not a usable run store ({exc}); move it aside or pass --runs-dir")
+        return StoreError(f"cannot {doing} the run store {self.db_path} ({exc})")
 
     # -- plumbing ---------------------------------------------------------------
     def _migrate(self) -> None:
@@ -343,8 +422,11 @@ class RunStore:
             db.execute(f"PRAGMA user_version = {target}")
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, wait_s: float | None = None) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction; `wait_s` replaces the busy timeout for it (a retry that must not stall)."""
         with self._lock:
+            if wait_s is not None:
+                self._db.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
@@ -357,14 +439,17 @@ class RunStore:
             except sqlite3.Error as exc:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
-                raise StoreError(f"cannot write the run store {self.db_path} ({exc})") from None
+                raise self._failure(exc, "write") from None
+            finally:
+                if wait_s is not None:
+                    self._db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
 
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
             try:
                 return self._db.execute(sql, args).fetchall()
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot read the run store {self.db_path} ({exc})") from None
+                raise self._failure(exc, "read") from None
 
     def close(self) -> None:
         with self._lock:
@@ -378,6 +463,28 @@ class RunStore:
 
     def checkpoint_dir(self, run_id: str) -> Path:
         return self.root / "checkpoints" / _safe(run_id)
+
+    def _stored_path(self, path: str) -> str:
+        """How a checkpoint path is kept: relative to the runs dir when inside it, so the folder can move."""
+        if not path:
+            return path
+        try:
+            return Path(os.path.abspath(path)).relative_to(self.root).as_posix()
+        except ValueError:
+            return path
+
+    def _found_path(self, run_id: str, stored: str | None) -> str | None:
+        """Where a kept checkpoint path points now: relative ones are under the runs dir; an absolute one
+        (kept by an older release) that is gone is looked for in the run's folder under this runs dir."""
+        if not stored:
+            return stored
+        path = Path(stored)
+        if not path.is_absolute():
+            path = self.root / path
+        if path.exists() or not _SAFE_ID.fullmatch(run_id):
+            return str(path)
+        moved = self.checkpoint_dir(run_id) / path.name
+        return str(moved) if moved.exists() else str(path)
 
     def log_path(self, run_id: str) -> Path:
         """Where a detached run's output goes."""
@@ -503,6 +610,13 @@ class RunStore:
         with self._write() as db:
             return self._append(db, run_id, event, now)
 
+    def record_all(self, run_id: str, events: list[Event], wait_s: float | None = None) -> list[int]:
+        """Append several events in order, in one transaction (all or none); `wait_s` bounds the wait for
+        the write lock (StoreBusy after it). Returns their seqs."""
+        now = time.time()
+        with self._write(wait_s) as db:
+            return [self._append(db, run_id, event, now) for event in events]
+
     def _append(self, db: sqlite3.Connection, run_id: str, event: Event, now: float) -> int:
         seq = db.execute("SELECT coalesce(max(seq), 0) + 1 FROM run_events WHERE run_id = ?", (run_id,)).fetchone()[0]
         if isinstance(event, RunStarted):
@@ -520,7 +634,8 @@ class RunStore:
                        (event.sweep_id, event.sweep_name, run_id))
         elif isinstance(event, CheckpointSaved):
             db.execute("UPDATE runs SET last_checkpoint = ?, best_checkpoint = coalesce(nullif(?, ''), "
-                       "best_checkpoint) WHERE id = ?", (event.path, event.best_path, run_id))
+                       "best_checkpoint) WHERE id = ?",
+                       (self._stored_path(event.path), self._stored_path(event.best_path), run_id))
         elif type(event) in ENDING_STATE:
             # what was queued for this process dies with it; a command sent while the next one starts stays
             db.execute("DELETE FROM commands WHERE run_id = ?", (run_id,))
@@ -560,25 +675,56 @@ class RunStore:
         self.record(run_id, event)
 
     def mark_interrupted(self) -> list[str]:
-        """Runs of this host whose process is gone without finishing end with RunInterrupted; returns their ids."""
+        """Runs of this host whose process is gone without finishing end with RunInterrupted; returns their ids.
+
+        Best effort: where the store cannot be written (read-only, full, locked) they are only shown as
+        interrupted, and recorded so by the next process that can write."""
         rows = self._query("SELECT id, pid, pid_token FROM runs WHERE status = 'running' AND host = ?", (self.host,))
+        self._gone_unrecorded = {}
         gone = []
         for run_id, pid, token in rows:
             if process_alive(pid, token):
                 continue
-            message = (f"the training process (pid {pid}) ended without finishing; `scratch-tui train --resume "
-                       f"{run_id}` continues from its last checkpoint")
-            with self._write() as db:
-                row = db.execute("SELECT epochs_done, run_seconds + max(0, updated_at - coalesce(active_since, "
-                                 "updated_at)), updated_at FROM runs WHERE id = ? AND status = 'running' AND pid IS ?",
-                                 (run_id, pid)).fetchone()
-                if row is None:
-                    continue  # another viewer got there first, or the run was resumed meanwhile
-                done, seconds, last_seen = row
-                self._append(db, run_id, RunInterrupted(message=message, epochs_done=done, seconds=seconds),
-                             last_seen)
+            message = f"the training process (pid {pid}) ended without finishing; {self.resume_advice(run_id)}"
+            if self.read_only:
+                self._gone_unrecorded[run_id] = message
+                continue
+            try:
+                # a short wait: tidying up must not keep a listing waiting on another process's lock
+                with self._write(wait_s=min(MARK_WAIT_S, self.busy_timeout_s)) as db:
+                    row = db.execute("SELECT epochs_done, run_seconds + max(0, updated_at - coalesce(active_since, "
+                                     "updated_at)), updated_at FROM runs WHERE id = ? AND status = 'running' AND "
+                                     "pid IS ?", (run_id, pid)).fetchone()
+                    if row is None:
+                        continue  # another viewer got there first, or the run was resumed meanwhile
+                    done, seconds, last_seen = row
+                    self._append(db, run_id, RunInterrupted(message=message, epochs_done=done, seconds=seconds),
+                                 last_seen)
+            except StoreError:
+                self._gone_unrecorded[run_id] = message  # a reader must not fail for what it could not tidy
+                continue
             gone.append(run_id)
         return gone
+
+    def resume_advice(self, run_id: str) -> str:
+        """What to do with a run that ended early, by what it left: resume it from its checkpoint, finish
+        it (its epochs are done but it was never evaluated), or start it again (it has no checkpoint)."""
+        try:
+            rows = self._query("SELECT last_checkpoint, epochs, test_acc FROM runs WHERE id = ?", (run_id,))
+            saved = self._query("SELECT data FROM run_events WHERE run_id = ? AND name = 'checkpoint_saved' "
+                                "ORDER BY seq DESC LIMIT 1", (run_id,))
+        except StoreError:
+            return f"`scratch-tui runs show {run_id}` says what it left"
+        last = self._found_path(run_id, rows[0][0]) if rows else None
+        if not last or not Path(last).exists():
+            return (f"it saved no checkpoint to resume from; `scratch-tui runs show {run_id}` gives the command "
+                    f"that starts it again")
+        checkpoint = _unpack(saved[0][0]) if saved else {}
+        epochs, test_acc = rows[0][1], rows[0][2]
+        if checkpoint.get("reason") == "epoch" and checkpoint.get("epoch", 0) >= epochs and test_acc is None:
+            return (f"it trained all {epochs} epochs but was not evaluated; `scratch-tui train --resume {run_id}` "
+                    f"evaluates it and marks it finished")
+        return f"`scratch-tui train --resume {run_id}` continues from its last checkpoint"
 
     def _rows(self, db: sqlite3.Connection, run_id: str, names: tuple[str, ...], after: int = 0) -> list[dict]:
         marks = ", ".join("?" * len(names))
@@ -596,21 +742,29 @@ class RunStore:
         rows = self._query(f"SELECT {_SUMMARY_COLUMNS} FROM runs {where} ORDER BY created_at DESC, id", args)
         summaries = []
         for row in rows:
-            values, keywords = _summary_values(row, now)
+            values, keywords = _summary_values(self._as_seen(row), now)
             summaries.append(RunSummary(*values, **keywords))
         return summaries
+
+    def _as_seen(self, row: tuple) -> tuple:
+        """A row with a run found dead but not yet marked (the store could not be written) shown as interrupted."""
+        if row[0] not in self._gone_unrecorded or row[4] != "running":
+            return row
+        return (*row[:4], RunState.INTERRUPTED.value, *row[5:])
 
     def get_run(self, run_id: str) -> RunRecord:
         run_id = self.resolve(run_id)
         rows = self._query(f"SELECT {_RECORD_COLUMNS} FROM runs WHERE id = ?", (run_id,))
         if not rows:
             raise RunNotFound(f"no run {run_id}; `scratch-tui runs` lists them")
-        row = rows[0]
+        row = self._as_seen(rows[0])
         (config, message, device, device_name, torch_version, pid, host, last, best, started, updated,
          segment) = row[_SUMMARY_WIDTH:]
+        message = self._gone_unrecorded.get(run_id, message) if row[4] == "interrupted" else message
         values, keywords = _summary_values(row, time.time())
-        return RunRecord(*values, json.loads(config), message, device, device_name, torch_version, pid, host, last,
-                         best, json.loads(started) if started else None, updated, segment, **keywords)
+        return RunRecord(*values, json.loads(config), message, device, device_name, torch_version, pid, host,
+                         self._found_path(run_id, last), self._found_path(run_id, best),
+                         json.loads(started) if started else None, updated, segment, **keywords)
 
     def events(self, run_id: str, after: int = 0, limit: int = 1000) -> list[tuple[int, Event]]:
         """(seq, event) of the run's log with seq > `after`, in order: replay from 0, tail from the last seq."""
@@ -684,7 +838,8 @@ class RunStore:
         # A plain read first: polled fifty times a second, it must not take the write lock for nothing.
         if not self._query("SELECT 1 FROM commands WHERE run_id = ? LIMIT 1", (run_id,)):
             return []
-        with self._write() as db:
+        # A short wait: the poller asks again in 20 ms, and must not hold up the run's own writes meanwhile.
+        with self._write(wait_s=min(1.0, self.busy_timeout_s)) as db:
             rows = db.execute("SELECT name, value FROM commands WHERE run_id = ? ORDER BY id", (run_id,)).fetchall()
             db.execute("DELETE FROM commands WHERE run_id = ?", (run_id,))
         commands = []
