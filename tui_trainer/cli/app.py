@@ -39,13 +39,11 @@ def run_attach(args: argparse.Namespace) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     try:
-        from textual_serve.server import Server
+        from .serve import serve
     except ImportError:
         return error("textual-serve is not installed; pip install textual-serve", "serve")
-    print(f"Serving scratch-tui at http://{args.host}:{args.port} (Ctrl-C stops)")
-    Server(f"{shlex.quote(sys.executable)} -m tui_trainer", host=args.host, port=args.port,
-           title="scratch-tui").serve()
-    return 0
+    # serve.py guards it: a token in the URL it prints, same-origin WebSockets, the address checked first
+    return serve(f"{shlex.quote(sys.executable)} -m tui_trainer", args.host, args.port)
 
 
 def run_devices(out: TextIO) -> int:
