@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..engine.events import (BatchProgress, CheckpointSaved, CommandReceived, EpochEnded, EvaluationEnded, Event,
-                             LearningRateChanged, ProcessStarted, RunFailed, RunFinished, RunInterrupted, RunPaused, RunResumed,
-                             RunStarted, RunState, RunStopped, TERMINAL_EVENTS, next_state)
+                             LearningRateChanged, ProcessStarted, RunFailed, RunFinished, RunInterrupted, RunPaused,
+                             RunQueued, RunResumed, RunStarted, RunState, RunStopped, TERMINAL_EVENTS, next_state)
 
 
 @dataclass
@@ -24,6 +24,7 @@ class RunHistory:
     pending: str | None = None  # pause, resume or stop: received by the run, not yet acted on
     message: str = ""
     ended: Event | None = None  # the run's last event: finished, stopped, failed or interrupted
+    queued: RunQueued | None = None  # how it was queued (its place then, its sweep), for a run the queue starts
     log: list[str] = field(default_factory=list)
     version: int = 0  # bumped on every change, so views redraw only when it moved
     # Training seconds as the run last reported them, and when that report arrived here: a view
@@ -65,6 +66,10 @@ class RunHistory:
             self._seconds_at = time.monotonic()
             if kept:
                 self.log.append(f"Resumed run {event.run_id} after epoch {kept}")
+        elif isinstance(event, RunQueued):
+            self.queued = event
+            sweep = f" (sweep {event.sweep_name or event.sweep_id})" if event.sweep_id else ""
+            self.log.append(f"Queued at position {event.position}{sweep}")
         elif isinstance(event, CheckpointSaved):
             if event.reason != "epoch":  # one per epoch would drown the log
                 self.log.append(f"Checkpoint saved after epoch {event.epoch} ({event.reason}): {event.path}")

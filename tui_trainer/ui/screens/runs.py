@@ -1,8 +1,12 @@
-"""Every recorded run: sort, filter, mark several to compare curves and configs, open, resume, tidy up."""
+"""Every recorded run: sort, filter, mark several to compare curves and configs, open, resume, tidy up.
+
+Runs of one sweep sit together under a header row (the sweep's id and name, how many of its runs are done);
+`w` (or Enter on the header) opens its table, the sweep view. Queued runs say their place in the queue."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.cells import cell_len
@@ -11,14 +15,16 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 from textual_plotext import PlotextPlot
 
 from ...engine.command import command_line
-from ...engine.events import EvaluationEnded, event_from_dict
+from ...engine.events import EvaluationEnded, RunState, event_from_dict
 from ...runs.export import export_run
+from ...runs.queue import queued
 from ...runs.store import RunNotFound, RunStore, RunSummary, StoreError
 from ...format import duration, fit_columns, percent
 from ..markup import markup
@@ -45,6 +51,58 @@ COLUMNS = (("mark", " "), ("id", "id"), ("name", "name"), ("model", "model"), ("
 SQUEEZE = ("name", "model", "dataset")
 DROP = ("duration", "started", "dataset", "model", "name")
 CHART_HINT = ("Mark runs with space", "to overlay their curves")
+SWEEP_ROW = "sweep:"  # + a sweep id: the key of a sweep's header row (run ids are hex, never this)
+
+
+@dataclass(frozen=True)
+class SweepGroup:
+    """A sweep's header row: every run of the sweep, whether the filter shows it or not."""
+
+    id: str
+    name: str
+    runs: tuple[RunSummary, ...]
+
+    @property
+    def key(self) -> str:
+        return SWEEP_ROW + self.id
+
+
+def queue_positions(store: RunStore) -> dict[str, int]:
+    """Each waiting run's 1-based place in the queue."""
+    return {q.id: q.position for q in queued(store) if q.position is not None}
+
+
+def queued_message(store: RunStore, run_id: str) -> str:
+    try:
+        position = queue_positions(store).get(run_id)
+    except StoreError:
+        position = None
+    return f"Run {run_id} is queued" + (f" (position {position})" if position else "")
+
+
+def open_run(app, store: RunStore, run_id: str) -> None:
+    """Enter on a run (the runs screen, the sweep view): a running or queued run live, a finished run's
+    evaluation, a stopped or interrupted one's best checkpoint evaluated."""
+    try:
+        record = store.get_run(run_id)
+    except (RunNotFound, StoreError) as exc:
+        app.notify(str(exc), severity="error", markup=False)
+        return
+    if record.status == RunState.QUEUED:  # nothing to evaluate: its view goes live when the runner starts it
+        app.notify(f"{queued_message(store, record.id)}; it trains here once the queue's runner starts it.",
+                   markup=False)
+        app.attach(record.id)
+        return
+    if record.status == RunState.RUNNING:
+        app.attach(record.id)
+        return
+    evaluation = store.evaluation(record.id)
+    if evaluation is None:  # stopped or interrupted: evaluate its best checkpoint instead
+        app.evaluate_checkpoint(record.id, "best")
+        return
+    event = event_from_dict(evaluation)
+    assert isinstance(event, EvaluationEnded)
+    app.push_evaluation(event, f" · run {record.id} · {record.model} on {record.dataset}")
 
 
 class RunsTable(DataTable):
@@ -86,6 +144,7 @@ class RunsScreen(Screen):
         Binding("d", "delete", "Delete", show=False),
         Binding("x", "export", "Export", show=False),
         Binding("u", "resume", "Resume"),
+        Binding("w", "sweep", "Sweep", tooltip="Sweep view: the table of the selected run's sweep"),
         Binding("ctrl+l", "refresh", "Refresh", show=False),
         Binding("escape", "back", "Back"),
         HELP_IN_FOOTER,
@@ -98,6 +157,7 @@ class RunsScreen(Screen):
         self.marked: list[str] = []
         self.sort_by = "started"
         self.filter_text = ""
+        self.positions: dict[str, int] = {}  # queued runs' places in the queue
         self._fitted: dict[str, int] = {}  # the columns the table has now, with their widths
 
     def compose(self) -> ComposeResult:
@@ -117,16 +177,26 @@ class RunsScreen(Screen):
         self.set_interval(2.0, self._poll)  # running runs move on by themselves
 
     # -- data --------------------------------------------------------------
+    def _positions(self, runs: list[RunSummary]) -> dict[str, int]:
+        if not any(r.status == RunState.QUEUED for r in runs):
+            return {}
+        try:
+            return queue_positions(self.store)
+        except StoreError:
+            return self.positions
+
     def _poll(self) -> None:
         try:
             runs = self.store.list_runs()
+            positions = self._positions(runs)
         except StoreError:
             return  # busy for now (another process writing): the next poll asks again
-        if runs != self.runs:  # the table, the detail and the curves are rebuilt only when a run moved
-            self.reload(runs)
+        if runs != self.runs or positions != self.positions:  # rebuilt only when a run moved
+            self.reload(runs, positions)
 
-    def reload(self, runs: list[RunSummary] | None = None) -> None:
+    def reload(self, runs: list[RunSummary] | None = None, positions: dict[str, int] | None = None) -> None:
         self.runs = self.store.list_runs() if runs is None else runs
+        self.positions = self._positions(self.runs) if positions is None else positions
         known = {r.id for r in self.runs}
         self.marked = [m for m in self.marked if m in known]
         self._fill_table()
@@ -135,17 +205,74 @@ class RunsScreen(Screen):
     def visible_runs(self) -> list[RunSummary]:
         needle = self.filter_text.lower()
         shown = [r for r in self.runs
-                 if not needle or any(needle in str(v).lower() for v in (r.id, r.name, r.model, r.dataset, r.status))]
+                 if not needle or any(needle in str(v).lower() for v in (r.id, r.name, r.model, r.dataset, r.status,
+                                                                         r.sweep_id, r.sweep_name))]
         return sorted(shown, key=SORT_KEYS[self.sort_by])
 
-    def _cells(self, r: RunSummary) -> dict[str, Text]:
-        mark = Text("●", style=COLORS[self.marked.index(r.id) % len(COLORS)]) if r.id in self.marked else Text(" ")
+    def visible_rows(self) -> list[RunSummary | SweepGroup]:
+        """The table's rows in order: runs in the sort's order, the runs of a sweep together under its header
+        row, which stands where the sweep's first run would."""
+        shown = self.visible_runs()
+        groups: dict[str, list[RunSummary]] = {}
+        for r in self.runs:
+            if r.sweep_id:
+                groups.setdefault(r.sweep_id, []).append(r)
+        rows: list[RunSummary | SweepGroup] = []
+        for r in shown:
+            if not r.sweep_id:
+                rows.append(r)
+            elif r.sweep_id in groups:
+                members = groups.pop(r.sweep_id)
+                rows.append(SweepGroup(r.sweep_id, next((m.sweep_name for m in members if m.sweep_name), ""),
+                                       tuple(members)))
+                rows.extend(m for m in shown if m.sweep_id == r.sweep_id)
+        return rows
+
+    def _cells(self, r: RunSummary, last_of_sweep: bool = False) -> dict[str, Text]:
+        if r.id in self.marked:
+            mark = Text("●", style=COLORS[self.marked.index(r.id) % len(COLORS)])
+        elif r.sweep_id:  # a guide down from the sweep's header row
+            mark = Text("└" if last_of_sweep else "│", style="dim")
+        else:
+            mark = Text(" ")
+        position = self.positions.get(r.id)
+        status = f"queued #{position}" if r.status == RunState.QUEUED and position else str(r.state)
         # Text cells: a plain string cell is read as markup, and names are the user's
         return {"mark": mark, "id": Text(r.id), "name": Text(r.name or "-"), "model": Text(r.model),
-                "dataset": Text(r.dataset), "status": Text(str(r.state)), "epochs": Text(f"{r.epochs_done}/{r.epochs}"),
+                "dataset": Text(r.dataset), "status": Text(status), "epochs": Text(f"{r.epochs_done}/{r.epochs}"),
                 "best": Text(percent(r.best_val_acc)), "test": Text(percent(r.test_acc)),
                 "duration": Text(duration(r.duration_s)),
                 "started": Text(time.strftime("%m-%d %H:%M", time.localtime(r.started_at)))}
+
+    def _group_cells(self, g: SweepGroup) -> dict[str, Text]:
+        """A sweep's header row: its id and name, how many of its runs finished, its best accuracies."""
+        def one_or_mixed(values: set[str]) -> str:
+            return values.pop() if len(values) == 1 else "mixed"
+
+        done = sum(r.status == RunState.FINISHED for r in g.runs)
+        best = [r.best_val_acc for r in g.runs if r.best_val_acc is not None]
+        test = [r.test_acc for r in g.runs if r.test_acc is not None]
+        style = "bold"
+        cells = {"mark": "▾", "id": g.id, "name": g.name or "sweep",
+                 "model": one_or_mixed({r.model for r in g.runs}), "dataset": one_or_mixed({r.dataset for r in g.runs}),
+                 "status": f"{done}/{len(g.runs)} done", "epochs": "",
+                 "best": percent(max(best)) if best else "", "test": percent(max(test)) if test else "",
+                 "duration": "", "started": time.strftime("%m-%d %H:%M", time.localtime(min(r.started_at for r in g.runs)))}
+        return {key: Text(value, style=style) for key, value in cells.items()}
+
+    def _row_cells(self) -> list[tuple[str, dict[str, Text]]]:
+        """(row key, cells) of every row the table shows."""
+        rows = self.visible_rows()
+        out = []
+        for i, item in enumerate(rows):
+            if isinstance(item, SweepGroup):
+                out.append((item.key, self._group_cells(item)))
+            else:
+                following = rows[i + 1] if i + 1 < len(rows) else None
+                last = bool(item.sweep_id) and not (isinstance(following, RunSummary)
+                                                    and following.sweep_id == item.sweep_id)
+                out.append((item.id, self._cells(item, last)))
+        return out
 
     def _fit(self, rows: list[dict[str, Text]]) -> dict[str, int]:
         """The columns that fit the table's width now, with their widths."""
@@ -159,10 +286,9 @@ class RunsScreen(Screen):
 
     def _fill_table(self) -> None:
         table = self.query_one("#runs-table", DataTable)
-        selected = self.selected_id()
-        runs = self.visible_runs()
-        rows = [self._cells(r) for r in runs]
-        fitted = self._fit(rows)
+        selected = self.selected_key()
+        keyed = self._row_cells()
+        fitted = self._fit([cells for _, cells in keyed])
         if fitted != self._fitted:
             table.clear(columns=True)
             for key, header in COLUMNS:
@@ -171,39 +297,86 @@ class RunsScreen(Screen):
             self._fitted = fitted
         else:
             table.clear()
-        for r, row in zip(runs, rows):
+        for key, row in keyed:
             for cell in row.values():  # a cell wider than its column is drawn cut short, and kept whole
                 cell.no_wrap, cell.overflow = True, "ellipsis"
-            table.add_row(*(row[key] for key in fitted), key=r.id)
-        if selected is not None and selected in {r.id for r in runs}:
+            table.add_row(*(row[column] for column in fitted), key=key)
+        if selected is not None and selected in {key for key, _ in keyed}:
             table.move_cursor(row=table.get_row_index(selected))
         self._draw_detail()
+        self.refresh_bindings()
 
     @on(RunsTable.Resized)
     def _table_resized(self) -> None:
-        if self._fit([self._cells(r) for r in self.visible_runs()]) != self._fitted:
+        if self._fit([cells for _, cells in self._row_cells()]) != self._fitted:
             self._fill_table()
 
-    def selected_id(self) -> str | None:
-        table = self.query_one("#runs-table", DataTable)
+    def selected_key(self) -> str | None:
+        """The selected row's key: a run id, or SWEEP_ROW + a sweep id on a sweep's header row."""
+        try:
+            table = self.query_one("#runs-table", DataTable)
+        except NoMatches:
+            return None
         if not table.row_count:
             return None
         return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
 
+    def selected_id(self) -> str | None:
+        """The selected run's id; None on a sweep's header row."""
+        key = self.selected_key()
+        return None if key is None or key.startswith(SWEEP_ROW) else key
+
+    def selected_run(self) -> RunSummary | None:
+        run_id = self.selected_id()
+        return next((r for r in self.runs if r.id == run_id), None)
+
+    def selected_sweep(self) -> str | None:
+        """The sweep of the selected header row or run; None for a run of no sweep."""
+        key = self.selected_key()
+        if key is not None and key.startswith(SWEEP_ROW):
+            return key[len(SWEEP_ROW):]
+        run = self.selected_run()
+        return run.sweep_id or None if run else None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # shown but greyed out where it cannot act: a queued run is the queue's to start, not resumed
+        if action == "resume":
+            run = self.selected_run()
+            return None if run is None or run.status == RunState.QUEUED else True
+        return True
+
     def _draw_detail(self) -> None:
         detail = self.query_one("#runs-detail", Static)
-        run_id = self.selected_id()
-        if run_id is None:
+        key = self.selected_key()
+        if key is None:
             detail.update("No runs yet: start one from setup (F5), or `scratch-tui train`." if not self.runs
                           else "No run matches the filter.")
             return
+        if key.startswith(SWEEP_ROW):
+            sweep_id = key[len(SWEEP_ROW):]
+            members = [r for r in self.runs if r.sweep_id == sweep_id]
+            counts = {state: sum(r.state == state for r in members) for state in RunState}
+            parts = [f"{counts[RunState.FINISHED]}/{len(members)} finished"]
+            parts += [f"{counts[s]} {s.value}" for s in (RunState.RUNNING, RunState.PAUSED, RunState.QUEUED,
+                                                           RunState.STOPPED, RunState.FAILED, RunState.INTERRUPTED)
+                      if counts[s]]
+            name = next((r.sweep_name for r in members if r.sweep_name), "")
+            detail.update(markup("[b]Sweep $id[/b] $name\n$counts\nw or Enter: its table, one row per config",
+                                 id=sweep_id, name=name, counts=" · ".join(parts)))
+            return
         try:
-            record = self.store.get_run(run_id)
+            record = self.store.get_run(key)
         except RunNotFound:
             return
+        status = record.status
+        if status == RunState.QUEUED and key in self.positions:
+            status = f"queued (position {self.positions[key]})"
         template = "[b]$id[/b] $name · $status\n$cli" + ("\n$message" if record.message else "")
-        detail.update(markup(template, id=record.id, name=record.name, status=record.status,
-                             cli=command_line(record.train_config()), message=record.message))
+        if record.sweep_id:
+            template += "\nsweep $sweep · w: its table"
+        detail.update(markup(template, id=record.id, name=record.name, status=status,
+                             cli=command_line(record.train_config()), message=record.message,
+                             sweep=f"{record.sweep_id} {record.sweep_name}".strip()))
 
     def _draw_compare(self) -> None:
         chart = self.query_one("#runs-chart", PlotextPlot)
@@ -242,6 +415,7 @@ class RunsScreen(Screen):
     @on(DataTable.RowHighlighted, "#runs-table")
     def _highlighted(self) -> None:
         self._draw_detail()
+        self.refresh_bindings()
 
     @on(DataTable.RowSelected, "#runs-table")
     def _selected(self) -> None:
@@ -280,20 +454,24 @@ class RunsScreen(Screen):
         self.reload()
 
     def action_open(self) -> None:
-        run_id = self.selected_id()
-        if run_id is None:
+        key = self.selected_key()
+        if key is None:
             return
-        record = self.store.get_run(run_id)
-        if record.status == "running":
-            self.app.attach(run_id)
+        if key.startswith(SWEEP_ROW):
+            self.action_sweep()
             return
-        evaluation = self.store.evaluation(run_id)
-        if evaluation is None:  # stopped or interrupted: evaluate its best checkpoint instead
-            self.app.evaluate_checkpoint(run_id, "best")
+        open_run(self.app, self.store, key)
+
+    def action_sweep(self) -> None:
+        from .sweep import SweepScreen  # the sweep view opens runs as this screen does (open_run)
+
+        sweep_id = self.selected_sweep()
+        if sweep_id is None:
+            run_id = self.selected_id()
+            if run_id is not None:
+                self.notify(f"Run {run_id} is not part of a sweep.", severity="warning", markup=False)
             return
-        event = event_from_dict(evaluation)
-        assert isinstance(event, EvaluationEnded)
-        self.app.push_evaluation(event, f" · run {run_id} · {record.model} on {record.dataset}")
+        self.app.push_screen(SweepScreen(self.store, sweep_id))
 
     def action_rename(self) -> None:
         run_id = self.selected_id()
@@ -353,9 +531,14 @@ class RunsScreen(Screen):
                              lambda path: path and self.notify(f"Wrote {path}", markup=False))
 
     def action_resume(self) -> None:
-        run_id = self.selected_id()
-        if run_id is not None:
-            self.app.resume(run_id)
+        run = self.selected_run()
+        if run is None:
+            return
+        if run.status == RunState.QUEUED:  # the palette reaches it even while the key is greyed out
+            self.notify(f"{queued_message(self.store, run.id)}: the queue's runner starts it; there is nothing to "
+                        f"resume.", severity="warning", markup=False)
+            return
+        self.app.resume(run.id)
 
     def action_back(self) -> None:
         filter_input = self.query_one("#runs-filter", Input)

@@ -15,6 +15,8 @@ from textual.widgets import Footer, Label, ProgressBar, RichLog, Static
 from ...engine.commands import Command
 from ...engine.events import EpochEnded, RunState
 from ...format import clock, format_test
+from ...runs.queue import queued
+from ...runs.store import StoreError
 from ..history import RunHistory
 from ..markup import markup
 from ..widgets.charts import AccuracyChart, LossChart
@@ -30,6 +32,7 @@ FEW_CORES = (os.cpu_count() or 1) < 4
 REDRAW_SECONDS = 0.2 if FEW_CORES else 0.1  # text and bars: redrawn only when the run changed
 CLOCK_SECONDS = 1.0  # the elapsed time moves even when no event arrives
 CHART_SECONDS = 2.0 if FEW_CORES else 1.0
+QUEUE_SECONDS = 2.0  # a queued run's place in the queue is read again this often
 
 
 def compact_epoch(e: EpochEnded) -> str:
@@ -69,6 +72,8 @@ class TrainScreen(Screen):
         self._logged_epochs: list[EpochEnded] = []
         self._logged_lines = 0
         self._logged_eval = False
+        self._position: int | None = None  # a queued run's place in the queue, as the store said last
+        self._position_at = 0.0
         self.gpu = GpuLine(id="gpu")  # shown only for a CUDA run whose card NVML reads
 
     def compose(self) -> ComposeResult:
@@ -127,6 +132,8 @@ class TrainScreen(Screen):
         self.redraw()
 
     def _tick_clock(self) -> None:
+        if self.history.state == RunState.QUEUED and time.monotonic() - self._position_at >= QUEUE_SECONDS:
+            self._draw_status()  # runs ahead of it start or leave the queue: its place moves without an event
         # a redraw for an event moved the clock already: a frame of its own would cost a paint for nothing
         if self.history.is_active and time.monotonic() - self._redrawn_at >= CLOCK_SECONDS:
             self._draw_stats()
@@ -218,10 +225,26 @@ class TrainScreen(Screen):
             text, message = f"[b]$message[/b]{acc} — e: evaluation · n: new run", h.message
         elif h.state in (RunState.STOPPED, RunState.FAILED, RunState.INTERRUPTED):
             text, message = "[b]$message[/b] — n: new run", h.message
+        elif h.state == RunState.QUEUED:
+            position = self.queue_position()
+            text = ("[b]Queued[/b]" + (f" (position {position})" if position else "") +
+                    " — it goes live here when the queue's runner starts it · n: new run")
         else:
             text = "Starting the training process: loading data and building the model…"
         # a finished or failed run's line may wrap (a failure's message is long): only then re-layout
         self._put("#status", text, layout=not h.is_active, message=message)
+
+    def queue_position(self) -> int | None:
+        """The run's place among the waiting runs now (the store's), else where it was queued."""
+        self._position_at = time.monotonic()
+        handle, store = self.app.handle, getattr(self.app, "store", None)
+        if handle is not None and store is not None:
+            try:
+                self._position = next((q.position for q in queued(store) if q.id == handle.run_id), None)
+                return self._position
+            except StoreError:
+                return self._position  # busy: the place it had a moment ago
+        return self.history.queued.position if self.history.queued else None
 
     def _put(self, selector: str, template: str, layout: bool = False, **text: str) -> None:
         """Show markup, with user text in its `$name` slots, in a line; repaint only when it changed.
@@ -299,6 +322,8 @@ class TrainScreen(Screen):
             self.app.show_evaluation(h.evaluation)
         elif h.is_active or handle is None:
             self.notify("The evaluation appears when the run finishes.", severity="warning")
+        elif h.state == RunState.QUEUED:
+            self.notify("The run is queued: it has trained nothing yet to evaluate.", severity="warning")
         elif h.state == RunState.FAILED and not h.epochs:
             self.notify("This run has no checkpoint to evaluate.", severity="warning")
         else:  # stopped or interrupted: its best checkpoint stands in for the final weights

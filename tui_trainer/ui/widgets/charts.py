@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from plotext._utility import colorize
 from rich.style import Style
@@ -196,14 +197,15 @@ class RunChart(PlotextPlot):
                 plt.yticks(ticks, ylabels)
         label_width = max((len(s) for s in ylabels), default=0)
         if self._xs:
-            canvas = width - 2 - label_width
-            lo, hi = min(self._xs), max(self._xs)
-            most = max(2, canvas // (len(f"{hi:.1f}") + 3))
-            start, end, ticks, labels = epoch_ticks(lo, hi, most)
+            start, end, ticks, labels = self._x_axis(min(self._xs), max(self._xs), width - 2 - label_width)
             plt.xlim(start, end)
             plt.xticks(ticks, labels)
         self.legend, self._swatches = self._legend_line(width, label_width)
         plt.title(self.legend)
+
+    def _x_axis(self, lo: float, hi: float, canvas: int) -> tuple[float, float, list[float], list[str]]:
+        """X limits, ticks and their labels for values lo..hi on a canvas this many columns wide: epochs."""
+        return epoch_ticks(lo, hi, max(2, canvas // (len(f"{hi:.1f}") + 3)))
 
     def _swatch(self, marker: str) -> str:
         return self.NO_COLOR_SWATCH.get(marker, marker) if self.app.no_color else self.LEGEND_SWATCH
@@ -313,3 +315,94 @@ class AccuracyChart(RunChart):
         elif history.progress:
             p = history.progress
             self.plot([p.epoch - 1 + p.batch / p.batches], [p.acc], ("train (so far)", "so far"), "braille")
+
+
+# -- charts of several runs (the sweep view) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a chart of several runs: its names (longest first, for the legend) and its points."""
+
+    names: tuple[str, ...]
+    xs: tuple[float, ...]
+    ys: tuple[float, ...]
+
+
+class SeriesChart(RunChart):
+    """A chart drawn from a tuple of Series instead of a run's history; an empty one says how it fills.
+
+    `show(series)` redraws only when the series changed, as the live charts do."""
+
+    # without colour, each series gets a marker of its own, in order
+    NO_COLOR_SERIES = ("braille", "x", "•", "+", "o", "*")
+    empty_lines = ("No data yet", "")
+    xlabel = ""
+
+    def on_mount(self) -> None:
+        self.plt.title(self.title)
+        self.plt.xlabel(self.xlabel)
+
+    def data_key(self, series) -> object:
+        return tuple(series), self.title, self.empty_lines, self.xlabel
+
+    def series_marker(self, i: int) -> str:
+        return self.NO_COLOR_SERIES[i % len(self.NO_COLOR_SERIES)] if self.app.no_color else "braille"
+
+    def draw(self, series) -> None:
+        plt = self.plt
+        plt.clear_figure()  # limits and ticks of an empty drawing must not stay for the next one
+        if not series:
+            plt.xlim(0, 1)
+            plt.ylim(0, 1)
+            plt.xticks([])
+            plt.yticks([])
+            for y, line in zip((0.6, 0.4), self.empty_lines):
+                if line:
+                    plt.text(line, 0.5, y, alignment="center")
+            return
+        plt.xlabel(self.xlabel)
+        for i, s in enumerate(series):
+            self.plot(s.xs, s.ys, s.names, self.series_marker(i))
+
+
+class CurvesChart(SeriesChart):
+    """Validation accuracy per epoch of several runs, overlaid (the sweep view's top configs)."""
+
+    title = "Val acc %"
+    xlabel = "epoch"
+    empty_lines = ("No validation accuracy", "in these runs yet")
+
+
+class FieldChart(SeriesChart):
+    """A metric against the values of one swept field. The values are categories, evenly spaced in their
+    order (a log range of lr reads as a log axis), labelled as the sweep table writes them."""
+
+    empty_lines = ("No finished config", "to chart yet")
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._labels: tuple[str, ...] = ()
+
+    def show_values(self, title: str, labels: Sequence[str], ys: Sequence[float], name: str) -> bool:
+        """Plot ys against the values named by labels (in order); returns whether it redrew."""
+        self.title, self._labels = title, tuple(labels)
+        series = (Series((name,), tuple(float(i) for i in range(len(ys))), tuple(ys)),) if ys else ()
+        return self.show(series)
+
+    def data_key(self, series) -> object:
+        return super().data_key(series), self._labels
+
+    def draw(self, series) -> None:
+        super().draw(series)
+        if series:  # the points themselves, on the line (no legend entry: it comes after the line's)
+            s = series[0]
+            self.plt.scatter(list(s.xs), list(s.ys), marker="●" if not self.app.no_color else "o")
+
+    def _x_axis(self, lo: float, hi: float, canvas: int) -> tuple[float, float, list[float], list[str]]:
+        n = len(self._labels)
+        widest = max((len(label) for label in self._labels), default=1)
+        every = max(1, math.ceil(n / max(1, canvas // (widest + 2))))
+        ticks = [float(i) for i in range(0, n, every)]
+        pad = 0.3 if n > 1 else 1.0
+        return -pad, n - 1 + pad, ticks, [self._labels[int(t)] for t in ticks]
