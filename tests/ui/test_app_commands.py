@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import subprocess
 import sys
@@ -32,17 +33,21 @@ def test_serve_answers_a_browser_on_localhost_and_runs_the_app():
     server = subprocess.Popen([sys.executable, "-m", "tui_trainer", "serve", "--port", str(port)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
+        line = server.stdout.readline()  # "Serving scratch-tui at http://127.0.0.1:PORT/?token=...": the way in
+        url = re.search(r"http://\S+\?token=\S+", line)
+        assert url, line
         page = None
         for _ in range(100):
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                with urllib.request.urlopen(url[0], timeout=2) as response:
                     page = response.read().decode()
                 break
             except OSError:
                 time.sleep(0.1)
         assert page is not None, "the server did not answer"
         assert "scratch-tui" in page
-        screen = asyncio.run(first_screen(f"http://127.0.0.1:{port}/ws?width=100&height=30"))
+        token = url[0].split("?token=")[1]
+        screen = asyncio.run(first_screen(f"http://127.0.0.1:{port}/ws?width=100&height=30&token={token}"))
         assert "Start" in screen and "Device" in screen  # the setup screen, drawn for the browser
     finally:
         server.terminate()
