@@ -8,6 +8,7 @@ app, or losing the terminal, leaves the run training.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Callable, Iterable, Protocol
 
 from textual import events
@@ -24,6 +25,7 @@ from ..engine.data import dataset_status
 from ..engine.devices import DeviceInfo, list_devices
 from ..engine.events import EvaluationEnded, RunFailed
 from ..runs.evaluation import NoCheckpoint, checkpoint_path, evaluate_checkpoint
+from ..runs import queue as run_queue
 from ..runs.handle import RunHandle, RunLauncher, RunNotRunning
 from ..runs.recording import resume_run
 from ..runs.spawn import SpawnError
@@ -33,6 +35,7 @@ from .messages import EngineEvent
 from .screens.evaluate import EvaluationScreen
 from .screens.help import HELP_IN_FOOTER, HelpScreen, TooSmallScreen, key_display
 from .screens.prompt import PromptScreen
+from .screens.queue import QueueScreen, runner_line
 from .screens.quit import QuitScreen
 from .screens.runs import RunsScreen
 from .screens.setup import SetupScreen
@@ -51,12 +54,23 @@ class Launcher(Protocol):
     def open(self, run_id: str) -> RunHandle: ...
 
 
+@dataclass(frozen=True)
+class Queued:
+    """Runs just added to the queue: their ids and 1-based places in it, and a line on the runner."""
+
+    ids: list[str]
+    positions: list[int]
+    sweep_id: str
+    runner_line: str
+
+
 class TrainerApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "scratch-tui"
     BINDINGS = [
         # in every screen's help and in the palette; the footers keep their 80 columns for the screen's keys
         Binding("f2", "runs", "Runs", show=False),
+        Binding("f3", "queue", "Queue", tooltip="Queue: waiting runs, and the queue's runner", show=False),
         Binding("question_mark,f1", "help", "Help", show=False),
         Binding("ctrl+q", "quit", "Quit", show=False),
     ]
@@ -76,6 +90,7 @@ class TrainerApp(App):
         self._follow_stop = threading.Event()
         self._follow_worker: Worker | None = None
         self.last_config: TrainConfig = self.initial_config
+        self.sweep_axes: dict = {}  # the fields setup marked to sweep, kept for the next setup screen
         self._first_screen_up = False  # resize events can arrive before the first screen is up
 
     def dataset_status(self, name: str) -> str:
@@ -119,10 +134,18 @@ class TrainerApp(App):
         if going:
             names = ", ".join(f"{r.id} ({r.state})" for r in going[:3]) + (" …" if len(going) > 3 else "")
             self.notify(f"Still training: {names}. F2 lists them; Enter opens one.", timeout=8, markup=False)
+        try:  # only a real store has a queue (a test's fixed list of runs has none)
+            status = run_queue.runner_status(store) if isinstance(store, RunStore) else None
+        except StoreError:
+            status = None
+        if status and status.waiting:
+            paused = " (the queue is paused)" if status.paused else ""
+            self.notify(f"{status.waiting} run{'s wait' if status.waiting != 1 else ' waits'} in the queue{paused}. "
+                        "F3 shows it.", timeout=8, markup=False)
 
     # -- screens -----------------------------------------------------------
     def show_setup(self) -> None:
-        self._show_main(SetupScreen(self.last_config))
+        self._show_main(SetupScreen(self.last_config, self.sweep_axes))
 
     def _show_main(self, screen: Screen) -> None:
         """Make `screen` the one main screen: a run opened from the runs screen (or the help, or an
@@ -148,6 +171,13 @@ class TrainerApp(App):
         store = self.run_store()
         if store is not None:
             self.push_screen(RunsScreen(store))
+
+    def action_queue(self) -> None:
+        if isinstance(self.screen, QueueScreen):
+            return
+        store = self.run_store()
+        if store is not None:
+            self.push_screen(QueueScreen(store))
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -190,6 +220,26 @@ class TrainerApp(App):
             self.notify(str(exc), severity="error", timeout=10, markup=False)
             return
         self.view(handle)
+
+    def queue_runs(self, configs: list[TrainConfig], sweep_id: str = "", sweep_name: str = "") -> Queued | None:
+        """Add runs to the end of the queue and start its runner if none works on it; None (with the
+        reason shown) when nothing could be queued. They train in the background, like any queued run."""
+        store = self.run_store()
+        if store is None:
+            return None
+        try:
+            ids = run_queue.enqueue(store, configs, sweep_id=sweep_id or None, sweep_name=sweep_name)
+            order = [r.id for r in run_queue.queued(store)]
+        except (run_queue.QueueError, StoreError) as exc:
+            self.notify(str(exc), severity="error", timeout=10, markup=False)
+            return None
+        positions = [order.index(i) + 1 if i in order else len(order) for i in ids]
+        try:
+            pid = run_queue.ensure_runner(store)
+            line = runner_line(run_queue.runner_status(store), pid)
+        except (SpawnError, StoreError) as exc:
+            line = f"The queue's runner did not start ({exc}); F3, then s, tries again."
+        return Queued(ids, positions, sweep_id, line)
 
     def resume(self, run_id: str, epochs: int | None = None) -> None:
         """Continue a stopped, interrupted or finished run from its last checkpoint, in the background."""

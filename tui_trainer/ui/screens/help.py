@@ -49,6 +49,8 @@ class HelpScreen(ModalScreen[None]):
             lines.append(f"[b]{title}[/b]")
             lines += [f"  {escape(f'{key:<16}')} {escape(what)}" for key, what in rows]  # pad, then escape
             lines.append("")
+            if notes := getattr(self.under, "HELP_NOTES", "") if title != "Everywhere" else "":
+                lines += [escape(notes), ""]  # what the screen's keys take, said once (a sweep's values)
         lines.append("Escape or ? closes this help.")
         with VerticalScroll(id="help"):
             yield Static("\n".join(lines), markup=True)

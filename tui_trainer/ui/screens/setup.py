@@ -1,8 +1,13 @@
-"""Setup: device, dataset, model and hyperparameters, validated by the engine's own TrainConfig."""
+"""Setup: device, dataset, model and hyperparameters, validated by the engine's own TrainConfig.
+
+From here a config is started (F5), added to the queue (F6), or swept: F4 on a field marks it with
+the values to take (runs/sweep.py's parse_axis reads them), and F7 queues every run of the sweep.
+"""
 
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 
 import torch
@@ -19,6 +24,8 @@ from ...engine.config import (SETTINGS, ConfigError, Setting, TrainConfig, appli
                               to_text)
 from ...engine.data import DATASETS, DatasetUnavailable, load_raw
 from ...engine.models import MODELS, build_model, count_parameters
+from ...runs.queue import new_sweep_id
+from ...runs.sweep import MAX_RUNS, Axis, SweepError, SweepTooLarge, expand, parse_axis
 from ..markup import markup, plain
 from ..messages import DownloadFinished, DownloadProgress
 from ..widgets.gpu_line import GpuLine
@@ -54,19 +61,30 @@ def parameter_count(model: str, dataset: str, hidden: tuple[int, ...]) -> int:
 
 class SetupScreen(Screen):
     HELP_TITLE = "Setup"
+    HELP_NOTES = ("Sweeps: F4 on a field takes its values: a list (0.001, 0.01), a log or linear range with a "
+                  "count (log 1e-4 1e-1 4, lin 0.1 0.5 5); on Seed, the seeds each config repeats with (0, 1). "
+                  "An empty answer unmarks the field. F7 queues every run of the sweep under one sweep id; F3 "
+                  "shows the queue.")
     BINDINGS = [
+        # short in the footer, so that all of it fits 80 columns; help and the palette say the tooltip
+        # (a browser under `serve` takes some F keys for itself: each has a ctrl key as well)
         Binding("f5,ctrl+g", "start", "Start", priority=True),
+        Binding("f6,ctrl+y", "queue", "Queue", tooltip="Queue this config (trains in the background)",
+                priority=True),
+        Binding("f4,ctrl+f", "sweep_field", "Mark", tooltip="Sweep the focused field: give its values",
+                priority=True),
+        Binding("f7,ctrl+l", "queue_sweep", "Sweep", tooltip="Queue the sweep of the marked fields", priority=True),
         HELP_IN_FOOTER,
         Binding("ctrl+r", "preset('recommended')", "Recommended", priority=True),
-        Binding("ctrl+t", "preset('tutorial')", "Tutorial", priority=True),
-        # short in the footer, so that all of it fits 80 columns; help and the palette say the tooltip
+        Binding("ctrl+t", "preset('tutorial')", "Tutorial", show=False, priority=True),
         Binding("ctrl+s", "save_config", "Save", tooltip="Save TOML", priority=True),
-        Binding("ctrl+o", "load_config", "Load", tooltip="Load TOML", priority=True),
+        Binding("ctrl+o", "load_config", "Load", tooltip="Load TOML", show=False, priority=True),
     ]
 
-    def __init__(self, config: TrainConfig | None = None) -> None:
+    def __init__(self, config: TrainConfig | None = None, axes: dict[str, Axis] | None = None) -> None:
         super().__init__()
         self.initial = config or TrainConfig()
+        self.axes: dict[str, Axis] = dict(axes or {})  # the fields marked to sweep, with their values
         self.errors: dict[str, str] = {}
         self.config: TrainConfig | None = self.initial
         self._loading = False
@@ -89,12 +107,14 @@ class SetupScreen(Screen):
                 with RadioSet(id="dataset"):
                     for name in SETTINGS["dataset"].choices:
                         yield RadioButton(self._dataset_label(name), name=name)
+                yield Static("", classes="field-sweep", id="sweep-dataset")
                 yield ProgressBar(id="download-bar", show_eta=True)
                 yield Static("", id="dataset-note", classes="note")
                 yield Label(SETTINGS["model"].label, classes="section")
                 with RadioSet(id="model"):
                     for name in SETTINGS["model"].choices:
                         yield RadioButton(name, name=name)
+                yield Static("", classes="field-sweep", id="sweep-model")
                 yield Static("", id="model-note", classes="note")
             with VerticalScroll(id="params", can_focus=False):
                 yield Label("Hyperparameters", classes="section")
@@ -102,7 +122,9 @@ class SetupScreen(Screen):
                     with Horizontal(classes="field-row", id=f"row-{spec.name}"):
                         yield Label(spec.label, classes="field-label")
                         yield self._field_widget(spec)
+                    yield Static("", classes="field-sweep", id=f"sweep-{spec.name}")
                     yield Static("", classes="field-error", id=f"error-{spec.name}")
+        yield Static("", id="sweep-summary")
         yield Static("", id="command")
         yield Footer(compact=True)
 
@@ -122,6 +144,7 @@ class SetupScreen(Screen):
     def on_mount(self) -> None:
         self.apply_config(self.initial)
         self._follow_gpu()
+        self._show_axes()
 
     def on_screen_suspend(self) -> None:
         self.query_one(GpuLine).pause()
@@ -280,20 +303,180 @@ class SetupScreen(Screen):
             button.label = self._dataset_label(button.name)
 
     # -- actions -----------------------------------------------------------
-    def action_start(self) -> None:
+    def _ready(self, doing: str, swept: frozenset[str] = frozenset()) -> TrainConfig | None:
+        """The form's config for Start, Queue or Sweep; None, with the reason shown, while it cannot be.
+        A field in `swept` may be refused: the sweep gives it its values."""
         self.validate()
         if self._downloading:
             self.notify(f"Wait for the {self._downloading} download to finish.", severity="warning")
-            return
-        if not self.config:
-            first = next(iter(self.errors))
-            self.notify(self.errors[first], title="Start refused: fix the marked fields", severity="error",
+            return None
+        errors = {name: message for name, message in self.errors.items() if name not in swept}
+        if errors:
+            first = next(iter(errors))
+            self.notify(errors[first], title=f"{doing} refused: fix the marked fields", severity="error",
                         markup=False)
             widget = self.query(f"#field-{first}")
             if widget:
                 widget.first().focus()
+            return None
+        return self.config or self._form_as_far_as_valid()
+
+    def action_start(self) -> None:
+        if (config := self._ready("Start")) is not None:
+            self.app.start_training(config)
+
+    def action_queue(self) -> None:
+        """Add the form's config to the queue; it trains in the background when a device is free."""
+        config = self._ready("Queue")
+        if config is None:
             return
-        self.app.start_training(self.config)
+        queued = self.app.queue_runs([config])
+        if queued is None:
+            return
+        self.app.last_config = config
+        position = queued.positions[0]
+        where = "next" if position == 1 else f"at position {position}"
+        self.notify(f"Queued run {queued.ids[0]} {where}. {queued.runner_line} F3 shows the queue.",
+                    title="Queued", timeout=8, markup=False)
+
+    # -- sweeps --------------------------------------------------------------
+    def _focused_field(self) -> str | None:
+        """The setting of the focused control: a field of the form, or the dataset or model radios."""
+        node = self.focused
+        while node is not None and node is not self:
+            node_id = node.id or ""
+            if node_id.startswith(("field-", "row-")):
+                return node_id.split("-", 1)[1]
+            if isinstance(node, RadioSet) and node_id in SETTINGS:
+                return node_id
+            node = node.parent
+        return None
+
+    def action_sweep_field(self) -> None:
+        field = self._focused_field()
+        if field is None:
+            self.notify("Move to a field with Tab, then F4 marks it to sweep.", severity="warning")
+            return
+        label = SETTINGS[field].label
+        if field == "seed":
+            question = "Seeds: each config of the sweep runs once per seed,\ne.g. 0, 1, 2. Empty unmarks."
+        else:
+            question = (f"Sweep {label.lower()} over a list, or a range and a count:\n"
+                        f"0.001, 0.01 · log 1e-4 1e-1 4 · lin 0.1 0.5 5. Empty unmarks.")
+        axis = self.axes.get(field)
+        start = axis.text() if axis else self._field_text(field)
+
+        def check(text: str) -> str | None:
+            if not text.strip():
+                return None
+            try:
+                axis = parse_axis(field, text)
+            except SweepError as exc:
+                return str(exc)
+            if axis.is_range and axis.count is None:
+                return f"sweep.{field}: give the range a count ({axis.scale} LO HI COUNT); the app sweeps a grid"
+            return None
+
+        def done(text: str | None) -> None:
+            if text is None:
+                return  # cancelled: the mark stays as it was
+            if text.strip():
+                self.axes[field] = parse_axis(field, text)
+            else:
+                self.axes.pop(field, None)
+            self.app.sweep_axes = dict(self.axes)  # a new run's setup (n on the training screen) keeps them
+            self._show_axes()
+
+        self.app.push_screen(PromptScreen(question, start, check), done)
+
+    def _field_text(self, field: str) -> str:
+        """The field's value as the form shows it, to start the sweep's values from."""
+        if field in RADIOS:
+            return self._selected(field) or ""
+        widget = self.query_one(f"#field-{field}")
+        return widget.value if isinstance(widget, Input) else to_text(widget.value)
+
+    def _sweep_axes(self) -> list[Axis]:
+        """The marked fields in the form's order (the last varies fastest), seeds last."""
+        return [self.axes[name] for name in SETTINGS if name in self.axes]
+
+    def sweep_size(self) -> tuple[str, int]:
+        """The sweep as the summary says it ("4 × 2 seeds") and how many runs it makes."""
+        configs = [a.size() for a in self._sweep_axes() if a.field != "seed"]
+        seeds = self.axes["seed"].size() if "seed" in self.axes else 0
+        said = " × ".join(map(str, configs)) if len(configs) > 1 or (configs and seeds) else \
+            f"{math.prod(configs)} config{'s' if math.prod(configs) != 1 else ''}"
+        if seeds:
+            said += f" × {seeds} seed{'s' if seeds != 1 else ''}"
+        return said, math.prod(configs) * max(seeds, 1)
+
+    def _show_axes(self) -> None:
+        """Each marked field shows the values it takes; the summary line says how many runs they make."""
+        for name in SETTINGS:
+            found = self.query(f"#sweep-{name}")
+            if not found:
+                continue  # device: never swept
+            marker, axis = found.first(Static), self.axes.get(name)
+            marker.update(plain(f"⟳ {axis_label(axis)}") if axis else "")
+            marker.display = axis is not None
+            for control in self.query(f"#field-{name}, #{name}"):
+                control.set_class(axis is not None, "swept")
+            for row in self.query(f"#row-{name}"):
+                row.set_class(axis is not None, "swept")
+        summary = self.query_one("#sweep-summary", Static)
+        summary.display = bool(self.axes)
+        if self.axes:
+            said, runs = self.sweep_size()
+            fields = ", ".join(a.field for a in self._sweep_axes())
+            tail = f"more than {MAX_RUNS}: narrow it" if runs > MAX_RUNS else "F7 queues them"
+            summary.update(plain(f"sweep: {said} = {runs} run{'s' if runs != 1 else ''} ({fields}) · {tail}"))
+
+    def action_queue_sweep(self) -> None:
+        """Expand the marked fields into runs and queue them all under one sweep id and name."""
+        if not self.axes:
+            self.notify("No field is marked to sweep: move to one (Tab) and press F4 to give its values.",
+                        severity="warning", timeout=8)
+            return
+        base = self._ready("Sweep", frozenset(self.axes))
+        if base is None:
+            return
+        axes = self._sweep_axes()
+        try:
+            expand(base, axes)
+        except SweepTooLarge as exc:
+            self.notify(f"{exc}; the app queues at most {MAX_RUNS:,}: fewer values, or `scratch-tui sweep FILE "
+                        f"--yes`.", title="Sweep refused", severity="error", timeout=10, markup=False)
+            return
+        except SweepError as exc:
+            self.notify(str(exc), title="Sweep refused", severity="error", timeout=10, markup=False)
+            return
+        expanded: list[TrainConfig] = []
+
+        def check(name: str) -> str | None:
+            try:
+                expanded[:] = expand(base, axes, name=name.strip())
+            except SweepError as exc:
+                return str(exc)
+            return None
+
+        def done(name: str | None) -> None:
+            if name is None or not expanded:
+                return
+            queued = self.app.queue_runs(expanded, sweep_id=new_sweep_id(), sweep_name=name.strip())
+            if queued is None:
+                return
+            self.app.last_config = base
+            said, runs = self.sweep_size()
+            first, last = min(queued.positions), max(queued.positions)
+            self.notify(f"Queued sweep {queued.sweep_id} ({name.strip() or 'no name'}): {runs} runs ({said}) at "
+                        f"positions {first}–{last}. {queued.runner_line} F3 shows the queue; F2 lists the runs.",
+                        title="Sweep queued", timeout=10, markup=False)
+
+        varied = [a.field for a in axes if a.field != "seed"]
+        default = "sweep-" + "-".join(varied) if varied else "seeds"
+        said, runs = self.sweep_size()
+        self.app.push_screen(PromptScreen(f"Name the sweep of {runs} runs ({said});\nthe name starts each run's name:",
+                                          default, check), done)
 
     def _form_as_far_as_valid(self) -> TrainConfig:
         """The form as a config, a field it refuses read as the value the form opened with."""
@@ -359,3 +542,10 @@ class SetupScreen(Screen):
                                 f"kept {self._selected(set_id)!r}.", severity="warning", timeout=10, markup=False)
 
         self.app.push_screen(PromptScreen("Load config from TOML file:", "scratch-tui.toml", check), done)
+
+
+def axis_label(axis: Axis) -> str:
+    """An axis as its marked field shows it: "log 0.0001…0.1 ×4", "0, 1 ×2"."""
+    if axis.is_range:
+        return f"{axis.scale} {axis.low:.6g}…{axis.high:.6g} ×{axis.count}"
+    return f"{axis.text()} ×{axis.size()}"
