@@ -111,7 +111,7 @@ async def test_the_footer_keys_stay_put_wherever_the_focus_is():
 
         await pilot.pause()
         first = footer()
-        assert [d for _, d in first][:6] == ["Start", "Help", "Recommended", "Tutorial", "Save", "Load"]
+        assert [d for _, d in first][:6] == ["Start", "Queue", "Mark", "Sweep", "Help", "Recommended"]
         for selector in ("#field-lr", "#field-optimizer", "#field-nesterov", "#model", "#field-name"):
             if selector == "#field-nesterov":
                 screen.query_one("#field-optimizer", Select).value = "sgd"
@@ -166,9 +166,9 @@ async def test_ctrl_r_and_ctrl_t_apply_a_preset_as_train_preset_does(name, tmp_p
         if name == "tutorial":  # sets what it names, keeps every other field as the form had it
             assert all(getattr(after, k) == v for k, v in PRESETS[name].items())
             assert all(getattr(after, k) == getattr(base, k) for k in SETTINGS if k not in PRESETS[name])
-        else:  # the training knobs back to their defaults; what to train on and with stays
-            assert (after.optimizer, after.lr, after.epochs) == (TrainConfig().optimizer, TrainConfig().lr,
-                                                                 TrainConfig().epochs)
+        else:  # the training knobs back to their defaults and the CNN's sweep winner; what to train on stays
+            assert (after.optimizer, after.epochs) == (TrainConfig().optimizer, TrainConfig().epochs)
+            assert (after.lr, after.batch_size, after.augment) == (0.002, 64, "flip")
         assert (after.model == "scratch-mlp") == (name == "tutorial")  # only tutorial names a model
         assert (after.seed, after.dataset) == (7, "fashion-mnist")
         title, message = said[-1]
@@ -188,4 +188,5 @@ async def test_a_preset_keeps_the_forms_choices_while_a_field_is_refused():
         await pilot.pause()
         after = screen.config
         assert after is not None and (after.model, after.dataset, after.seed) == ("cnn", "fashion-mnist", 7)
-        assert after.lr == TrainConfig().lr and screen.query_one("#field-lr", Input).value == str(TrainConfig().lr)
+        recommended = preset("recommended", TrainConfig(model="cnn")).lr  # the CNN's own, from its sweep
+        assert after.lr == recommended and screen.query_one("#field-lr", Input).value == str(recommended)
