@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Hashable, Mapping, Sequence, TypeVar
+import sys
+from typing import TYPE_CHECKING, Hashable, Mapping, Sequence, TypeVar
 
-from .engine.events import EpochEnded, EvaluationEnded
+from .engine.events import BestWeightsRestored, EarlyStopped, EpochEnded, EvaluationEnded, Event, LearningRateChanged
+
+if TYPE_CHECKING:
+    from .runs.changes import Change
 
 
 def format_epoch(e: EpochEnded) -> str:
@@ -65,3 +69,56 @@ def fit_columns(natural: Mapping[Column, int], minimum: Mapping[Column, int], wi
         if excess <= 0:
             break
     return widths
+
+
+def metric_value(monitor: str, value: float) -> str:
+    """A monitored metric as the epoch lines show it: a loss to 4 places, an accuracy in percent."""
+    return f"{value:.2f}%" if monitor == "val_acc" else f"{value:.4f}"
+
+
+def arrow() -> str:
+    try:
+        "\u2192".encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return "->"
+    return "\u2192"
+
+
+def describe_steering(event: Event) -> str | None:
+    """One line for an lr change, an early stop or restored best weights; None for any other event.
+
+    `train` prints these as they happen; `format_change` says the same of a run's recorded changes."""
+    if isinstance(event, LearningRateChanged):
+        if event.reason == "plateau" and event.previous is not None:
+            return f"Learning rate {event.previous:.3g} {arrow()} {event.lr:.3g} (plateau) at step {event.step}"
+        line = f"Learning rate set to {event.lr:.3g}"
+        if event.reason:
+            line += f" ({event.reason})"
+        return line + (f" (was {event.previous:.3g})" if event.previous is not None else "")
+    if isinstance(event, EarlyStopped):
+        return (f"Early stop after epoch {event.epoch}: {event.monitor} has not improved for {event.patience} "
+                f"epoch{'s' * (event.patience != 1)} (best {metric_value(event.monitor, event.best_value)} "
+                f"at epoch {event.best_epoch})")
+    if isinstance(event, BestWeightsRestored):
+        line = (f"Evaluating the weights of epoch {event.epoch} (best {event.monitor} "
+                f"{metric_value(event.monitor, event.value)})")
+        return line + (f", not those of the last epoch, {event.last_epoch}" if event.last_epoch != event.epoch else "")
+    return None
+
+
+def format_change(change: "Change") -> str:
+    """One recorded change as `runs show` lists it and the app's log shows it:
+    "step 1,234 (epoch 3): lr 0.003 → 0.0015 (set by you)"."""
+    what, value = change.what, change.value
+    if what == "lr":
+        body = (f"lr {change.previous:.3g} {arrow()} {value:.3g}" if change.previous is not None
+                else f"lr set to {value:.3g}") + f" ({change.by})"
+    elif what == "pause":
+        body = "paused" + (f" for {duration(value)}" if value is not None else " (not resumed)")
+    elif what == "checkpoint":
+        body = "checkpoint"
+    elif what == "stop":
+        body = "stopped" + (f" ({change.detail})" if change.detail else "")
+    else:  # early_stop, best_restored, ignored: their own sentence
+        body = change.detail[:1].lower() + change.detail[1:]
+    return f"step {change.step:,} (epoch {change.epoch}): {body}"

@@ -181,7 +181,7 @@ def test_runs_control_queues_requests_for_a_running_run(capsys):
         assert store.take_commands(busy) == []  # the refused ones queued nothing
     run_id, _ = train(capsys)
     code, _, err = run_cli(["runs", "control", run_id, "stop"], capsys)
-    assert code == 1 and f"run {run_id} is finished; only a running run takes commands" in err
+    assert code == 1 and err == f"scratch-tui runs control: error: run {run_id} has finished; nothing to change\n"
     with RunStore() as store:
         assert store.take_commands(run_id) == []
 

@@ -37,6 +37,11 @@ def logged(store, run_id):
     return [e for _, e in store.events(run_id)]
 
 
+def received(log):
+    """The commands the log says reached the run (each also carries the step it arrived at)."""
+    return [e.command if isinstance(e, CommandReceived) else None for e in log]
+
+
 def followed(handle, timeout=20.0):
     """All a handle's events, failing (not hanging) if they do not end by themselves."""
     halt = threading.Event()
@@ -88,11 +93,12 @@ def test_viewers_live_and_late_see_one_log_and_commands_steer_the_run(tiny_data,
         wait_for(lambda: any(isinstance(e, BatchProgress) for e in logged(handle.store, run.run_id)), "progress")
         assert handle.state() == RunState.RUNNING
         handle.send(Command("pause"))
-        wait_for(lambda: CommandReceived("pause") in logged(handle.store, run.run_id), "the pause to arrive")
+        wait_for(lambda: "pause" in received(logged(handle.store, run.run_id)), "the pause to arrive")
         first_progress.set()
         wait_for(lambda: handle.state() == RunState.PAUSED, "the run to pause")
         log = logged(handle.store, run.run_id)
-        said = log.index(CommandReceived("pause"))
+        said = received(log).index("pause")
+        assert log[said].step == max(e.step for e in log[:said] if isinstance(e, BatchProgress))
         paused = next(i for i, e in enumerate(log) if isinstance(e, RunPaused))
         assert said < paused and all(isinstance(e, BatchProgress) for e in log[said + 1:paused])
 
@@ -100,7 +106,7 @@ def test_viewers_live_and_late_see_one_log_and_commands_steer_the_run(tiny_data,
         wait_for(lambda: handle.state() == RunState.RUNNING, "the run to resume")
         assert [type(e) for e in logged(handle.store, run.run_id)[-2:]] == [CommandReceived, RunResumed]
         handle.send(Command("stop"))
-        wait_for(lambda: CommandReceived("stop") in logged(handle.store, run.run_id), "the stop to arrive")
+        wait_for(lambda: "stop" in received(logged(handle.store, run.run_id)), "the stop to arrive")
         after_resume.set()
         trainer.join(30)
         assert handle.state() == RunState.STOPPED
@@ -120,7 +126,7 @@ def test_viewers_live_and_late_see_one_log_and_commands_steer_the_run(tiny_data,
     assert [e.command for e in stored if isinstance(e, CommandReceived)] == ["pause", "resume", "stop"]
 
     with pytest.raises(RunNotRunning, match=rf"^run {run.run_id} is stopped; only a running run takes commands "
-                                            rf"\(continue it with `scratch-tui train --resume {run.run_id}`\)$"):
+                                            rf"\(`scratch-tui train --resume {run.run_id}` continues from its last checkpoint\)$"):
         handle.send(Command("pause"))
     assert trainer_store.take_commands(run.run_id) == []  # refused, so nothing waits for a next process
 
@@ -133,7 +139,7 @@ def test_a_run_no_process_trains_refuses_commands_and_says_how_to_go_on(tmp_path
     store.end_run(finished, RunFinished(epochs_done=3, seconds=1.0))
     handle = launcher.open(finished[:5])
     assert (handle.run_id, handle.started_here, handle.state()) == (finished, False, RunState.FINISHED)
-    with pytest.raises(RunNotRunning, match=rf"^run {finished} is finished; only a running run takes commands"):
+    with pytest.raises(RunNotRunning, match=rf"^run {finished} has finished; nothing to change$"):
         handle.send(Command("stop"))
 
     # its process died without an ending: the handle finds out, rather than queue a command nobody reads
@@ -142,7 +148,9 @@ def test_a_run_no_process_trains_refuses_commands_and_says_how_to_go_on(tmp_path
     orphan = store.create_run(CONFIG)
     store.set_process(orphan, gone.pid)
     handle = launcher.open(orphan)
-    with pytest.raises(RunNotRunning, match=rf"run {orphan} is interrupted; .*--resume {orphan}"):
+    with pytest.raises(RunNotRunning, match=rf"run {orphan} is interrupted; .*it saved no checkpoint to resume "
+                                            rf"from; `scratch-tui runs show {orphan}` gives the command"):
+        # no --resume offered: there is nothing to resume from
         handle.send(Command("pause"))
     assert handle.state() == RunState.INTERRUPTED and store.take_commands(orphan) == []
     assert [e.event_name for e in followed(handle)] == ["process_started", "run_interrupted"]

@@ -153,7 +153,8 @@ def test_a_full_disk_mid_run_is_one_line_the_recorded_reason_and_keeps_the_last_
         record = store.get_run(run_id)
         assert (record.status, record.message) == ("failed", line)
         assert load_checkpoint(record.last_checkpoint).epoch == 1  # the last good one, whole
-    assert sorted(p.name for p in folder.iterdir()) == ["best.pt", "last.prev.pt", "last.pt"]  # no partial file
+    # no partial file
+    assert sorted(p.name for p in folder.iterdir()) == ["best.pt", "epoch-0001.pt", "last.prev.pt", "last.pt"]
     monkeypatch.setattr(checkpoints.torch, "save", real_save)
     code, _, err = run_cli(["train", "--resume", run_id], capsys)
     assert code == 0, err

@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-record", action="store_true", help="do not record the run: no run id, no checkpoints")
     train.add_argument("--resume", metavar="RUN_ID", help="continue a recorded run from its last checkpoint "
                                                           "(only --epochs may change, to train it further)")
+    train.add_argument("--fork", metavar="RUN_ID[@EPOCH]", help="start a new run from that run's checkpoint of EPOCH "
+                       "(default: its last), with its settings but for the flags given")
+    train.add_argument("--replay", metavar="RUN_ID", help="set the lr at the same steps as that run's mid-run lr "
+                       "changes (`runs show` gives a run's repeat line with it)")
     train.add_argument("--detach", action="store_true", help="train in a background process that outlives the "
                                                              "terminal; print the run id and return")
     train.add_argument("--seeds", metavar="S1,S2,...", help="train once per seed (e.g. 0,1,2) through the queue, then "
@@ -83,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     rm = run_action("rm", "delete a run and its checkpoints")
     rm.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     rm.add_argument("--force", action="store_true", help="delete it even while it is running")
+    prune = run_action("prune", "delete a stopped or finished run's old checkpoints, keeping the best and the last")
+    prune.add_argument("--keep", type=int, default=1, metavar="N",
+                       help="epoch checkpoints to keep besides the best (default %(default)s)")
     control = run_action("control", "pause, resume, stop, set-lr or checkpoint a running run (also one in "
                                     "another process)")
     control.add_argument("action", choices=[name.replace("_", "-") for name in COMMANDS])

@@ -7,48 +7,12 @@ import sys
 import time
 from typing import TextIO
 
-from ..engine.events import (BatchProgress, BestWeightsRestored, EarlyStopped, EpochEnded, EvaluationEnded, Event,
-                            LearningRateChanged, RunFailed, RunFinished, RunInterrupted, RunPaused, RunResumed,
-                            RunStarted, RunStopped)
-from ..format import clock, format_epoch, format_test
+from ..engine.events import (BatchProgress, EpochEnded, EvaluationEnded, Event, RunFailed, RunFinished,
+                             RunInterrupted, RunPaused, RunResumed, RunStarted, RunStopped)
+from ..format import clock, describe_steering, format_epoch, format_test
 
 LINE_WIDTH = 79  # the live line stays inside an 80-column terminal (the last column would wrap on some)
 BAR_WIDTH = 20
-
-
-def metric_value(monitor: str, value: float) -> str:
-    """A monitored metric as the epoch lines show it: a loss to 4 places, an accuracy in percent."""
-    return f"{value:.2f}%" if monitor == "val_acc" else f"{value:.4f}"
-
-
-def _arrow() -> str:
-    try:
-        "\u2192".encode(sys.stdout.encoding or "ascii")
-    except (UnicodeEncodeError, LookupError):
-        return "->"
-    return "\u2192"
-
-
-def describe_steering(event: Event) -> str | None:
-    """One line for an lr change, an early stop or restored best weights; None for any other event.
-
-    `train` prints these as they happen, and a log replayed later (`runs show`) can print the same lines."""
-    if isinstance(event, LearningRateChanged):
-        if event.reason == "plateau" and event.previous is not None:
-            return f"Learning rate {event.previous:.3g} {_arrow()} {event.lr:.3g} (plateau) at step {event.step}"
-        line = f"Learning rate set to {event.lr:.3g}"
-        if event.reason:
-            line += f" ({event.reason})"
-        return line + (f" (was {event.previous:.3g})" if event.previous is not None else "")
-    if isinstance(event, EarlyStopped):
-        return (f"Early stop after epoch {event.epoch}: {event.monitor} has not improved for {event.patience} "
-                f"epoch{'s' * (event.patience != 1)} (best {metric_value(event.monitor, event.best_value)} "
-                f"at epoch {event.best_epoch})")
-    if isinstance(event, BestWeightsRestored):
-        line = (f"Evaluating the weights of epoch {event.epoch} (best {event.monitor} "
-                f"{metric_value(event.monitor, event.value)})")
-        return line + (f", not those of the last epoch, {event.last_epoch}" if event.last_epoch != event.epoch else "")
-    return None
 
 
 class TerminalPrinter:

@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..engine.command import command_line
-from ..format import duration, percent
+from ..format import arrow, duration, format_change, percent
 from .common import EXIT_FAILED, error, reader_gone, table, terminal_width, usage_error, when
 
 if TYPE_CHECKING:
@@ -63,6 +62,9 @@ def _runs_list(store: "RunStore", args: argparse.Namespace) -> int:
 
 
 def _runs_show(store: "RunStore", args: argparse.Namespace) -> int:
+    from ..runs.changes import changes_of
+    from ..runs.replay import repeat_line
+
     r = store.get_run(args.run_id)
     out: list[str] = [f"Run {r.id}" + (f" ({r.name})" if r.name else "") + f": {r.state}"]
     if r.message:
@@ -75,8 +77,13 @@ def _runs_show(store: "RunStore", args: argparse.Namespace) -> int:
     for label, path in (("last", r.last_checkpoint), ("best", r.best_checkpoint)):
         if path:
             out.append(f"  {label} checkpoint: {path}")
-    out += ["", "Repeat it with:", f"  {command_line(r.train_config())}", "", "Settings:"]
+    out += _parent(store, r)
+    out += ["", "Repeat it with:", f"  {repeat_line(store, r)}", "", "Settings:"]
     out += [f"  {line}" for line in r.train_config().to_toml().splitlines()]
+    changes = changes_of(store.events_at(r.id)).changes
+    if changes:
+        out += ["", "Changes:"] + [f"  {format_change(c)}" for c in changes]
+    out += _checkpoints(store, r.id)
     epochs = store.epochs(r.id)
     if epochs:
         rows = [("EPOCH", "TRAIN LOSS", "TRAIN ACC", "VAL LOSS", "VAL ACC", "LR", "SECONDS")]
@@ -94,6 +101,62 @@ def _runs_show(store: "RunStore", args: argparse.Namespace) -> int:
         out += ["", "Evaluation:", f"  {format_test(result)}"]
         out += [f"  {name:<12} {acc:6.2f}%" for name, acc in zip(result.classes, result.per_class_acc)]
     print("\n".join(out))
+    return 0
+
+
+def _parent(store: "RunStore", r) -> list[str]:
+    """A fork's parent and the settings it changed, only those."""
+    if not r.parent_id:
+        return []
+    from ..runs.fork import config_diff
+    from ..runs.store import RunNotFound
+
+    line = f"  forked from run {r.parent_id} at epoch {r.parent_epoch}"
+    try:
+        parent = store.get_run(r.parent_id).config
+    except RunNotFound:
+        return [line + " (since deleted)"]
+    diff = config_diff(parent, r.config)
+    changed = ", ".join(f"{key} {_text(old)} {arrow()} {_text(new)}" for key, old, new in diff)
+    return [line + (f"; changed: {changed}" if changed else "; no setting changed")]
+
+
+def _text(value) -> str:
+    from ..engine.config import to_text
+
+    return to_text(tuple(value) if isinstance(value, list) else value) or "-"
+
+
+def _checkpoints(store: "RunStore", run_id: str) -> list[str]:
+    from ..runs.retention import disk_use, kept_checkpoints
+
+    kept = kept_checkpoints(store, run_id)
+    out = ["", f"Disk: {size(disk_use(store, run_id))} (checkpoints and log; hard-linked files counted once)"]
+    if kept:
+        rows = [("CHECKPOINT", "EPOCH", "SIZE")]
+        rows += [(k.name, "-" if k.epoch is None else str(k.epoch), size(k.bytes)) for k in kept]
+        out += [f"  {line}" for line in table(rows)]
+    return out
+
+
+def size(count: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1000 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} TB"
+
+
+def _runs_prune(store: "RunStore", args: argparse.Namespace) -> int:
+    from ..runs.retention import disk_use, prune_checkpoints
+
+    run_id = store.resolve(args.run_id)
+    before = disk_use(store, run_id)
+    deleted = prune_checkpoints(store, run_id, args.keep)  # a running run or a bad --keep: ValueError, exit 2
+    freed = before - disk_use(store, run_id)
+    names = ", ".join(p.name for p in deleted)
+    print(f"Run {run_id}: deleted {len(deleted)} checkpoint(s){f' ({names})' if names else ''}, freed {size(freed)}; "
+          f"kept the newest {args.keep} epoch checkpoint(s), the best and the last.")
     return 0
 
 
@@ -168,11 +231,11 @@ def _runs_control(store: "RunStore", args: argparse.Namespace) -> int:
     handle = StoredRun(store, args.run_id)
     try:
         handle.send(command)
-    except RunNotRunning as exc:
+    except RunNotRunning as exc:  # finished: "has finished; nothing to change"; else how to go on
         return error(str(exc), "runs control")
     print(f"Asked run {handle.run_id} to {command.describe()}; it acts on it at its next step.")
     return 0
 
 
 _RUNS_ACTIONS = {"list": _runs_list, "show": _runs_show, "export": _runs_export, "rm": _runs_rm,
-                 "control": _runs_control}
+                 "control": _runs_control, "prune": _runs_prune}

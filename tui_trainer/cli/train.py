@@ -29,6 +29,8 @@ def run_train(args: argparse.Namespace) -> int:
         return _train_detached_child(args)
     if args.resume is not None:
         return _resume(args)
+    if args.fork is not None or args.replay is not None:
+        return _fork_or_replay(args)
     try:
         config = config_from_args(args)
     except ConfigError as exc:
@@ -224,14 +226,24 @@ def _train_detached_child(args: argparse.Namespace) -> int:
     from ..engine.loop import TrainingRun
     from ..runs.store import RunNotFound, RunStore, StoreError
 
+    from ..engine.checkpoints import CheckpointError
+    from ..runs.fork import resume_fork
+    from ..runs.replay import replay_control
+
     printer = printer_for(args)
     try:
         store = RunStore(args.runs_dir)
         config = store.get_run(args.run_id).train_config()
-    except (StoreError, RunNotFound, ConfigError) as exc:
+        # a fork starts from its parent's checkpoint, written into its log by whoever created it
+        run = resume_fork(store, args.run_id, TrainingControl(), download_progress=printer.download_progress)
+    except (StoreError, RunNotFound, ConfigError, CheckpointError, LookupError) as exc:
         return error(str(exc))
-    run = TrainingRun(config, TrainingControl(), download_progress=printer.download_progress)
+    if run is None:
+        run = TrainingRun(config, TrainingControl(), download_progress=printer.download_progress)
     run.run_id = args.run_id
+    replaying = replay_control(store, run.run_id, lambda: run.step, run.step)
+    if replaying is not None:
+        run.control = replaying
     with store:
         return _train_in_foreground(run, store, printer, hangup=not args.no_hangup, detached_child=True)
 
@@ -244,7 +256,8 @@ def _launch_ranks(args: argparse.Namespace) -> int:
     import torch
 
     refused = [flag for flag, given in (("--detach", args.detach), ("--resume", args.resume), ("--seeds", args.seeds),
-                                        ("--save-config", args.save_config)) if given]
+                                        ("--save-config", args.save_config), ("--fork", args.fork),
+                                        ("--replay", args.replay)) if given]
     if refused:
         return usage_error(f"--gpus trains in the foreground; drop {', '.join(refused)} "
                            f"(or run torchrun --nproc-per-node N -m tui_trainer train ... yourself)")
@@ -292,3 +305,73 @@ def _train_as_another_rank(args: argparse.Namespace) -> int:
     for final in run.events():
         pass
     return EXIT_FAILED if isinstance(final, RunFailed) else 0
+
+
+def _fork_or_replay(args: argparse.Namespace) -> int:
+    """`--fork RUN_ID[@EPOCH]` and `--replay RUN_ID`: a new recorded run made from another's checkpoint or
+    repeating its lr changes (runs/fork.py, runs/replay.py say how)."""
+    refused = [flag for flag, given in (("--seeds", args.seeds), ("--no-record", args.no_record),
+                                        ("--save-config", args.save_config)) if given]
+    if args.fork is not None:
+        refused += [flag for flag in ("--preset", "--config") if getattr(args, flag[2:])]
+    if refused:
+        what = "--fork" if args.fork is not None else "--replay"
+        return usage_error(f"{what} records one new run from another; drop {', '.join(refused)}")
+    from ..engine.checkpoints import CheckpointError
+    from ..engine.config import SETTINGS
+    from ..engine.control import TrainingControl
+    from ..engine.data import DatasetUnavailable
+    from ..engine.devices import DeviceError
+    from ..engine.loop import TrainingRun
+    from ..runs.fork import ForkRefused, fork_run, parse_fork
+    from ..runs.replay import ReplayControl, plan_replay
+    from ..runs.store import RunNotFound, RunStore, StoreError
+
+    printer = printer_for(args)
+    try:
+        flagged = config_from_args(args)  # the defaults and the flags given: only the given ones count for a fork
+        changes = {name: getattr(flagged, name) for name in SETTINGS if getattr(args, name) is not None}
+        store = RunStore(args.runs_dir)
+    except ConfigError as exc:
+        return usage_error(name_flags(exc))
+    except StoreError as exc:
+        return error(str(exc))
+    with store:
+        try:
+            source = store.resolve(args.replay) if args.replay is not None else None
+            if args.fork is not None:
+                parent, epoch = parse_fork(args.fork)
+                run = fork_run(store, parent, epoch, changes, TrainingControl(),
+                               download_progress=printer.download_progress)
+            else:
+                run = TrainingRun(flagged, TrainingControl(), download_progress=printer.download_progress)
+                run.run_id = store.create_run(flagged)
+        except RunNotFound as exc:
+            return usage_error(f"{'--replay' if args.fork is None else '--fork'}: {exc}")
+        except ForkRefused as exc:
+            return usage_error(str(exc))
+        except ConfigError as exc:
+            return usage_error(name_flags(exc))
+        except (CheckpointError, StoreError) as exc:
+            return error(str(exc))
+        if source is not None:
+            plan = plan_replay(store, run.run_id, source)
+            run.control = ReplayControl(plan, lambda: run.step)
+        if args.detach:
+            from ..runs.handle import start_created
+            from ..runs.spawn import SpawnError
+
+            try:
+                return _say_detached(start_created(store, run.run_id), args.jsonl)
+            except (SpawnError, StoreError) as exc:
+                return error(str(exc))
+        try:
+            run.setup()
+        except (DeviceError, DatasetUnavailable, CheckpointError) as exc:
+            from ..engine.events import RunFailed
+
+            store.end_run(run.run_id, RunFailed(message=str(exc), epochs_done=run.epoch))
+            if isinstance(exc, DeviceError):
+                return usage_error(str(exc).replace("device:", "--device:", 1))
+            return error(str(exc))
+        return _train_in_foreground(run, store, printer)

@@ -32,9 +32,9 @@ import torch
 
 from .config import ConfigError, TrainConfig
 
+from .checkpoint_files import BEST, LAST, PREVIOUS, epoch_file  # noqa: F401  (names kept where they were)
+
 FORMAT = 1
-LAST, BEST = "last.pt", "best.pt"
-PREVIOUS = "last.prev.pt"  # the last checkpoint before the newest: what a resume falls back on if that is damaged
 _HEADER = ("format", "meta", "checksum")  # a checkpoint's keys that are not the run's state
 
 

@@ -7,16 +7,22 @@ import shlex
 from .config import SETTINGS, TrainConfig, applies, to_text
 
 
-def command_line(config: TrainConfig) -> str:
-    """Only the settings that differ from the defaults and matter for this model and optimizer,
-    so the line stays short and readable."""
+def command_line(config: TrainConfig, *, base: TrainConfig | None = None, fork: str = "", replay: str = "") -> str:
+    """Only the settings that differ from `base` (the defaults; a fork's parent config) and matter for this
+    model and optimizer, so the line stays short and readable. `fork` ("RUN_ID@EPOCH") starts from that
+    checkpoint; `replay` (a run id) repeats that run's mid-run lr changes at the same steps."""
+    base = base or TrainConfig()
     parts = ["scratch-tui", "train"]
+    if fork:
+        parts += ["--fork", shlex.quote(fork)]
     for s in SETTINGS.values():
         value = getattr(config, s.name)
-        if value == s.default or not applies(s.name, config):
+        if value == getattr(base, s.name) or not applies(s.name, config):
             continue
         if isinstance(value, bool):
             parts.append(s.flag if value else "--no-" + s.flag[2:])
         else:
             parts += [s.flag, shlex.quote(to_text(value))]
+    if replay:
+        parts += ["--replay", shlex.quote(replay)]
     return " ".join(parts)

@@ -159,6 +159,11 @@ class TrainConfig:
     data_dir: str | None = _setting(None, label="Data folder", metavar="DIR", help="where full datasets live",
                                     shown_default="$SCRATCH_TUI_DATA or the user cache",
                                     check=lambda v: v is None or isinstance(v, str), rule="must be a folder path")
+    # Each epoch's checkpoint is a hard link of the last one (no copy); the last N and the best stay, so a fork
+    # can start from any of them, and a long run does not fill the disk.
+    keep_checkpoints: int = _setting(3, label="Keep checkpoints", low=1, high=10_000, metavar="N",
+                                     help="epoch checkpoints a recorded run keeps besides its best; older ones "
+                                          "are deleted as new ones are saved")
 
     def __post_init__(self) -> None:
         if isinstance(self.hidden, list):

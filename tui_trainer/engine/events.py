@@ -170,6 +170,7 @@ class RunStopped(Event):
     epochs_done: int
     seconds: float
     reason: str = "stopped by request"
+    step: int | None = None  # set by the recorder (the loop's stop knows no more than its epochs); None in older logs
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,38 @@ class CommandReceived(Event):
     event_name: ClassVar[str] = "command_received"
     command: str
     value: float | None = None
+    step: int | None = None  # the run's step when it arrived; None in logs written before it was kept
+
+
+@dataclass(frozen=True)
+class CommandIgnored(Event):
+    """Written by the store when a run ends with commands still queued for it: each gets this answer instead
+    of silence (the app shows it; `runs show` lists it)."""
+
+    event_name: ClassVar[str] = "command_ignored"
+    command: str
+    value: float | None = None
+    reason: str = "the run had ended"
+
+
+@dataclass(frozen=True)
+class ForkedFrom(Event):
+    """A fork's first event: the run it starts from and where (that run's checkpoint of `epoch`, at `step`)."""
+
+    event_name: ClassVar[str] = "forked_from"
+    parent_id: str
+    epoch: int
+    step: int
+
+
+@dataclass(frozen=True)
+class ReplayPlanned(Event):
+    """Written before a run starts when it repeats another's mid-run lr changes (`train --replay`): each
+    (step, lr) is applied at that step through the run's control, as a set lr is."""
+
+    event_name: ClassVar[str] = "replay_planned"
+    source_id: str
+    lr_changes: list[list[float]] = field(default_factory=list)  # [step, lr] pairs, in step order
 
 
 @dataclass(frozen=True)
@@ -237,7 +270,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.event_name: cls
     for cls in (RunStarted, BatchProgress, EpochEnded, EvaluationEnded, RunPaused, RunResumed,
                 LearningRateChanged, EarlyStopped, BestWeightsRestored, RunFinished, RunStopped, RunFailed,
-                RunInterrupted, CheckpointSaved, CommandReceived, ProcessStarted, RunQueued)
+                RunInterrupted, CheckpointSaved, CommandReceived, ProcessStarted, RunQueued, CommandIgnored,
+                ForkedFrom, ReplayPlanned)
 }
 
 

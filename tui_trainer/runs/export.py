@@ -7,8 +7,9 @@ import dataclasses
 import io
 import json
 
-from ..engine.command import command_line
 from ..engine.events import EpochEnded
+from .changes import changes_of
+from .replay import repeat_line
 from .store import RunStore
 
 FORMATS = ("csv", "json")
@@ -20,8 +21,10 @@ def export_run(store: RunStore, run_id: str, fmt: str) -> str:
     record = store.get_run(run_id)
     epochs = store.epochs(record.id)
     if fmt == "json":
-        return json.dumps({"run": dataclasses.asdict(record), "command": command_line(record.train_config()),
-                           "epochs": epochs, "steps": store.steps(record.id),
+        # changes: what altered the run's course, each {step, epoch, what, value, previous, by, detail}
+        changes = [c.to_dict() for c in changes_of(store.events_at(record.id)).changes]
+        return json.dumps({"run": dataclasses.asdict(record), "command": repeat_line(store, record),
+                           "epochs": epochs, "steps": store.steps(record.id), "changes": changes,
                            "evaluation": store.evaluation(record.id)}) + "\n"
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=[f.name for f in dataclasses.fields(EpochEnded)],

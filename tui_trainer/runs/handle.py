@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from typing import Iterator
+from typing import Any, Iterator
 
 from ..engine.commands import Command
 from ..engine.config import TrainConfig
-from ..engine.events import Event, RunState
+from ..engine.events import Event, RunFailed, RunState
 from .follow import follow
-from .spawn import resume_in_background, start_run
+from .spawn import Spawned, SpawnError, _spawn, resume_in_background, start_run
 from .store import RunStore
 
 
@@ -57,9 +57,16 @@ class StoredRun(RunHandle):
     def send(self, command: Command) -> None:
         self.store.mark_interrupted()
         record = self.store.get_run(self.run_id)
+        if record.status == "finished":
+            raise RunNotRunning(f"run {record.id} has finished; nothing to change")
+        if record.status == "queued":
+            raise RunNotRunning(f"run {record.id} is queued; it takes commands once the queue starts it "
+                                f"(`scratch-tui queue ls`)")
         if record.status != "running":
-            hint = f" (continue it with `scratch-tui train --resume {record.id}`)" if record.status != "finished" else ""
-            raise RunNotRunning(f"run {record.id} is {record.status}; only a running run takes commands{hint}")
+            # what it left decides: resume from a checkpoint, or start again (the advice never offers a
+            # --resume that has nothing to resume from)
+            raise RunNotRunning(f"run {record.id} is {record.status}; only a running run takes commands "
+                                f"({self.store.resume_advice(record.id)})")
         self.store.send(self.run_id, command)
 
     def state(self) -> RunState:
@@ -85,3 +92,33 @@ class RunLauncher:
 
     def open(self, run_id: str) -> StoredRun:
         return StoredRun(self.store, run_id)
+
+    def fork(self, parent_id: str, epoch: int | None, changes: dict[str, Any]) -> StoredRun:
+        """Start a fork of `parent_id` from its checkpoint of `epoch` (its last when None) with `changes` (setting
+        -> value), in the background. Raises RunNotFound, ForkRefused (one line: a missing epoch names those
+        there are), ConfigError or CheckpointError; nothing is created when it does."""
+        from .fork import fork_run
+
+        run = fork_run(self.store, parent_id, epoch, changes)
+        return StoredRun(self.store, start_created(self.store, run.run_id).run_id, started_here=True)
+
+    def repeat(self, config: TrainConfig, replay_id: str) -> StoredRun:
+        """Start `config` in the background, setting the lr at the same steps as run `replay_id` did."""
+        from .replay import plan_replay
+
+        run_id = self.store.create_run(config)
+        plan_replay(self.store, run_id, replay_id)
+        return StoredRun(self.store, start_created(self.store, run_id).run_id, started_here=True)
+
+
+def start_created(store: RunStore, run_id: str) -> Spawned:
+    """Train a run already created (a fork, a replay: their first events written) in the background."""
+    # spawn.py keeps the process machinery; it has no public "start this existing run" yet, so this uses its
+    # one way to start a child, as start_run does
+    try:
+        spawned = _spawn(store, run_id, ["--run-id", run_id])
+    except SpawnError as exc:
+        store.end_run(run_id, RunFailed(message=str(exc)))
+        raise
+    store.set_process(run_id, spawned.pid)
+    return spawned

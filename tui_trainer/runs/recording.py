@@ -15,6 +15,7 @@ order, with one warning, and are written once the lock is free (see `_Journal`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import threading
@@ -23,13 +24,16 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..engine.checkpoints import (BEST, LAST, PREVIOUS, Checkpoint, CheckpointDamaged, CheckpointError,
-                                  CheckpointNotWritten, keep_as_best, load_checkpoint, save_checkpoint)
+                                  CheckpointNotWritten, epoch_file, keep_as_best, load_checkpoint, save_checkpoint)
 from ..engine.config import ConfigError
 from ..engine.control import TrainingControl
 from ..engine.commands import apply
-from ..engine.events import (BatchProgress, CheckpointSaved, CommandReceived, EpochEnded, Event, RunFailed,
-                             RunInterrupted, RunStarted, RunStopped, TERMINAL_EVENTS)
+from ..engine.events import (BatchProgress, CheckpointSaved, CommandIgnored, CommandReceived, EpochEnded, Event,
+                             RunFailed, RunInterrupted, RunStarted, RunStopped, TERMINAL_EVENTS)
 from ..engine.loop import TrainingRun
+from ..engine.monitor import Monitor
+from .replay import replay_control
+from .retention import prune
 from .store import RunStore, StoreBusy, StoreError, StoreFull, still_running
 
 COMMAND_POLL_S = 0.02  # how often the store is asked for queued commands: the key-to-loop budget is 50 ms
@@ -54,7 +58,8 @@ class Recording:
             run.run_id = store.create_run(run.config)
         self.run_id: str = run.run_id
         self.journal = _Journal(store, self.run_id, warn)
-        self._best_val_acc: float | None = None
+        # which epoch is best (kept as best.pt) by the run's own monitor: lower val_loss or higher val_acc
+        self._monitor = Monitor(run.config.monitor)
         self._ended = False
         self._events = self._record()
 
@@ -72,7 +77,7 @@ class Recording:
         run, store, run_id = self.run, self.store, self.run_id
         # Started at RunStarted: commands wait in the store until this process trains.
         journal = self.journal
-        poller = _CommandPoller(store, journal, run.control, self.command_poll_s)
+        poller = _CommandPoller(store, journal, run.control, self.command_poll_s, lambda: run.step)
         events = run.events()
         try:
             for event in events:
@@ -87,7 +92,7 @@ class Recording:
                     yield event
                 elif isinstance(event, EpochEnded):
                     journal.write(event)
-                    saved = self._save("epoch", event.val_acc)
+                    saved = self._save("epoch", event)
                     yield event
                     if saved:
                         yield saved
@@ -95,6 +100,7 @@ class Recording:
                     # No command may be logged after the ending: followers stop at the ending they see last.
                     poller.halt()
                     if isinstance(event, RunStopped):
+                        event = dataclasses.replace(event, step=run.step)  # the loop's stop does not say it
                         saved = self._save("stop")
                         if saved:
                             yield saved
@@ -104,7 +110,9 @@ class Recording:
                 else:
                     journal.write(event)
                     if isinstance(event, RunStarted):
-                        self._best_val_acc = store.get_run(run_id).best_val_acc
+                        self._monitor = Monitor(run.config.monitor)
+                        for kept in store.epochs(run_id):  # a resume's best so far is in the log
+                            self._monitor.update(kept["epoch"], kept["val_loss"], kept["val_acc"])
                         poller.start()
                     yield event
         except GeneratorExit:
@@ -114,7 +122,7 @@ class Recording:
                 self._ended = True
                 poller.halt()
                 self._save("closed")
-                journal.write(RunStopped(epochs_done=run.epoch, seconds=run.elapsed(),
+                journal.write(RunStopped(epochs_done=run.epoch, seconds=run.elapsed(), step=run.step,
                                          reason="training stopped when its events stopped being read"), wait=True)
             raise
         except KeyboardInterrupt:
@@ -137,7 +145,7 @@ class Recording:
             poller.halt()
             events.close()
 
-    def _save(self, reason: str, val_acc: float | None = None) -> CheckpointSaved | None:
+    def _save(self, reason: str, ended: EpochEnded | None = None) -> CheckpointSaved | None:
         if not self.checkpoints or self.run.model is None:
             return None
         folder = self.store.checkpoint_dir(self.run_id)
@@ -146,11 +154,13 @@ class Recording:
                 keep_as_best(folder / LAST, folder / PREVIOUS)
             last = save_checkpoint(folder / LAST, self.run, reason)
             best = ""
-            # Without validation every epoch end is the best we know of.
-            if reason == "epoch" and (val_acc is None or self._best_val_acc is None or val_acc > self._best_val_acc):
-                self._best_val_acc = val_acc if val_acc is not None else self._best_val_acc
-                keep_as_best(last, folder / BEST)
-                best = str(folder / BEST)
+            if ended is not None:
+                keep_as_best(last, folder / epoch_file(ended.epoch))  # a hard link: what a fork at this epoch uses
+                # Without validation every epoch end is the best we know of.
+                if self._monitor.update(ended.epoch, ended.val_loss, ended.val_acc) or ended.val_loss is None:
+                    keep_as_best(last, folder / BEST)
+                    best = str(folder / BEST)
+                prune(folder, self.run.config.keep_checkpoints)
         except CheckpointNotWritten as exc:
             # The run's recorded reason and the one line the user sees: what is wrong and how to go on.
             raise CheckpointNotWritten(f"{exc}: {exc.remedy}, then {self._how_to_go_on()}", exc.remedy) from None
@@ -193,6 +203,10 @@ def resume_run(store: RunStore, run_id: str, epochs: int | None = None, control:
                                      f"ask for more epochs to train it further"})
     run = TrainingRun.from_checkpoint(checkpoint, control, epochs=epochs, **kwargs)
     run.run_id = record.id
+    # a run that replays another's lr changes goes on with those still ahead of it
+    replaying = replay_control(store, record.id, lambda: run.step, checkpoint.step)
+    if replaying is not None:
+        run.control = replaying
     if claim:
         if not store.claim(record.id, me, also=parent):
             raise still_running(store, store.get_run(record.id))
@@ -300,9 +314,10 @@ class _CommandPoller(threading.Thread):
     """Takes queued commands from the store and applies them; a thread, because a paused loop yields
     no events. Each is logged as CommandReceived before it acts, so the log says why the run changed."""
 
-    def __init__(self, store: RunStore, journal: _Journal, control: TrainingControl, every_s: float):
+    def __init__(self, store: RunStore, journal: _Journal, control: TrainingControl, every_s: float,
+                 step: Callable[[], int]):
         super().__init__(name=f"commands-{journal.run_id}", daemon=True)
-        self.store, self.journal, self.control, self.every_s = store, journal, control, every_s
+        self.store, self.journal, self.control, self.every_s, self.step = store, journal, control, every_s, step
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -312,12 +327,17 @@ class _CommandPoller(threading.Thread):
             except StoreError:
                 continue  # a store busy elsewhere must not stop training; ask again next time
             for command in commands:
-                if not self._halt.is_set():  # the run has ended: nothing may follow its ending in the log
-                    try:
-                        self.journal.write(CommandReceived(command.name, command.value))
-                    except StoreError:
-                        pass  # taken from the queue already: act on it even if the log missed it
-                apply(command, self.control)
+                # Once halted the run is ending: the command is answered instead (the ending is written only
+                # after this thread is joined, so the answer comes before it in the log).
+                halted = self._halt.is_set()
+                event = CommandIgnored(command.name, command.value, "the run was ending when it arrived") if halted \
+                    else CommandReceived(command.name, command.value, self.step())
+                try:
+                    self.journal.write(event)
+                except StoreError:
+                    pass  # taken from the queue already: act on it even if the log missed it
+                if not halted:
+                    apply(command, self.control)
 
     def halt(self) -> None:
         self._halt.set()

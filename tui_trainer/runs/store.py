@@ -35,9 +35,9 @@ from typing import Any, Callable, Iterator, Union
 
 from ..engine.commands import Command
 from ..engine.config import TrainConfig
-from ..engine.events import (ENDING_STATE, CheckpointSaved, EpochEnded, EvaluationEnded, Event, ProcessStarted,
-                             RunInterrupted, RunPaused, RunQueued, RunResumed, RunStarted, RunState, ending_message,
-                             event_from_dict)
+from ..engine.events import (ENDING_STATE, CheckpointSaved, CommandIgnored, EpochEnded, EvaluationEnded, Event,
+                             ForkedFrom, ProcessStarted, RunInterrupted, RunPaused, RunQueued, RunResumed, RunStarted,
+                             RunState, ending_message, event_from_dict)
 
 STORE_FILE = "runs.sqlite3"
 BUSY_TIMEOUT_S = 10.0
@@ -161,6 +161,10 @@ MIGRATIONS: list[tuple[Migration, ...]] = [
             beat_at REAL NOT NULL
         )""",
     ),
+    (  # forks: the run a fork starts from and the epoch of that run's checkpoint ('' and NULL for any other run)
+        "ALTER TABLE runs ADD COLUMN parent_id TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE runs ADD COLUMN parent_epoch INTEGER",
+    ),
 ]
 
 
@@ -230,6 +234,8 @@ class RunRecord(RunSummary):
     started: dict[str, Any] | None  # the latest RunStarted event (sizes, classes, parameters)
     updated_at: float  # last write: a heartbeat while it runs
     segment: int  # times it has started: 0 before its first event, 1, then one more per resume
+    parent_id: str = field(default="", kw_only=True)  # a fork's parent run ('' for a run that is not a fork)
+    parent_epoch: int | None = field(default=None, kw_only=True)  # the parent's epoch the fork starts from
 
     def train_config(self) -> TrainConfig:
         return TrainConfig.from_dict(self.config)
@@ -238,7 +244,7 @@ class RunRecord(RunSummary):
 _SUMMARY_COLUMNS = ("id, name, model, dataset, status, epochs_done, epochs, best_val_acc, test_acc, run_seconds, "
                     "active_since, created_at, ended_at, paused, sweep_id, sweep_name")
 _RECORD_COLUMNS = (_SUMMARY_COLUMNS + ", config, message, device, device_name, torch_version, pid, host, "
-                   "last_checkpoint, best_checkpoint, started, updated_at, segment")
+                   "last_checkpoint, best_checkpoint, started, updated_at, segment, parent_id, parent_epoch")
 
 
 _SUMMARY_WIDTH = 16  # columns of _SUMMARY_COLUMNS
@@ -618,6 +624,8 @@ class RunStore:
             return [self._append(db, run_id, event, now) for event in events]
 
     def _append(self, db: sqlite3.Connection, run_id: str, event: Event, now: float) -> int:
+        if type(event) in ENDING_STATE:
+            self._answer_queued(db, run_id, event, now)
         seq = db.execute("SELECT coalesce(max(seq), 0) + 1 FROM run_events WHERE run_id = ?", (run_id,)).fetchone()[0]
         if isinstance(event, RunStarted):
             self._project_start(db, run_id, event, now)
@@ -632,13 +640,14 @@ class RunStore:
         elif isinstance(event, RunQueued):
             db.execute("UPDATE runs SET status = 'queued', sweep_id = ?, sweep_name = ? WHERE id = ?",
                        (event.sweep_id, event.sweep_name, run_id))
+        elif isinstance(event, ForkedFrom):
+            db.execute("UPDATE runs SET parent_id = ?, parent_epoch = ? WHERE id = ?",
+                       (event.parent_id, event.epoch, run_id))
         elif isinstance(event, CheckpointSaved):
             db.execute("UPDATE runs SET last_checkpoint = ?, best_checkpoint = coalesce(nullif(?, ''), "
                        "best_checkpoint) WHERE id = ?",
                        (self._stored_path(event.path), self._stored_path(event.best_path), run_id))
         elif type(event) in ENDING_STATE:
-            # what was queued for this process dies with it; a command sent while the next one starts stays
-            db.execute("DELETE FROM commands WHERE run_id = ?", (run_id,))
             db.execute("UPDATE runs SET status = ?, message = ?, ended_at = ?, run_seconds = ?, "
                        "active_since = NULL, paused = 0, epochs_done = ? WHERE id = ?",
                        (ENDING_STATE[type(event)].value, ending_message(event), now, event.seconds,
@@ -652,6 +661,15 @@ class RunStore:
         db.execute("INSERT INTO run_events (run_id, seq, name, data, at) VALUES (?, ?, ?, ?, ?)",
                    (run_id, seq, event.event_name, _pack(event.to_dict()), now))
         return seq
+
+    def _answer_queued(self, db: sqlite3.Connection, run_id: str, ending: Event, now: float) -> None:
+        """Commands still queued when the run ends will never reach it: each is answered in the log, just
+        before the ending (followers stop at the ending), instead of vanishing."""
+        queued = db.execute("SELECT name, value FROM commands WHERE run_id = ? ORDER BY id", (run_id,)).fetchall()
+        db.execute("DELETE FROM commands WHERE run_id = ?", (run_id,))
+        state = ENDING_STATE[type(ending)].value
+        for name, value in queued:
+            self._append(db, run_id, CommandIgnored(name, value, f"the run had {state} before it arrived"), now)
 
     def _project_start(self, db: sqlite3.Connection, run_id: str, event: RunStarted, now: float) -> None:
         kept = [e for e in _fold_epochs(self._rows(db, run_id, ("run_started", "epoch_end")))
@@ -759,12 +777,13 @@ class RunStore:
             raise RunNotFound(f"no run {run_id}; `scratch-tui runs` lists them")
         row = self._as_seen(rows[0])
         (config, message, device, device_name, torch_version, pid, host, last, best, started, updated,
-         segment) = row[_SUMMARY_WIDTH:]
+         segment, parent_id, parent_epoch) = row[_SUMMARY_WIDTH:]
         message = self._gone_unrecorded.get(run_id, message) if row[4] == "interrupted" else message
         values, keywords = _summary_values(row, time.time())
         return RunRecord(*values, json.loads(config), message, device, device_name, torch_version, pid, host,
                          self._found_path(run_id, last), self._found_path(run_id, best),
-                         json.loads(started) if started else None, updated, segment, **keywords)
+                         json.loads(started) if started else None, updated, segment, parent_id=parent_id,
+                         parent_epoch=parent_epoch, **keywords)
 
     def events(self, run_id: str, after: int = 0, limit: int = 1000) -> list[tuple[int, Event]]:
         """(seq, event) of the run's log with seq > `after`, in order: replay from 0, tail from the last seq."""
@@ -772,6 +791,19 @@ class RunStore:
         rows = self._query("SELECT seq, data FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                            (run_id, after, limit))
         return [(seq, event_from_dict(_unpack(data))) for seq, data in rows]
+
+    def events_at(self, run_id: str) -> list[tuple[float, Event]]:
+        """(when it was logged, event) of the run's whole log, in order: what the run's changes are read from
+        (a pause lasted from its RunPaused to its RunResumed). Progress reports and the evaluation (its images
+        make it large) are left out: they change nothing."""
+        run_id = self.resolve(run_id)
+        rows = self._query("SELECT at, data FROM run_events WHERE run_id = ? AND name NOT IN ('batch_progress', "
+                           "'eval_end') ORDER BY seq", (run_id,))
+        return [(at, event_from_dict(_unpack(data))) for at, data in rows]
+
+    def logged(self, run_id: str, *names: str) -> list[dict[str, Any]]:
+        """The run's events of these names, in log order, as `to_dict()` gives them."""
+        return self._named(run_id, *names)
 
     def last_seq(self, run_id: str) -> int:
         return self._query("SELECT coalesce(max(seq), 0) FROM run_events WHERE run_id = ?", (run_id,))[0][0]
