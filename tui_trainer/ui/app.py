@@ -133,7 +133,7 @@ class TrainerApp(App):
             return
         if going:
             names = ", ".join(f"{r.id} ({r.state})" for r in going[:3]) + (" …" if len(going) > 3 else "")
-            self.notify(f"Still training: {names}. F2 lists them; Enter opens one.", timeout=8, markup=False)
+            self.notify(f"Still training: {names}. F2 lists them; Enter opens one.", timeout=15, markup=False)
         try:  # only a real store has a queue (a test's fixed list of runs has none)
             status = run_queue.runner_status(store) if isinstance(store, RunStore) else None
         except StoreError:
