@@ -18,9 +18,9 @@ from typing import Any, Iterator
 
 from ..engine.commands import Command
 from ..engine.config import TrainConfig
-from ..engine.events import Event, RunFailed, RunState
+from ..engine.events import Event, RunState
 from .follow import follow
-from .spawn import Spawned, SpawnError, _spawn, resume_in_background, start_run
+from .spawn import resume_in_background, start_created, start_run
 from .store import RunStore
 
 
@@ -109,16 +109,3 @@ class RunLauncher:
         run_id = self.store.create_run(config)
         plan_replay(self.store, run_id, replay_id)
         return StoredRun(self.store, start_created(self.store, run_id).run_id, started_here=True)
-
-
-def start_created(store: RunStore, run_id: str) -> Spawned:
-    """Train a run already created (a fork, a replay: their first events written) in the background."""
-    # spawn.py keeps the process machinery; it has no public "start this existing run" yet, so this uses its
-    # one way to start a child, as start_run does
-    try:
-        spawned = _spawn(store, run_id, ["--run-id", run_id])
-    except SpawnError as exc:
-        store.end_run(run_id, RunFailed(message=str(exc)))
-        raise
-    store.set_process(run_id, spawned.pid)
-    return spawned

@@ -32,7 +32,11 @@ class Spawned:
 
 def start_run(store: RunStore, config: TrainConfig) -> Spawned:
     """Create the run and start training it in the background."""
-    run_id = store.create_run(config)
+    return start_created(store, store.create_run(config))
+
+
+def start_created(store: RunStore, run_id: str) -> Spawned:
+    """Start training a run whose row (and first events: a fork's, a replay's, a queue's) already exists."""
     try:
         spawned = _spawn(store, run_id, ["--run-id", run_id])
     except SpawnError as exc:
@@ -66,13 +70,7 @@ def start_queued(store: RunStore, run_id: str, device: str | None = None) -> Spa
     it is no longer queued (cancelled, or started by someone else)."""
     if not store.take_queued(run_id, os.getpid(), device):
         return None
-    try:
-        spawned = _spawn(store, run_id, ["--run-id", run_id])
-    except SpawnError as exc:
-        store.end_run(run_id, RunFailed(message=str(exc)))
-        raise
-    store.set_process(run_id, spawned.pid)
-    return spawned
+    return start_created(store, run_id)
 
 
 RUNNER_LOG = "queue-runner.log"
