@@ -62,6 +62,19 @@ class Terminal:
     def keys(self, *keys: str) -> None:
         self.tmux("send-keys", "-t", self.name, *keys)
 
+    def tab(self, times: int) -> None:
+        """Tab, one press at a time, as a person does: a burst can land before the focus moved."""
+        for _ in range(times):
+            self.keys("Tab")
+            time.sleep(0.15)
+
+    def answer(self, text: str) -> None:
+        """Replace what a prompt offers with `text` and accept it, once the prompt has the focus."""
+        time.sleep(0.3)
+        self.keys("C-u")
+        self.keys("-l", text)  # literally, not as key names
+        self.keys("Enter")
+
     def app_pid(self) -> int:
         return int(self.tmux("display-message", "-p", "-t", self.name, "#{pane_pid}").strip())
 
@@ -120,6 +133,60 @@ def test_sigkill_to_the_app_leaves_the_run_training_and_a_new_app_attaches(tmp_p
         again.kill_server()
     record, evaluation = wait_until_ended(tmp_path, run_id)
     assert (record.status, record.epochs_done) == ("finished", EPOCHS) and evaluation is not None
+
+
+def test_a_sweep_from_the_app_alone_outlives_the_session_and_opens_its_best_run(tmp_path):
+    """Issue 10's whole road, keys only at 80x24: lr over 4 log-spaced values x 2 seeds, leave, come back
+    over a new session, read the sweep's table, open its best run's evaluation."""
+    settings = tmp_path / "tiny.toml"
+    settings.write_text('epochs = 1\nmax_train_samples = 256\ndevice = "cpu"\n')
+    term = Terminal(tmp_path, "sweep")
+    try:
+        term.wait_for("f5 Start")
+        term.keys("C-o")
+        term.wait_for("Load config from TOML")
+        term.keys(str(settings), "Enter")
+        term.wait_for("--epochs 1")
+        time.sleep(0.5)  # the prompt closing hands the focus back to the form
+        term.tab(7)  # device, dataset, model, hidden, init, epochs, batch size: then the learning rate
+        term.keys("F4")
+        term.wait_for("Sweep learning rate")
+        term.answer("log 1e-4 1e-1 4")
+        term.wait_for("log 0.0001…0.1 ×4")
+        term.tab(10)  # on to the seed
+        term.keys("F4")
+        term.wait_for("Seeds: each config")
+        term.answer("0,1")
+        term.wait_for("sweep: 4 × 2 seeds = 8 runs")
+        term.keys("F7")
+        term.wait_for("Name the sweep of 8 runs")
+        term.keys("Enter")
+        term.wait_for("Sweep queued")
+    finally:
+        term.kill_server()  # the SSH session drops
+    with RunStore(tmp_path) as store:
+        runs = store.list_runs()
+        assert len(runs) == 8 and len({r.sweep_id for r in runs}) == 1
+        sweep_id = runs[0].sweep_id
+        deadline = time.monotonic() + 150
+        while any(r.status != "finished" for r in store.list_runs()):
+            assert time.monotonic() < deadline, [r.status for r in store.list_runs()]
+            time.sleep(0.5)
+        best = max(store.list_runs(), key=lambda r: r.test_acc)
+    again = Terminal(tmp_path, "back")
+    try:
+        again.wait_for("f5 Start")
+        again.keys("F2")
+        again.wait_for(f"{sweep_id}  sweep-lr")  # the sweep's header row, first
+        again.wait_for("8/8 done")
+        again.keys("Enter")
+        table = again.wait_for("4 configs")
+        assert "2/2" in table and "±" in table
+        again.keys("Enter")  # the top row: its best run
+        again.wait_for(f"run {best.id}")
+        again.wait_for("Test accuracy")
+    finally:
+        again.kill_server()
 
 
 def footer_is_whole(screen: str) -> bool:
