@@ -224,7 +224,9 @@ class TrainingRun:
                     )
 
         self._position = None
-        train_loss, train_acc = self._epoch_so_far(n)
+        tail = n % batch_size
+        trained = n - tail if self.dist and 0 < tail < self.dist.world_size else n  # that tail was left out
+        train_loss, train_acc = self._epoch_so_far(trained)
         self._check_finite(train_loss, epoch)
         seconds = time.perf_counter() - started - (self._paused_seconds - paused_before)
         val_loss, val_acc = loss_and_accuracy(model, data.val_x, data.val_y)
