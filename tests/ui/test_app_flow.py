@@ -187,7 +187,8 @@ async def test_dataset_choice_and_parameter_count_follow_the_selection():
         assert not app.screen.query_one("#row-hidden").display
 
 
-async def test_config_saves_and_loads_as_toml(tmp_path):
+async def test_config_saves_and_loads_as_toml(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the app saves inside the working directory only
     path = tmp_path / "mine.toml"
     app = TrainerApp(launcher=ScriptedLauncher(scripted_engine()), devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(100, 30)) as pilot:

@@ -82,7 +82,12 @@ async def test_rename_export_and_delete_with_confirmation(store, tmp_path):
         assert store.get_run(run_id).name == "renamed"
 
         await pilot.press("x")
-        out = tmp_path / "metrics.csv"
+        outside = tmp_path / "metrics.csv"  # neither the working directory nor the runs dir: refused
+        app.screen.query_one("#prompt-input", Input).value = str(outside)
+        await pilot.press("enter")
+        assert "export path: " in text_of(app, "#prompt-error") and "is outside" in text_of(app, "#prompt-error")
+        assert not outside.exists()
+        out = tmp_path / "runs" / "metrics.csv"  # inside the runs dir
         app.screen.query_one("#prompt-input", Input).value = str(out)
         await pilot.press("enter")
         lines = out.read_text().splitlines()

@@ -6,9 +6,34 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..engine.events import (BatchProgress, CheckpointSaved, CommandReceived, EpochEnded, EvaluationEnded, Event,
-                             LearningRateChanged, ProcessStarted, RunFailed, RunFinished, RunInterrupted, RunPaused,
-                             RunQueued, RunResumed, RunStarted, RunState, RunStopped, TERMINAL_EVENTS, next_state)
+from ..engine.events import (BatchProgress, BestWeightsRestored, CheckpointSaved, CommandReceived, EarlyStopped,
+                             EpochEnded, EvaluationEnded, Event, LearningRateChanged, ProcessStarted, RunFailed,
+                             RunFinished, RunInterrupted, RunPaused, RunQueued, RunResumed, RunStarted, RunState,
+                             RunStopped, TERMINAL_EVENTS, next_state)
+from ..format import describe_steering
+
+# schedules that are a function of the step times a base lr: a set lr rescales the rest of them (engine/optim.py)
+RESCALED_SCHEDULES = ("cosine", "onecycle")
+
+
+def steering_line(event: Event) -> str | None:
+    """format.describe_steering's line for an lr change, an early stop or restored best weights."""
+    try:
+        return describe_steering(event)
+    except AttributeError:  # its arrow() asks sys.stdout for an encoding, and Textual's print capture has none
+        return None
+
+
+@dataclass(frozen=True)
+class ChangeMark:
+    """A change to the run's course where the charts mark it: x in epochs (as the charts' x axis), at `step`.
+
+    what: lr (set or a plateau cut), pause, resume, checkpoint (one asked for), early_stop, best (the epoch
+    whose weights were restored for the evaluation)."""
+
+    x: float
+    what: str
+    step: int
 
 
 @dataclass
@@ -26,6 +51,7 @@ class RunHistory:
     ended: Event | None = None  # the run's last event: finished, stopped, failed or interrupted
     queued: RunQueued | None = None  # how it was queued (its place then, its sweep), for a run the queue starts
     log: list[str] = field(default_factory=list)
+    marks: list[ChangeMark] = field(default_factory=list)  # each change, for the charts' markers
     version: int = 0  # bumped on every change, so views redraw only when it moved
     # Training seconds as the run last reported them, and when that report arrived here: a view
     # opened an hour in shows the run's own time, with pauses left out, as the launching view does.
@@ -60,6 +86,7 @@ class RunHistory:
             kept = event.resumed_from_epoch
             self.epochs = [e for e in self.epochs if e.epoch <= kept]
             self.step_losses = [p for p in self.step_losses if p[0] <= kept]
+            self.marks = [m for m in self.marks if m.step <= event.resumed_from_step]
             self.progress, self.evaluation, self.ended = None, None, None
             self.started = event
             self.lr = event.config.lr
@@ -73,6 +100,8 @@ class RunHistory:
         elif isinstance(event, CheckpointSaved):
             if event.reason != "epoch":  # one per epoch would drown the log
                 self.log.append(f"Checkpoint saved after epoch {event.epoch} ({event.reason}): {event.path}")
+            if event.reason == "request":
+                self._mark("checkpoint", event.step)
         elif isinstance(event, BatchProgress):
             previous = self.progress
             if previous and previous.epoch == event.epoch and event.batch > previous.batch:
@@ -89,7 +118,20 @@ class RunHistory:
             self.evaluation = event
         elif isinstance(event, LearningRateChanged):
             self.lr = event.lr
-            self.log.append(f"Learning rate set to {event.lr:.3g} at step {event.step}")
+            line = steering_line(event) or f"Learning rate set to {event.lr:.3g}" + (f" ({event.reason})" if
+                                                                                    event.reason else "")
+            self.log.append(line if "at step" in line else f"{line} at step {event.step}")
+            schedule = self.started.config.schedule if self.started else ""
+            if not event.reason and schedule in RESCALED_SCHEDULES:
+                scale = f" (every later lr ×{event.lr / event.previous:.3g})" if event.previous else ""
+                self.log.append(f"The {schedule} schedule is rescaled from here: it goes on from {event.lr:.3g}{scale}")
+            self._mark("lr", event.step)
+        elif isinstance(event, (EarlyStopped, BestWeightsRestored)):
+            self.log.append(steering_line(event) or type(event).__name__)
+            if isinstance(event, EarlyStopped):
+                self._mark("early_stop", event.step, event.epoch)
+            else:  # at the epoch whose weights are evaluated
+                self.marks.append(ChangeMark(float(event.epoch), "best", event.epoch * self.steps_per_epoch))
         elif isinstance(event, ProcessStarted):
             self.log.append(f"Training process started (pid {event.pid})" + (" to resume the run" if event.resuming
                                                                               else ""))
@@ -100,8 +142,10 @@ class RunHistory:
                 self.log.append("Checkpoint requested")
         elif isinstance(event, RunPaused):
             self.log.append(f"Paused at step {event.step}")
+            self._mark("pause", event.step, event.epoch - 1)
         elif isinstance(event, RunResumed):
             self.log.append(f"Resumed at step {event.step}")
+            self._mark("resume", event.step, event.epoch - 1)
         elif isinstance(event, (RunFinished, RunStopped, RunFailed, RunInterrupted)):
             self.ended = event
             if isinstance(event, RunFinished):
@@ -113,6 +157,13 @@ class RunHistory:
             else:
                 self.message = f"Failed: {event.message}"
             self.log.append(self.message)
+
+    def _mark(self, what: str, step: int, epoch: float | None = None) -> None:
+        """A chart marker at `step` (x = steps / steps per epoch, as the per-step losses are placed); `epoch` where
+        the run's steps per epoch are not known yet."""
+        spe = self.steps_per_epoch
+        x = step / spe if spe and step else float(epoch if epoch is not None else len(self.epochs))
+        self.marks.append(ChangeMark(x, what, step))
 
     @property
     def steps_per_epoch(self) -> int:

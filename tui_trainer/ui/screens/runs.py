@@ -28,6 +28,7 @@ from ...runs.queue import queued
 from ...runs.store import RunNotFound, RunStore, RunSummary, StoreError
 from ...format import duration, fit_columns, percent
 from ..markup import markup
+from ..paths import inside
 from .help import HELP_IN_FOOTER
 from .prompt import PromptScreen
 
@@ -517,12 +518,20 @@ class RunsScreen(Screen):
         if run_id is None:
             return
 
+        # typed by whoever holds the keyboard (under `serve`, someone remote): inside the working directory or
+        # the runs dir, nowhere else
+        folders = [Path.cwd()] + ([Path(self.store.root)] if getattr(self.store, "root", None) else [])
+
         def check(path: str) -> str | None:
             fmt = Path(path).suffix.lstrip(".").lower()
             if fmt not in ("csv", "json"):
                 return "the file name must end in .csv or .json"
             try:
-                Path(path).expanduser().write_text(export_run(self.store, run_id, fmt), encoding="utf-8")
+                target = inside(folders, path, "export path")
+            except ValueError as exc:
+                return str(exc)
+            try:
+                target.write_text(export_run(self.store, run_id, fmt), encoding="utf-8")
             except OSError as exc:
                 return f"cannot write {path}: {exc.strerror}"
             return None

@@ -23,13 +23,16 @@ from ...engine.command import command_line
 from ...engine.config import (SETTINGS, ConfigError, Setting, TrainConfig, applies, field_error, from_text, preset,
                               to_text)
 from ...engine.data import DATASETS, DatasetUnavailable, load_raw
+from ...engine.lr_find import END_LR, START_LR, STEPS
 from ...engine.models import MODELS, build_model, count_parameters
 from ...runs.queue import new_sweep_id
 from ...runs.sweep import MAX_RUNS, Axis, SweepError, SweepTooLarge, expand, parse_axis
 from ..markup import markup, plain
 from ..messages import DownloadFinished, DownloadProgress
+from ..paths import inside
 from ..widgets.gpu_line import GpuLine
 from .help import HELP_IN_FOOTER
+from .lr_find import LrFindScreen, lr_text
 from .prompt import PromptScreen
 
 # Radio settings (device, dataset, model) fill the left column; the rest are rows of the right one.
@@ -64,7 +67,8 @@ class SetupScreen(Screen):
     HELP_NOTES = ("Sweeps: F4 on a field takes its values: a list (0.001, 0.01), a log or linear range with a "
                   "count (log 1e-4 1e-1 4, lin 0.1 0.5 5); on Seed, the seeds each config repeats with (0, 1). "
                   "An empty answer unmarks the field. F7 queues every run of the sweep under one sweep id; F3 "
-                  "shows the queue.")
+                  "shows the queue. LR finder (F8): a short range test of this config (records no run); a "
+                  "applies its suggestion to the learning rate. Save writes inside the working directory only.")
     BINDINGS = [
         # short in the footer, so that all of it fits 80 columns; help and the palette say the tooltip
         # (a browser under `serve` takes some F keys for itself: each has a ctrl key as well)
@@ -79,7 +83,11 @@ class SetupScreen(Screen):
         Binding("ctrl+t", "preset('tutorial')", "Tutorial", show=False, priority=True),
         Binding("ctrl+s", "save_config", "Save", tooltip="Save TOML", priority=True),
         Binding("ctrl+o", "load_config", "Load", tooltip="Load TOML", show=False, priority=True),
+        Binding("f8,ctrl+b", "lr_find", "LR finder", show=False, priority=True,
+                tooltip="LR finder: a short range test, then apply its suggested lr"),
     ]
+    # the LR finder's range: (start lr, end lr, steps), the engine's defaults (a test sets a short one)
+    lr_find_range: tuple[float, float, int] = (START_LR, END_LR, STEPS)
 
     def __init__(self, config: TrainConfig | None = None, axes: dict[str, Axis] | None = None) -> None:
         super().__init__()
@@ -511,8 +519,12 @@ class SetupScreen(Screen):
         config = self.config
 
         def check(path: str) -> str | None:
+            try:  # typed by whoever holds the keyboard: under `serve`, someone remote
+                target = inside(Path.cwd(), path, "config path")
+            except ValueError as exc:
+                return str(exc)
             try:
-                config.save(Path(path).expanduser())
+                config.save(target)
             except OSError as exc:
                 return f"cannot write {path}: {exc.strerror}"
             return None
@@ -521,7 +533,24 @@ class SetupScreen(Screen):
             if path:
                 self.notify(f"Saved {path}", markup=False)
 
-        self.app.push_screen(PromptScreen("Save config to TOML file:", "scratch-tui.toml", check), saved)
+        self.app.push_screen(PromptScreen("Save config to TOML file (inside the working directory):",
+                                          "scratch-tui.toml", check), saved)
+
+    # -- the LR finder -------------------------------------------------------
+    def action_lr_find(self) -> None:
+        """The form's config in a short lr range test (a screen of its own); `a` there applies the suggestion."""
+        config = self._ready("LR finder")
+        if config is None:
+            return
+        start, end, steps = self.lr_find_range
+        self.app.push_screen(LrFindScreen(config, start, end, steps), self._apply_lr)
+
+    def _apply_lr(self, lr: float | None) -> None:
+        if lr is None:
+            return
+        self.query_one("#field-lr", Input).value = lr_text(lr)
+        self.validate()
+        self.notify(f"Learning rate set to {lr_text(lr)}, the LR finder's suggestion.", markup=False)
 
     def action_load_config(self) -> None:
         loaded: list[TrainConfig] = []

@@ -12,13 +12,38 @@ from rich.text import Text
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
-from ..history import RunHistory, downsample
+from ..history import ChangeMark, RunHistory, downsample
 
 # The loss goes on a log axis by itself once its largest plotted value is this many times its smallest:
 # then a linear axis leaves every halving of the loss after the first spike less than one row of dots
 # (the tutorial preset starts near 350 and is below 15 within its first epoch).
 LOG_RATIO = 20.0
 EPS = 1e-9
+
+
+# The changes to a run's course, drawn as vertical lines at their step: (plotext colour, legend names, longest
+# first). Pauses and resumes share one: a pause and its resume are at the same step.
+MARK_STYLES = {
+    "lr": ("magenta", ("lr changes", "lr", "lr")),
+    "pause": ("gray", ("pauses", "pause", "⏸")),
+    "checkpoint": ("cyan", ("checkpoints", "ckpt", "ckpt")),
+    "early_stop": ("red", ("early stop", "stop", "stop")),
+    "best": ("green", ("best weights", "best", "best")),
+}
+MARK_KIND = {"resume": "pause"}
+MARK_SWATCH = "│"
+
+
+def chart_marks(marks: Sequence[ChangeMark]) -> list[tuple[float, str]]:
+    """(x, kind) of each line to draw, kinds as MARK_STYLES names them, one per place and kind, in order."""
+    seen: set[tuple[float, str]] = set()
+    out = []
+    for m in marks:
+        kind = MARK_KIND.get(m.what, m.what)
+        if (round(m.x, 6), kind) not in seen:
+            seen.add((round(m.x, 6), kind))
+            out.append((m.x, kind))
+    return out
 
 
 def _decimals(step: float) -> int:
@@ -109,6 +134,7 @@ class RunChart(PlotextPlot):
         self.log_axis = False  # whether the y axis is logarithmic in the current drawing
         self.legend = ""  # the title line as last built, legend included
         self._swatches: list[int] = []  # where in it each series' swatch is
+        self.marks_drawn: list[tuple[float, str]] = []  # (x, kind) of each change's line, as last drawn
 
     def marker(self, label: str) -> str:
         return self.NO_COLOR_MARKERS.get(label, "braille") if self.app.no_color else "braille"
@@ -136,7 +162,7 @@ class RunChart(PlotextPlot):
             return False
         self._data_key = key
         self.plt.clear_data()
-        self._series, self._xs, self._ys = [], [], []
+        self._series, self._xs, self._ys, self.marks_drawn = [], [], [], []
         self.draw(history)
         self.refresh()
         return True
@@ -165,6 +191,18 @@ class RunChart(PlotextPlot):
         self._series.append((names, marker))
         self._xs.extend(xs)
         self._ys.extend(y for y in ys if math.isfinite(y))
+
+    def draw_marks(self, history: RunHistory) -> None:
+        """A vertical line at each change (an lr set or cut, a pause, a checkpoint, an early stop, restored best
+        weights), in its kind's colour, with a legend entry per kind; the axis reaches each of them."""
+        if not self._xs:
+            return  # nothing plotted yet: no axis to put them on
+        for x, kind in chart_marks(history.marks):
+            self.plt.vline(x, MARK_STYLES[kind][0])
+            self.marks_drawn.append((x, kind))
+            self._xs.append(x)
+        for kind in dict.fromkeys(kind for _, kind in self.marks_drawn):
+            self._series.append((MARK_STYLES[kind][1], "mark:" + kind))
 
     def _plot_epochs(self, history: RunHistory, train: str, val: str, train_names: tuple[str, ...],
                      val_names: tuple[str, ...], y=lambda v: v) -> None:
@@ -208,21 +246,29 @@ class RunChart(PlotextPlot):
         return epoch_ticks(lo, hi, max(2, canvas // (len(f"{hi:.1f}") + 3)))
 
     def _swatch(self, marker: str) -> str:
+        if marker.startswith("mark:"):
+            return MARK_SWATCH
         return self.NO_COLOR_SWATCH.get(marker, marker) if self.app.no_color else self.LEGEND_SWATCH
 
     def _legend_line(self, width: int, labels: int) -> tuple[str, list[int]]:
         """The title and the legend, as long as fits; where each swatch is in it."""
         title = self._title()
-        forms = max((len(names) for names, _ in self._series), default=0)
-        for form in range(forms):
-            for gap in ("  ", " "):
-                line, swatches = title, []
-                for names, marker in self._series:
-                    line += gap
-                    swatches.append(len(line))
-                    line += f"{self._swatch(marker)} {names[min(form, len(names) - 1)]}"
-                if self._fits(line, width, labels):
-                    return line, swatches
+        # everything, in shorter and shorter forms; then the changes as one entry; then the series alone (the
+        # lines stay, unnamed); then the title alone
+        series = [(i, entry) for i, entry in enumerate(self._series) if not entry[1].startswith("mark:")]
+        marks = len(series) < len(self._series)
+        changes = [(len(self._series), (("changes",) * 4 + ("chg",), "mark:"))] if marks else []
+        for entries in (list(enumerate(self._series)), series + changes, series):
+            forms = max((len(names) for _, (names, _) in entries), default=0)
+            for form in range(forms):
+                for gap in ("  ", " "):
+                    line, swatches = title, [-1] * (len(self._series) + 1)
+                    for i, (names, marker) in entries:
+                        line += gap
+                        swatches[i] = len(line)
+                        line += f"{self._swatch(marker)} {names[min(form, len(names) - 1)]}"
+                    if self._fits(line, width, labels):
+                        return line, swatches
         return (title if self._fits(title, width, labels) else ""), []
 
     @staticmethod
@@ -240,11 +286,18 @@ class RunChart(PlotextPlot):
             return
         colours = self.plt._active.monitor.color
         for s, (_, marker) in enumerate(self._series):
-            if s < len(colours) and colours[s] and s < len(self._swatches):
-                painted = Text.from_ansi(colorize(self._swatch(marker), colours[s][0]))
-                if painted.spans and isinstance(painted.spans[0].style, Style):
-                    at = start + self._swatches[s]
-                    text.stylize(painted.spans[0].style, at, at + 1)
+            if s >= len(self._swatches) or self._swatches[s] < 0:
+                continue  # not in the legend as it fits
+            if marker.startswith("mark:"):
+                colour = MARK_STYLES[marker[len("mark:"):]][0]  # the changes as one entry stay uncoloured
+            elif s < len(colours) and colours[s]:
+                colour = colours[s][0]
+            else:
+                continue
+            painted = Text.from_ansi(colorize(self._swatch(marker), colour))
+            if painted.spans and isinstance(painted.spans[0].style, Style):
+                at = start + self._swatches[s]
+                text.stylize(painted.spans[0].style, at, at + 1)
 
 
 class LossChart(RunChart):
@@ -273,7 +326,7 @@ class LossChart(RunChart):
         # values, not counts: a resumed run drops epochs and trains them again with new numbers
         last_step = history.step_losses[-1] if history.step_losses else None
         epochs = tuple((e.epoch, e.train_loss, e.val_loss) for e in history.epochs)
-        return len(history.step_losses), last_step, epochs, self._points_limit(), self.log_scale
+        return len(history.step_losses), last_step, epochs, self._points_limit(), self.log_scale, tuple(history.marks)
 
     def _title(self) -> str:
         return f"{self.title} (log)" if self.log_axis else self.title
@@ -298,16 +351,18 @@ class LossChart(RunChart):
         if history.epochs:
             self._plot_epochs(history, "train_loss", "val_loss", ("train (epoch)", "train (epoch)", "epoch", "epoch"),
                               ("validation", "validation", "validation", "val"), y)
+        self.draw_marks(history)
 
 
 class AccuracyChart(RunChart):
     title = "Accuracy %"
 
     def data_key(self, history: RunHistory) -> object:
+        marks = tuple(history.marks)
         if history.epochs:  # once an epoch is in, the running accuracy is no longer drawn
-            return tuple((e.epoch, e.train_acc, e.val_acc) for e in history.epochs)
+            return tuple((e.epoch, e.train_acc, e.val_acc) for e in history.epochs), marks
         p = history.progress
-        return 0, (p.epoch, p.batch) if p else None
+        return 0, (p.epoch, p.batch) if p else None, marks
 
     def draw(self, history: RunHistory) -> None:
         if history.epochs:
@@ -315,6 +370,7 @@ class AccuracyChart(RunChart):
         elif history.progress:
             p = history.progress
             self.plot([p.epoch - 1 + p.batch / p.batches], [p.acc], ("train (so far)", "so far"), "braille")
+        self.draw_marks(history)
 
 
 # -- charts of several runs (the sweep view) -----------------------------------------------------------------------

@@ -1,0 +1,146 @@
+"""Every change to a run's course on the training screen: a line in the log, a marker on both charts at its step."""
+
+from __future__ import annotations
+
+from tui_trainer.engine.commands import Command
+from tui_trainer.engine.config import TrainConfig
+from tui_trainer.engine.events import (BestWeightsRestored, CheckpointSaved, EarlyStopped, LearningRateChanged,
+                                       RunFinished, RunPaused, RunResumed)
+from tui_trainer.ui.app import TrainerApp
+from tui_trainer.ui.history import ChangeMark, RunHistory
+from tui_trainer.ui.screens.train import TrainScreen
+from tui_trainer.ui.widgets.charts import AccuracyChart, LossChart, chart_marks
+
+from .fakes import (DEVICES, KEEP_TRAINING, ScriptedLauncher, ScriptedRun, dataset_status, epoch_events, evaluation,
+                    started)
+from .test_app_flow import wait_for
+from .test_charts import ChartApp, lines, plausible_history, shown
+
+STEPS = 85  # per epoch, as fakes.started says
+
+
+def steered(config):
+    """Three epochs of a plateau run: a cut after epoch 2, a checkpoint asked for, a pause, an early stop with the
+    best weights restored; then it waits for the test's own commands."""
+    yield started(config.replace(schedule="plateau"))
+    events = list(epoch_events(config, 3))
+    yield from events[:10]  # epochs 1 and 2
+    yield LearningRateChanged(lr=0.0003, step=2 * STEPS, reason="plateau", previous=0.003)
+    yield CheckpointSaved(path="checkpoints/x/last.pt", epoch=2, step=2 * STEPS, reason="request")
+    yield RunPaused(epoch=3, step=2 * STEPS + 40)
+    yield RunResumed(epoch=3, step=2 * STEPS + 40)
+    yield from events[10:]
+    yield EarlyStopped(epoch=3, best_epoch=2, monitor="val_loss", best_value=0.95, patience=1, step=3 * STEPS)
+    yield BestWeightsRestored(epoch=2, monitor="val_loss", value=0.95, last_epoch=3)
+    yield evaluation()
+    yield RunFinished(epochs_done=3, seconds=1.0)
+
+
+class PlayedRun(ScriptedRun):
+    """Plays its script as it is: a pause and its resume come from the script, not from keys."""
+
+    def events(self, stop=None):
+        for event in self.script(self.config):
+            yield self._track(event)
+
+
+class PlayedLauncher(ScriptedLauncher):
+    def start(self, config: TrainConfig) -> PlayedRun:
+        self.handles.append(PlayedRun(self.script, config))
+        return self.handles[-1]
+
+
+def log_text(app) -> str:
+    return "\n".join(str(line.text) for line in app.screen.query_one("#log").lines)
+
+
+async def test_the_log_and_both_charts_show_each_change_at_its_step():
+    app = TrainerApp(launcher=PlayedLauncher(steered), devices=DEVICES, dataset_status=dataset_status)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f5")
+        assert isinstance(app.screen, TrainScreen)
+        await wait_for(pilot, lambda: app.history.state == "finished", timeout=20)
+        await wait_for(pilot, lambda: "Test Accuracy" in log_text(app), timeout=5)
+        shown = log_text(app)  # wrapped to the log's width
+        assert "(plateau) at step 170" in shown and "Early stop after epoch 3" in shown
+        log = "\n".join(app.history.log)  # the same lines, whole
+        cut = next(line for line in app.history.log if line.startswith("Learning rate"))
+        assert "0.0003 (plateau) at step 170" in cut
+        assert "Checkpoint saved after epoch 2 (request)" in log
+        assert "Paused at step 210" in log and "Resumed at step 210" in log
+        assert "Early stop after epoch 3: val_loss has not improved for 1 epoch (best 0.9500 at epoch 2)" in log
+        assert "Evaluating the weights of epoch 2 (best val_loss 0.9500), not those of the last epoch, 3" in log
+        assert "schedule is rescaled" not in log  # a plateau cut is the schedule itself
+
+        loss, acc = app.screen.query_one(LossChart), app.screen.query_one(AccuracyChart)
+        await wait_for(pilot, lambda: len(loss.marks_drawn) == 5 and len(acc.marks_drawn) == 5, timeout=5)
+        expected = [(2.0, "lr"), (2.0, "checkpoint"), (210 / STEPS, "pause"), (3.0, "early_stop"), (2.0, "best")]
+        assert loss.marks_drawn == expected
+        assert acc.marks_drawn == expected
+        await pilot.pause()
+        # five kinds of change: one legend entry for them all at 80x24
+        assert lines(loss)[0].strip() == "Loss ━ step ━ epoch ━ val │ changes"
+        assert lines(acc)[0].strip().endswith("│ changes")
+
+
+def waiting(config):
+    yield started(config)
+    yield from epoch_events(config, 2)
+    yield KEEP_TRAINING
+
+
+async def test_a_set_lr_under_onecycle_says_the_schedule_is_rescaled():
+    app = TrainerApp(launcher=ScriptedLauncher(waiting), devices=DEVICES, dataset_status=dataset_status,
+                     config=TrainConfig(schedule="onecycle"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: len(app.history.epochs) == 2, timeout=10)
+        await pilot.press("right_square_bracket")  # double the lr: the scripted run answers with its change
+        await wait_for(pilot, lambda: any(m.what == "lr" for m in app.history.marks), timeout=5)
+        await wait_for(pilot, lambda: "rescaled" in log_text(app), timeout=5)
+        assert "Learning rate set to 0.006 at step 0" in log_text(app)
+        assert "The onecycle schedule is rescaled from here: it goes on from 0.006" in log_text(app)
+        app.handle.send(Command("stop"))
+        await wait_for(pilot, lambda: not app.history.is_active, timeout=5)
+
+
+def test_a_user_change_names_what_it_was_and_the_rescale():
+    history = RunHistory()
+    history.apply(started(TrainConfig(schedule="cosine")))
+    history.apply(LearningRateChanged(lr=0.001, step=120, previous=0.004))
+    assert history.log[-2:] == ["Learning rate set to 0.001 (was 0.004) at step 120",
+                                "The cosine schedule is rescaled from here: it goes on from 0.001 (every later lr ×0.25)"]
+    assert history.marks == [ChangeMark(120 / STEPS, "lr", 120)]
+
+
+def test_a_resume_drops_the_marks_after_its_checkpoint():
+    history = RunHistory()
+    config = TrainConfig()
+    history.apply(started(config))
+    history.apply(LearningRateChanged(lr=0.001, step=50))
+    history.apply(LearningRateChanged(lr=0.002, step=150))
+    history.apply(started(config).__class__(**{**started(config).__dict__, "resumed_from_epoch": 1,
+                                               "resumed_from_step": STEPS}))
+    assert [m.step for m in history.marks] == [50]
+
+
+def test_pause_and_resume_at_one_step_draw_one_line():
+    marks = [ChangeMark(1.5, "pause", 120), ChangeMark(1.5, "resume", 120), ChangeMark(1.5, "lr", 120)]
+    assert chart_marks(marks) == [(1.5, "pause"), (1.5, "lr")]
+
+
+async def test_the_loss_chart_places_a_marker_at_a_recorded_lr_change():
+    history = plausible_history(3)
+    history.apply(LearningRateChanged(lr=0.0015, step=STEPS + 17, previous=0.003))
+    chart = LossChart()
+    async with ChartApp(chart, history).run_test(size=(40, 13)) as pilot:
+        await shown(pilot, chart)
+        assert chart.marks_drawn == [((STEPS + 17) / STEPS, "lr")]
+        monitor = chart.plt._active.monitor
+        assert monitor.vcoord[0] == [(STEPS + 17) / STEPS]  # the line plotext draws
+        builds = chart.builds
+        assert not chart.show(history)  # no change, no rebuild
+        assert chart.builds == builds
+        history.apply(RunPaused(epoch=3, step=2 * STEPS + 10))
+        assert chart.show(history)  # a new change redraws
+        assert [kind for _, kind in chart.marks_drawn] == ["lr", "pause"]
