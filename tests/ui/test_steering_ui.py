@@ -144,3 +144,107 @@ async def test_the_loss_chart_places_a_marker_at_a_recorded_lr_change():
         history.apply(RunPaused(epoch=3, step=2 * STEPS + 10))
         assert chart.show(history)  # a new change redraws
         assert [kind for _, kind in chart.marks_drawn] == ["lr", "pause"]
+
+
+# -- forks and checkpoints in the runs screen ---------------------------------------------------------------------
+
+QUICK = dict(epochs=2, max_train_samples=400, device="cpu")
+
+
+class ForkLauncher(ScriptedLauncher):
+    """Forks through runs/fork.py's fork_run (the fork's row and ForkedFrom recorded, as RunLauncher.fork does);
+    the run it returns trains when the test says, in this process, instead of in a child."""
+
+    def __init__(self, store):
+        super().__init__()
+        self.store, self.forks, self.runs = store, [], []
+
+    def fork(self, parent_id, epoch, changes):
+        from tui_trainer.runs.fork import fork_run
+
+        run = fork_run(self.store, parent_id, epoch, changes)
+        self.forks.append((parent_id, epoch, changes))
+        self.runs.append(run)
+        handle = ScriptedRun(self.script, run.config, run_id=run.run_id)
+        self.handles.append(handle)
+        return handle
+
+
+async def test_fork_a_run_from_an_epoch_overlay_it_and_prune_old_checkpoints(tmp_path):
+    from textual.widgets import Input, Static
+
+    from tui_trainer.engine.loop import TrainingRun
+    from tui_trainer.runs.recording import recorded
+    from tui_trainer.runs.retention import epoch_files
+    from tui_trainer.runs.store import RunStore
+    from tui_trainer.ui.screens.runs import RunsScreen
+    from tui_trainer.ui.screens.setup import SetupScreen
+
+    store = RunStore(tmp_path / "runs")
+    for _ in recorded(TrainingRun(TrainConfig(name="parent", **QUICK)), store):
+        pass
+    parent = store.list_runs()[0].id
+    launcher = ForkLauncher(store)
+    app = TrainerApp(launcher=launcher, devices=DEVICES[1:], dataset_status=dataset_status, store=store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f2")
+        await pilot.press("f")  # fork the selected run: which epoch?
+        prompt = app.screen.query_one("#prompt-input", Input)
+        assert prompt.value == "2"  # its last checkpoint
+        prompt.value = "7"
+        await pilot.press("enter")
+        assert "has no checkpoint of epoch 7; epochs with one: 1, 2" in str(
+            app.screen.query_one("#prompt-error", Static).render())
+        prompt.value = "1"
+        await pilot.press("enter")
+        setup = app.screen
+        assert isinstance(setup, SetupScreen) and setup.fork == (parent, 1)
+        assert f"Fork of run {parent} from epoch 1: F5 starts it" in str(setup.query_one("#fork-note", Static).render())
+        assert setup.query_one("#model").disabled and setup.query_one("#dataset").disabled
+        setup.query_one("#field-lr", Input).value = "0.01"
+        setup.query_one("#field-epochs", Input).value = "3"
+        await pilot.pause()
+        await pilot.press("f6")  # no queueing a fork
+        assert app.screen is setup and not launcher.forks
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen), timeout=10)
+        assert launcher.forks == [(parent, 1, {"lr": 0.01, "epochs": 3})]
+        fork = launcher.runs[0].run_id
+        record = store.get_run(fork)
+        assert record.parent_id == parent and record.parent_epoch == 1  # recorded by the fork itself
+        assert record.train_config().lr == 0.01 and record.train_config().epochs == 3
+
+    for _ in recorded(launcher.runs[0], store):  # the fork trains epochs 2 and 3
+        pass
+    parent_curve = [(e["epoch"], e["val_acc"]) for e in store.epochs(parent)]
+    app = TrainerApp(launcher=ScriptedLauncher(), devices=DEVICES[1:], dataset_status=dataset_status, store=store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f2")
+        runs = app.screen
+        assert isinstance(runs, RunsScreen)
+        table = runs.query_one("#runs-table")
+        table.move_cursor(row=table.get_row_index(fork))
+        await pilot.pause()
+        assert f"fork of {parent} at epoch 1" in str(runs.query_one("#runs-detail", Static).render())
+        await pilot.press("space")  # mark the fork alone: its parent comes along, and the fork starts from it
+        (label, _, xs, ys, fork_at), (parent_label, _, pxs, pys, _) = runs.compare_series
+        assert label == fork and parent_label == f"{parent} (parent)"
+        assert fork_at == 1.0 and xs[0] == 1 and ys[0] == parent_curve[0][1] and list(xs[1:]) == [2, 3]
+        assert list(zip(pxs, pys)) == parent_curve
+
+        table.move_cursor(row=table.get_row_index(parent))
+        await pilot.pause()
+        before = set(epoch_files(store.checkpoint_dir(parent)))
+        assert before == {1, 2}
+        await pilot.press("c")  # delete old checkpoints: it asks first
+        question = str(app.screen.query_one("Label").render())
+        assert f"Run {parent}: 5 checkpoint files" in question and "epoch-0001.pt" in question
+        app.screen.query_one("#prompt-input", Input).value = "no"
+        await pilot.press("enter")
+        assert set(epoch_files(store.checkpoint_dir(parent))) == before
+        await pilot.press("c")
+        app.screen.query_one("#prompt-input", Input).value = "yes"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert set(epoch_files(store.checkpoint_dir(parent))) == {2}  # the newest, also the best, stays
+        assert any(f"of run {parent}" in n.message and "freed" in n.message for n in app._notifications)

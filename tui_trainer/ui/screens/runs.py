@@ -25,6 +25,7 @@ from ...engine.command import command_line
 from ...engine.events import EvaluationEnded, RunState, event_from_dict
 from ...runs.export import export_run
 from ...runs.queue import queued
+from ...runs.retention import disk_use, epoch_checkpoint, epoch_files, kept_checkpoints, prune_checkpoints
 from ...runs.store import RunNotFound, RunStore, RunSummary, StoreError
 from ...format import duration, fit_columns, percent
 from ..markup import markup
@@ -106,6 +107,15 @@ def open_run(app, store: RunStore, run_id: str) -> None:
     app.push_evaluation(event, f" · run {record.id} · {record.model} on {record.dataset}")
 
 
+def size(n: int) -> str:
+    """Bytes as the prune prompt says them: 812 KB, 12.3 MB."""
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{max(n, 0) / 1e3:.0f} KB"
+
+
+def run_keep(store: RunStore, run_id: str) -> int:
+    return int(store.get_run(run_id).config.get("keep_checkpoints", 3))
+
+
 class RunsTable(DataTable):
     """The runs, one per row. Home and End go to the first and last run (the table never scrolls sideways:
     its columns are fitted to its width, again whenever that changes)."""
@@ -120,6 +130,47 @@ class RunsTable(DataTable):
 
     def on_resize(self, event: events.Resize) -> None:
         self.post_message(self.Resized())
+
+
+def val_curve(store: RunStore, run_id: str) -> list[tuple[float, float]]:
+    return [(e["epoch"], e["val_acc"]) for e in store.epochs(run_id) if e.get("val_acc") is not None]
+
+
+def compare_series(store: RunStore, marked: list[str]) -> list[tuple[str, str, tuple, tuple, float | None]]:
+    """(label, colour, epochs, val accs, fork point) of each line of the runs chart: each marked run, and a marked
+    fork's parent (unless marked itself) dimmed; a fork's line starts at its parent's point where it forked."""
+    series = []
+    curves: dict[str, list[tuple[float, float]]] = {}
+
+    def curve(run_id: str) -> list[tuple[float, float]]:
+        if run_id not in curves:
+            curves[run_id] = val_curve(store, run_id)
+        return curves[run_id]
+
+    parents = []
+    for i, run_id in enumerate(marked):
+        record = store.get_run(run_id)
+        parent, at = getattr(record, "parent_id", ""), getattr(record, "parent_epoch", None)
+        points = curve(run_id)
+        fork_at = None
+        if parent and at is not None:
+            try:
+                start = [p for p in curve(parent) if p[0] == at]
+            except (RunNotFound, StoreError):  # the parent was deleted: the fork's own epochs
+                start = []
+            points = start + [p for p in points if p[0] > at]
+            fork_at = float(at)
+            if parent not in marked and parent not in parents:
+                parents.append(parent)
+        colour = COLORS[i % len(COLORS)]
+        series.append((run_id, colour, tuple(p[0] for p in points), tuple(p[1] for p in points), fork_at))
+    for parent in parents:
+        try:
+            points = curve(parent)
+        except (RunNotFound, StoreError):
+            continue
+        series.append((f"{parent} (parent)", "gray", tuple(p[0] for p in points), tuple(p[1] for p in points), None))
+    return series
 
 
 def config_diff(configs: dict[str, dict]) -> list[str]:
@@ -146,6 +197,10 @@ class RunsScreen(Screen):
         Binding("x", "export", "Export", show=False),
         Binding("u", "resume", "Resume"),
         Binding("w", "sweep", "Sweep", tooltip="Sweep view: the table of the selected run's sweep"),
+        Binding("f", "fork", "Fork", show=False,
+                tooltip="Fork the run from a checkpoint: setup opens with its config, F5 starts the fork"),
+        Binding("c", "prune", "Prune", show=False,
+                tooltip="Delete the run's old checkpoints (keeps the newest epoch's and the best; asks)"),
         Binding("ctrl+l", "refresh", "Refresh", show=False),
         Binding("escape", "back", "Back"),
         HELP_IN_FOOTER,
@@ -160,6 +215,7 @@ class RunsScreen(Screen):
         self.filter_text = ""
         self.positions: dict[str, int] = {}  # queued runs' places in the queue
         self._fitted: dict[str, int] = {}  # the columns the table has now, with their widths
+        self.compare_series: list[tuple[str, str, tuple, tuple, float | None]] = []  # the chart's lines, as drawn
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="/ filter by id, name, model, dataset or status", id="runs-filter", compact=True)
@@ -375,9 +431,12 @@ class RunsScreen(Screen):
         template = "[b]$id[/b] $name · $status\n$cli" + ("\n$message" if record.message else "")
         if record.sweep_id:
             template += "\nsweep $sweep · w: its table"
+        if getattr(record, "parent_id", ""):
+            template += "\nfork of $parent"
         detail.update(markup(template, id=record.id, name=record.name, status=status,
                              cli=command_line(record.train_config()), message=record.message,
-                             sweep=f"{record.sweep_id} {record.sweep_name}".strip()))
+                             sweep=f"{record.sweep_id} {record.sweep_name}".strip(),
+                             parent=f"{getattr(record, 'parent_id', '')} at epoch {getattr(record, 'parent_epoch', '')}"))
 
     def _draw_compare(self) -> None:
         chart = self.query_one("#runs-chart", PlotextPlot)
@@ -385,14 +444,15 @@ class RunsScreen(Screen):
         plt.clear_figure()
         plt.title("Validation accuracy % (marked runs)")
         configs = {}
+        self.compare_series = compare_series(self.store, self.marked)
         drawn = False
-        for i, run_id in enumerate(self.marked):
-            epochs = self.store.epochs(run_id)
-            points = [(e["epoch"], e["val_acc"]) for e in epochs if e.get("val_acc") is not None]
-            if points:
-                plt.plot([p[0] for p in points], [p[1] for p in points], label=run_id,
-                         color=COLORS[i % len(COLORS)], marker="braille")
+        for label, colour, xs, ys, fork_at in self.compare_series:
+            if xs:
+                plt.plot(list(xs), list(ys), label=label, color=colour, marker="braille")
                 drawn = True
+            if fork_at is not None:
+                plt.vline(fork_at, colour)  # where the fork left its parent
+        for run_id in self.marked:
             configs[run_id] = self.store.get_run(run_id).config
         if drawn:
             plt.xlabel("epoch")
@@ -538,6 +598,95 @@ class RunsScreen(Screen):
 
         self.app.push_screen(PromptScreen(f"Export run {run_id} metrics to (.csv or .json):", f"{run_id}.csv", check),
                              lambda path: path and self.notify(f"Wrote {path}", markup=False))
+
+    def action_fork(self) -> None:
+        """Ask for the epoch to fork from (its last checkpoint by default), then open setup with the run's config."""
+        run = self.selected_run()
+        if run is None:
+            return
+        if run.status == RunState.QUEUED:
+            self.notify(f"{queued_message(self.store, run.id)}: it has no checkpoint to fork from yet.",
+                        severity="warning", markup=False)
+            return
+        try:
+            epochs = list(epoch_files(self.store.checkpoint_dir(run.id)))
+            epoch_checkpoint(self.store, run.id, None)
+        except (LookupError, StoreError) as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        have = ", ".join(map(str, epochs)) if epochs else "none by epoch"
+
+        def check(text: str) -> str | None:
+            text = text.strip()
+            if text and not text.isdigit():
+                return f"epoch: got {text!r}; a whole number, one of {have} (empty: its last checkpoint)"
+            try:
+                epoch_checkpoint(self.store, run.id, int(text) if text else None)
+            except (LookupError, StoreError) as exc:
+                return str(exc)
+            return None
+
+        def chosen(text: str | None) -> None:
+            if text is None:
+                return
+            from .setup import SetupScreen  # setup starts the fork (runs/fork.py, through the launcher)
+
+            try:
+                config = self.store.get_run(run.id).train_config()
+            except Exception as exc:  # a config the store cannot give back: one line
+                self.notify(str(exc), severity="error", markup=False)
+                return
+            self.app.push_screen(SetupScreen(config, fork=(run.id, int(text) if text.strip() else None)))
+
+        self.app.push_screen(PromptScreen(f"Fork run {run.id} from the checkpoint of epoch\n(with one: {have}; "
+                                          f"empty: its last checkpoint):", str(epochs[-1]) if epochs else "", check),
+                             chosen)
+
+    def action_prune(self) -> None:
+        """Delete the run's old checkpoints, all but the newest epoch's and the best's, once the user says yes."""
+        run = self.selected_run()
+        if run is None:
+            return
+        try:
+            kept = kept_checkpoints(self.store, run.id)
+            before = disk_use(self.store, run.id)
+        except StoreError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        if run.status == RunState.RUNNING:
+            self.notify(f"Run {run.id} is training: it keeps its own last {run_keep(self.store, run.id)} epoch "
+                        f"checkpoints and the best. Prune it once it has stopped.", severity="warning", markup=False)
+            return
+        epochs = [k.epoch for k in kept if k.name.startswith("epoch-")]
+        if len(epochs) <= 1:
+            self.notify(f"Run {run.id} has no old checkpoints to delete ({size(before)} on disk).", markup=False)
+            return
+
+        def check(answer: str) -> str | None:
+            return None if answer.strip().lower() in ("yes", "no", "") else "type yes to delete them, or no"
+
+        def done(answer: str | None) -> None:
+            if not answer or answer.strip().lower() != "yes":
+                return
+            try:
+                deleted = prune_checkpoints(self.store, run.id, keep=1)
+                after = disk_use(self.store, run.id)
+            except (ValueError, StoreError, OSError) as exc:
+                self.notify(str(exc), severity="error", markup=False)
+                return
+            self.notify(f"Deleted {len(deleted)} checkpoint file{'s' * (len(deleted) != 1)} of run {run.id}: "
+                        f"{size(before - after)} freed, {size(after)} left.", markup=False)
+            self._draw_detail()
+
+        lines = [f"Run {run.id}: {len(kept)} checkpoint files, {size(before)} on disk"]
+        for k in kept:  # a few to a line: the prompt is 54 columns wide
+            name = f"{k.name} {size(k.bytes)}"
+            if len(lines) > 1 and len(lines[-1]) + len(name) + 3 <= 54:
+                lines[-1] += f" · {name}"
+            else:
+                lines.append(name)
+        lines += ["Delete all but the newest epoch's and the best?", "Type yes:"]
+        self.app.push_screen(PromptScreen("\n".join(lines), "", check), done)
 
     def action_resume(self) -> None:
         run = self.selected_run()

@@ -25,7 +25,11 @@ from ...engine.config import (SETTINGS, ConfigError, Setting, TrainConfig, appli
 from ...engine.data import DATASETS, DatasetUnavailable, load_raw
 from ...engine.lr_find import END_LR, START_LR, STEPS
 from ...engine.models import MODELS, build_model, count_parameters
+from ...engine.checkpoints import CheckpointError
+from ...runs.fork import FIXED as FORK_FIXED
 from ...runs.queue import new_sweep_id
+from ...runs.spawn import SpawnError
+from ...runs.store import StoreError
 from ...runs.sweep import MAX_RUNS, Axis, SweepError, SweepTooLarge, expand, parse_axis
 from ..markup import markup, plain
 from ..messages import DownloadFinished, DownloadProgress
@@ -85,12 +89,18 @@ class SetupScreen(Screen):
         Binding("ctrl+o", "load_config", "Load", tooltip="Load TOML", show=False, priority=True),
         Binding("f8,ctrl+b", "lr_find", "LR finder", show=False, priority=True,
                 tooltip="LR finder: a short range test, then apply its suggested lr"),
+        # a fork's setup (the runs screen's f) goes back to the runs without starting it
+        Binding("escape", "leave_fork", "Back", show=False, tooltip="Back to the runs (a fork's setup only)"),
     ]
     # the LR finder's range: (start lr, end lr, steps), the engine's defaults (a test sets a short one)
     lr_find_range: tuple[float, float, int] = (START_LR, END_LR, STEPS)
 
-    def __init__(self, config: TrainConfig | None = None, axes: dict[str, Axis] | None = None) -> None:
+    def __init__(self, config: TrainConfig | None = None, axes: dict[str, Axis] | None = None,
+                 fork: tuple[str, int | None] | None = None) -> None:
         super().__init__()
+        # (parent run id, the epoch of its checkpoint or None for its last): F5 starts a fork of it, the
+        # form holding the parent's config for the user to change
+        self.fork = fork
         self.initial = config or TrainConfig()
         self.axes: dict[str, Axis] = dict(axes or {})  # the fields marked to sweep, with their values
         self.errors: dict[str, str] = {}
@@ -132,6 +142,7 @@ class SetupScreen(Screen):
                         yield self._field_widget(spec)
                     yield Static("", classes="field-sweep", id=f"sweep-{spec.name}")
                     yield Static("", classes="field-error", id=f"error-{spec.name}")
+        yield Static("", id="fork-note")
         yield Static("", id="sweep-summary")
         yield Static("", id="command")
         yield Footer(compact=True)
@@ -151,6 +162,8 @@ class SetupScreen(Screen):
 
     def on_mount(self) -> None:
         self.apply_config(self.initial)
+        if self.fork:
+            self._show_fork()
         self._follow_gpu()
         self._show_axes()
 
@@ -331,10 +344,73 @@ class SetupScreen(Screen):
 
     def action_start(self) -> None:
         if (config := self._ready("Start")) is not None:
-            self.app.start_training(config)
+            if self.fork:
+                self._start_fork(config)
+            else:
+                self.app.start_training(config)
+
+    # -- a fork: the parent's config, changed, continued from its checkpoint ----------
+    def _show_fork(self) -> None:
+        parent, epoch = self.fork
+        where = f"epoch {epoch}" if epoch else "its last checkpoint"
+        fixed = ", ".join(FORK_FIXED)
+        note = self.query_one("#fork-note", Static)
+        note.update(plain(f"Fork of run {parent} from {where}: F5 starts it, training to Epochs; Esc goes back. "
+                          f"The checkpoint fixes {fixed}."))
+        note.display = True
+        for name in FORK_FIXED:
+            for control in self.query(f"#field-{name}, #{name}"):
+                control.disabled = True
+
+    def _fork_changes(self, config: TrainConfig) -> dict[str, object]:
+        """The settings the form changed from the parent's, and the epochs (the fork trains to them)."""
+        changes = {name: getattr(config, name) for name in SETTINGS
+                   if getattr(config, name) != getattr(self.initial, name)}
+        changes["epochs"] = config.epochs
+        return changes
+
+    def _start_fork(self, config: TrainConfig) -> None:
+        """Start the fork through the launcher's fork (runs/fork.py: it records its parent and epoch), and view it."""
+        parent, epoch = self.fork
+        launcher = self.app.launcher()
+        if launcher is None:
+            return
+        if not hasattr(launcher, "fork"):
+            self.notify("This app's launcher cannot fork runs.", severity="error")
+            return
+        try:
+            handle = launcher.fork(parent, epoch, self._fork_changes(config))
+        except ConfigError as exc:
+            message = "; ".join(exc.errors.values())
+        except (ValueError, LookupError, OSError, StoreError, SpawnError, CheckpointError) as exc:
+            message = str(exc)  # ForkRefused is a ValueError, RunNotFound a LookupError: one line each
+        else:
+            self.app.last_config = config
+            self.app.view(handle)
+            return
+        self.notify(message, title="Fork refused", severity="error", timeout=10, markup=False)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "leave_fork":
+            return self.fork is not None
+        return True
+
+    def action_leave_fork(self) -> None:
+        if self.fork is not None:
+            self.app.pop_screen()
+
+    def _no_fork(self, doing: str) -> bool:
+        """False, with the reason, in a fork's setup: a fork starts from its parent's checkpoint, with F5 alone."""
+        if self.fork is None:
+            return True
+        self.notify(f"{doing}: a fork starts from run {self.fork[0]}'s checkpoint; F5 starts it (Esc: back).",
+                    severity="warning", markup=False)
+        return False
 
     def action_queue(self) -> None:
         """Add the form's config to the queue; it trains in the background when a device is free."""
+        if not self._no_fork("Queue"):
+            return
         config = self._ready("Queue")
         if config is None:
             return
@@ -361,6 +437,8 @@ class SetupScreen(Screen):
         return None
 
     def action_sweep_field(self) -> None:
+        if not self._no_fork("Sweep"):
+            return
         field = self._focused_field()
         if field is None:
             self.notify("Move to a field with Tab, then F4 marks it to sweep.", severity="warning")
@@ -441,6 +519,8 @@ class SetupScreen(Screen):
 
     def action_queue_sweep(self) -> None:
         """Expand the marked fields into runs and queue them all under one sweep id and name."""
+        if not self._no_fork("Sweep"):
+            return
         if not self.axes:
             self.notify("No field is marked to sweep: move to one (Tab) and press F4 to give its values.",
                         severity="warning", timeout=8)
