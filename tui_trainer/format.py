@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Hashable, Mapping, Sequence, TypeVar
 
-from .engine.events import BestWeightsRestored, EarlyStopped, EpochEnded, EvaluationEnded, Event, LearningRateChanged
+from .engine.events import (BestWeightsRestored, CommandIgnored, EarlyStopped, EpochEnded, EvaluationEnded, Event,
+                            LearningRateChanged)
 
 if TYPE_CHECKING:
     from .runs.changes import Change
@@ -78,14 +79,16 @@ def metric_value(monitor: str, value: float) -> str:
 
 def arrow() -> str:
     try:
-        "\u2192".encode(sys.stdout.encoding or "ascii")
+        # Textual's print capture stands in for stdout inside the app and has no encoding: ascii then
+        "\u2192".encode(getattr(sys.stdout, "encoding", None) or "ascii")
     except (UnicodeEncodeError, LookupError):
         return "->"
     return "\u2192"
 
 
 def describe_steering(event: Event) -> str | None:
-    """One line for an lr change, an early stop or restored best weights; None for any other event.
+    """One line for an lr change, an early stop, restored best weights or a command that came too late;
+    None for any other event.
 
     `train` prints these as they happen; `format_change` says the same of a run's recorded changes."""
     if isinstance(event, LearningRateChanged):
@@ -103,6 +106,9 @@ def describe_steering(event: Event) -> str | None:
         line = (f"Evaluating the weights of epoch {event.epoch} (best {event.monitor} "
                 f"{metric_value(event.monitor, event.value)})")
         return line + (f", not those of the last epoch, {event.last_epoch}" if event.last_epoch != event.epoch else "")
+    if isinstance(event, CommandIgnored):
+        value = f" {event.value:g}" if event.value is not None else ""
+        return f"{event.command}{value} not applied: {event.reason}"
     return None
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from tui_trainer.engine.commands import Command
 from tui_trainer.engine.config import TrainConfig
-from tui_trainer.engine.events import (BestWeightsRestored, CheckpointSaved, EarlyStopped, LearningRateChanged,
+from tui_trainer.engine.events import (BestWeightsRestored, CheckpointSaved, CommandIgnored, EarlyStopped,
+                                       LearningRateChanged,
                                        RunFinished, RunPaused, RunResumed)
 from tui_trainer.ui.app import TrainerApp
 from tui_trainer.ui.history import ChangeMark, RunHistory
@@ -33,6 +34,7 @@ def steered(config):
     yield EarlyStopped(epoch=3, best_epoch=2, monitor="val_loss", best_value=0.95, patience=1, step=3 * STEPS)
     yield BestWeightsRestored(epoch=2, monitor="val_loss", value=0.95, last_epoch=3)
     yield evaluation()
+    yield CommandIgnored(command="set_lr", value=0.01)
     yield RunFinished(epochs_done=3, seconds=1.0)
 
 
@@ -65,12 +67,13 @@ async def test_the_log_and_both_charts_show_each_change_at_its_step():
         assert "(plateau) at step 170" in shown and "Early stop after epoch 3" in shown
         log = "\n".join(app.history.log)  # the same lines, whole
         cut = next(line for line in app.history.log if line.startswith("Learning rate"))
-        assert "0.0003 (plateau) at step 170" in cut
+        assert "0.003 -> 0.0003 (plateau) at step 170" in cut  # the previous lr too (plain arrow in the app)
         assert "Checkpoint saved after epoch 2 (request)" in log
         assert "Paused at step 210" in log and "Resumed at step 210" in log
         assert "Early stop after epoch 3: val_loss has not improved for 1 epoch (best 0.9500 at epoch 2)" in log
         assert "Evaluating the weights of epoch 2 (best val_loss 0.9500), not those of the last epoch, 3" in log
         assert "schedule is rescaled" not in log  # a plateau cut is the schedule itself
+        assert "set_lr 0.01 not applied: the run had ended" in log  # never silence
 
         loss, acc = app.screen.query_one(LossChart), app.screen.query_one(AccuracyChart)
         await wait_for(pilot, lambda: len(loss.marks_drawn) == 5 and len(acc.marks_drawn) == 5, timeout=5)

@@ -94,8 +94,7 @@ class ChangeLog:
             what = "early_stop" if isinstance(event, EarlyStopped) else "best_restored"
             return Change(step, epoch, what, detail=describe_steering(event) or "")
         if isinstance(event, CommandIgnored):
-            value = f" {event.value:g}" if event.value is not None else ""
-            return Change(step, epoch, "ignored", detail=f"{event.command}{value} not applied: {event.reason}")
+            return Change(step, epoch, "ignored", detail=describe_steering(event))
         return None
 
     def _epoch(self, step: int) -> int:

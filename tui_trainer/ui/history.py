@@ -6,7 +6,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..engine.events import (BatchProgress, BestWeightsRestored, CheckpointSaved, CommandReceived, EarlyStopped,
+from ..engine.events import (BatchProgress, BestWeightsRestored, CheckpointSaved, CommandIgnored, CommandReceived,
+                             EarlyStopped,
                              EpochEnded, EvaluationEnded, Event, LearningRateChanged, ProcessStarted, RunFailed,
                              RunFinished, RunInterrupted, RunPaused, RunQueued, RunResumed, RunStarted, RunState,
                              RunStopped, TERMINAL_EVENTS, next_state)
@@ -14,14 +15,6 @@ from ..format import describe_steering
 
 # schedules that are a function of the step times a base lr: a set lr rescales the rest of them (engine/optim.py)
 RESCALED_SCHEDULES = ("cosine", "onecycle")
-
-
-def steering_line(event: Event) -> str | None:
-    """format.describe_steering's line for an lr change, an early stop or restored best weights."""
-    try:
-        return describe_steering(event)
-    except AttributeError:  # its arrow() asks sys.stdout for an encoding, and Textual's print capture has none
-        return None
 
 
 @dataclass(frozen=True)
@@ -118,16 +111,17 @@ class RunHistory:
             self.evaluation = event
         elif isinstance(event, LearningRateChanged):
             self.lr = event.lr
-            line = steering_line(event) or f"Learning rate set to {event.lr:.3g}" + (f" ({event.reason})" if
-                                                                                    event.reason else "")
+            line = describe_steering(event)
             self.log.append(line if "at step" in line else f"{line} at step {event.step}")
             schedule = self.started.config.schedule if self.started else ""
             if not event.reason and schedule in RESCALED_SCHEDULES:
                 scale = f" (every later lr ×{event.lr / event.previous:.3g})" if event.previous else ""
                 self.log.append(f"The {schedule} schedule is rescaled from here: it goes on from {event.lr:.3g}{scale}")
             self._mark("lr", event.step)
+        elif isinstance(event, CommandIgnored):
+            self.log.append(describe_steering(event))
         elif isinstance(event, (EarlyStopped, BestWeightsRestored)):
-            self.log.append(steering_line(event) or type(event).__name__)
+            self.log.append(describe_steering(event))
             if isinstance(event, EarlyStopped):
                 self._mark("early_stop", event.step, event.epoch)
             else:  # at the epoch whose weights are evaluated
