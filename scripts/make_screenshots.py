@@ -74,6 +74,40 @@ async def capture(size: tuple[int, int]) -> None:
         await pilot.pause(0.3)
         save("runs")
 
+    # the experiment screens: an LR range test, then a small sweep through the real queue
+    tiny = TrainConfig(epochs=2, max_train_samples=1024, device="cpu", name="sweep shot")
+    app = TrainerApp(config=tiny)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: getattr(app.screen, "result", None) is not None, step=0.1)
+        await pilot.pause(0.5)
+        save("lr-finder")
+        await pilot.press("escape")
+        for field, axis in (("lr", "log 1e-3 1e-2 3"), ("seed", "0,1")):
+            app.screen.query_one(f"#field-{field}").focus()
+            await pilot.pause()
+            await pilot.press("f4")
+            await pilot.pause()
+            app.screen.query_one("#prompt-input", Input).value = axis
+            await pilot.press("enter")
+            await pilot.pause()
+        await pilot.press("f7")
+        await pilot.pause()
+        await pilot.press("enter")  # the sweep's suggested name
+        await pilot.pause(0.5)
+        save("setup-sweep")
+        await pilot.press("f3")
+        await pilot.pause(1.5)
+        save("queue")
+        store = app.run_store()
+        await wait_for(pilot, lambda: all(r.status == "finished" for r in store.list_runs()), step=0.5)
+        await pilot.press("escape", "f2")
+        await pilot.pause(0.5)
+        await pilot.press("enter")  # the sweep's header row is the first
+        await pilot.pause(2.5)
+        save("sweep")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
