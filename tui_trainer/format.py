@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Hashable, Mapping, Sequence, TypeVar
+from typing import Hashable, Mapping, Sequence, TypeVar
 
 from .engine.events import (BestWeightsRestored, CommandIgnored, EarlyStopped, EpochEnded, EvaluationEnded, Event,
                             LearningRateChanged)
 
-if TYPE_CHECKING:
-    from .runs.changes import Change
 
 
 def format_epoch(e: EpochEnded) -> str:
@@ -110,21 +108,3 @@ def describe_steering(event: Event) -> str | None:
         value = f" {event.value:g}" if event.value is not None else ""
         return f"{event.command}{value} not applied: {event.reason}"
     return None
-
-
-def format_change(change: "Change") -> str:
-    """One recorded change as `runs show` lists it and the app's log shows it:
-    "step 1,234 (epoch 3): lr 0.003 → 0.0015 (set by you)"."""
-    what, value = change.what, change.value
-    if what == "lr":
-        body = (f"lr {change.previous:.3g} {arrow()} {value:.3g}" if change.previous is not None
-                else f"lr set to {value:.3g}") + f" ({change.by})"
-    elif what == "pause":
-        body = "paused" + (f" for {duration(value)}" if value is not None else " (not resumed)")
-    elif what == "checkpoint":
-        body = "checkpoint"
-    elif what == "stop":
-        body = "stopped" + (f" ({change.detail})" if change.detail else "")
-    else:  # early_stop, best_restored, ignored: their own sentence
-        body = change.detail[:1].lower() + change.detail[1:]
-    return f"step {change.step:,} (epoch {change.epoch}): {body}"

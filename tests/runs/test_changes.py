@@ -8,8 +8,7 @@ from tui_trainer.engine.config import TrainConfig
 from tui_trainer.engine.events import (CheckpointSaved, CommandIgnored, CommandReceived, EarlyStopped, EpochEnded,
                                        ForkedFrom, LearningRateChanged, RunFinished, RunPaused, RunResumed,
                                        RunStarted, RunStopped, event_from_dict)
-from tui_trainer.format import format_change
-from tui_trainer.runs.changes import ChangeLog, changes_of
+from tui_trainer.runs.changes import ChangeLog, changes_of, format_change
 from tui_trainer.runs.store import MIGRATIONS, RunStore
 
 from .test_store import old_store, started

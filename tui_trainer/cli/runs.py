@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..format import arrow, duration, format_change, percent
+from ..format import arrow, duration, percent
 from .common import EXIT_FAILED, error, reader_gone, table, terminal_width, usage_error, when
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def _runs_list(store: "RunStore", args: argparse.Namespace) -> int:
 
 
 def _runs_show(store: "RunStore", args: argparse.Namespace) -> int:
-    from ..runs.changes import changes_of
+    from ..runs.changes import changes_of, format_change
     from ..runs.replay import repeat_line
 
     r = store.get_run(args.run_id)

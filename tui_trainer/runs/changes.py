@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 from ..engine.events import (BestWeightsRestored, CheckpointSaved, CommandIgnored, EarlyStopped, Event,
                              LearningRateChanged, ReplayPlanned, RunPaused, RunResumed, RunStarted, RunStopped)
-from ..format import describe_steering
+from ..format import arrow, describe_steering, duration
 
 KINDS = ("lr", "pause", "checkpoint", "stop", "early_stop", "best_restored", "ignored")
 
@@ -116,3 +116,21 @@ def changes_of(timed_events: Iterable[tuple[float | None, Event]]) -> ChangeLog:
     for at, event in timed_events:
         log.add(event, at)
     return log
+
+
+def format_change(change: Change) -> str:
+    """One recorded change as `runs show` lists it and the app's log shows it:
+    "step 1,234 (epoch 3): lr 0.003 → 0.0015 (set by you)"."""
+    what, value = change.what, change.value
+    if what == "lr":
+        body = (f"lr {change.previous:.3g} {arrow()} {value:.3g}" if change.previous is not None
+                else f"lr set to {value:.3g}") + f" ({change.by})"
+    elif what == "pause":
+        body = "paused" + (f" for {duration(value)}" if value is not None else " (not resumed)")
+    elif what == "checkpoint":
+        body = "checkpoint"
+    elif what == "stop":
+        body = "stopped" + (f" ({change.detail})" if change.detail else "")
+    else:  # early_stop, best_restored, ignored: their own sentence
+        body = change.detail[:1].lower() + change.detail[1:]
+    return f"step {change.step:,} (epoch {change.epoch}): {body}"

@@ -22,15 +22,16 @@ from textual.widgets import DataTable, Footer, Input, Static
 from textual_plotext import PlotextPlot
 
 from ...engine.command import command_line
-from ...engine.events import EvaluationEnded, RunState, event_from_dict
+from ...engine.events import RunState
 from ...runs.export import export_run
-from ...runs.queue import queued
 from ...runs.retention import disk_use, epoch_checkpoint, epoch_files, kept_checkpoints, prune_checkpoints
 from ...runs.store import RunNotFound, RunStore, RunSummary, StoreError
 from ...format import duration, fit_columns, percent
 from ..markup import markup
 from ..paths import inside
+from ..opening import open_run, queue_positions, queued_message
 from .help import HELP_IN_FOOTER
+from .sweep import SweepScreen
 from .prompt import PromptScreen
 
 # plotext colour names: run i of the marked runs always gets COLORS[i % len]
@@ -67,44 +68,6 @@ class SweepGroup:
     @property
     def key(self) -> str:
         return SWEEP_ROW + self.id
-
-
-def queue_positions(store: RunStore) -> dict[str, int]:
-    """Each waiting run's 1-based place in the queue."""
-    return {q.id: q.position for q in queued(store) if q.position is not None}
-
-
-def queued_message(store: RunStore, run_id: str) -> str:
-    try:
-        position = queue_positions(store).get(run_id)
-    except StoreError:
-        position = None
-    return f"Run {run_id} is queued" + (f" (position {position})" if position else "")
-
-
-def open_run(app, store: RunStore, run_id: str) -> None:
-    """Enter on a run (the runs screen, the sweep view): a running or queued run live, a finished run's
-    evaluation, a stopped or interrupted one's best checkpoint evaluated."""
-    try:
-        record = store.get_run(run_id)
-    except (RunNotFound, StoreError) as exc:
-        app.notify(str(exc), severity="error", markup=False)
-        return
-    if record.status == RunState.QUEUED:  # nothing to evaluate: its view goes live when the runner starts it
-        app.notify(f"{queued_message(store, record.id)}; it trains here once the queue's runner starts it.",
-                   markup=False)
-        app.attach(record.id)
-        return
-    if record.status == RunState.RUNNING:
-        app.attach(record.id)
-        return
-    evaluation = store.evaluation(record.id)
-    if evaluation is None:  # stopped or interrupted: evaluate its best checkpoint instead
-        app.evaluate_checkpoint(record.id, "best")
-        return
-    event = event_from_dict(evaluation)
-    assert isinstance(event, EvaluationEnded)
-    app.push_evaluation(event, f" · run {record.id} · {record.model} on {record.dataset}")
 
 
 def size(n: int) -> str:
@@ -524,8 +487,6 @@ class RunsScreen(Screen):
         open_run(self.app, self.store, key)
 
     def action_sweep(self) -> None:
-        from .sweep import SweepScreen  # the sweep view opens runs as this screen does (open_run)
-
         sweep_id = self.selected_sweep()
         if sweep_id is None:
             run_id = self.selected_id()

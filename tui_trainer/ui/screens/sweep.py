@@ -29,7 +29,7 @@ from ...runs.sweep import METRICS, RunResult, SweepError, SweepRow, SweepTable, 
     sweep_table
 from ..widgets.charts import CurvesChart, FieldChart, Series
 from .help import HELP_IN_FOOTER
-from .runs import open_run
+from ..opening import open_run
 
 REFRESH_S = 1.5  # while its runs train, the view reads the store again this often
 TOP_K = 3  # configs whose curves are overlaid, by default; `k` cycles 1 to MAX_K

@@ -1,0 +1,45 @@
+"""What Enter on a run opens, wherever the run is listed (the runs screen, the sweep view)."""
+
+from __future__ import annotations
+
+from ..engine.events import EvaluationEnded, RunState, event_from_dict
+from ..runs.queue import queued
+from ..runs.store import RunNotFound, RunStore, StoreError
+
+
+def queue_positions(store: RunStore) -> dict[str, int]:
+    """Each waiting run's 1-based place in the queue."""
+    return {q.id: q.position for q in queued(store) if q.position is not None}
+
+
+def queued_message(store: RunStore, run_id: str) -> str:
+    try:
+        position = queue_positions(store).get(run_id)
+    except StoreError:
+        position = None
+    return f"Run {run_id} is queued" + (f" (position {position})" if position else "")
+
+
+def open_run(app, store: RunStore, run_id: str) -> None:
+    """Enter on a run (the runs screen, the sweep view): a running or queued run live, a finished run's
+    evaluation, a stopped or interrupted one's best checkpoint evaluated."""
+    try:
+        record = store.get_run(run_id)
+    except (RunNotFound, StoreError) as exc:
+        app.notify(str(exc), severity="error", markup=False)
+        return
+    if record.status == RunState.QUEUED:  # nothing to evaluate: its view goes live when the runner starts it
+        app.notify(f"{queued_message(store, record.id)}; it trains here once the queue's runner starts it.",
+                   markup=False)
+        app.attach(record.id)
+        return
+    if record.status == RunState.RUNNING:
+        app.attach(record.id)
+        return
+    evaluation = store.evaluation(record.id)
+    if evaluation is None:  # stopped or interrupted: evaluate its best checkpoint instead
+        app.evaluate_checkpoint(record.id, "best")
+        return
+    event = event_from_dict(evaluation)
+    assert isinstance(event, EvaluationEnded)
+    app.push_evaluation(event, f" · run {record.id} · {record.model} on {record.dataset}")
