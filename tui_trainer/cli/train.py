@@ -20,8 +20,18 @@ if TYPE_CHECKING:
 def run_train(args: argparse.Namespace) -> int:
     if args.gpus is not None:
         return _launch_ranks(args)
-    if int(os.environ.get("RANK", "0")) > 0:
-        return _train_as_another_rank(args)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        code = _train_as_another_rank(args) if int(os.environ.get("RANK", "0")) > 0 else _train(args)
+        # A rank leaves at once, its output flushed and its store closed: tearing down gloo's threads in
+        # the interpreter's shutdown can abort one rank ("terminate called without an active exception")
+        # after the run has ended well on both.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
     from ..engine.threads import fit_cpu_threads
 
     fit_cpu_threads()  # per process, before any tensor work: a busy machine gets fewer threads
