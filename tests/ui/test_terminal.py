@@ -89,6 +89,7 @@ def start_a_run(home: Path, name: str, epochs: int = EPOCHS) -> tuple[Terminal, 
     term.wait_for("f5 Start")
     term.keys("C-o")  # load the settings from TOML, as a user would with a saved recipe
     term.wait_for("Load config from TOML")
+    time.sleep(0.3)  # the prompt's input takes the focus just after it is drawn
     term.keys(str(settings), "Enter")
     term.wait_for(f"--epochs {epochs}")
     term.keys("F5")
@@ -148,6 +149,7 @@ def test_a_sweep_from_the_app_alone_outlives_the_session_and_opens_its_best_run(
         term.wait_for("f5 Start")
         term.keys("C-o")
         term.wait_for("Load config from TOML")
+        time.sleep(0.3)  # the prompt's input takes the focus just after it is drawn
         term.keys(str(settings), "Enter")
         term.wait_for("--epochs 1")
         time.sleep(0.5)  # the prompt closing hands the focus back to the form
@@ -207,6 +209,7 @@ def test_a_whole_session_at_80x24_by_keys_alone(tmp_path):
         term.wait_until_footer_is_whole()
         term.keys("C-o")
         term.wait_for("Load config from TOML")
+        time.sleep(0.3)  # the prompt's input takes the focus just after it is drawn
         term.keys(str(settings), "Enter")
         term.wait_for("--epochs 100")
         term.keys("F5")
@@ -217,6 +220,7 @@ def test_a_whole_session_at_80x24_by_keys_alone(tmp_path):
         term.wait_until_footer_is_whole()  # paused: the run cannot end while the footer is checked
         term.keys("l")
         term.wait_for("New learning rate:")
+        time.sleep(0.3)  # drawn before its input has the focus: keys sent at once can fall between
         term.keys("C-u")  # clear the current rate, type the new one
         term.keys("-l", "0.0005")  # literally: tmux would read a lone "0.0005" as a key name otherwise
         term.wait_for("0.0005")
