@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 from rich.cells import cell_len
 from rich.text import Text
-from textual import events, on, work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
@@ -24,6 +23,7 @@ from ...runs.queue import QueuedRun, QueueStatus
 from ...runs.spawn import SpawnError
 from ...runs.store import RunNotFound, RunStore, StoreError
 from ..markup import plain
+from ..widgets.run_table import RunTable
 from .help import HELP_IN_FOOTER
 from .prompt import PromptScreen
 
@@ -66,21 +66,6 @@ class QueueView:
         return cls(run_queue.queued(store, include_running=True), run_queue.runner_status(store))
 
 
-class QueueTable(DataTable):
-    """The queue, one run per row; Home and End go to the first and last."""
-
-    BINDINGS = [
-        Binding("home", "scroll_top", "First run", show=False),
-        Binding("end", "scroll_bottom", "Last run", show=False),
-    ]
-
-    class Resized(Message):
-        pass
-
-    def on_resize(self, event: events.Resize) -> None:
-        self.post_message(self.Resized())
-
-
 class QueueScreen(Screen):
     HELP_TITLE = "Queue"
     BINDINGS = [
@@ -103,7 +88,7 @@ class QueueScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="queue-status")
-        yield QueueTable(id="queue-table", cursor_type="row", zebra_stripes=True)
+        yield RunTable(id="queue-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="queue-detail")
         yield Footer(compact=True)
 
@@ -193,7 +178,7 @@ class QueueScreen(Screen):
         if selected is not None and selected.id in ids:
             table.move_cursor(row=ids.index(selected.id))
 
-    @on(QueueTable.Resized)
+    @on(RunTable.Resized)
     def _table_resized(self) -> None:
         if self.queue_view and self._fit([self._cells(r) for r in self.queue_view.runs]) != self._fitted:
             self._fill_table()

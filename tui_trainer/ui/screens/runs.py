@@ -11,12 +11,11 @@ from pathlib import Path
 
 from rich.cells import cell_len
 from rich.text import Text
-from textual import events, on
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 from textual_plotext import PlotextPlot
@@ -30,6 +29,7 @@ from ...format import duration, fit_columns, percent
 from ..markup import markup
 from ..paths import inside
 from ..opening import open_run, queue_positions, queued_message
+from ..widgets.run_table import RunTable
 from .help import HELP_IN_FOOTER
 from .sweep import SweepScreen
 from .prompt import PromptScreen
@@ -77,22 +77,6 @@ def size(n: int) -> str:
 
 def run_keep(store: RunStore, run_id: str) -> int:
     return int(store.get_run(run_id).config.get("keep_checkpoints", 3))
-
-
-class RunsTable(DataTable):
-    """The runs, one per row. Home and End go to the first and last run (the table never scrolls sideways:
-    its columns are fitted to its width, again whenever that changes)."""
-
-    BINDINGS = [
-        Binding("home", "scroll_top", "First run", show=False),
-        Binding("end", "scroll_bottom", "Last run", show=False),
-    ]
-
-    class Resized(Message):
-        pass
-
-    def on_resize(self, event: events.Resize) -> None:
-        self.post_message(self.Resized())
 
 
 def val_curve(store: RunStore, run_id: str) -> list[tuple[float, float]]:
@@ -182,7 +166,7 @@ class RunsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="/ filter by id, name, model, dataset or status", id="runs-filter", compact=True)
-        yield RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield RunTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="runs-compare"):
             yield PlotextPlot(id="runs-chart")
             with Vertical(id="runs-side"):
@@ -326,7 +310,7 @@ class RunsScreen(Screen):
         self._draw_detail()
         self.refresh_bindings()
 
-    @on(RunsTable.Resized)
+    @on(RunTable.Resized)
     def _table_resized(self) -> None:
         if self._fit([cells for _, cells in self._row_cells()]) != self._fitted:
             self._fill_table()
