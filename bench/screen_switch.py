@@ -6,7 +6,7 @@ A real evaluation first: scratch-mlp trained on the bundled fashion-mnist-mini f
 epochs on the CPU (the engine's own TrainingRun, so the evaluation keeps as many sample images
 as a real one: up to 4 per diagonal cell and 3 per mistake cell, about 150). Its events are then
 played into the app (headless Textual, Pilot, the way tests/ui drives it) and the app is walked
-through its screens: setup -> F5 -> training -> e (evaluation) -> 1/2/3 tabs -> Esc -> F2 runs...
+through its screens: setup -> F5 -> training -> e (evaluation) -> 1/2/3 tabs -> Esc -> F2 runs, F3 queue...
 
 Each switch is timed from the key press to the last frame the app painted for it: wall
 milliseconds, and the app process's CPU milliseconds in the same span. Frames are noted where the
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import dataclasses
 import gc
 import io
 import pstats
@@ -53,21 +54,27 @@ from tests.ui.fakes import DEVICES, ScriptedLauncher, dataset_status  # noqa: E4
 
 TARGET_MS = 100
 
-# (label, keys): each step is pressed and timed; the walk ends where it began (the evaluation)
+# (label, key, a new evaluation first?): each step is pressed and timed; the walk ends where it
+# began (the evaluation, on its first tab). The app keeps the last evaluation's screen, so `e` comes
+# back to it as it was left; the last step hands the app a new evaluation, which `e` builds anew.
 WALK = [
-    ("eval: per class -> samples", "3"),
-    ("eval: samples -> per class", "1"),
-    ("eval: per class -> confusion", "2"),
-    ("eval: confusion -> samples", "3"),
-    ("eval: samples -> confusion", "2"),
-    ("eval: confusion -> per class", "1"),
-    ("eval: per class -> samples (m)", "m"),
-    ("eval: samples -> back to training (esc)", "escape"),
-    ("training -> evaluation (e)", "e"),
-    ("eval: per class -> help (?)", "question_mark"),
-    ("help -> eval (esc)", "escape"),
-    ("eval -> runs (f2)", "f2"),
-    ("runs -> eval (esc)", "escape"),
+    ("eval: per class -> samples", "3", False),
+    ("eval: samples -> per class", "1", False),
+    ("eval: per class -> confusion", "2", False),
+    ("eval: confusion -> samples", "3", False),
+    ("eval: samples -> confusion", "2", False),
+    ("eval: confusion -> per class", "1", False),
+    ("eval: per class -> samples (m)", "m", False),
+    ("eval: samples -> training (esc)", "escape", False),
+    ("training -> evaluation, kept (e)", "e", False),
+    ("eval: samples -> help (?)", "question_mark", False),
+    ("help -> eval (esc)", "escape", False),
+    ("eval -> runs (f2)", "f2", False),
+    ("runs -> eval (esc)", "escape", False),
+    ("eval -> queue (f3)", "f3", False),
+    ("queue -> eval (esc)", "escape", False),
+    ("eval -> training (esc)", "escape", False),
+    ("training -> a new evaluation, built (e)", "e", True),
 ]
 
 
@@ -75,7 +82,7 @@ def showing(app) -> tuple[str, str | None]:
     """What a frame shows: the screen, and the evaluation's tab."""
     screen = app.screen
     if isinstance(screen, EvaluationScreen):
-        return type(screen).__name__, screen.query_one("#eval-tabs").active
+        return type(screen).__name__, screen.tab
     return type(screen).__name__, None
 
 
@@ -135,7 +142,7 @@ async def walk(events: list, size: tuple[int, int], rounds: int, profile: str | 
 
     app = TrainerApp(launcher=ScriptedLauncher(script), devices=DEVICES, dataset_status=dataset_status,
                      store=RunStore(Path(store_dir)))
-    times: dict[str, list[tuple[float, float, float]]] = {label: [] for label, _ in WALK}
+    times: dict[str, list[tuple[float, float, float]]] = {label: [] for label, _, _ in WALK}
     collections = Collections()
     app.animation_level = "none"
     frames = Frames(app)
@@ -153,7 +160,9 @@ async def walk(events: list, size: tuple[int, int], rounds: int, profile: str | 
             gc.collect()
             gc.freeze()
         for _ in range(rounds):
-            for label, key in WALK:
+            for label, key, new in WALK:
+                if new:  # an equal evaluation, but not the one whose screen the app keeps
+                    app.history.evaluation = dataclasses.replace(app.history.evaluation)
                 await pilot.pause(0.1)  # settle: timers, the footer, the last repaint
                 on = profiler is not None and key == profile
                 start, cpu = time.perf_counter(), time.process_time()

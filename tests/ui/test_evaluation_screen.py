@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from dataclasses import replace
 
-from textual.widgets import DataTable, TabbedContent
+from textual.widgets import DataTable
 
 from tui_trainer.engine.events import RunFinished
 from tui_trainer.ui.app import TrainerApp
@@ -68,7 +68,7 @@ async def test_a_cell_with_more_images_than_kept_samples_says_how_many_are_kept(
         assert heading.startswith(f"Kept {len(kept)} of the {ev.confusion[9][0]} test images of true 'Ankle boot' "
                                   "predicted 'T-shirt/top'")
         assert len(heading) <= app.screen.query_one("#gallery-heading").size.width  # one line in 80 columns
-        assert app.screen.query_one(TabbedContent).active == "samples"
+        assert app.screen.tab == "samples"
         gallery = app.screen.query_one(SampleGallery)
         assert gallery.visible() == kept
         drawn = on_screen(app)
@@ -132,7 +132,7 @@ async def test_switching_tabs_keeps_each_tabs_content():
                                  ("3", "samples", "gallery"), ("2", "confusion", "confusion-table")]:
             await pilot.press(key)
             await pilot.pause()
-            assert screen.query_one(TabbedContent).active == tab
+            assert screen.tab == tab
             assert painted_widget(app).id in (widget, "gallery-scroll"), f"tab {key}"
             assert text_of(app, "#gallery-heading") == heading  # the selected cell stays selected
             assert gallery.visible() == shown
@@ -163,3 +163,44 @@ async def test_the_gallery_draws_the_same_grid_after_a_resize():
         await pilot.resize_terminal(120, 40)
         await pilot.pause()
         assert on_screen(app) == wide
+
+
+async def test_e_brings_back_the_evaluation_as_it_was_left_and_a_new_one_is_built_anew():
+    ev = evaluation()
+    app = TrainerApp(launcher=launcher_with(ev), devices=DEVICES, dataset_status=dataset_status)
+    async with app.run_test(size=(80, 24)) as pilot:
+        first = await open_evaluation(pilot, app)
+        await select_cell(pilot, 9, 0)
+        heading = text_of(app, "#gallery-heading")
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, EvaluationScreen)
+        await pilot.press("e")
+        await pilot.pause()
+        assert app.screen is first and first.tab == "samples"  # the same screen, the same cell
+        assert text_of(app, "#gallery-heading") == heading and "x T-shirt/top" in on_screen(app)
+        await pilot.press("escape")
+        await pilot.pause()
+        app.history.evaluation = replace(ev, test_acc=50.0)  # another evaluation arrives
+        await pilot.press("e")
+        await pilot.pause()
+        second = app.screen
+        assert isinstance(second, EvaluationScreen) and second is not first and second.tab == "per-class"
+        assert "Test accuracy 50.00%" in on_screen(app)
+        assert first not in app._installed_screens.values()  # the old one is let go
+
+
+async def test_a_click_on_a_tab_opens_it_and_the_footer_keeps_its_keys_across_tabs():
+    ev = evaluation()
+    app = TrainerApp(launcher=launcher_with(ev), devices=DEVICES, dataset_status=dataset_status)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_evaluation(pilot, app)
+        bar = text_of(app, "#eval-tab-bar")
+        keys = list(screen.query("FooterKey"))
+        assert [k.description for k in keys][:3] == ["Per class", "Confusion", "Samples"]
+        assert all(k.has_class("-compact") for k in keys)
+        for label, tab in [("3 Samples", "samples"), ("2 Confusion", "confusion"), ("1 Per class", "per-class")]:
+            await pilot.click("#eval-tab-bar", offset=(bar.index(label) + 1, 0))
+            await pilot.pause()
+            assert screen.tab == tab, label
+        assert list(screen.query("FooterKey")) == keys  # the same keys: not rebuilt on each focus move

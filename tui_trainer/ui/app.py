@@ -30,6 +30,7 @@ from ..runs.handle import RunHandle, RunLauncher, RunNotRunning
 from ..runs.recording import resume_run
 from ..runs.spawn import SpawnError
 from ..runs.store import RunNotFound, RunStore, StoreError
+from .collector import CHECK_EVERY_S, IdleCollector
 from .history import RunHistory
 from .messages import EngineEvent
 from .screens.evaluate import EvaluationScreen
@@ -92,6 +93,8 @@ class TrainerApp(App):
         self.last_config: TrainConfig = self.initial_config
         self.sweep_axes: dict = {}  # the fields setup marked to sweep, kept for the next setup screen
         self._first_screen_up = False  # resize events can arrive before the first screen is up
+        self._kept_evaluation: EvaluationScreen | None = None
+        self._collector = IdleCollector()
 
     def dataset_status(self, name: str) -> str:
         if self._dataset_status:
@@ -113,6 +116,8 @@ class TrainerApp(App):
         return self._launcher
 
     async def on_mount(self) -> None:
+        self._collector.start()
+        self.set_interval(CHECK_EVERY_S, self._collector.tick)
         await self.push_screen(SetupScreen(self.initial_config))
         self._first_screen_up = True
         self._check_size()
@@ -163,7 +168,16 @@ class TrainerApp(App):
         self.push_evaluation(evaluation, title)
 
     def push_evaluation(self, evaluation: EvaluationEnded, title: str) -> None:
-        self.push_screen(EvaluationScreen(evaluation, title))
+        """Show an evaluation. The last one's screen is kept (installed): `e`, Esc, `e` brings it back
+        at once, on the tab and cell it was left at, instead of building it anew."""
+        kept = self._kept_evaluation
+        if kept is None or kept.evaluation is not evaluation or kept.title_text != title:
+            if kept is not None and not any(kept in stack for stack in self._screen_stacks.values()):
+                self.uninstall_screen(kept)
+            kept = self._kept_evaluation = EvaluationScreen(evaluation, title)
+            self.install_screen(kept, f"evaluation-{id(kept)}")
+        if kept not in self.screen_stack:
+            self.push_screen(kept)
 
     def action_runs(self) -> None:
         if isinstance(self.screen, RunsScreen):
@@ -193,6 +207,14 @@ class TrainerApp(App):
                                     lambda action=binding.action, s=screen: self.run_action(action, s))
 
     # -- terminal size -----------------------------------------------------
+    def on_unmount(self) -> None:
+        self._collector.stop()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, (events.Key, events.MouseDown)):
+            self._collector.input_seen()
+        await super().on_event(event)
+
     def on_resize(self, event: events.Resize) -> None:
         self._check_size(event.size)
 

@@ -15,12 +15,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, ProgressBar, Static
+from textual.widgets import ProgressBar, Static
 from textual_plotext import PlotextPlot
 
 from ...engine.config import ConfigError, TrainConfig
 from ...engine.lr_find import END_LR, START_LR, STEPS, LrFindProgress, LrFindResult, find_lr
 from ..markup import markup, plain
+from ..widgets.footer import KeyFooter
 from .help import HELP_IN_FOOTER
 
 SUGGESTION_COLOUR = "red"
@@ -88,7 +89,7 @@ class LrFindScreen(Screen[float | None]):
         yield Static("Preparing the data and the model…", id="lr-find-status")
         yield PlotextPlot(id="lr-find-chart")
         yield Static("", id="lr-find-result")
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#lr-find-chart").display = False

@@ -15,7 +15,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from ...format import fit_columns
 from ...runs import queue as run_queue
@@ -23,6 +23,7 @@ from ...runs.queue import QueuedRun, QueueStatus
 from ...runs.spawn import SpawnError
 from ...runs.store import RunNotFound, RunStore, StoreError
 from ..markup import plain
+from ..widgets.footer import KeyFooter
 from ..widgets.run_table import RunTable
 from .help import HELP_IN_FOOTER
 from .prompt import PromptScreen
@@ -90,7 +91,7 @@ class QueueScreen(Screen):
         yield Static("", id="queue-status")
         yield RunTable(id="queue-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="queue-detail")
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#queue-table").focus()

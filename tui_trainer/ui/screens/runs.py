@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 from textual_plotext import PlotextPlot
 
 from ...engine.command import command_line
@@ -29,6 +29,7 @@ from ...format import duration, fit_columns, percent
 from ..markup import markup
 from ..paths import inside
 from ..opening import open_run, queue_positions, queued_message
+from ..widgets.footer import KeyFooter
 from ..widgets.run_table import RunTable
 from .help import HELP_IN_FOOTER
 from .sweep import SweepScreen
@@ -172,7 +173,7 @@ class RunsScreen(Screen):
             with Vertical(id="runs-side"):
                 yield Static("", id="runs-detail")
                 yield Static("", id="runs-diff")
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#runs-table", DataTable)

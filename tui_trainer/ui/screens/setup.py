@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label, ProgressBar, RadioButton, RadioSet, Select, Static, Switch
+from textual.widgets import Input, Label, ProgressBar, RadioButton, RadioSet, Select, Static, Switch
 from textual.widgets._select import SelectOverlay
 
 from ...engine.command import command_line
@@ -34,6 +34,7 @@ from ...runs.sweep import MAX_RUNS, Axis, SweepError, SweepTooLarge, expand, par
 from ..markup import markup, plain
 from ..messages import DownloadFinished, DownloadProgress
 from ..paths import inside
+from ..widgets.footer import KeyFooter
 from ..widgets.gpu_line import GpuLine
 from .help import HELP_IN_FOOTER
 from .lr_find import LrFindScreen, lr_text
@@ -145,7 +146,7 @@ class SetupScreen(Screen):
         yield Static("", id="fork-note")
         yield Static("", id="sweep-summary")
         yield Static("", id="command")
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     def _field_widget(self, spec: Setting):
         value = getattr(self.initial, spec.name)

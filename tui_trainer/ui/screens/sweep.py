@@ -20,7 +20,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from ...format import fit_columns
 from ...runs.queue import QueueError, halving, resolve_sweep, sweep_records
@@ -30,6 +30,7 @@ from ...runs.sweep import METRICS, RunResult, SweepError, SweepRow, SweepTable, 
 from ..widgets.charts import CurvesChart, FieldChart, Series
 from .help import HELP_IN_FOOTER
 from ..opening import open_run
+from ..widgets.footer import KeyFooter
 
 REFRESH_S = 1.5  # while its runs train, the view reads the store again this often
 TOP_K = 3  # configs whose curves are overlaid, by default; `k` cycles 1 to MAX_K
@@ -125,7 +126,7 @@ class SweepScreen(Screen):
             yield CurvesChart(id="sweep-curves")
             yield FieldChart(id="sweep-field")
         yield Static("", id="sweep-note")
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         try:

@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Label, ProgressBar, RichLog, Static
+from textual.widgets import Label, ProgressBar, RichLog, Static
 
 from ...engine.commands import Command
 from ...engine.events import EpochEnded, RunState
@@ -20,6 +20,7 @@ from ...runs.store import StoreError
 from ..history import RunHistory
 from ..markup import markup
 from ..widgets.charts import AccuracyChart, LossChart
+from ..widgets.footer import KeyFooter
 from ..widgets.gpu_line import GpuLine
 from .help import HELP_IN_FOOTER
 from .prompt import PromptScreen
@@ -90,7 +91,7 @@ class TrainScreen(Screen):
         yield self.gpu
         yield Static("", id="status")
         yield RichLog(id="log", max_lines=500, wrap=True)  # a failure's message is long: it must show whole
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         # Draw when the run changes, not on a fast timer: every wake-up of this process
