@@ -16,8 +16,9 @@ polling in 20 ms steps, so that wait is not counted), and the last frame must sh
 or tab. The tab underline's 0.3 s slide is switched off (animation_level "none"): it is an
 animation after the content is shown, not a wait, and its frames would hide the switch's own.
 Python's full (generation 2) garbage collections are timed too (gc.callbacks): a switch that one
-falls in waits for it, and the table says how many did. `--gc-freeze` calls gc.freeze() once the
-evaluation is open (what the app could do after start-up) to see what that changes.
+falls in waits for it, and the table says how many did (the app defers them to quiet moments:
+ui/collector.py). `--gc-freeze` calls gc.freeze() once the evaluation is open, as the app does
+after start-up (run_app).
 Target: every switch <= 100 ms at 120x40. `--profile KEY` prints cProfile's top functions for
 the switches that key makes (e.g. --profile 1) instead of the table.
 """

@@ -140,8 +140,9 @@ def test_sigkill_to_the_app_leaves_the_run_training_and_a_new_app_attaches(tmp_p
 
 
 def test_a_sweep_from_the_app_alone_outlives_the_session_and_opens_its_best_run(tmp_path):
-    """Issue 10's whole road, keys only at 80x24: lr over 4 log-spaced values x 2 seeds, leave, come back
-    over a new session, read the sweep's table, open its best run's evaluation."""
+    """Issue 10's whole road, keys only at 80x24: lr over log-spaced values x 2 seeds, leave, come back
+    over a new session, read the sweep's table, open its best run's evaluation. (Two values, not the
+    issue's four: each run is a process of its own, about 3 s here, and the road is the same.)"""
     settings = tmp_path / "tiny.toml"
     settings.write_text('epochs = 1\nmax_train_samples = 256\ndevice = "cpu"\n')
     term = Terminal(tmp_path, "sweep")
@@ -156,22 +157,22 @@ def test_a_sweep_from_the_app_alone_outlives_the_session_and_opens_its_best_run(
         term.tab(7)  # device, dataset, model, hidden, init, epochs, batch size: then the learning rate
         term.keys("F4")
         term.wait_for("Sweep learning rate")
-        term.answer("log 1e-4 1e-1 4")
-        term.wait_for("log 0.0001…0.1 ×4")
+        term.answer("log 1e-3 1e-1 2")
+        term.wait_for("log 0.001…0.1 ×2")
         term.tab(10)  # on to the seed
         term.keys("F4")
         term.wait_for("Seeds: each config")
         term.answer("0,1")
-        term.wait_for("sweep: 4 × 2 seeds = 8 runs")
+        term.wait_for("sweep: 2 × 2 seeds = 4 runs")
         term.keys("F7")
-        term.wait_for("Name the sweep of 8 runs")
+        term.wait_for("Name the sweep of 4 runs")
         term.keys("Enter")
         term.wait_for("Sweep queued")
     finally:
         term.kill_server()  # the SSH session drops
     with RunStore(tmp_path) as store:
         runs = store.list_runs()
-        assert len(runs) == 8 and len({r.sweep_id for r in runs}) == 1
+        assert len(runs) == 4 and len({r.sweep_id for r in runs}) == 1
         sweep_id = runs[0].sweep_id
         deadline = time.monotonic() + 150
         while any(r.status != "finished" for r in store.list_runs()):
@@ -183,9 +184,9 @@ def test_a_sweep_from_the_app_alone_outlives_the_session_and_opens_its_best_run(
         again.wait_for("f5 Start")
         again.keys("F2")
         again.wait_for(f"{sweep_id}  sweep-lr")  # the sweep's header row, first
-        again.wait_for("8/8 done")
+        again.wait_for("4/4 done")
         again.keys("Enter")
-        table = again.wait_for("4 configs")
+        table = again.wait_for("2 configs")
         assert "2/2" in table and "±" in table
         again.keys("Enter")  # the top row: its best run
         again.wait_for(f"run {best.id}")

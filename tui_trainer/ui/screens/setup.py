@@ -499,17 +499,17 @@ class SetupScreen(Screen):
 
     def _show_axes(self) -> None:
         """Each marked field shows the values it takes; the summary line says how many runs they make."""
+        by_id = {w.id: w for w in self.walk_children() if w.id}  # one walk, not three queries a field
         for name in SETTINGS:
-            found = self.query(f"#sweep-{name}")
-            if not found:
+            marker = by_id.get(f"sweep-{name}")
+            if marker is None:
                 continue  # device: never swept
-            marker, axis = found.first(Static), self.axes.get(name)
+            axis = self.axes.get(name)
             marker.update(plain(f"⟳ {axis_label(axis)}") if axis else "")
             marker.display = axis is not None
-            for control in self.query(f"#field-{name}, #{name}"):
-                control.set_class(axis is not None, "swept")
-            for row in self.query(f"#row-{name}"):
-                row.set_class(axis is not None, "swept")
+            for key in (f"field-{name}", name, f"row-{name}"):
+                if key in by_id:
+                    by_id[key].set_class(axis is not None, "swept")
         summary = self.query_one("#sweep-summary", Static)
         summary.display = bool(self.axes)
         if self.axes:
