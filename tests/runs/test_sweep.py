@@ -39,6 +39,7 @@ def test_log_range_gives_decades_ends_included():
     for got, want in zip(values, (1e-4, 1e-3, 1e-2, 1e-1)):
         assert math.isclose(got, want, rel_tol=1e-12)
     assert values[1] == 0.001  # read back clean, so run names say lr=0.001
+    assert range_axis("lr", "log", 1e-4, 1e-1, 7).grid() == (1e-4, 0.000316, 0.001, 0.00316, 0.01, 0.0316, 0.1)
 
 
 def test_lin_range_and_whole_numbers_round_for_int_fields():
@@ -52,6 +53,9 @@ def test_whole_number_range_that_repeats_values_is_refused_with_how_many_fit():
     with pytest.raises(SweepError, match=r"^sweep\.epochs: lin range \[1, 3\] with count 5 repeats whole numbers "
                                          r"\(1, 2, 2, 3, 3\); use count = 3 or less$"):
         range_axis("epochs", "lin", 1, 3, 5)
+    with pytest.raises(SweepError, match=r"^sweep\.lr: log range \[0\.001, 0\.00101\] with count 4 repeats values at 3 "
+                                         r"significant digits \(0\.001, 0\.001, 0\.00101, 0\.00101\); use count = 2 or less$"):
+        range_axis("lr", "log", 0.001, 0.00101, 4)
 
 
 def test_grid_order_seeds_outermost_then_axes_as_written_last_fastest():

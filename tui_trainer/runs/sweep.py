@@ -52,7 +52,9 @@ NOT_SWEPT: dict[str, str] = {
 SWEEPABLE = tuple(name for name in SETTINGS if name not in NOT_SWEPT)
 # keys of [sweep] that are not settings ("name" is the sweep's own name there)
 SWEEP_KEYS = ("name", "mode", "samples", "sample_seed")
-_SIGNIFICANT = 12  # a log range's 1e-4 * 10**1 is 0.0010000000000000002; 12 digits read it back as 0.001
+# a range's points as a person would type them, and as run names and tables show them: lr=0.00316,
+# not 0.0031622776601683794 (nor 1e-4 * 10**1's 0.0010000000000000002)
+_SIGNIFICANT = 3
 
 
 class SweepError(ValueError):
@@ -106,9 +108,9 @@ class Axis:
         values = tuple(_number(self.field, p) for p in points)
         if len(set(values)) < len(values):
             distinct = len(set(values))
+            what = "whole numbers" if SETTINGS[self.field].type is int else f"values at {_SIGNIFICANT} significant digits"
             raise SweepError(f"{_key(self.field)}: {self.scale} range [{_show(lo)}, {_show(hi)}] with count {n} "
-                             f"repeats whole numbers ({', '.join(map(str, values))}); "
-                             f"use count = {distinct} or less")
+                             f"repeats {what} ({', '.join(map(str, values))}); use count = {distinct} or less")
         return values
 
     def size(self) -> int:
@@ -145,7 +147,7 @@ def _show(value: Any) -> str:
 
 
 def _number(field: str, value: float) -> int | float:
-    """A range point as the field takes it: whole numbers rounded half up, others to 12 significant digits."""
+    """A range point as the field takes it: whole numbers rounded half up, others to 3 significant digits."""
     if SETTINGS[field].type is int:
         return math.floor(value + 0.5)
     return float(f"{value:.{_SIGNIFICANT}g}")
