@@ -7,9 +7,10 @@ from tui_trainer.engine.commands import Command
 from tui_trainer.engine.config import TrainConfig
 from tui_trainer.engine.events import (CheckpointSaved, CommandIgnored, CommandReceived, EarlyStopped, EpochEnded,
                                        ForkedFrom, LearningRateChanged, RunFinished, RunPaused, RunResumed,
-                                       RunStarted, RunStopped, event_from_dict)
+                                       RunStopped, event_from_dict)
 from tui_trainer.runs.changes import ChangeLog, changes_of, format_change
-from tui_trainer.runs.store import MIGRATIONS, RunStore
+from tui_trainer.runs.schema import MIGRATIONS
+from tui_trainer.runs.store import RunStore
 
 from .test_store import old_store, started
 

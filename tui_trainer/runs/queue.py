@@ -56,7 +56,8 @@ from ..engine.commands import Command
 from ..engine.config import TrainConfig
 from ..engine.events import RunState, RunStopped
 from .spawn import SpawnError, start_queued, start_runner
-from .store import RunNotFound, RunRecord, RunStore, process_alive, process_token
+from .processes import process_alive, process_token
+from .store import RunNotFound, RunRecord, RunStore
 from .sweep import RunResult, config_group, halving_plan
 
 PAUSED = "queue.paused"

@@ -27,17 +27,18 @@ import sys
 import threading
 import time
 import urllib.request
-import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Union
+from typing import Any, Iterator
 
 from ..engine.commands import Command
 from ..engine.config import TrainConfig
 from ..engine.events import (ENDING_STATE, CheckpointSaved, CommandIgnored, EpochEnded, EvaluationEnded, Event,
                              ForkedFrom, ProcessStarted, RunInterrupted, RunPaused, RunQueued, RunResumed, RunStarted,
                              RunState, ending_message, event_from_dict)
+from .processes import process_alive, process_token
+from .schema import MIGRATIONS, pack, unpack
 
 STORE_FILE = "runs.sqlite3"
 BUSY_TIMEOUT_S = 10.0
@@ -47,125 +48,6 @@ MARK_WAIT_S = 0.5  # how long marking dead runs waits for the write lock before 
 STATUSES = (RunState.QUEUED.value, RunState.RUNNING.value, *(state.value for state in ENDING_STATE.values()))
 _SAFE_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # ids become folder names
 
-# Each entry upgrades the schema by one version (PRAGMA user_version counts them): append,
-# never edit, so a database written by an older release is brought forward step by step.
-Migration = Union[str, Callable[[sqlite3.Connection], None]]
-
-
-def _pack(data: dict[str, Any]) -> bytes:
-    # zlib: an evaluation carries its sample images, about a megabyte of JSON
-    return zlib.compress(json.dumps(data).encode(), 6)
-
-
-def _unpack(blob: bytes) -> dict[str, Any]:
-    return json.loads(zlib.decompress(blob))
-
-
-def _log_from_tables(db: sqlite3.Connection) -> None:
-    """Schema 3: turn each run's rows (start, steps, epochs, evaluation, status) into its event log."""
-    runs = db.execute("SELECT id, started, status, message, epochs_done, epochs, run_seconds FROM runs").fetchall()
-    for run_id, started, status, message, done, epochs, seconds in runs:
-        log: list[dict[str, Any]] = [json.loads(started)] if started else []
-        steps = [{"event": "batch_progress", "step": r[0], "epoch": r[1], "epochs": epochs, "batch": r[2],
-                  "batches": r[3], "loss": r[4], "acc": r[5], "lr": r[6], "samples_per_s": r[7],
-                  "memory_mib": r[8], "peak_memory_mib": r[9]}
-                 for r in db.execute("SELECT step, epoch, batch, batches, loss, acc, lr, samples_per_s, memory_mib, "
-                                     "peak_memory_mib FROM steps WHERE run_id = ?", (run_id,))]
-        ends = [json.loads(r[0]) for r in db.execute("SELECT data FROM epochs WHERE run_id = ?", (run_id,))]
-        log += sorted(steps + ends, key=lambda e: (e["step"], e["event"] == "epoch_end"))
-        log += [_unpack(r[0]) for r in db.execute("SELECT data FROM evaluations WHERE run_id = ?", (run_id,))]
-        ending = {"finished": {"event": "run_finished"}, "stopped": {"event": "run_stopped", "reason": message},
-                  "failed": {"event": "run_failed", "message": message},
-                  "interrupted": {"event": "run_interrupted", "message": message}}.get(status)
-        if ending:
-            log.append({**ending, "epochs_done": done, "seconds": seconds})
-        db.executemany("INSERT INTO run_events (run_id, seq, name, data, at) VALUES (?, ?, ?, ?, 0)",
-                       [(run_id, seq, e["event"], _pack(e)) for seq, e in enumerate(log, 1)])
-
-
-MIGRATIONS: list[tuple[Migration, ...]] = [
-    (
-        """CREATE TABLE runs (
-            id TEXT PRIMARY KEY,
-            name TEXT NOT NULL DEFAULT '',
-            config TEXT NOT NULL,
-            model TEXT NOT NULL,
-            dataset TEXT NOT NULL,
-            status TEXT NOT NULL,
-            message TEXT NOT NULL DEFAULT '',
-            paused INTEGER NOT NULL DEFAULT 0,
-            created_at REAL NOT NULL,
-            updated_at REAL NOT NULL,
-            ended_at REAL,
-            active_since REAL,
-            run_seconds REAL NOT NULL DEFAULT 0,
-            epochs INTEGER NOT NULL,
-            epochs_done INTEGER NOT NULL DEFAULT 0,
-            best_val_acc REAL,
-            test_acc REAL,
-            device TEXT NOT NULL DEFAULT '',
-            device_name TEXT NOT NULL DEFAULT '',
-            torch_version TEXT NOT NULL DEFAULT '',
-            pid INTEGER,
-            pid_token TEXT,
-            host TEXT NOT NULL DEFAULT '',
-            segment INTEGER NOT NULL DEFAULT 0,
-            started TEXT,
-            last_checkpoint TEXT,
-            best_checkpoint TEXT
-        )""",
-        "CREATE INDEX runs_by_status ON runs (status, host)",
-        """CREATE TABLE epochs (
-            run_id TEXT NOT NULL, epoch INTEGER NOT NULL, step INTEGER NOT NULL, val_acc REAL, data TEXT NOT NULL,
-            PRIMARY KEY (run_id, epoch)
-        ) WITHOUT ROWID""",
-        """CREATE TABLE steps (
-            run_id TEXT NOT NULL, step INTEGER NOT NULL, epoch INTEGER NOT NULL, batch INTEGER NOT NULL,
-            batches INTEGER NOT NULL, loss REAL NOT NULL, acc REAL NOT NULL, lr REAL NOT NULL,
-            samples_per_s REAL NOT NULL,
-            PRIMARY KEY (run_id, step)
-        ) WITHOUT ROWID""",
-        # zlib-compressed JSON: the sample images make an evaluation about a megabyte of text
-        "CREATE TABLE evaluations (run_id TEXT PRIMARY KEY, data BLOB NOT NULL)",
-        """CREATE TABLE controls (
-            id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, action TEXT NOT NULL, value REAL,
-            created_at REAL NOT NULL
-        )""",
-        "CREATE INDEX controls_by_run ON controls (run_id)",
-    ),
-    (  # CUDA memory of each progress report, so a viewer attached to a run sees it too
-        "ALTER TABLE steps ADD COLUMN memory_mib REAL",
-        "ALTER TABLE steps ADD COLUMN peak_memory_mib REAL",
-    ),
-    (  # one event log per run, the truth the runs row projects; controls become commands
-        """CREATE TABLE run_events (
-            run_id TEXT NOT NULL, seq INTEGER NOT NULL, name TEXT NOT NULL, data BLOB NOT NULL, at REAL NOT NULL,
-            PRIMARY KEY (run_id, seq)
-        ) WITHOUT ROWID""",
-        _log_from_tables,
-        "DROP TABLE steps",
-        "DROP TABLE epochs",
-        "DROP TABLE evaluations",
-        "ALTER TABLE controls RENAME TO commands",
-        "ALTER TABLE commands RENAME COLUMN action TO name",
-    ),
-    (  # the queue: queued runs are rows (status queued) in queue_order; runs queued together share a sweep;
-        # the queue's settings (paused, runs per device) and the one runner that works through it
-        "ALTER TABLE runs ADD COLUMN sweep_id TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE runs ADD COLUMN sweep_name TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE runs ADD COLUMN queue_order INTEGER",  # NULL for a run never queued; kept once it starts
-        "CREATE INDEX runs_by_sweep ON runs (sweep_id)",
-        "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        """CREATE TABLE queue_runner (
-            id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL, pid_token TEXT, host TEXT NOT NULL,
-            beat_at REAL NOT NULL
-        )""",
-    ),
-    (  # forks: the run a fork starts from and the epoch of that run's checkpoint ('' and NULL for any other run)
-        "ALTER TABLE runs ADD COLUMN parent_id TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE runs ADD COLUMN parent_epoch INTEGER",
-    ),
-]
 
 
 class StoreError(RuntimeError):
@@ -272,41 +154,6 @@ def _disk_full(folder: Path) -> bool:
         return shutil.disk_usage(folder).free < 64 * 1024
     except OSError:
         return False
-
-
-def process_token(pid: int) -> str | None:
-    """The process's start time from /proc (Linux), so a recycled pid is not mistaken for our run."""
-    stat = _proc_stat(pid)
-    return stat[1] if stat else None
-
-
-def _proc_stat(pid: int) -> tuple[str, str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rfind(")") + 2:].split()
-    return (fields[0], fields[19]) if len(fields) > 19 else None
-
-
-def process_alive(pid: int | None, token: str | None = None) -> bool:
-    if not pid or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # alive, but someone else's
-    except OSError:
-        return False
-    stat = _proc_stat(pid)
-    if stat is None:
-        return True  # no /proc here: the signal check is all we have
-    state, started = stat
-    if state in ("Z", "X"):
-        return False  # finished; its parent has just not reaped it yet
-    return token is None or token == started
 
 
 class RunStore:
@@ -659,7 +506,7 @@ class RunStore:
         if cursor.rowcount == 0:
             raise RunNotFound(f"no run {run_id}; `scratch-tui runs` lists them")
         db.execute("INSERT INTO run_events (run_id, seq, name, data, at) VALUES (?, ?, ?, ?, ?)",
-                   (run_id, seq, event.event_name, _pack(event.to_dict()), now))
+                   (run_id, seq, event.event_name, pack(event.to_dict()), now))
         return seq
 
     def _answer_queued(self, db: sqlite3.Connection, run_id: str, ending: Event, now: float) -> None:
@@ -737,7 +584,7 @@ class RunStore:
         if not last or not Path(last).exists():
             return (f"it saved no checkpoint to resume from; `scratch-tui runs show {run_id}` gives the command "
                     f"that starts it again")
-        checkpoint = _unpack(saved[0][0]) if saved else {}
+        checkpoint = unpack(saved[0][0]) if saved else {}
         epochs, test_acc = rows[0][1], rows[0][2]
         if checkpoint.get("reason") == "epoch" and checkpoint.get("epoch", 0) >= epochs and test_acc is None:
             return (f"it trained all {epochs} epochs but was not evaluated; `scratch-tui train --resume {run_id}` "
@@ -746,7 +593,7 @@ class RunStore:
 
     def _rows(self, db: sqlite3.Connection, run_id: str, names: tuple[str, ...], after: int = 0) -> list[dict]:
         marks = ", ".join("?" * len(names))
-        return [_unpack(r[0]) for r in db.execute(
+        return [unpack(r[0]) for r in db.execute(
             f"SELECT data FROM run_events WHERE run_id = ? AND seq > ? AND name IN ({marks}) ORDER BY seq",
             (run_id, after, *names))]
 
@@ -790,7 +637,7 @@ class RunStore:
         run_id = self.resolve(run_id)
         rows = self._query("SELECT seq, data FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                            (run_id, after, limit))
-        return [(seq, event_from_dict(_unpack(data))) for seq, data in rows]
+        return [(seq, event_from_dict(unpack(data))) for seq, data in rows]
 
     def events_at(self, run_id: str) -> list[tuple[float, Event]]:
         """(when it was logged, event) of the run's whole log, in order: what the run's changes are read from
@@ -799,7 +646,7 @@ class RunStore:
         run_id = self.resolve(run_id)
         rows = self._query("SELECT at, data FROM run_events WHERE run_id = ? AND name NOT IN ('batch_progress', "
                            "'eval_end') ORDER BY seq", (run_id,))
-        return [(at, event_from_dict(_unpack(data))) for at, data in rows]
+        return [(at, event_from_dict(unpack(data))) for at, data in rows]
 
     def logged(self, run_id: str, *names: str) -> list[dict[str, Any]]:
         """The run's events of these names, in log order, as `to_dict()` gives them."""
