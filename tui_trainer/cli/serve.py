@@ -7,11 +7,13 @@ middleware and checks the address before anything starts.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import hmac
 import ipaddress
 import logging
 import secrets
+import signal
 import socket
 import sys
 from dataclasses import dataclass
@@ -153,8 +155,22 @@ class GuardedServer(Server):
         return True
 
     async def on_startup(self, app: web.Application) -> None:
-        # instead of textual-serve's banner, which shows the URL without the token
-        print(f"Serving scratch-tui at {self.url}  (Ctrl-C stops)", flush=True)
+        pass  # textual-serve's banner shows the URL without the token; ours is printed once the port listens
+
+    def serve(self, debug: bool = False) -> None:
+        """textual-serve's serve, but the URL is printed by aiohttp's hook that runs once the port listens:
+        printed at startup, before the bind, a URL opened at once (a script, a quick click) was refused."""
+        self.debug = debug
+        self.initialize_logging()
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        for stop in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(stop, self.request_exit)
+            except NotImplementedError:  # Windows: Ctrl-C still ends aiohttp's loop
+                pass
+        web.run_app(self._make_app(), host=self.host, port=self.port, handle_signals=False, loop=loop,
+                    print=lambda _: print(f"Serving scratch-tui at {self.url}  (Ctrl-C stops)", flush=True))
 
 
 def serve(command: str, host: str, port: int) -> int:
