@@ -90,7 +90,7 @@ def test_a_two_rank_run_stopped_mid_epoch_ends_cleanly_with_one_run_recorded(tmp
         assert (record.status, record.name) == ("stopped", "two ranks")
         assert 1 <= record.epochs_done < 200 and record.last_checkpoint
         started = [event for _, event in store.events(record.id) if isinstance(event, RunStarted)]
-        assert len(started) == 1 and started[0].step_path == "eager"
+        assert len(started) == 1 and started[0].step_path == "eager" and started[0].processes == 2
     assert output.count("Training scratch-mlp") == 1 and len(re.findall(r"Epoch +1/200", output)) == 1  # rank 0 alone
     assert "Stopped after" in output
 
@@ -102,3 +102,51 @@ def test_gpus_without_a_gpu_is_one_line_and_exit_2(capsys, monkeypatch):
     assert main(["train", "--gpus", "2", "--epochs", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--gpus: got 2" in err and "sees no CUDA GPU" in err
+
+
+def test_gpus_needs_a_gpu_device_and_a_background_start_without_gpus_fails_saying_why(tmp_path, capsys):
+    from tui_trainer.cli import main
+    from tui_trainer.engine.config import ConfigError
+    from tui_trainer.runs.spawn import SpawnError, start_run
+    from tui_trainer.runs.store import RunStore
+
+    with pytest.raises(ConfigError, match=r"^gpus: 2 processes need --device auto or cuda .*got cpu$"):
+        CONFIG.replace(gpus=2)
+    assert main(["train", "--gpus", "2", "--device", "cpu"]) == 2
+    assert capsys.readouterr().err.strip().endswith("--gpus: 2 processes need --device auto or cuda (each rank takes "
+                                                   "the GPU of its number), got cpu")
+    if torch.cuda.device_count() >= 2:
+        pytest.skip("this machine has the GPUs: the refusal below cannot happen here")
+    with RunStore(tmp_path / "runs") as store:
+        with pytest.raises(SpawnError, match=r"^gpus: got 2; .*so choose 1 to 1$"):
+            start_run(store, CONFIG.replace(device="auto", gpus=2))
+        (record,) = store.list_runs()
+        assert record.status == "failed" and "gpus: got 2" in store.get_run(record.id).message
+
+
+def test_a_background_run_on_two_ranks_trains_the_config_it_was_stored_with(tmp_path, monkeypatch):
+    """The app's and `train --detach`'s road for several GPUs, on the CPU: the spawn starts torchrun, and each
+    rank reads the run from the store (rank 0 records it). Gloo stands in for NCCL; the GPU check is lifted."""
+    from tui_trainer.engine import distributed
+    from tui_trainer.engine.events import EvaluationEnded
+    from tui_trainer.runs.spawn import start_run
+    from tui_trainer.runs.store import RunStore
+
+    monkeypatch.setattr(distributed, "gpus_missing", lambda gpus, found=None: None)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    config = CONFIG.replace(device="auto", gpus=2, name="two in the background")
+    with RunStore(tmp_path / "runs") as store:
+        spawned = start_run(store, config)
+        deadline = time.monotonic() + 120
+        while store.get_run(spawned.run_id).status in ("running", "queued"):
+            assert time.monotonic() < deadline, spawned.log.read_text()
+            time.sleep(0.3)
+        record = store.get_run(spawned.run_id)
+        log = spawned.log.read_text()
+        assert (record.status, record.epochs_done, record.name) == ("finished", 2, "two in the background"), log
+        events = [event for _, event in store.events(record.id)]
+        (started,) = [e for e in events if isinstance(e, RunStarted)]
+        assert started.config == config and started.train_size == 1000 and started.processes == 2
+        assert len([e for e in events if isinstance(e, EpochEnded)]) == 2
+        assert any(isinstance(e, EvaluationEnded) for e in events)
+    assert log.count("Training scratch-mlp") == 1 and "device cpu (CPU (1 threads)), 2 processes (DDP)" in log

@@ -217,3 +217,24 @@ def test_halving_judges_without_configs_that_cannot_reach_the_epoch(store):
     queue._halve_sweeps(store, {})
     assert store.query("SELECT run_id FROM commands") == [(b,)]
     assert queue.halving(store, "halve002")["cut"] == 1
+
+
+def test_a_run_on_several_gpus_waits_for_each_of_them_and_then_holds_them_all(store, monkeypatch):
+    started = []
+
+    def start(store_, run_id, device=None):
+        assert store_.take_queued(run_id, os.getpid(), device)
+        started.append(run_id)
+        return Spawned(run_id, os.getpid(), store_.log_path(run_id))
+
+    monkeypatch.setattr(queue, "start_queued", start)
+    on_second = TrainConfig(epochs=1, device="cuda:1", max_train_samples=256)
+    both = on_second.replace(device="cuda", gpus=2)  # its ranks take cuda:0 and cuda:1
+    first, wide, last = enqueue(store, [on_second, both, on_second])
+    queue._start_what_fits(store)
+    assert started == [first]  # cuda:1 is taken: the two-GPU run waits, and so does the next one on cuda:1
+    store.end_run(first, RunFinished(epochs_done=1, seconds=1.0))
+    queue._start_what_fits(store)
+    assert started == [first, wide] and ids(queued(store)) == [last]  # it holds cuda:1 now
+    queue._start_what_fits(store)
+    assert started == [first, wide]

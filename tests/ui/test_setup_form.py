@@ -84,7 +84,9 @@ async def test_tab_visits_every_shown_control_once_and_each_looks_focused():
                 next(b for b in screen.query_one("#model", RadioSet).query(RadioButton) if b.name == "cnn").value = True
                 await pilot.pause()
             picked = screen._picked()
-            expected = ["device", "dataset", "model"] + [f"field-{s.name}" for s in FIELDS if applies(s.name, picked)]
+            # the fake machine has one GPU: no GPUs row
+            expected = ["device", "dataset", "model"] + [f"field-{s.name}" for s in FIELDS
+                                                          if applies(s.name, picked) and s.name != "gpus"]
             screen.query_one("#device").focus()
             await pilot.pause()
             visited = []
@@ -190,3 +192,31 @@ async def test_a_preset_keeps_the_forms_choices_while_a_field_is_refused():
         assert after is not None and (after.model, after.dataset, after.seed) == ("cnn", "fashion-mnist", 7)
         recommended = preset("recommended", TrainConfig(model="cnn")).lr  # the CNN's own, from its sweep
         assert after.lr == recommended and screen.query_one("#field-lr", Input).value == str(recommended)
+
+
+async def test_a_machine_with_several_gpus_offers_them_and_f5_starts_the_run_on_them():
+    from tui_trainer.engine.devices import DeviceInfo
+    from tui_trainer.ui.app import TrainerApp
+
+    from .fakes import DEVICES, ScriptedLauncher, dataset_status
+    from .test_app_flow import type_into
+
+    one_gpu = make_app()
+    async with one_gpu.run_test(size=(120, 40)):
+        assert not one_gpu.screen.query_one("#row-gpus").display  # nothing to choose with one GPU
+
+    two = [DEVICES[0], DeviceInfo("cuda:1", "NVIDIA H100 80GB HBM3", "cuda", 85_045_346_304, "9.0"), *DEVICES[1:]]
+    launcher = ScriptedLauncher()
+    app = TrainerApp(launcher=launcher, devices=two, dataset_status=dataset_status)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        assert screen.query_one("#row-gpus").display
+        await type_into(pilot, app, "gpus", "3")
+        assert text_of(app, "#error-gpus") == "gpus: got 3; this machine has 2 CUDA GPU(s), so choose 1 to 2"
+        await pilot.press("f5")
+        assert launcher.handles == []  # refused until fixed
+        await type_into(pilot, app, "gpus", "2")
+        assert not screen.query_one("#error-gpus").display and "--gpus 2" in text_of(app, "#command")
+        await pilot.press("f5")
+        await pilot.pause()
+        assert [h.config.gpus for h in launcher.handles] == [2]

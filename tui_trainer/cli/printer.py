@@ -81,7 +81,7 @@ class TerminalPrinter:
             self._started, self._bar_width = event, None
             line = (f"Training {event.config.model} ({event.parameters:,} parameters) on {event.dataset_title}: "
                     f"{event.train_size:,} train / {event.val_size:,} val / {event.test_size:,} test images, "
-                    f"device {event.device} ({event.device_name})")
+                    f"device {event.where()}")
             if event.run_id:
                 line += f"; run {event.run_id}"
             if event.resumed_from_step:

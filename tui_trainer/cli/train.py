@@ -18,8 +18,6 @@ if TYPE_CHECKING:
     from ..runs.store import RunStore
 
 def run_train(args: argparse.Namespace) -> int:
-    if args.gpus is not None:
-        return _launch_ranks(args)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         code = _train_as_another_rank(args) if int(os.environ.get("RANK", "0")) > 0 else _train(args)
         # A rank leaves at once, its output flushed and its store closed: tearing down gloo's threads in
@@ -57,11 +55,14 @@ def _train(args: argparse.Namespace) -> int:
         return usage_error("--detach records the run so you can follow it; drop --no-record")
 
     from ..engine.control import TrainingControl
+    from ..engine.distributed import launched_by_torchrun
     from ..engine.loop import TrainingRun
     from ..runs.store import RunStore, StoreError
 
     if args.detach:
-        return _detach_new(args, config)
+        return _detach_new(args, config)  # on several GPUs too: the spawn starts the ranks
+    if config.gpus > 1 and not launched_by_torchrun():
+        return _launch_ranks(args, config)
     printer = printer_for(args)
     run = TrainingRun(config, TrainingControl(), download_progress=printer.download_progress)
     if args.no_record:
@@ -258,36 +259,22 @@ def _train_detached_child(args: argparse.Namespace) -> int:
         return _train_in_foreground(run, store, printer, hangup=not args.no_hangup, detached_child=True)
 
 
-def _launch_ranks(args: argparse.Namespace) -> int:
-    """`--gpus N`: the same training as N processes, one per GPU, started by torch.distributed.run."""
+def _launch_ranks(args: argparse.Namespace, config: TrainConfig) -> int:
+    """`--gpus N`: the same training as N processes, one per GPU, started by torch.distributed.run, here in
+    the foreground (`--detach` starts them in the background instead)."""
     import subprocess
     import tempfile
 
-    import torch
+    from ..engine.distributed import gpus_missing, ranks_command
 
-    refused = [flag for flag, given in (("--detach", args.detach), ("--resume", args.resume), ("--seeds", args.seeds),
-                                        ("--save-config", args.save_config), ("--fork", args.fork),
-                                        ("--replay", args.replay)) if given]
-    if refused:
-        return usage_error(f"--gpus trains in the foreground; drop {', '.join(refused)} "
-                           f"(or run torchrun --nproc-per-node N -m tui_trainer train ... yourself)")
-    try:
-        config = config_from_args(args)
-    except ConfigError as exc:
-        return usage_error(name_flags(exc))
-    found = torch.cuda.device_count()
-    if not 1 <= args.gpus <= found or config.device not in ("auto", "cuda"):
-        where = f"this machine has {found} CUDA GPU(s)" if found else "torch sees no CUDA GPU here"
-        return usage_error(f"--gpus: got {args.gpus} with --device {config.device}; {where}, so choose 1 to "
-                           f"{max(found, 1)} with --device auto or cuda")
+    if (missing := gpus_missing(config.gpus)) is not None:
+        return usage_error("--" + missing)
     with tempfile.TemporaryDirectory(prefix="scratch-tui-") as folder:
         config_file = os.path.join(folder, "config.toml")
-        config.replace(device="cuda").save(config_file)
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.gpus}",
-                   "-m", "tui_trainer", "train", "--config", config_file,
-                   *(["--runs-dir", str(args.runs_dir)] if args.runs_dir else []),
-                   *(["--no-record"] if args.no_record else []), *(["--jsonl"] if args.jsonl else [])]
-        return subprocess.call(command)
+        config.save(config_file)
+        return subprocess.call(ranks_command(config.gpus, [
+            "--config", config_file, *(["--runs-dir", str(args.runs_dir)] if args.runs_dir else []),
+            *(["--no-record"] if args.no_record else []), *(["--jsonl"] if args.jsonl else [])]))
 
 
 def _train_as_another_rank(args: argparse.Namespace) -> int:
@@ -306,6 +293,13 @@ def _train_as_another_rank(args: argparse.Namespace) -> int:
                 record = store.get_run(store.resolve(args.resume))
                 path = record.last_checkpoint or str(store.checkpoint_dir(record.id) / LAST)
             run = TrainingRun.from_checkpoint(path, TrainingControl(), epochs=args.epochs)
+        elif args.run_id is not None:  # a run started in the background: its config (and a fork's start) stored
+            from ..runs.fork import resume_fork
+            from ..runs.store import RunStore
+
+            with RunStore(args.runs_dir) as store:
+                run = (resume_fork(store, args.run_id, TrainingControl())
+                       or TrainingRun(store.get_run(args.run_id).train_config(), TrainingControl()))
         else:
             run = TrainingRun(config_from_args(args), TrainingControl())
     except (ConfigError, CheckpointError, LookupError, RuntimeError) as exc:

@@ -142,6 +142,12 @@ class TrainConfig:
     device: str = _setting("auto", label="Device", control="radio", help=f"where to train: {_DEVICES}",
                            check=lambda v: isinstance(v, str) and bool(_DEVICE_PATTERN.match(v)),
                            rule=f"choose {_DEVICES}")
+    # One process per GPU, each training its share of every batch (engine/distributed.py): the batch size is
+    # the global one, so 2 GPUs and 1 follow the same steps. The launchers read it (cli/train.py, runs/spawn.py
+    # start torch.distributed.run); the loop runs as whichever rank it was started as.
+    gpus: int = _setting(1, label="GPUs", low=1, high=64, metavar="N",
+                         help="train on N GPUs of this machine, one process each (DDP through torchrun); "
+                              "1 trains in one process")
     # auto picks by measurement (bench/run_all.py): on a GPU a step this small is bound by kernel
     # launches, and replaying it as one CUDA graph is several times faster.
     step_mode: str = _setting("auto", label="Step", choices=STEP_MODES,
@@ -286,6 +292,9 @@ def _validate(cfg: TrainConfig) -> dict[str, str]:
     if ("nesterov" not in errors and cfg.nesterov and applies("nesterov", cfg)
             and not (_is_number(cfg.momentum) and cfg.momentum > 0)):
         errors["nesterov"] = "nesterov: needs momentum greater than 0; set --momentum 0.9 or turn nesterov off"
+    if "gpus" not in errors and "device" not in errors and cfg.gpus > 1 and cfg.device not in ("auto", "cuda"):
+        errors["gpus"] = (f"gpus: {cfg.gpus} processes need --device auto or cuda (each rank takes the GPU of its "
+                          f"number), got {cfg.device}")
     if "val_split" not in errors and cfg.val_split == 0:
         # each of these watches a validation metric, which a run without a validation split has not got
         watching = {"early_stopping": ("early stopping", _is_int(cfg.early_stopping) and cfg.early_stopping > 0),

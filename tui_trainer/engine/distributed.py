@@ -16,6 +16,7 @@ it at that same step. Only rank 0 prints, records the run and writes checkpoints
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -27,6 +28,22 @@ from .control import TrainingControl
 
 def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def ranks_command(gpus: int, train_args: list[str]) -> list[str]:
+    """`scratch-tui train train_args` as `gpus` processes on this machine, started by torch.distributed.run."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}",
+            "-m", "tui_trainer", "train", *train_args]
+
+
+def gpus_missing(gpus: int, found: int | None = None) -> str | None:
+    """Why a machine with `found` CUDA GPUs (this one's by default) cannot give a run `gpus` of them, said as
+    the gpus setting's error; None when it can."""
+    found = torch.cuda.device_count() if found is None else found
+    if gpus <= max(found, 1) and (gpus == 1 or found):
+        return None
+    where = f"this machine has {found} CUDA GPU(s)" if found else "torch sees no CUDA GPU here"
+    return f"gpus: got {gpus}; {where}, so choose 1 to {max(found, 1)}"
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,12 @@ class RunStarted(Event):
     # Provenance: a hash of the exact images and labels trained on, and what trained on them
     data_fingerprint: str = ""
     versions: dict[str, str] = field(default_factory=dict)
+    processes: int = 1  # ranks training the run together under torchrun, each on its own device
+
+    def where(self) -> str:
+        """Where it trains, as the CLI and the app say it: "cuda:0 (NVIDIA H100), 2 processes (DDP)"."""
+        ranks = f", {self.processes} processes (DDP)" if self.processes > 1 else ""
+        return f"{self.device} ({self.device_name}){ranks}"
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "config": self.config.to_dict()}

@@ -149,6 +149,7 @@ class TrainingRun:
             parameters=count_parameters(self.model), steps_per_epoch=self.steps_per_epoch, run_id=self.run_id,
             resumed_from_epoch=self.epoch, resumed_from_step=self.step, step_path=str(self.path),
             data_fingerprint=data.fingerprint, versions=_versions(self.device),
+            processes=self.dist.world_size if self.dist else 1,
         )
         together = True  # every rank ends here at the same step; false for a failure of this process alone
         try:

@@ -395,24 +395,34 @@ def _start_what_fits(store: RunStore) -> list[int]:
     busy: Counter[str] = Counter()
     for config, device in store.query("SELECT config, device FROM runs WHERE status = 'running' AND host = ?",
                                       (store.host,)):
-        busy[_slot(device or json.loads(config).get("device", "auto"))] += 1
+        gpus = json.loads(config).get("gpus", 1)
+        busy.update(_rank_slots(gpus) if gpus > 1 else [_slot(device or json.loads(config).get("device", "auto"))])
     started = []
     for run in queued(store):
-        slot = next((s for s in _candidates(run.config.device) if busy[s] < limit), None)
-        if slot is None:
+        if run.config.gpus > 1:  # its ranks take cuda:0 .. cuda:N-1 (LOCAL_RANK), so it waits for all of them
+            slots = _rank_slots(run.config.gpus)
+            pin = None
+        else:
+            slot = next((s for s in _candidates(run.config.device) if busy[s] < limit), None)
+            slots = [slot] if slot else []
+            # pinned only where there is a choice to make, so a run's config says what was asked elsewhere
+            pin = slot if len(_candidates(run.config.device)) > 1 else None
+        if not slots or any(busy[s] >= limit for s in slots):
             continue
-        # pinned only where there is a choice to make, so a run's config says what was asked elsewhere
-        pin = slot if len(_candidates(run.config.device)) > 1 else None
         try:
             spawned = start_queued(store, run.id, pin)
         except (SpawnError, RunNotFound) as exc:
             print(f"run {run.id} could not start: {exc}", flush=True)
             continue
         if spawned is not None:
-            print(f"started run {run.id} on {slot} (pid {spawned.pid})", flush=True)
-            busy[slot] += 1
+            print(f"started run {run.id} on {', '.join(slots)} (pid {spawned.pid})", flush=True)
+            busy.update(slots)
             started.append(spawned.pid)
     return started
+
+
+def _rank_slots(gpus: int) -> list[str]:
+    return [f"cuda:{i}" for i in range(gpus)]
 
 
 def _candidates(device: str) -> list[str]:

@@ -86,8 +86,16 @@ def start_runner(store: RunStore) -> int:
 
 def _spawn(store: RunStore, run_id: str, args: list[str]) -> Spawned:
     log = store.log_path(run_id)
-    command = [sys.executable, "-m", "tui_trainer", "train", "--runs-dir", str(store.db_path.resolve()), *args,
-               "--no-hangup"]
+    train_args = ["--runs-dir", str(store.db_path.resolve()), *args, "--no-hangup"]
+    gpus = store.get_run(run_id).train_config().gpus
+    if gpus > 1:  # torchrun starts a process per GPU; each reads the run from the store, rank 0 records it
+        from ..engine.distributed import gpus_missing, ranks_command
+
+        if (missing := gpus_missing(gpus)) is not None:
+            raise SpawnError(missing)
+        command = ranks_command(gpus, train_args)
+    else:
+        command = [sys.executable, "-m", "tui_trainer", "train", *train_args]
     return Spawned(run_id, _detached(command, log), log)
 
 

@@ -23,6 +23,7 @@ from ...engine.command import command_line
 from ...engine.config import (SETTINGS, ConfigError, Setting, TrainConfig, applies, field_error, from_text, preset,
                               to_text)
 from ...engine.data import DATASETS, DatasetUnavailable, load_raw
+from ...engine.distributed import gpus_missing
 from ...engine.lr_find import END_LR, START_LR, STEPS
 from ...engine.models import MODELS, build_model, count_parameters
 from ...engine.checkpoints import CheckpointError
@@ -240,7 +241,18 @@ class SetupScreen(Screen):
         except ConfigError as exc:
             config = None
             errors = {**exc.errors, **errors}
+        if config and (missing := gpus_missing(config.gpus, self._gpu_count())):
+            errors["gpus"] = missing  # a config another machine could train, but not this one
         return (config if not errors else None), errors
+
+    def _gpu_count(self) -> int:
+        return sum(d.kind == "cuda" for d in self.app.devices)
+
+    def _row_shown(self, name: str, picked: dict[str, object]) -> bool:
+        """A row that applies; GPUs only on a machine with several, or when a loaded config asks for more."""
+        if name == "gpus":
+            return self._gpu_count() > 1 or "gpus" in self.errors or bool(self.config and self.config.gpus > 1)
+        return applies(name, picked)
 
     def validate(self) -> None:
         if self._loading:
@@ -248,7 +260,7 @@ class SetupScreen(Screen):
         self.config, self.errors = self.read_form()
         picked = self._picked()
         for spec in FIELDS:
-            self.query_one(f"#row-{spec.name}").display = applies(spec.name, picked)
+            self.query_one(f"#row-{spec.name}").display = self._row_shown(spec.name, picked)
             message = self.errors.get(spec.name, "")
             self.query_one(f"#error-{spec.name}", Static).update(plain(message))
             self.query_one(f"#error-{spec.name}").display = bool(message)

@@ -172,7 +172,7 @@ class TrainScreen(Screen):
             return
         self._put("#run-title", "[b]$where[/b] · $model $rest", where=where, model=s.config.model,
                   rest=f"on {s.dataset_title} · {s.parameters:,} params · {s.train_size:,}/{s.val_size:,}/"
-                       f"{s.test_size:,} · {s.device} ({s.device_name})")
+                       f"{s.test_size:,} · {s.where()}")
 
     def _draw_progress(self) -> None:
         h = self.history
