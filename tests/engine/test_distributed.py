@@ -124,9 +124,11 @@ def test_gpus_needs_a_gpu_device_and_a_background_start_without_gpus_fails_sayin
         assert record.status == "failed" and "gpus: got 2" in store.get_run(record.id).message
 
 
-def test_a_background_run_on_two_ranks_trains_the_config_it_was_stored_with(tmp_path, monkeypatch):
+def test_a_background_run_on_two_ranks_trains_the_config_it_was_stored_with_and_resumes_on_two(tmp_path, monkeypatch):
     """The app's and `train --detach`'s road for several GPUs, on the CPU: the spawn starts torchrun, and each
-    rank reads the run from the store (rank 0 records it). Gloo stands in for NCCL; the GPU check is lifted."""
+    rank reads the run from the store (rank 0 records it); `train --resume` then starts two ranks again. Gloo
+    stands in for NCCL; the GPU check is lifted."""
+    from tui_trainer.cli import main
     from tui_trainer.engine import distributed
     from tui_trainer.engine.events import EvaluationEnded
     from tui_trainer.runs.spawn import start_run
@@ -150,3 +152,10 @@ def test_a_background_run_on_two_ranks_trains_the_config_it_was_stored_with(tmp_
         assert len([e for e in events if isinstance(e, EpochEnded)]) == 2
         assert any(isinstance(e, EvaluationEnded) for e in events)
     assert log.count("Training scratch-mlp") == 1 and "device cpu (CPU (1 threads)), 2 processes (DDP)" in log
+
+    assert main(["train", "--resume", record.id, "--epochs", "3", "--runs-dir", str(tmp_path / "runs")]) == 0
+    with RunStore(tmp_path / "runs") as store:
+        record = store.get_run(record.id)
+        assert (record.status, record.epochs_done) == ("finished", 3)
+        again = [e for _, e in store.events(record.id) if isinstance(e, RunStarted)][-1]
+        assert (again.resumed_from_epoch, again.processes) == (2, 2)

@@ -62,7 +62,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.detach:
         return _detach_new(args, config)  # on several GPUs too: the spawn starts the ranks
     if config.gpus > 1 and not launched_by_torchrun():
-        return _launch_ranks(args, config)
+        return _launch_ranks(args, config.gpus, config=config)
     printer = printer_for(args)
     run = TrainingRun(config, TrainingControl(), download_progress=printer.download_progress)
     if args.no_record:
@@ -168,6 +168,7 @@ def _resume(args: argparse.Namespace) -> int:
                             f"(only --epochs may change, to train it further)")
     from ..engine.checkpoints import CheckpointError
     from ..engine.control import TrainingControl
+    from ..engine.distributed import launched_by_torchrun
     from ..runs.recording import resume_run
     from ..runs.store import RunNotFound, RunStore, StoreError
 
@@ -178,6 +179,10 @@ def _resume(args: argparse.Namespace) -> int:
     try:
         store = RunStore(args.runs_dir)
         run_id = store.resolve(args.resume)
+        gpus = store.get_run(run_id).train_config().gpus
+        if gpus > 1 and not args.detach and not launched_by_torchrun():  # again on as many GPUs, one rank each
+            store.close()
+            return _launch_ranks(args, gpus, ["--resume", run_id, *_epochs_flag(args)])
         # --detach only checks here: the background process it starts is the one that claims the run
         run = resume_run(store, run_id, args.epochs, TrainingControl(), claim=not args.detach,
                          download_progress=printer.download_progress)
@@ -259,22 +264,28 @@ def _train_detached_child(args: argparse.Namespace) -> int:
         return _train_in_foreground(run, store, printer, hangup=not args.no_hangup, detached_child=True)
 
 
-def _launch_ranks(args: argparse.Namespace, config: TrainConfig) -> int:
-    """`--gpus N`: the same training as N processes, one per GPU, started by torch.distributed.run, here in
-    the foreground (`--detach` starts them in the background instead)."""
+def _launch_ranks(args: argparse.Namespace, gpus: int, train_args: tuple[str, ...] | list[str] = (),
+                  config: TrainConfig | None = None) -> int:
+    """The same `train` as `gpus` processes, one per GPU, started by torch.distributed.run, here in the
+    foreground (`--detach` starts them in the background instead): a new run of `config`, or `train_args`."""
     import subprocess
     import tempfile
 
     from ..engine.distributed import gpus_missing, ranks_command
 
-    if (missing := gpus_missing(config.gpus)) is not None:
+    if (missing := gpus_missing(gpus)) is not None:
         return usage_error("--" + missing)
+    common = [*(["--runs-dir", str(args.runs_dir)] if args.runs_dir else []),
+              *(["--no-record"] if args.no_record else []), *(["--jsonl"] if args.jsonl else [])]
     with tempfile.TemporaryDirectory(prefix="scratch-tui-") as folder:
-        config_file = os.path.join(folder, "config.toml")
-        config.save(config_file)
-        return subprocess.call(ranks_command(config.gpus, [
-            "--config", config_file, *(["--runs-dir", str(args.runs_dir)] if args.runs_dir else []),
-            *(["--no-record"] if args.no_record else []), *(["--jsonl"] if args.jsonl else [])]))
+        if config is not None:
+            train_args = ["--config", os.path.join(folder, "config.toml")]
+            config.save(train_args[1])
+        return subprocess.call(ranks_command(gpus, [*train_args, *common]))
+
+
+def _epochs_flag(args: argparse.Namespace) -> list[str]:
+    return ["--epochs", str(args.epochs)] if args.epochs is not None else []
 
 
 def _train_as_another_rank(args: argparse.Namespace) -> int:
