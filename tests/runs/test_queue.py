@@ -97,7 +97,8 @@ def test_one_runner_per_store_and_it_leaves_when_there_is_nothing_to_start(store
     assert queue.run_queue(store, poll_s=0.01) == 0 and len(queued(store)) == 1  # paused: nothing starts
 
 
-def test_runs_start_in_order_while_their_device_has_a_free_slot(store, monkeypatch):
+def starting_by_hand(monkeypatch) -> list[str]:
+    """The runner's starts, taken from the queue but not spawned: the list of run ids it started, in order."""
     started = []
 
     def start(store_, run_id, device=None):
@@ -106,6 +107,11 @@ def test_runs_start_in_order_while_their_device_has_a_free_slot(store, monkeypat
         return Spawned(run_id, os.getpid(), store_.log_path(run_id))
 
     monkeypatch.setattr(queue, "start_queued", start)
+    return started
+
+
+def test_runs_start_in_order_while_their_device_has_a_free_slot(store, monkeypatch):
+    started = starting_by_hand(monkeypatch)
     by_hand = store.create_run(CPU)  # a run this process trains on the CPU takes the CPU's one slot
     a, b, c = enqueue(store, [CPU, CPU, CPU])
     assert queue._start_what_fits(store) == [] and started == []
@@ -220,14 +226,7 @@ def test_halving_judges_without_configs_that_cannot_reach_the_epoch(store):
 
 
 def test_a_run_on_several_gpus_waits_for_each_of_them_and_then_holds_them_all(store, monkeypatch):
-    started = []
-
-    def start(store_, run_id, device=None):
-        assert store_.take_queued(run_id, os.getpid(), device)
-        started.append(run_id)
-        return Spawned(run_id, os.getpid(), store_.log_path(run_id))
-
-    monkeypatch.setattr(queue, "start_queued", start)
+    started = starting_by_hand(monkeypatch)
     on_second = TrainConfig(epochs=1, device="cuda:1", max_train_samples=256)
     both = on_second.replace(device="cuda", gpus=2)  # its ranks take cuda:0 and cuda:1
     first, wide, last = enqueue(store, [on_second, both, on_second])
