@@ -53,8 +53,9 @@ def test_whole_number_range_that_repeats_values_is_refused_with_how_many_fit():
     with pytest.raises(SweepError, match=r"^sweep\.epochs: lin range \[1, 3\] with count 5 repeats whole numbers "
                                          r"\(1, 2, 2, 3, 3\); use count = 3 or less$"):
         range_axis("epochs", "lin", 1, 3, 5)
-    with pytest.raises(SweepError, match=r"^sweep\.lr: log range \[0\.001, 0\.00101\] with count 4 repeats values at 3 "
-                                         r"significant digits \(0\.001, 0\.001, 0\.00101, 0\.00101\); use count = 2 or less$"):
+    with pytest.raises(SweepError, match=r"^sweep\.lr: log range \[0\.001, 0\.00101\] with count 4 repeats values "
+                                         r"at 3 significant digits \(0\.001, 0\.001, 0\.00101, 0\.00101\); "
+                                         r"use count = 2 or less$"):
         range_axis("lr", "log", 0.001, 0.00101, 4)
 
 

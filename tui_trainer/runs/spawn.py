@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..engine.config import TrainConfig
+from ..engine.config import ConfigError, TrainConfig
 from ..engine.events import RunFailed
 from .store import RunStore, still_running
 
@@ -87,7 +87,10 @@ def start_runner(store: RunStore) -> int:
 def _spawn(store: RunStore, run_id: str, args: list[str]) -> Spawned:
     log = store.log_path(run_id)
     train_args = ["--runs-dir", str(store.db_path.resolve()), *args, "--no-hangup"]
-    gpus = store.get_run(run_id).train_config().gpus
+    try:
+        gpus = store.get_run(run_id).train_config().gpus
+    except ConfigError:
+        gpus = 1  # the child reads the config too, and fails the run saying what is wrong with it
     if gpus > 1:  # torchrun starts a process per GPU; each reads the run from the store, rank 0 records it
         from ..engine.distributed import gpus_missing, ranks_command
 

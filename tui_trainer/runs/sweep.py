@@ -108,7 +108,8 @@ class Axis:
         values = tuple(_number(self.field, p) for p in points)
         if len(set(values)) < len(values):
             distinct = len(set(values))
-            what = "whole numbers" if SETTINGS[self.field].type is int else f"values at {_SIGNIFICANT} significant digits"
+            what = ("whole numbers" if SETTINGS[self.field].type is int
+                    else f"values at {_SIGNIFICANT} significant digits")
             raise SweepError(f"{_key(self.field)}: {self.scale} range [{_show(lo)}, {_show(hi)}] with count {n} "
                              f"repeats {what} ({', '.join(map(str, values))}); use count = {distinct} or less")
         return values

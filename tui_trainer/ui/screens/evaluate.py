@@ -17,25 +17,24 @@ from ..widgets.gallery import SampleGallery
 from .help import HELP_IN_FOOTER
 
 BAR_WIDTH = 30
-TABS = {"per-class": "1 Per class", "confusion": "2 Confusion", "samples": "3 Samples"}  # id -> label
-FOCUS_IN_TAB = {"per-class": "#per-class-table", "confusion": "#confusion-table", "samples": "#gallery-scroll"}
+# id -> label and what takes the focus there; the key is the tab's place (1, 2, 3)
+TABS = {"per-class": ("Per class", "#per-class-table"), "confusion": ("Confusion", "#confusion-table"),
+        "samples": ("Samples", "#gallery-scroll")}
 
 
 def tab_bar(active: str):
     """The tabs as one line of text, the active one lit; a click on one opens it. (Textual's tabbed
     widget took a fifth of the time this screen took to show, and a frame more to place its
     underline.)"""
-    return markup("  ".join(f"[@click=screen.tab('{tab}')]" + (f"[reverse b] {label} [/]" if tab == active
-                                                                else f" {label} ") + "[/]"
-                            for tab, label in TABS.items()))
+    return markup("  ".join(f"[@click=screen.tab('{tab}')]" + (f"[reverse b] {key} {label} [/]" if tab == active
+                                                                else f" {key} {label} ") + "[/]"
+                            for key, (tab, (label, _)) in enumerate(TABS.items(), 1)))
 
 
 class EvaluationScreen(Screen):
     HELP_TITLE = "Evaluation"
     BINDINGS = [
-        Binding("1", "tab('per-class')", "Per class"),
-        Binding("2", "tab('confusion')", "Confusion"),
-        Binding("3", "tab('samples')", "Samples"),
+        *(Binding(str(key), f"tab('{tab}')", label) for key, (tab, (label, _)) in enumerate(TABS.items(), 1)),
         Binding("m", "toggle_mistakes", "Mistakes"),
         Binding("a", "all_samples", "All"),
         Binding("escape,b", "back", "Back"),
@@ -106,7 +105,7 @@ class EvaluationScreen(Screen):
     def action_tab(self, tab: str) -> None:
         self.query_one(ContentSwitcher).current = tab
         self.query_one("#eval-tab-bar", Static).update(tab_bar(tab))
-        self.query_one(FOCUS_IN_TAB[tab]).focus()
+        self.query_one(TABS[tab][1]).focus()
 
     def action_toggle_mistakes(self) -> None:
         gallery = self.query_one(SampleGallery)
