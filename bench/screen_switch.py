@@ -13,8 +13,8 @@ milliseconds, and the app process's CPU milliseconds in the same span. Frames ar
 app hands each compositor update to its driver (App._display, headless or not); the switch is
 pressed and waited for with Pilot (press, then pause: the app idle again, which Pilot finds by
 polling in 20 ms steps, so that wait is not counted), and the last frame must show the new screen
-or tab. The tab underline's 0.3 s slide is switched off (animation_level "none"): it is an
-animation after the content is shown, not a wait, and its frames would hide the switch's own.
+or tab. Animations are switched off (animation_level "none"): they come after the content is
+shown, not before, and their frames would hide the switch's own.
 Python's full (generation 2) garbage collections are timed too (gc.callbacks): a switch that one
 falls in waits for it, and the table says how many did (the app defers them to quiet moments:
 ui/collector.py). `--gc-freeze` calls gc.freeze() once the evaluation is open, as the app does
