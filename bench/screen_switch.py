@@ -51,7 +51,7 @@ from tui_trainer.runs.store import RunStore  # noqa: E402
 from tui_trainer.ui.app import TrainerApp  # noqa: E402
 from tui_trainer.ui.screens.evaluate import EvaluationScreen  # noqa: E402
 
-from tests.ui.fakes import DEVICES, ScriptedLauncher, dataset_status  # noqa: E402
+from tests.ui.fakes import DEVICES, KEEP_TRAINING, ScriptedLauncher, dataset_status  # noqa: E402
 
 TARGET_MS = 100
 
@@ -76,6 +76,11 @@ WALK = [
     ("queue -> eval (esc)", "escape", False),
     ("eval -> training (esc)", "escape", False),
     ("training -> a new evaluation, built (e)", "e", True),
+]
+# then, after the rounds of WALK: a new run, round after round; its run has just started (one event so far)
+NEW_RUN = [
+    ("training -> setup (n)", "n", False),
+    ("setup -> training, a run just started (f5)", "f5", False),
 ]
 
 
@@ -138,12 +143,18 @@ def real_events(epochs: int) -> list:
 
 async def walk(events: list, size: tuple[int, int], rounds: int, profile: str | None,
                store_dir: str, freeze: bool = False) -> dict[str, list[tuple[float, float, float]]]:
+    just_started = False
+
     def script(config):
+        if just_started:
+            yield events[0]  # RunStarted, and nothing more until it is stopped
+            yield KEEP_TRAINING
+            return
         yield from events
 
     app = TrainerApp(launcher=ScriptedLauncher(script), devices=DEVICES, dataset_status=dataset_status,
                      store=RunStore(Path(store_dir)))
-    times: dict[str, list[tuple[float, float, float]]] = {label: [] for label, _, _ in WALK}
+    times: dict[str, list[tuple[float, float, float]]] = {label: [] for label, _, _ in WALK + NEW_RUN}
     collections = Collections()
     app.animation_level = "none"
     frames = Frames(app)
@@ -160,23 +171,31 @@ async def walk(events: list, size: tuple[int, int], rounds: int, profile: str | 
         if freeze:
             gc.collect()
             gc.freeze()
-        for _ in range(rounds):
-            for label, key, new in WALK:
-                if new:  # an equal evaluation, but not the one whose screen the app keeps
-                    app.history.evaluation = dataclasses.replace(app.history.evaluation)
-                await pilot.pause(0.1)  # settle: timers, the footer, the last repaint
-                on = profiler is not None and key == profile
-                start, cpu = time.perf_counter(), time.process_time()
-                if on:
-                    profiler.enable()
-                await pilot.press(key)
-                await pilot.pause()  # the repaint the switch asked for
-                if on:
-                    profiler.disable()
-                painted = frames.last(start)
-                assert painted is not None and painted[2] == showing(app), f"{key!r}: no frame painted shows it"
-                times[label].append((1000 * (painted[0] - start), 1000 * (painted[1] - cpu),
-                                     1000 * collections.within(start, painted[0])))
+        walk = [*(step for _ in range(rounds) for step in WALK), None,
+                *(step for _ in range(rounds) for step in NEW_RUN)]
+        for step in walk:
+            if step is None:  # from the evaluation to its training screen, untimed; new runs from here on
+                await pilot.press("escape")
+                just_started = True
+                continue
+            label, key, new = step
+            if new:  # an equal evaluation, but not the one whose screen the app keeps
+                app.history.evaluation = dataclasses.replace(app.history.evaluation)
+            await pilot.pause(0.1)  # settle: timers, the footer, the last repaint
+            on = profiler is not None and key == profile
+            start, cpu = time.perf_counter(), time.process_time()
+            if on:
+                profiler.enable()
+            await pilot.press(key)
+            await pilot.pause()  # the repaint the switch asked for
+            if on:
+                profiler.disable()
+            painted = frames.last(start)
+            assert painted is not None and painted[2] == showing(app), f"{key!r}: no frame painted shows it"
+            times[label].append((1000 * (painted[0] - start), 1000 * (painted[1] - cpu),
+                                 1000 * collections.within(start, painted[0])))
+        await pilot.press("s")  # stop the last new run, so that the app can leave
+        await pilot.pause(0.2)
     if profiler is not None:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(40)

@@ -442,3 +442,24 @@ async def test_the_palette_lists_quit_once():
     async with app.run_test(size=(80, 24)):
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert sum("quit" in t.lower() for t in titles) == 1
+
+
+async def test_n_brings_back_the_same_setup_form_filled_with_the_last_runs_config():
+    launcher = ScriptedLauncher()
+    app = TrainerApp(launcher=launcher, devices=DEVICES, dataset_status=dataset_status)
+    async with app.run_test(size=(120, 40)) as pilot:
+        setup = app.screen
+        await type_into(pilot, app, "lr", "0.01")
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.history.state == "finished")
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.screen is setup  # kept, not built again
+        assert setup.query_one("#field-lr", Input).value == "0.01" and "--lr 0.01" in text_of(app, "#command")
+        await type_into(pilot, app, "lr", "0.2")
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: len(launcher.handles) == 2 and app.history.state == "finished")
+        assert launcher.handles[1].config.lr == 0.2
+        await pilot.press("n")
+        await pilot.pause()
+        assert setup.query_one("#field-lr", Input).value == "0.2"  # the config the last run started with

@@ -234,3 +234,18 @@ def test_tick_helpers():
     assert log_ticks(1.29, 354.0, 5)[1] == ["3", "10", "30", "100", "300"]
     assert log_ticks(13.3, 354.0, 5)[1] == ["20", "50", "100", "200"]
     assert log_ticks(0.001, 1e6, 5)[1] == ["0.01", "1", "100", "10000", "1e6"]  # every other decade
+
+
+async def test_a_run_just_started_says_it_waits_and_builds_no_chart_until_its_first_point():
+    history = RunHistory()
+    history.apply(started(TrainConfig(), steps=169))
+    chart = LossChart()
+    app = ChartApp(chart, history)
+    async with app.run_test(size=(60, 16)) as pilot:
+        await shown(pilot, chart)
+        assert lines(chart)[:3] == ["Loss", "", "waiting for the first steps"] and chart.builds == 0
+        history.apply(BatchProgress(step=25, epoch=1, epochs=15, batch=25, batches=169, loss=1.9, acc=40.0, lr=0.01,
+                                    samples_per_s=1000.0))
+        chart.show(history)
+        await pilot.pause()
+        assert chart.builds == 1 and any("┤" in line for line in lines(chart))  # the chart, with its axis

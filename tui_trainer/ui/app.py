@@ -94,6 +94,7 @@ class TrainerApp(App):
         self.sweep_axes: dict = {}  # the fields setup marked to sweep, kept for the next setup screen
         self._first_screen_up = False  # resize events can arrive before the first screen is up
         self._kept_evaluation: EvaluationScreen | None = None
+        self._setup: SetupScreen  # the main setup screen, from mount on (kept: see show_setup)
         self._collector = IdleCollector()
 
     def dataset_status(self, name: str) -> str:
@@ -118,7 +119,9 @@ class TrainerApp(App):
     async def on_mount(self) -> None:
         self._collector.start()
         self.set_interval(CHECK_EVERY_S, self._collector.tick)
-        await self.push_screen(SetupScreen(self.initial_config))
+        self._setup = SetupScreen(self.initial_config)
+        self.install_screen(self._setup, "setup")
+        await self.push_screen(self._setup)
         self._first_screen_up = True
         self._check_size()
         if self._attach_first:
@@ -150,7 +153,10 @@ class TrainerApp(App):
 
     # -- screens -----------------------------------------------------------
     def show_setup(self) -> None:
-        self._show_main(SetupScreen(self.last_config, self.sweep_axes))
+        """Setup with the last run's config. Its screen is kept and filled again: building the form anew
+        (some 500 widgets) took a third of a second (bench/screen_switch.py)."""
+        self._setup.refill(self.last_config, self.sweep_axes)
+        self._show_main(self._setup)
 
     def _show_main(self, screen: Screen) -> None:
         """Make `screen` the one main screen: a run opened from the runs screen (or the help, or an

@@ -63,7 +63,7 @@ class EvaluationScreen(Screen):
                 yield Static("", id="gallery-heading")
                 with VerticalScroll(id="gallery-scroll"):
                     yield SampleGallery(id="gallery")
-        yield KeyFooter()
+        yield KeyFooter(eager=True)
 
     def on_mount(self) -> None:
         e = self.evaluation

@@ -9,13 +9,15 @@ from __future__ import annotations
 import functools
 import math
 from pathlib import Path
+from typing import Any
 
 import torch
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Input, Label, ProgressBar, RadioButton, RadioSet, Select, Static, Switch
 from textual.widgets._select import SelectOverlay
 
@@ -109,6 +111,7 @@ class SetupScreen(Screen):
         self.config: TrainConfig | None = self.initial
         self._loading = False
         self._downloading: str | None = None
+        self._by_id: dict[str, Widget] | None = None
 
     # -- layout ------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -169,10 +172,20 @@ class SetupScreen(Screen):
         self._follow_gpu()
         self._show_axes()
 
+    def refill(self, config: TrainConfig, axes: dict[str, Axis]) -> None:
+        """The form again, for the next run: `config`, and `axes` marked to sweep (the app keeps this screen)."""
+        self.initial, self.axes = config, dict(axes)
+        self.apply_config(config)
+        self._follow_gpu()
+        self._show_axes()
+
     def on_screen_suspend(self) -> None:
         self.query_one(GpuLine).pause()
 
-    def on_screen_resume(self) -> None:
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        # Textual restyles all of a screen switched back to (some 500 widgets here: 40 ms of `n`), though not
+        # one popped back to; the form's styles have not changed meanwhile. This runs before Screen's handler.
+        event.refresh_styles = False
         self.query_one(GpuLine).resume()
 
     def _follow_gpu(self) -> None:
@@ -189,7 +202,7 @@ class SetupScreen(Screen):
         try:
             for spec in FIELDS:
                 value = getattr(config, spec.name)
-                self.query_one(f"#field-{spec.name}").value = to_text(value) if spec.control == "input" else value
+                self._part(f"field-{spec.name}").value = to_text(value) if spec.control == "input" else value
             for set_id in RADIOS:
                 value = getattr(config, set_id)
                 buttons = [b for b in self.query_one(f"#{set_id}", RadioSet).query(RadioButton) if b.name == value]
@@ -202,6 +215,16 @@ class SetupScreen(Screen):
         self.validate()
         return missing
 
+    def _parts(self) -> dict[str, Widget]:
+        """The form's widgets by id, from one walk of the screen: they are built once, and a query per field
+        and keystroke walked it each time."""
+        if self._by_id is None:
+            self._by_id = {w.id: w for w in self.walk_children() if w.id}
+        return self._by_id
+
+    def _part(self, widget_id: str) -> Any:
+        return self._parts()[widget_id]
+
     def _selected(self, set_id: str) -> str | None:
         pressed = self.query_one(f"#{set_id}", RadioSet).pressed_button
         return pressed.name if pressed else None
@@ -209,7 +232,7 @@ class SetupScreen(Screen):
     def _picked(self) -> dict[str, object]:
         """The radios, selects and switches: always valid, and what decides which fields apply."""
         picked: dict[str, object] = {name: self._selected(name) or getattr(self.initial, name) for name in RADIOS}
-        picked.update({s.name: self.query_one(f"#field-{s.name}").value for s in FIELDS if s.control != "input"})
+        picked.update({s.name: self._part(f"field-{s.name}").value for s in FIELDS if s.control != "input"})
         return picked
 
     def _read_values(self) -> tuple[dict[str, object], dict[str, str]]:
@@ -219,7 +242,7 @@ class SetupScreen(Screen):
         for spec in FIELDS:
             if spec.control != "input":
                 continue
-            text = self.query_one(f"#field-{spec.name}", Input).value.strip()
+            text = self._part(f"field-{spec.name}").value.strip()
             try:
                 value = from_text(spec.name, text)  # the CLI's own reading, so both say the same
                 message = field_error(spec.name, value)
@@ -260,11 +283,12 @@ class SetupScreen(Screen):
         self.config, self.errors = self.read_form()
         picked = self._picked()
         for spec in FIELDS:
-            self.query_one(f"#row-{spec.name}").display = self._row_shown(spec.name, picked)
+            self._part(f"row-{spec.name}").display = self._row_shown(spec.name, picked)
             message = self.errors.get(spec.name, "")
-            self.query_one(f"#error-{spec.name}", Static).update(plain(message))
-            self.query_one(f"#error-{spec.name}").display = bool(message)
-            self.query_one(f"#field-{spec.name}").set_class(bool(message), "invalid")
+            error = self._part(f"error-{spec.name}")
+            error.update(plain(message))
+            error.display = bool(message)
+            self._part(f"field-{spec.name}").set_class(bool(message), "invalid")
         command = self.query_one("#command", Static)
         if self.config:
             command.update(markup("[b]CLI:[/b] $cli", cli=command_line(self.config)))
@@ -511,7 +535,7 @@ class SetupScreen(Screen):
 
     def _show_axes(self) -> None:
         """Each marked field shows the values it takes; the summary line says how many runs they make."""
-        by_id = {w.id: w for w in self.walk_children() if w.id}  # one walk, not three queries a field
+        by_id = self._parts()
         for name in SETTINGS:
             marker = by_id.get(f"sweep-{name}")
             if marker is None:

@@ -91,7 +91,7 @@ class TrainScreen(Screen):
         yield self.gpu
         yield Static("", id="status")
         yield RichLog(id="log", max_lines=500, wrap=True)  # a failure's message is long: it must show whole
-        yield KeyFooter()
+        yield KeyFooter(eager=True)
 
     def on_mount(self) -> None:
         # Draw when the run changes, not on a fast timer: every wake-up of this process

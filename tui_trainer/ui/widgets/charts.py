@@ -114,6 +114,9 @@ def log_ticks(lo: float, hi: float, most: int) -> tuple[list[float], list[str]]:
 
 class RunChart(PlotextPlot):
     title = ""
+    # what a run's chart says before its first point: drawn as text, as a plotext build of an empty chart
+    # took most of the time F5 took to show the training screen; None draws the empty chart with plotext
+    waiting: str | None = None
 
     # The legend is in the title line, where no data is ever drawn: a swatch in the series' colour
     # before each name. Names come in forms from longest to shortest; the longest that fits is shown.
@@ -172,6 +175,10 @@ class RunChart(PlotextPlot):
             self.show(self._history)
 
     def render(self) -> RenderResult:
+        if self.waiting is not None and not self._xs:
+            # the theme a build sets: the series plotted next take their colours from it
+            self.plt.theme(self._get_plotext_theme_name(self.app.theme))
+            return Text.assemble((self._title(), "bold"), "\n\n", (self.waiting, "dim"), justify="center")
         # a plotext build costs 10-40 ms: repaints caused by the rest of the screen reuse the last one
         key = (self._data_key, self.size, self.app.theme, self.theme)
         if self._rendered is None or self._rendered[0] != key:
@@ -302,6 +309,7 @@ class RunChart(PlotextPlot):
 
 class LossChart(RunChart):
     title = "Loss"
+    waiting = "waiting for the first steps"
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -356,6 +364,7 @@ class LossChart(RunChart):
 
 class AccuracyChart(RunChart):
     title = "Accuracy %"
+    waiting = "waiting for the first steps"
 
     def data_key(self, history: RunHistory) -> object:
         marks = tuple(history.marks)
