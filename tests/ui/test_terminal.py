@@ -68,11 +68,23 @@ class Terminal:
             self.keys("Tab")
             time.sleep(0.15)
 
-    def answer(self, text: str) -> None:
-        """Replace what a prompt offers with `text` and accept it, once the prompt has the focus."""
+    def fill(self, text: str, timeout: float = 30.0) -> str:
+        """Replace what a prompt offers with `text`, once its input has the focus. Keys sent before it takes
+        the focus (a busy machine) go to the screen beneath, so they are sent again until the text shows."""
+        deadline = time.monotonic() + timeout
         time.sleep(0.3)
-        self.keys("C-u")
-        self.keys("-l", text)  # literally, not as key names
+        while True:
+            self.keys("C-u")
+            self.keys("-l", text)  # literally, not as key names
+            try:
+                return self.wait_for(text, timeout=2)
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+
+    def answer(self, text: str) -> None:
+        """Replace what a prompt offers with `text` and accept it."""
+        self.fill(text)
         self.keys("Enter")
 
     def app_pid(self) -> int:
@@ -221,10 +233,7 @@ def test_a_whole_session_at_80x24_by_keys_alone(tmp_path):
         term.wait_until_footer_is_whole()  # paused: the run cannot end while the footer is checked
         term.keys("l")
         term.wait_for("New learning rate:")
-        time.sleep(0.3)  # drawn before its input has the focus: keys sent at once can fall between
-        term.keys("C-u")  # clear the current rate, type the new one
-        term.keys("-l", "0.0005")  # literally: tmux would read a lone "0.0005" as a key name otherwise
-        term.wait_for("0.0005")
+        term.fill("0.0005")  # the current rate cleared, the new one typed
         term.keys("Enter")
         term.wait_for("Learning rate set to 0.0005")
         term.keys("Space")

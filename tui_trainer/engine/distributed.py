@@ -40,7 +40,7 @@ def gpus_missing(gpus: int, found: int | None = None) -> str | None:
     """Why a machine with `found` CUDA GPUs (this one's by default) cannot give a run `gpus` of them, said as
     the gpus setting's error; None when it can."""
     found = torch.cuda.device_count() if found is None else found
-    if gpus <= max(found, 1) and (gpus == 1 or found):
+    if gpus == 1 or gpus <= found:
         return None
     where = f"this machine has {found} CUDA GPU(s)" if found else "torch sees no CUDA GPU here"
     return f"gpus: got {gpus}; {where}, so choose 1 to {max(found, 1)}"

@@ -395,8 +395,9 @@ def _start_what_fits(store: RunStore) -> list[int]:
     busy: Counter[str] = Counter()
     for config, device in store.query("SELECT config, device FROM runs WHERE status = 'running' AND host = ?",
                                       (store.host,)):
-        gpus = json.loads(config).get("gpus", 1)
-        busy.update(_rank_slots(gpus) if gpus > 1 else [_slot(device or json.loads(config).get("device", "auto"))])
+        asked = json.loads(config)
+        gpus = asked.get("gpus", 1)
+        busy.update(_rank_slots(gpus) if gpus > 1 else [_slot(device or asked.get("device", "auto"))])
     started = []
     for run in queued(store):
         if run.config.gpus > 1:  # its ranks take cuda:0 .. cuda:N-1 (LOCAL_RANK), so it waits for all of them

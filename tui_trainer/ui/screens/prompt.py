@@ -1,4 +1,4 @@
-"""A one-line question in a modal: a file path, a learning rate."""
+"""A one-line question in a modal: a file path, a learning rate, a yes to confirm."""
 
 from __future__ import annotations
 
@@ -38,3 +38,17 @@ class PromptScreen(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+def confirm(app, question: str, doing: str, then: Callable[[], None]) -> None:
+    """Ask `question` (ending "Type yes:"); `then` runs only on yes. Anything but yes, no or nothing is
+    refused, saying "type yes to `doing`, or no"."""
+
+    def check(answer: str) -> str | None:
+        return None if answer.strip().lower() in ("yes", "no", "") else f"type yes to {doing}, or no"
+
+    def done(answer: str | None) -> None:
+        if answer and answer.strip().lower() == "yes":
+            then()
+
+    app.push_screen(PromptScreen(question, "", check), done)

@@ -26,7 +26,7 @@ from ..markup import plain
 from ..widgets.footer import KeyFooter
 from ..widgets.run_table import RunTable
 from .help import HELP_IN_FOOTER
-from .prompt import PromptScreen
+from .prompt import confirm
 
 REFRESH_S = 1.0
 # (key, header); fitted to the width like the runs screen's: the hyperparameters, names and sweeps are
@@ -85,7 +85,6 @@ class QueueScreen(Screen):
         super().__init__()
         self.store = store
         self.queue_view: QueueView | None = None
-        self._fitted: dict[str, int] = {}
 
     def compose(self) -> ComposeResult:
         yield Static("", id="queue-status")
@@ -158,30 +157,23 @@ class QueueScreen(Screen):
         return fit_columns(natural, minimum, width, 2 * table.cell_padding, SQUEEZE, DROP, gap_after_last=True)
 
     def _fill_table(self) -> None:
-        table = self.query_one("#queue-table", DataTable)
+        table = self.query_one("#queue-table", RunTable)
         selected = self.selected()
         runs = self.queue_view.runs if self.queue_view else []
         rows = [self._cells(r) for r in runs]
-        fitted = self._fit(rows)
-        if fitted != self._fitted:
-            table.clear(columns=True)
-            for key, header in COLUMNS:
-                if key in fitted:
-                    table.add_column(header, width=fitted[key], key=key)
-            self._fitted = fitted
-        else:
-            table.clear()
+        table.refit(COLUMNS, self._fit(rows))
         for run, row in zip(runs, rows):
             for cell in row.values():
                 cell.no_wrap, cell.overflow = True, "ellipsis"
-            table.add_row(*(row[key] for key in fitted), key=run.id)
+            table.add_row(*(row[key] for key in table.fitted), key=run.id)
         ids = [r.id for r in runs]
         if selected is not None and selected.id in ids:
             table.move_cursor(row=ids.index(selected.id))
 
     @on(RunTable.Resized)
     def _table_resized(self) -> None:
-        if self.queue_view and self._fit([self._cells(r) for r in self.queue_view.runs]) != self._fitted:
+        shown = self.query_one("#queue-table", RunTable).fitted
+        if self.queue_view and self._fit([self._cells(r) for r in self.queue_view.runs]) != shown:
             self._fill_table()
 
     def selected(self) -> QueuedRun | None:
@@ -237,12 +229,7 @@ class QueueScreen(Screen):
         if run is None:
             return
 
-        def check(answer: str) -> str | None:
-            return None if answer.strip().lower() in ("yes", "no", "") else "type yes to cancel it, or no"
-
-        def done(answer: str | None) -> None:
-            if not answer or answer.strip().lower() != "yes":
-                return
+        def cancel() -> None:
             try:
                 run_queue.cancel(self.store, run.id)
             except (run_queue.QueueError, RunNotFound, StoreError) as exc:  # started meanwhile
@@ -251,8 +238,8 @@ class QueueScreen(Screen):
                 self.notify(f"Took run {run.id} off the queue.")
             self.reload()
 
-        self.app.push_screen(PromptScreen(f"Cancel queued run {run.id} (it never trained; it is deleted)? "
-                                          "Type yes:", "", check), done)
+        confirm(self.app, f"Cancel queued run {run.id} (it never trained; it is deleted)? Type yes:", "cancel it",
+                cancel)
 
     def action_toggle_pause(self) -> None:
         try:

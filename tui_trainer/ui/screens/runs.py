@@ -33,7 +33,7 @@ from ..widgets.footer import KeyFooter
 from ..widgets.run_table import RunTable
 from .help import HELP_IN_FOOTER
 from .sweep import SweepScreen
-from .prompt import PromptScreen
+from .prompt import PromptScreen, confirm
 
 # plotext colour names: run i of the marked runs always gets COLORS[i % len]
 COLORS = ("cyan", "orange", "magenta", "green", "red", "blue", "yellow", "white")
@@ -162,7 +162,6 @@ class RunsScreen(Screen):
         self.sort_by = "started"
         self.filter_text = ""
         self.positions: dict[str, int] = {}  # queued runs' places in the queue
-        self._fitted: dict[str, int] = {}  # the columns the table has now, with their widths
         self.compare_series: list[tuple[str, str, tuple, tuple, float | None]] = []  # the chart's lines, as drawn
 
     def compose(self) -> ComposeResult:
@@ -290,18 +289,11 @@ class RunsScreen(Screen):
         return fit_columns(natural, minimum, width, 2 * table.cell_padding, SQUEEZE, DROP, gap_after_last=True)
 
     def _fill_table(self) -> None:
-        table = self.query_one("#runs-table", DataTable)
+        table = self.query_one("#runs-table", RunTable)
         selected = self.selected_key()
         keyed = self._row_cells()
         fitted = self._fit([cells for _, cells in keyed])
-        if fitted != self._fitted:
-            table.clear(columns=True)
-            for key, header in COLUMNS:
-                if key in fitted:
-                    table.add_column(header, width=fitted[key], key=key)
-            self._fitted = fitted
-        else:
-            table.clear()
+        table.refit(COLUMNS, fitted)
         for key, row in keyed:
             for cell in row.values():  # a cell wider than its column is drawn cut short, and kept whole
                 cell.no_wrap, cell.overflow = True, "ellipsis"
@@ -313,7 +305,8 @@ class RunsScreen(Screen):
 
     @on(RunTable.Resized)
     def _table_resized(self) -> None:
-        if self._fit([cells for _, cells in self._row_cells()]) != self._fitted:
+        shown = self.query_one("#runs-table", RunTable).fitted
+        if self._fit([cells for _, cells in self._row_cells()]) != shown:
             self._fill_table()
 
     def selected_key(self) -> str | None:
@@ -504,20 +497,16 @@ class RunsScreen(Screen):
             self.notify("Stop the run before deleting it.", severity="warning")
             return
 
-        def check(answer: str) -> str | None:
-            return None if answer.strip().lower() in ("yes", "no", "") else "type yes to delete, or no"
+        def delete() -> None:
+            self.store.mark_interrupted()
+            if self.store.get_run(run_id).status == "running":  # resumed while the question was open
+                self.notify(f"Run {run_id} is running again; stop it before deleting it.", severity="warning")
+                return
+            self.store.delete(run_id)
+            self.notify(f"Deleted run {run_id}")
+            self.reload()
 
-        def done(answer: str | None) -> None:
-            if answer and answer.strip().lower() == "yes":
-                self.store.mark_interrupted()
-                if self.store.get_run(run_id).status == "running":  # resumed while the question was open
-                    self.notify(f"Run {run_id} is running again; stop it before deleting it.", severity="warning")
-                    return
-                self.store.delete(run_id)
-                self.notify(f"Deleted run {run_id}")
-                self.reload()
-
-        self.app.push_screen(PromptScreen(f"Delete run {run_id} and its checkpoints? Type yes:", "", check), done)
+        confirm(self.app, f"Delete run {run_id} and its checkpoints? Type yes:", "delete", delete)
 
     def action_export(self) -> None:
         run_id = self.selected_id()
@@ -608,12 +597,7 @@ class RunsScreen(Screen):
             self.notify(f"Run {run.id} has no old checkpoints to delete ({size(before)} on disk).", markup=False)
             return
 
-        def check(answer: str) -> str | None:
-            return None if answer.strip().lower() in ("yes", "no", "") else "type yes to delete them, or no"
-
-        def done(answer: str | None) -> None:
-            if not answer or answer.strip().lower() != "yes":
-                return
+        def prune() -> None:
             try:
                 deleted = prune_checkpoints(self.store, run.id, keep=1)
                 after = disk_use(self.store, run.id)
@@ -632,7 +616,7 @@ class RunsScreen(Screen):
             else:
                 lines.append(name)
         lines += ["Delete all but the newest epoch's and the best?", "Type yes:"]
-        self.app.push_screen(PromptScreen("\n".join(lines), "", check), done)
+        confirm(self.app, "\n".join(lines), "delete them", prune)
 
     def action_resume(self) -> None:
         run = self.selected_run()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from textual import events
 from textual.binding import Binding
 from textual.message import Message
@@ -19,6 +21,21 @@ class RunTable(DataTable):
 
     class Resized(Message):
         pass
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.fitted: dict[str, int] = {}  # the columns shown now, with their widths
+
+    def refit(self, columns: Sequence[tuple[str, str]], fitted: dict[str, int]) -> None:
+        """Clear the rows; the columns too, laid out anew as `fitted` says, only when their fit changed."""
+        if fitted == self.fitted:
+            self.clear()
+            return
+        self.clear(columns=True)
+        for key, header in columns:
+            if key in fitted:
+                self.add_column(header, width=fitted[key], key=key)
+        self.fitted = fitted
 
     def on_resize(self, event: events.Resize) -> None:
         self.post_message(self.Resized())
