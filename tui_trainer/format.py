@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Hashable, Mapping, Sequence, TypeVar
 
-from .engine.events import (BestWeightsRestored, CommandIgnored, EarlyStopped, EpochEnded, EvaluationEnded, Event,
-                            LearningRateChanged)
+from .engine.events import EpochEnded
 
 
 
@@ -30,10 +28,6 @@ def duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m{seconds % 60:02d}s"
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
-def format_test(e: EvaluationEnded) -> str:
-    return f"Test Loss: {e.test_loss:.4f}, Test Accuracy: {e.test_acc:.2f}%"
 
 
 def clock(seconds: float) -> str:
@@ -68,43 +62,3 @@ def fit_columns(natural: Mapping[Column, int], minimum: Mapping[Column, int], wi
         if excess <= 0:
             break
     return widths
-
-
-def metric_value(monitor: str, value: float) -> str:
-    """A monitored metric as the epoch lines show it: a loss to 4 places, an accuracy in percent."""
-    return f"{value:.2f}%" if monitor == "val_acc" else f"{value:.4f}"
-
-
-def arrow() -> str:
-    try:
-        # Textual's print capture stands in for stdout inside the app and has no encoding: ascii then
-        "\u2192".encode(getattr(sys.stdout, "encoding", None) or "ascii")
-    except (UnicodeEncodeError, LookupError):
-        return "->"
-    return "\u2192"
-
-
-def describe_steering(event: Event) -> str | None:
-    """One line for an lr change, an early stop, restored best weights or a command that came too late;
-    None for any other event.
-
-    `train` prints these as they happen; `format_change` says the same of a run's recorded changes."""
-    if isinstance(event, LearningRateChanged):
-        if event.reason == "plateau" and event.previous is not None:
-            return f"Learning rate {event.previous:.3g} {arrow()} {event.lr:.3g} (plateau) at step {event.step}"
-        line = f"Learning rate set to {event.lr:.3g}"
-        if event.reason:
-            line += f" ({event.reason})"
-        return line + (f" (was {event.previous:.3g})" if event.previous is not None else "")
-    if isinstance(event, EarlyStopped):
-        return (f"Early stop after epoch {event.epoch}: {event.monitor} has not improved for {event.patience} "
-                f"epoch{'s' * (event.patience != 1)} (best {metric_value(event.monitor, event.best_value)} "
-                f"at epoch {event.best_epoch})")
-    if isinstance(event, BestWeightsRestored):
-        line = (f"Evaluating the weights of epoch {event.epoch} (best {event.monitor} "
-                f"{metric_value(event.monitor, event.value)})")
-        return line + (f", not those of the last epoch, {event.last_epoch}" if event.last_epoch != event.epoch else "")
-    if isinstance(event, CommandIgnored):
-        value = f" {event.value:g}" if event.value is not None else ""
-        return f"{event.command}{value} not applied: {event.reason}"
-    return None

@@ -250,11 +250,13 @@ def test_the_live_progress_line_has_an_eta_for_the_whole_run():
 def test_the_eta_counts_a_short_last_batch_and_hours():
     printer = TerminalPrinter(io.StringIO(), _Terminal())
     printer.handle(_started(train_size=950, epochs=200))  # 10 batches, the last one of 50
-    assert printer.eta(_progress(epoch=1, batch=9, samples_per_s=50, epochs=200)) == (50 + 199 * 950) / 50
+    printer.handle(_progress(epoch=1, batch=9, samples_per_s=50, epochs=200))
+    assert printer.view.eta == (50 + 199 * 950) / 50
     line = printer.progress_line(_progress(epoch=1, batch=9, samples_per_s=50, epochs=200))
     assert line.endswith("ETA 1:03:02")  # 3782 s
     assert len(line) <= 79
-    assert printer.eta(_progress(epoch=1, batch=9, samples_per_s=0, epochs=200)) is None
+    printer.handle(_progress(epoch=1, batch=9, samples_per_s=0, epochs=200))
+    assert printer.view.eta is None
 
 
 def test_no_live_line_without_a_terminal():

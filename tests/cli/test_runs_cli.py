@@ -195,7 +195,8 @@ def test_resume_refuses_settings_and_extends_with_epochs(capsys):
     assert code == 2 and "already trained all 1 epochs" in err
     code, out, err = run_cli(["train", "--resume", run_id[:6], "--epochs", "3"], capsys)
     assert code == 0, err
-    assert f"; run {run_id} resumed after epoch 1, step 7" in out.splitlines()[0]
+    assert out.splitlines()[0].endswith(f"; run {run_id}")
+    assert out.splitlines()[1] == f"Resumed run {run_id} after epoch 1, step 7"
     assert [line.split()[1] for line in out.splitlines() if line.startswith("Epoch")] == ["2/3", "3/3"]
     straight, _ = train(capsys, *constant, "--epochs", "3")
     with RunStore() as store:

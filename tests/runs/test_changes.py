@@ -8,7 +8,7 @@ from tui_trainer.engine.config import TrainConfig
 from tui_trainer.engine.events import (CheckpointSaved, CommandIgnored, CommandReceived, EarlyStopped, EpochEnded,
                                        ForkedFrom, LearningRateChanged, RunFinished, RunPaused, RunResumed,
                                        RunStopped, event_from_dict)
-from tui_trainer.runs.changes import ChangeLog, changes_of, format_change
+from tui_trainer.runs.view import RunView, view_of
 from tui_trainer.runs.schema import MIGRATIONS
 from tui_trainer.runs.store import RunStore
 
@@ -30,8 +30,8 @@ def test_the_log_reads_as_changes_with_their_step_and_epoch():
              (17.0, EarlyStopped(epoch=4, best_epoch=2, monitor="val_loss", best_value=0.41, patience=2, step=2000)),
              (18.0, CommandIgnored("set_lr", 0.1, "the run had finished before it arrived")),
              (18.0, RunFinished(epochs_done=4, seconds=3.0))]
-    log = changes_of(timed)
-    assert [format_change(c) for c in log.changes] == [
+    log = view_of(timed)
+    assert [c.describe() for c in log.changes] == [
         "step 1,234 (epoch 3): lr 0.003 \u2192 0.0015 (set by you)",
         "step 1,300 (epoch 3): paused for 12s",
         "step 1,500 (epoch 3): lr 0.0015 \u2192 0.00015 (plateau)",
@@ -43,13 +43,13 @@ def test_the_log_reads_as_changes_with_their_step_and_epoch():
 
 
 def test_a_resume_forgets_the_changes_it_trains_again_and_only_set_lrs_replay():
-    log = ChangeLog()
+    log = RunView()
     for event in (start(), LearningRateChanged(0.01, 50, previous=0.003),
                   LearningRateChanged(0.002, 120, reason="plateau", previous=0.01),
                   LearningRateChanged(0.02, 180, previous=0.002), RunPaused(epoch=2, step=190),
                   RunStopped(epochs_done=1, seconds=1.0, step=190),
                   start(resumed_from_step=100), LearningRateChanged(0.005, 150, previous=0.002)):
-        log.add(event)
+        log.apply(event)
     # kept: what came up to the checkpoint at step 100, then the new segment's own
     assert [(c.step, c.value) for c in log.changes] == [(50, 0.01), (150, 0.005)]
     assert log.changes[0].by == "set by you" and log.lr_changes() == [(50, 0.01), (150, 0.005)]

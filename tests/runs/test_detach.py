@@ -44,8 +44,8 @@ def test_a_detached_run_trains_to_the_end_on_its_own(runs_home):
     assert (record.status, record.epochs_done, record.message) == ("finished", 2, "")
     assert [e["epoch"] for e in store.epochs(run_id)] == [1, 2]
     evaluation = store.evaluation(run_id)
-    assert evaluation["test_acc"] == record.test_acc and len(evaluation["confusion"]) == 10
-    assert len(evaluation["samples"][0]["image"][0]) == 28
+    assert evaluation.test_acc == record.test_acc and len(evaluation.confusion) == 10
+    assert len(evaluation.samples[0].image[0]) == 28
     assert os.path.exists(record.last_checkpoint) and os.path.exists(record.best_checkpoint)
     log = store.log_path(run_id).read_text()
     assert "Epoch 2/2" in log and f"; run {run_id}" in log and "Traceback" not in log

@@ -68,7 +68,7 @@ def test_stopped_and_resumed_equals_uninterrupted(where, small_data, uninterrupt
     assert [e["train_loss"] for e in store.epochs(record.id)] == [e[1] for e in uninterrupted[0]]
     steps = [s for s, _ in store.steps(record.id)]
     assert steps == sorted(set(steps))
-    assert store.evaluation(record.id)["test_acc"] == uninterrupted[1][1]
+    assert store.evaluation(record.id).test_acc == uninterrupted[1][1]
 
 
 def test_the_epoch_end_checkpoint_alone_resumes_exactly(small_data, uninterrupted, tmp_path):

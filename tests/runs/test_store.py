@@ -124,7 +124,7 @@ def test_a_recorded_run_reads_back_whole(store):
     assert store.steps(run_id, after=6) == [(7, 2.0 / 7), (8, 2.0 / 8)]
     assert [e for _, e in store.events(run_id, after=9) if isinstance(e, BatchProgress)] == [
         progress(8, epoch=2, loss=2.0 / 8)]
-    assert store.evaluation(run_id) == evaluation().to_dict()  # samples, images and all
+    assert store.evaluation(run_id) == evaluation()  # samples, images and all
 
 
 def test_ids_resolve_from_a_unique_prefix_and_say_what_is_wrong(store):
@@ -503,7 +503,7 @@ def test_cuda_memory_is_kept_and_an_older_store_is_upgraded_in_place(tmp_path, v
         # and every reader, a fold of that log, gives back what the tables held: nothing lost
         assert store.steps("0000aaaa") == [(s, 2.0 / s) for s in range(1, 9)]
         assert store.epochs("0000aaaa") == [epoch_end(1, 64.0).to_dict(), epoch_end(2, 68.0).to_dict()]
-        assert store.evaluation("0000aaaa") == evaluation().to_dict()
+        assert store.evaluation("0000aaaa") == evaluation()
         record = store.get_run("0000aaaa")
         assert (record.status, record.name, record.epochs_done, record.best_val_acc, record.test_acc) == (
             "finished", "old", 2, 68.0, 87.5)

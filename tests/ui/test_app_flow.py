@@ -68,26 +68,26 @@ async def test_full_flow_with_the_real_engine():
 
         await pilot.press("f5")
         assert isinstance(app.screen, TrainScreen)
-        await wait_for(pilot, lambda: len(app.history.epochs) >= 1)
+        await wait_for(pilot, lambda: len(app.run_view.epochs) >= 1)
         log = app.screen.query_one("#log")
         await wait_for(pilot, lambda: "Epoch 1/5000" in "\n".join(str(line.text) for line in log.lines), timeout=5)
 
         await pilot.press("space")
-        await wait_for(pilot, lambda: app.history.state == "paused")
+        await wait_for(pilot, lambda: app.run_view.state == "paused")
         await wait_for(pilot, lambda: "Paused" in text_of(app, "#status"), timeout=5)  # the next redraw tick
-        epochs_at_pause = len(app.history.epochs)
+        epochs_at_pause = len(app.run_view.epochs)
         await pilot.pause(0.3)
-        assert len(app.history.epochs) == epochs_at_pause, "a paused run must not train"
+        assert len(app.run_view.epochs) == epochs_at_pause, "a paused run must not train"
 
         await pilot.press("right_square_bracket")  # double the learning rate while paused
         await pilot.press("space")
-        await wait_for(pilot, lambda: app.history.state == "running")
-        await wait_for(pilot, lambda: app.history.lr == 0.02)
+        await wait_for(pilot, lambda: app.run_view.state == "running")
+        await wait_for(pilot, lambda: app.run_view.lr == 0.02)
 
         await pilot.press("s")
-        await wait_for(pilot, lambda: app.history.state == "stopped")
+        await wait_for(pilot, lambda: app.run_view.state == "stopped")
         await wait_for(pilot, lambda: "Stopped after" in text_of(app, "#status"), timeout=5)
-        assert app.history.evaluation is None
+        assert app.run_view.evaluation is None
 
 
 async def test_a_short_real_run_finishes_and_shows_its_evaluation():
@@ -95,9 +95,9 @@ async def test_a_short_real_run_finishes_and_shows_its_evaluation():
     app = TrainerApp(devices=DEVICES[1:], dataset_status=dataset_status, config=config)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("f5")
-        await wait_for(pilot, lambda: app.history.state == "finished")
+        await wait_for(pilot, lambda: app.run_view.state == "finished")
         await pilot.pause(0.2)
-        accuracy = app.history.evaluation.test_acc
+        accuracy = app.run_view.evaluation.test_acc
         assert accuracy > 60
         await wait_for(pilot, lambda: f"test accuracy {accuracy:.2f}%" in text_of(app, "#status"), timeout=5)
         await pilot.press("e")
@@ -105,10 +105,10 @@ async def test_a_short_real_run_finishes_and_shows_its_evaluation():
         assert f"Test accuracy {accuracy:.2f}%" in text_of(app, "#eval-summary")
         await pilot.press("3")
         heading = text_of(app, "#gallery-heading")
-        total = len(app.history.evaluation.samples)
+        total = len(app.run_view.evaluation.samples)
         assert heading.startswith(f"{total} samples")
         await pilot.press("m")
-        mistakes = sum(s.true_label != s.predicted_label for s in app.history.evaluation.samples)
+        mistakes = sum(s.true_label != s.predicted_label for s in app.run_view.evaluation.samples)
         assert text_of(app, "#gallery-heading").startswith(f"{mistakes} mistakes")
 
 
@@ -116,10 +116,10 @@ async def test_confusion_cell_selects_its_samples():
     app = TrainerApp(launcher=ScriptedLauncher(scripted_engine()), devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f5")
-        await wait_for(pilot, lambda: app.history.state == "finished")
+        await wait_for(pilot, lambda: app.run_view.state == "finished")
         await pilot.press("e")
         await pilot.press("2")
-        evaluation = app.history.evaluation
+        evaluation = app.run_view.evaluation
         # move to true class 0 (row 0), predicted class 1 (column 2: column 0 holds the labels)
         await pilot.press("right", "right", "enter")
         expected = [s for s in evaluation.samples if (s.true_label, s.predicted_label) == (0, 1)]
@@ -134,7 +134,7 @@ async def test_a_failed_run_shows_the_engines_message():
     app = TrainerApp(launcher=ScriptedLauncher(scripted_engine(end="failed")), devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f5")
-        await wait_for(pilot, lambda: app.history.state == "failed")
+        await wait_for(pilot, lambda: app.run_view.state == "failed")
         await wait_for(pilot, lambda: "Failed: training loss became nan" in text_of(app, "#status"), timeout=5)
         await pilot.press("e")
         assert isinstance(app.screen, TrainScreen)  # nothing to evaluate
@@ -150,8 +150,8 @@ async def test_an_engine_crash_is_reported_not_raised():
     app = TrainerApp(launcher=ScriptedLauncher(broken), devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("f5")
-        await wait_for(pilot, lambda: app.history.state == "failed")
-        assert "device-side assert" in app.history.message
+        await wait_for(pilot, lambda: app.run_view.state == "failed")
+        assert "device-side assert" in app.run_view.message
 
 
 async def test_help_lists_every_binding_and_closes():
@@ -166,7 +166,7 @@ async def test_help_lists_every_binding_and_closes():
         await pilot.press("escape")
         assert isinstance(app.screen, SetupScreen)
         await pilot.press("f5")  # the training screen's keys include [ and ], which markup must not eat
-        await wait_for(pilot, lambda: app.history.state == "finished")
+        await wait_for(pilot, lambda: app.run_view.state == "finished")
         await pilot.press("question_mark")
         text = str(app.screen.query_one("#help Static").render())
         assert "[, -" in text and "LR ÷2" in text and "], +" in text and "LR ×2" in text
@@ -236,7 +236,7 @@ async def test_no_color_draws_images_with_characters(monkeypatch):
     assert app.no_color
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("f5")
-        await wait_for(pilot, lambda: app.history.state == "finished")
+        await wait_for(pilot, lambda: app.run_view.state == "finished")
         await pilot.pause(0.3)
         loss = app.screen.query_one(LossChart).render().plain
         assert "x validation" in loss and "• train (epoch)" in loss  # series told apart without colour
@@ -253,7 +253,7 @@ async def test_command_palette_lists_the_screens_actions():
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert {"Start", "Recommended", "Tutorial", "Save TOML", "Load TOML"} <= set(titles)
         await pilot.press("f5")
-        await wait_for(pilot, lambda: app.history.state == "finished")
+        await wait_for(pilot, lambda: app.run_view.state == "finished")
         commands = {c.title: c.help for c in app.get_system_commands(app.screen)}
         assert {"Pause/Resume", "Stop", "LR ×2", "LR ÷2", "Set LR", "Evaluation"} <= set(commands)
         assert commands["LR ×2"] == "key: ], +" and commands["Pause/Resume"] == "key: space, p"  # as the footer
@@ -279,7 +279,7 @@ async def test_charts_rebuild_only_when_their_data_moves():
     app = TrainerApp(launcher=ScriptedLauncher(scripted_engine()), devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f5")
-        await wait_for(pilot, lambda: app.history.state == "finished")
+        await wait_for(pilot, lambda: app.run_view.state == "finished")
         await pilot.pause(0.3)
         loss, acc = app.screen.query_one(LossChart), app.screen.query_one(AccuracyChart)
         assert "train (epoch)" in "".join(s.text for s in loss.render_lines(loss.region)) or loss.builds
@@ -326,7 +326,7 @@ async def test_a_message_ending_in_a_backslash_does_not_eat_the_markup_after_it(
     app = TrainerApp(launcher=ScriptedLauncher(failing), devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("f5")
-        await wait_for(pilot, lambda: app.history.state == "failed")
+        await wait_for(pilot, lambda: app.run_view.state == "failed")
         await wait_for(pilot, lambda: "— n: new run" in text_of(app, "#status"), timeout=10)
         assert "cannot read C:\\data\\ — n: new run" in text_of(app, "#status")
 
@@ -355,7 +355,7 @@ async def test_a_resume_that_drops_epochs_redraws_them_with_the_new_values():
         await pilot.press("f5")
         await wait_for(pilot, lambda: any("Epoch 5/5" in line for line in log_lines()), timeout=30)
         first_try_drawn.set()
-        await wait_for(pilot, lambda: app.history.state == "stopped")
+        await wait_for(pilot, lambda: app.run_view.state == "stopped")
         await pilot.pause(0.3)
         acc = app.screen.query_one(AccuracyChart)
         assert acc.plt._active.monitor.y[0] == [e.train_acc for e in first[:3] + retrained]
@@ -375,7 +375,7 @@ async def test_quitting_with_a_run_in_progress_asks_and_leaves_it_running_by_def
     app = TrainerApp(launcher=launcher, devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("f5")
-        await wait_for(pilot, lambda: app.history.state == "running")
+        await wait_for(pilot, lambda: app.run_view.state == "running")
         await pilot.press("ctrl+q")
         assert isinstance(app.screen, QuitScreen)
         await pilot.press("escape")  # cancel: still viewing the run
@@ -391,7 +391,7 @@ async def test_quitting_and_choosing_stop_sends_the_run_a_stop():
     app = TrainerApp(launcher=launcher, devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("f5")
-        await wait_for(pilot, lambda: app.history.state == "running")
+        await wait_for(pilot, lambda: app.run_view.state == "running")
         await pilot.press("ctrl+q", "s")
         await pilot.pause()
     assert launcher.handles[0].sent == [Command("stop")]
@@ -401,11 +401,11 @@ async def test_the_header_names_the_run_and_whether_this_app_started_it():
     app = TrainerApp(launcher=ScriptedLauncher(), devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("f5")
-        await wait_for(pilot, lambda: app.history.state == "finished")
+        await wait_for(pilot, lambda: app.run_view.state == "finished")
         await wait_for(pilot, lambda: text_of(app, "#run-title").startswith("run 5c417ed0 · started here"), timeout=5)
         first = app.screen
         app.attach("5c417ed0")
-        await wait_for(pilot, lambda: app.screen is not first and app.history.state == "finished")
+        await wait_for(pilot, lambda: app.screen is not first and app.run_view.state == "finished")
         await wait_for(pilot, lambda: text_of(app, "#run-title").startswith("run 5c417ed0 · attached"), timeout=5)
 
 
@@ -427,7 +427,7 @@ async def test_at_80_columns_every_footer_key_fits_whole():
         await pilot.pause()
         assert footer_keys_cut_off(app) == []
         await pilot.press("f5")
-        await wait_for(pilot, lambda: app.history.state == "finished" and isinstance(app.screen, TrainScreen))
+        await wait_for(pilot, lambda: app.run_view.state == "finished" and isinstance(app.screen, TrainScreen))
         await pilot.pause()
         assert footer_keys_cut_off(app) == []
         shown = {k.description for k in app.screen.query("FooterKey")}
@@ -451,14 +451,14 @@ async def test_n_brings_back_the_same_setup_form_filled_with_the_last_runs_confi
         setup = app.screen
         await type_into(pilot, app, "lr", "0.01")
         await pilot.press("f5")
-        await wait_for(pilot, lambda: app.history.state == "finished")
+        await wait_for(pilot, lambda: app.run_view.state == "finished")
         await pilot.press("n")
         await pilot.pause()
         assert app.screen is setup  # kept, not built again
         assert setup.query_one("#field-lr", Input).value == "0.01" and "--lr 0.01" in text_of(app, "#command")
         await type_into(pilot, app, "lr", "0.2")
         await pilot.press("f5")
-        await wait_for(pilot, lambda: len(launcher.handles) == 2 and app.history.state == "finished")
+        await wait_for(pilot, lambda: len(launcher.handles) == 2 and app.run_view.state == "finished")
         assert launcher.handles[1].config.lr == 0.2
         await pilot.press("n")
         await pilot.pause()

@@ -8,7 +8,7 @@ from textual.app import App, ComposeResult
 
 from tui_trainer.engine.config import TrainConfig, preset
 from tui_trainer.engine.events import BatchProgress, EpochEnded
-from tui_trainer.ui.history import RunHistory
+from tui_trainer.runs.view import RunView
 from tui_trainer.ui.widgets.charts import AccuracyChart, LossChart, epoch_ticks, linear_ticks, log_ticks
 
 from .fakes import epoch_events, started
@@ -21,9 +21,9 @@ TUTORIAL_STEPS = [(1, 25, 354.3), (1, 50, 195.7), (1, 75, 137.3), (1, 100, 106.3
 TUTORIAL_EPOCHS = [(1, 66.8, 7.05), (2, 4.52, 4.31), (3, 2.82, 3.75)]
 
 
-def tutorial_history(epochs: int = 3) -> RunHistory:
+def tutorial_history(epochs: int = 3) -> RunView:
     config = preset("tutorial")
-    history = RunHistory()
+    history = RunView()
     history.apply(started(config, steps=169))
     for epoch in range(1, epochs + 1):
         for e, batch, loss in TUTORIAL_STEPS:
@@ -36,10 +36,10 @@ def tutorial_history(epochs: int = 3) -> RunHistory:
     return history
 
 
-def plausible_history(epochs: int = 3) -> RunHistory:
+def plausible_history(epochs: int = 3) -> RunView:
     """The recommended preset's kind of curve: 1.9 down to 0.55, well within one decade."""
     config = TrainConfig()
-    history = RunHistory()
+    history = RunView()
     history.apply(started(config))
     for event in epoch_events(config, epochs):
         history.apply(event)
@@ -47,15 +47,15 @@ def plausible_history(epochs: int = 3) -> RunHistory:
 
 
 class ChartApp(App):
-    def __init__(self, chart, history: RunHistory) -> None:
+    def __init__(self, chart, run_view: RunView) -> None:
         super().__init__()
-        self.chart, self.history = chart, history
+        self.chart, self.run_view = chart, run_view
 
     def compose(self) -> ComposeResult:
         yield self.chart
 
     def on_mount(self) -> None:
-        self.call_after_refresh(self.chart.show, self.history)
+        self.call_after_refresh(self.chart.show, self.run_view)
 
 
 def lines(chart) -> list[str]:
@@ -143,7 +143,7 @@ def test_epoch_ticks_are_whole_epochs_once_the_run_spans_two():
 
 
 async def test_early_x_ticks_have_at_most_one_decimal_and_fit_the_width():
-    history = RunHistory()
+    history = RunView()
     config = TrainConfig()
     history.apply(started(config))
     for batch in (20, 40, 60):  # two thirds of the first epoch: the steps are at 0.235, 0.47 and 0.706
@@ -237,7 +237,7 @@ def test_tick_helpers():
 
 
 async def test_a_run_just_started_says_it_waits_and_builds_no_chart_until_its_first_point():
-    history = RunHistory()
+    history = RunView()
     history.apply(started(TrainConfig(), steps=169))
     chart = LossChart()
     app = ChartApp(chart, history)

@@ -34,7 +34,7 @@ def app_with(ev) -> TrainerApp:
 
 async def open_evaluation(pilot, app) -> EvaluationScreen:
     await pilot.press("f5")
-    await wait_for(pilot, lambda: app.history.state == "finished")
+    await wait_for(pilot, lambda: app.run_view.state == "finished")
     await pilot.press("e")
     await pilot.pause()
     assert isinstance(app.screen, EvaluationScreen)
@@ -184,7 +184,7 @@ async def test_e_brings_back_the_evaluation_as_it_was_left_and_a_new_one_is_buil
         assert (text_of(app, "#gallery-heading"), first.query_one(SampleGallery).visible()) == shown
         await pilot.press("escape")
         await pilot.pause()
-        app.history.evaluation = replace(app.history.evaluation, test_acc=50.0)  # another evaluation arrives
+        app.run_view.evaluation = replace(app.run_view.evaluation, test_acc=50.0)  # another evaluation arrives
         await pilot.press("e")
         await pilot.pause()
         second = app.screen

@@ -108,14 +108,14 @@ async def test_in_app_runs_are_recorded_with_their_id(tmp_path):
     app = make_app(store, config=TrainConfig(**QUICK))
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("f5")
-        await wait_for(pilot, lambda: app.history.state == "finished")
+        await wait_for(pilot, lambda: app.run_view.state == "finished")
         await pilot.pause(0.2)
-        run_id = app.history.started.run_id
+        run_id = app.run_view.started.run_id
         assert run_id
         await wait_for(pilot, lambda: f"run {run_id}" in text_of(app, "#run-title"), timeout=5)
     record = store.get_run(run_id)
     assert record.status == "finished" and record.epochs_done == 2
-    assert store.evaluation(run_id)["test_acc"] == pytest.approx(app.history.evaluation.test_acc)
+    assert store.evaluation(run_id)["test_acc"] == pytest.approx(app.run_view.evaluation.test_acc)
 
 
 async def test_attach_follows_a_detached_run_and_leaving_keeps_it_going(tmp_path):
@@ -128,13 +128,13 @@ async def test_attach_follows_a_detached_run_and_leaving_keeps_it_going(tmp_path
     run_id = store.list_runs()[0].id
     app = make_app(store, attach=run_id)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen) and len(app.history.epochs) >= 2)
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen) and len(app.run_view.epochs) >= 2)
         await wait_for(pilot, lambda: text_of(app, "#run-title").startswith(f"run {run_id} · attached"),
                        timeout=5)  # next redraw tick
         await pilot.press("space")  # pause through the store's control channel
-        await wait_for(pilot, lambda: app.history.state == "paused")
+        await wait_for(pilot, lambda: app.run_view.state == "paused")
         await pilot.press("space")
-        await wait_for(pilot, lambda: app.history.state == "running")
+        await wait_for(pilot, lambda: app.run_view.state == "running")
     # the viewer is gone; the run is not
     assert store.get_run(run_id).status == "running"
     store.send(run_id, Command("stop"))
@@ -167,11 +167,11 @@ async def test_resume_from_the_runs_screen_continues_the_same_run(tmp_path):
     app = make_app(store)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f2", "u")
-        await wait_for(pilot, lambda: app.history.state == "finished")
-        assert [e.epoch for e in app.history.epochs] == [1, 2, 3]
+        await wait_for(pilot, lambda: app.run_view.state == "finished")
+        assert [e.epoch for e in app.run_view.epochs] == [1, 2, 3]
         # the run replaced the setup and runs screens beneath it: one main screen, not a pile
         assert len(app.screen_stack) == 2 and isinstance(app.screen, TrainScreen)
-        assert app.history.started.run_id == run_id
+        assert app.run_view.started.run_id == run_id
     record = store.get_run(run_id)
     assert record.status == "finished" and record.epochs_done == 3
 

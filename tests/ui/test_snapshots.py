@@ -29,7 +29,7 @@ async def no_blink(pilot) -> None:
 async def finished_run(pilot) -> None:
     await no_blink(pilot)
     await pilot.press("f5")
-    await wait_for(pilot, lambda: pilot.app.history.state in ("finished", "failed"))
+    await wait_for(pilot, lambda: pilot.app.run_view.state in ("finished", "failed"))
     await pilot.pause(0.3)  # one more redraw tick
 
 

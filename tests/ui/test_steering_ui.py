@@ -8,7 +8,7 @@ from tui_trainer.engine.events import (BestWeightsRestored, CheckpointSaved, Com
                                        LearningRateChanged,
                                        RunFinished, RunPaused, RunResumed)
 from tui_trainer.ui.app import TrainerApp
-from tui_trainer.ui.history import ChangeMark, RunHistory
+from tui_trainer.runs.view import ChangeMark, RunView
 from tui_trainer.ui.screens.train import TrainScreen
 from tui_trainer.ui.widgets.charts import AccuracyChart, LossChart, chart_marks
 
@@ -61,14 +61,14 @@ async def test_the_log_and_both_charts_show_each_change_at_its_step():
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("f5")
         assert isinstance(app.screen, TrainScreen)
-        await wait_for(pilot, lambda: app.history.state == "finished", timeout=20)
+        await wait_for(pilot, lambda: app.run_view.state == "finished", timeout=20)
         await wait_for(pilot, lambda: "Test Accuracy" in log_text(app), timeout=5)
         shown = log_text(app)  # wrapped to the log's width
         assert "(plateau) at step 170" in shown and "Early stop after epoch 3" in shown
-        log = "\n".join(app.history.log)  # the same lines, whole
-        cut = next(line for line in app.history.log if line.startswith("Learning rate"))
+        log = "\n".join(app.run_view.log)  # the same lines, whole
+        cut = next(line for line in app.run_view.log if line.startswith("Learning rate"))
         assert "0.003 -> 0.0003 (plateau) at step 170" in cut  # the previous lr too (plain arrow in the app)
-        assert "Checkpoint saved after epoch 2 (request)" in log
+        assert "Checkpoint saved at step " in log and "(request; after 2 whole epochs)" in log
         assert "Paused at step 210" in log and "Resumed at step 210" in log
         assert "Early stop after epoch 3: val_loss has not improved for 1 epoch (best 0.9500 at epoch 2)" in log
         assert "Evaluating the weights of epoch 2 (best val_loss 0.9500), not those of the last epoch, 3" in log
@@ -97,18 +97,18 @@ async def test_a_set_lr_under_onecycle_says_the_schedule_is_rescaled():
                      config=TrainConfig(schedule="onecycle"))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("f5")
-        await wait_for(pilot, lambda: len(app.history.epochs) == 2, timeout=10)
+        await wait_for(pilot, lambda: len(app.run_view.epochs) == 2, timeout=10)
         await pilot.press("right_square_bracket")  # double the lr: the scripted run answers with its change
-        await wait_for(pilot, lambda: any(m.what == "lr" for m in app.history.marks), timeout=5)
+        await wait_for(pilot, lambda: any(m.what == "lr" for m in app.run_view.marks), timeout=5)
         await wait_for(pilot, lambda: "rescaled" in log_text(app), timeout=5)
         assert "Learning rate set to 0.006 at step 0" in log_text(app)
         assert "The onecycle schedule is rescaled from here: it goes on from 0.006" in log_text(app)
         app.handle.send(Command("stop"))
-        await wait_for(pilot, lambda: not app.history.is_active, timeout=5)
+        await wait_for(pilot, lambda: not app.run_view.is_active, timeout=5)
 
 
 def test_a_user_change_names_what_it_was_and_the_rescale():
-    history = RunHistory()
+    history = RunView()
     history.apply(started(TrainConfig(schedule="cosine")))
     history.apply(LearningRateChanged(lr=0.001, step=120, previous=0.004))
     assert history.log[-2:] == ["Learning rate set to 0.001 (was 0.004) at step 120",
@@ -117,7 +117,7 @@ def test_a_user_change_names_what_it_was_and_the_rescale():
 
 
 def test_a_resume_drops_the_marks_after_its_checkpoint():
-    history = RunHistory()
+    history = RunView()
     config = TrainConfig()
     history.apply(started(config))
     history.apply(LearningRateChanged(lr=0.001, step=50))

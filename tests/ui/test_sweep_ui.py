@@ -224,14 +224,14 @@ async def test_a_queued_run_says_its_place_and_goes_live_when_it_starts(store):
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen), timeout=5)
         assert any(f"Run {waiting} is queued (position 1)" in n.message for n in app._notifications)
-        await wait_for(pilot, lambda: app.history.state == RunState.QUEUED, timeout=5)
+        await wait_for(pilot, lambda: app.run_view.state == RunState.QUEUED, timeout=5)
         await wait_for(pilot, lambda: "Queued (position 1)" in text_of(app, "#status"), timeout=5)
         await pilot.press("e")
         assert any("queued" in n.message and "nothing yet" in n.message for n in app._notifications)
 
         train(store, waiting, config, epochs=1, finish=False)  # the runner starts it
-        await wait_for(pilot, lambda: app.history.state == RunState.RUNNING and len(app.history.epochs) == 1,
+        await wait_for(pilot, lambda: app.run_view.state == RunState.RUNNING and len(app.run_view.epochs) == 1,
                        timeout=10)
         await wait_for(pilot, lambda: text_of(app, "#status").startswith("Training"), timeout=5)
         store.record(waiting, RunFinished(epochs_done=1, seconds=1.0))  # so that the app's follow of it ends
-        await wait_for(pilot, lambda: app.history.state == RunState.FINISHED, timeout=5)
+        await wait_for(pilot, lambda: app.run_view.state == RunState.FINISHED, timeout=5)

@@ -7,9 +7,10 @@ import sys
 import time
 from typing import TextIO
 
-from ..engine.events import (BatchProgress, EpochEnded, EvaluationEnded, Event, RunFailed, RunFinished,
-                             RunInterrupted, RunPaused, RunResumed, RunStarted, RunStopped)
-from ..format import clock, describe_steering, format_epoch, format_test
+from ..engine.events import (BatchProgress, EpochEnded, EvaluationEnded, Event, RunFailed, RunInterrupted,
+                             RunStarted, RunStopped)
+from ..format import clock, format_epoch
+from ..runs.view import RunView
 
 LINE_WIDTH = 79  # the live line stays inside an 80-column terminal (the last column would wrap on some)
 BAR_WIDTH = 20
@@ -23,7 +24,8 @@ class TerminalPrinter:
         self.live = err.isatty()
         self._progress_shown = False
         self._last_download_draw = 0.0
-        self._started: RunStarted | None = None
+        self.view = RunView()  # the run as every view folds it: its sentences, its pace
+        self._said = 0  # lines of the view's log printed so far
         self._bar_width: int | None = None  # chosen on a run's first progress line, then kept: no jitter
 
     def _clear_progress(self) -> None:
@@ -38,19 +40,11 @@ class TerminalPrinter:
             self.err.flush()
             self._progress_shown = True
 
-    def eta(self, event: BatchProgress) -> float | None:
-        """Training seconds left in the whole run at its own pace (samples/s leaves pauses out)."""
-        if self._started is None or event.samples_per_s <= 0:
-            return None
-        train_size, batch_size = self._started.train_size, self._started.config.batch_size
-        left_in_epoch = train_size - min(event.batch * batch_size, train_size)
-        return (left_in_epoch + (event.epochs - event.epoch) * train_size) / event.samples_per_s
-
     def progress_line(self, event: BatchProgress) -> str:
         """Epoch 3/15 [#####-----] 40/94  loss 0.4321  acc 85.12%  12,345 samples/s  ETA 1:23"""
         tail = (f" {event.batch}/{event.batches}  loss {event.loss:.4f}  acc {event.acc:.2f}%  "
                 f"{event.samples_per_s:,.0f} samples/s")
-        if (eta := self.eta(event)) is not None:
+        if (eta := self.view.eta) is not None:
             tail += f"  ETA {clock(eta)}"
         head = f"Epoch {event.epoch}/{event.epochs}"
         if self._bar_width is None:  # the bar gives way first; one column spare for a number that grows
@@ -73,38 +67,30 @@ class TerminalPrinter:
             print(f"Downloaded {label} ({size})", file=self.err)
 
     def handle(self, event: Event) -> None:
+        self.view.apply(event)
         if isinstance(event, BatchProgress):
             self._progress(self.progress_line(event))
             return
         self._clear_progress()
+        lines, self._said = self.view.log[self._said:], len(self.view.log)
         if isinstance(event, RunStarted):
-            self._started, self._bar_width = event, None
+            self._bar_width = None
             line = (f"Training {event.config.model} ({event.parameters:,} parameters) on {event.dataset_title}: "
                     f"{event.train_size:,} train / {event.val_size:,} val / {event.test_size:,} test images, "
                     f"device {event.where()}")
             if event.run_id:
                 line += f"; run {event.run_id}"
-            if event.resumed_from_step:
-                line += f" resumed after epoch {event.resumed_from_epoch}, step {event.resumed_from_step}"
-            print(line, file=self.out)
+            lines = [line, *lines]
         elif isinstance(event, EpochEnded):
-            print(format_epoch(event), file=self.out)
-        elif isinstance(event, EvaluationEnded):
-            print(format_test(event), file=self.out)
-        elif isinstance(event, RunStopped):
-            print(f"Stopped after {event.epochs_done} epoch(s), {event.seconds:.1f}s.", file=self.out)
-            if self._started and self._started.run_id:
-                print(f"Continue it with: scratch-tui train --resume {self._started.run_id}", file=self.out)
-        elif isinstance(event, RunInterrupted):
-            print(f"scratch-tui train: run interrupted: {event.message}", file=self.err)
-        elif isinstance(event, RunFailed):
-            print(f"scratch-tui train: run failed: {event.message}", file=self.err)
-        elif isinstance(event, RunFinished):
-            print(f"Finished {event.epochs_done} epochs in {event.seconds:.1f}s.", file=self.out)
-        elif (line := describe_steering(event)) is not None:
+            lines = [format_epoch(event)]  # a wider line than the app's, with its columns named
+        elif isinstance(event, (RunInterrupted, RunFailed)):
+            what = "interrupted" if isinstance(event, RunInterrupted) else "failed"
+            print(f"scratch-tui train: run {what}: {event.message}", file=self.err)
+            lines = []
+        elif isinstance(event, RunStopped) and self.view.started and self.view.started.run_id:
+            lines.append(f"Continue it with: scratch-tui train --resume {self.view.started.run_id}")
+        for line in lines:
             print(line, file=self.out)
-        elif isinstance(event, (RunPaused, RunResumed)):
-            print("Paused." if isinstance(event, RunPaused) else "Resumed.", file=self.out)
         self.out.flush()
 
 

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..format import arrow, duration, percent
+from ..engine.events import arrow
+from ..format import duration, percent
 from .common import EXIT_FAILED, error, reader_gone, table, terminal_width, usage_error, when
 
 if TYPE_CHECKING:
@@ -62,10 +63,10 @@ def _runs_list(store: "RunStore", args: argparse.Namespace) -> int:
 
 
 def _runs_show(store: "RunStore", args: argparse.Namespace) -> int:
-    from ..runs.changes import changes_of, format_change
     from ..runs.replay import repeat_line
 
     r = store.get_run(args.run_id)
+    view = store.view(r.id)
     out: list[str] = [f"Run {r.id}" + (f" ({r.name})" if r.name else "") + f": {r.state}"]
     if r.message:
         out.append(f"  {r.message}")
@@ -80,25 +81,19 @@ def _runs_show(store: "RunStore", args: argparse.Namespace) -> int:
     out += _parent(store, r)
     out += ["", "Repeat it with:", f"  {repeat_line(store, r)}", "", "Settings:"]
     out += [f"  {line}" for line in r.train_config().to_toml().splitlines()]
-    changes = changes_of(store.events_at(r.id)).changes
-    if changes:
-        out += ["", "Changes:"] + [f"  {format_change(c)}" for c in changes]
+    if view.changes:
+        out += ["", "Changes:"] + [f"  {c.describe()}" for c in view.changes]
     out += _checkpoints(store, r.id)
-    epochs = store.epochs(r.id)
-    if epochs:
+    if view.epochs:
         rows = [("EPOCH", "TRAIN LOSS", "TRAIN ACC", "VAL LOSS", "VAL ACC", "LR", "SECONDS")]
-        for e in epochs:
-            rows.append((str(e["epoch"]), f"{e['train_loss']:.4f}", percent(e["train_acc"]),
-                         "-" if e["val_loss"] is None else f"{e['val_loss']:.4f}", percent(e["val_acc"]),
-                         f"{e['lr']:.3g}", f"{e['seconds']:.1f}"))
+        for e in view.epochs:
+            rows.append((str(e.epoch), f"{e.train_loss:.4f}", percent(e.train_acc),
+                         "-" if e.val_loss is None else f"{e.val_loss:.4f}", percent(e.val_acc), f"{e.lr:.3g}",
+                         f"{e.seconds:.1f}"))
         out += ["", "Epochs:"] + [f"  {line}" for line in table(rows)]
-    evaluation = store.evaluation(r.id)
-    if evaluation:
-        from ..engine.events import event_from_dict
-        from ..format import format_test
-
-        result = event_from_dict(evaluation)
-        out += ["", "Evaluation:", f"  {format_test(result)}"]
+    result = view.evaluation
+    if result:
+        out += ["", "Evaluation:", f"  {result.describe()}"]
         out += [f"  {name:<12} {acc:6.2f}%" for name, acc in zip(result.classes, result.per_class_acc)]
     print("\n".join(out))
     return 0

@@ -1,13 +1,16 @@
 """Events the engine emits: plain, immutable, JSON-serializable dataclasses.
 
-Every consumer (CLI printer, TUI, run store) sees the same stream; `event_name`
-is the `event` key written by `to_dict`. A run's lifecycle is declared here once too:
-`next_state` folds events into the state every view shows.
+Every consumer (CLI printer, TUI, run store) sees the same stream. An event type declares itself
+here, once: its fields, its JSON name (`event_name`, the `event` key written by `to_dict`; defining
+the class registers it), and its sentence for people (`describe`). How a run's view folds it is in
+runs/view.py. A run's lifecycle is declared here once too: `next_state` folds events into the state
+every view shows.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, ClassVar
@@ -15,12 +18,39 @@ from typing import Any, ClassVar
 from .config import TrainConfig
 
 
+EVENT_TYPES: dict[str, type["Event"]] = {}  # by JSON name; each class below adds itself
+
+
 @dataclass(frozen=True)
 class Event:
     event_name: ClassVar[str] = "event"
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "event_name" in cls.__dict__:
+            EVENT_TYPES[cls.event_name] = cls
+
     def to_dict(self) -> dict[str, Any]:
         return {"event": self.event_name, **_plain(self)}
+
+    def describe(self) -> str | None:
+        """The event in one line for people, as the app's log, `attach` and `train` say it; None for an
+        event people are not told of (progress, the start of a segment, which views show in other ways)."""
+        return None
+
+
+def arrow() -> str:
+    try:
+        # Textual's print capture stands in for stdout inside the app and has no encoding: ascii then
+        "\u2192".encode(getattr(sys.stdout, "encoding", None) or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return "->"
+    return "\u2192"
+
+
+def metric_value(monitor: str, value: float) -> str:
+    """A monitored metric as the epoch lines show it: a loss to 4 places, an accuracy in percent."""
+    return f"{value:.2f}%" if monitor == "val_acc" else f"{value:.4f}"
 
 
 def _plain(value: Any) -> Any:
@@ -102,6 +132,13 @@ class EpochEnded(Event):
     samples_per_s: float
     step: int = 0
 
+    def describe(self) -> str:
+        """In under 70 columns, so the app's log never scrolls sideways at 80x24."""
+        line = f"Epoch {self.epoch}/{self.epochs}  train {self.train_loss:.4f} {self.train_acc:5.2f}%"
+        if self.val_loss is not None:
+            line += f"  val {self.val_loss:.4f} {self.val_acc:5.2f}%"
+        return line + f"  {self.seconds:.1f}s"
+
 
 @dataclass(frozen=True)
 class PredictionSample:
@@ -124,6 +161,9 @@ class EvaluationEnded(Event):
     seconds: float = 0.0
     weights_epoch: int | None = None  # the epoch whose weights were evaluated, when the loop knows it
 
+    def describe(self) -> str:
+        return f"Test Loss: {self.test_loss:.4f}, Test Accuracy: {self.test_acc:.2f}%"
+
 
 @dataclass(frozen=True)
 class RunPaused(Event):
@@ -131,6 +171,10 @@ class RunPaused(Event):
     epoch: int
     step: int
     seconds: float = 0.0  # training time so far
+    lr: float | None = None  # the lr in force (a schedule moves it between progress reports); None in older logs
+
+    def describe(self) -> str:
+        return f"Paused at step {self.step}"
 
 
 @dataclass(frozen=True)
@@ -139,6 +183,10 @@ class RunResumed(Event):
     epoch: int
     step: int
     seconds: float = 0.0
+    lr: float | None = None
+
+    def describe(self) -> str:
+        return f"Resumed at step {self.step}"
 
 
 @dataclass(frozen=True)
@@ -148,6 +196,12 @@ class LearningRateChanged(Event):
     step: int
     reason: str = ""  # "" for a change someone asked for; "plateau" for the plateau schedule's cut
     previous: float | None = None  # the lr in force before; None in logs written before it was kept
+
+    def describe(self) -> str:
+        if self.reason == "plateau" and self.previous is not None:
+            return f"Learning rate {self.previous:.3g} {arrow()} {self.lr:.3g} (plateau) at step {self.step}"
+        line = f"Learning rate set to {self.lr:.3g}" + (f" ({self.reason})" if self.reason else "")
+        return line + (f" (was {self.previous:.3g})" if self.previous is not None else "") + f" at step {self.step}"
 
 
 @dataclass(frozen=True)
@@ -163,6 +217,11 @@ class EarlyStopped(Event):
     patience: int
     step: int = 0
 
+    def describe(self) -> str:
+        return (f"Early stop after epoch {self.epoch}: {self.monitor} has not improved for {self.patience} "
+                f"epoch{'s' * (self.patience != 1)} (best {metric_value(self.monitor, self.best_value)} "
+                f"at epoch {self.best_epoch})")
+
 
 @dataclass(frozen=True)
 class BestWeightsRestored(Event):
@@ -174,12 +233,20 @@ class BestWeightsRestored(Event):
     value: float
     last_epoch: int  # the epoch trained last, whose weights were replaced
 
+    def describe(self) -> str:
+        line = (f"Evaluating the weights of epoch {self.epoch} (best {self.monitor} "
+                f"{metric_value(self.monitor, self.value)})")
+        return line + (f", not those of the last epoch, {self.last_epoch}" if self.last_epoch != self.epoch else "")
+
 
 @dataclass(frozen=True)
 class RunFinished(Event):
     event_name: ClassVar[str] = "run_finished"
     epochs_done: int
     seconds: float
+
+    def describe(self) -> str:
+        return f"Finished {self.epochs_done} epochs in {self.seconds:.1f}s"
 
 
 @dataclass(frozen=True)
@@ -190,6 +257,9 @@ class RunStopped(Event):
     reason: str = "stopped by request"
     step: int | None = None  # set by the recorder (the loop's stop knows no more than its epochs); None in older logs
 
+    def describe(self) -> str:
+        return f"Stopped after {self.epochs_done} epoch(s)"
+
 
 @dataclass(frozen=True)
 class RunFailed(Event):
@@ -197,6 +267,9 @@ class RunFailed(Event):
     message: str
     epochs_done: int = 0
     seconds: float = 0.0
+
+    def describe(self) -> str:
+        return f"Failed: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -208,7 +281,13 @@ class CheckpointSaved(Event):
     epoch: int  # epochs completed
     step: int
     reason: str  # epoch, stop, request, closed
-    best_path: str = ""  # set when this state is also the best so far (by validation accuracy)
+    best_path: str = ""  # set when this state is also the best so far (by the run's --monitor)
+
+    def describe(self) -> str | None:
+        if self.reason == "epoch":
+            return None  # one per epoch would drown the log; the epoch's own line says it
+        done = f"after {self.epoch} whole epoch{'s' * (self.epoch != 1)}"
+        return f"Checkpoint saved at step {self.step:,} ({self.reason}; {done}): {self.path}"
 
 
 @dataclass(frozen=True)
@@ -220,6 +299,9 @@ class RunInterrupted(Event):
     epochs_done: int = 0
     seconds: float = 0.0
 
+    def describe(self) -> str:
+        return f"Interrupted after {self.epochs_done} epoch(s): {self.message}"
+
 
 @dataclass(frozen=True)
 class ProcessStarted(Event):
@@ -230,6 +312,9 @@ class ProcessStarted(Event):
     pid: int
     resuming: bool = False
 
+    def describe(self) -> str:
+        return f"Training process started (pid {self.pid})" + (" to resume the run" if self.resuming else "")
+
 
 @dataclass(frozen=True)
 class CommandReceived(Event):
@@ -239,6 +324,9 @@ class CommandReceived(Event):
     command: str
     value: float | None = None
     step: int | None = None  # the run's step when it arrived; None in logs written before it was kept
+
+    def describe(self) -> str | None:
+        return "Checkpoint requested" if self.command == "checkpoint" else None  # the others show by their effect
 
 
 @dataclass(frozen=True)
@@ -251,6 +339,10 @@ class CommandIgnored(Event):
     value: float | None = None
     reason: str = "the run had ended"
 
+    def describe(self) -> str:
+        value = f" {self.value:g}" if self.value is not None else ""
+        return f"{self.command}{value} not applied: {self.reason}"
+
 
 @dataclass(frozen=True)
 class ForkedFrom(Event):
@@ -260,6 +352,9 @@ class ForkedFrom(Event):
     parent_id: str
     epoch: int
     step: int
+
+    def describe(self) -> str:
+        return f"Forked from run {self.parent_id}@{self.epoch} (step {self.step:,})"
 
 
 @dataclass(frozen=True)
@@ -271,6 +366,9 @@ class ReplayPlanned(Event):
     source_id: str
     lr_changes: list[list[float]] = field(default_factory=list)  # [step, lr] pairs, in step order
 
+    def describe(self) -> str:
+        return f"Replays the {len(self.lr_changes)} lr change(s) of run {self.source_id}"
+
 
 @dataclass(frozen=True)
 class RunQueued(Event):
@@ -281,16 +379,15 @@ class RunQueued(Event):
     sweep_id: str = ""  # runs queued together (a sweep, the seeds of one config) share an id and a name
     sweep_name: str = ""
 
+    def describe(self) -> str:
+        sweep = f" (sweep {self.sweep_name or self.sweep_id})" if self.sweep_id else ""
+        return f"Queued at position {self.position}{sweep}"
+
 
 TERMINAL_EVENTS = (RunFinished, RunStopped, RunFailed, RunInterrupted)
+# written only by a process that trains the run
+TRAINING_SIGNS = (BatchProgress, EpochEnded, EvaluationEnded, CheckpointSaved, CommandReceived, LearningRateChanged)
 
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.event_name: cls
-    for cls in (RunStarted, BatchProgress, EpochEnded, EvaluationEnded, RunPaused, RunResumed,
-                LearningRateChanged, EarlyStopped, BestWeightsRestored, RunFinished, RunStopped, RunFailed,
-                RunInterrupted, CheckpointSaved, CommandReceived, ProcessStarted, RunQueued, CommandIgnored,
-                ForkedFrom, ReplayPlanned)
-}
 
 
 class RunState(str, Enum):
@@ -307,7 +404,13 @@ class RunState(str, Enum):
 
     @property
     def active(self) -> bool:
+        """A process trains it, or is about to: it takes commands."""
         return self in (RunState.STARTING, RunState.RUNNING, RunState.PAUSED)
+
+    @property
+    def ended(self) -> bool:
+        """Its log ends with an ending: nothing trains it until it is resumed."""
+        return self in ENDING_STATE.values()
 
     def __str__(self) -> str:
         return self.value
@@ -329,6 +432,8 @@ def next_state(state: RunState, event: Event) -> RunState:
         return RunState.STARTING
     if isinstance(event, RunQueued):
         return RunState.QUEUED
+    if state in (RunState.QUEUED, RunState.INTERRUPTED) and isinstance(event, TRAINING_SIGNS):
+        return RunState.RUNNING  # a process trains it after all: one the liveness check gave up on too soon
     return ENDING_STATE.get(type(event), state)
 
 

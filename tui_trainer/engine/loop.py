@@ -351,7 +351,7 @@ class TrainingRun:
         if control.stop_requested:
             raise _Stop
         if control.paused:
-            yield RunPaused(epoch=self.epoch + 1, step=self.step, seconds=self.elapsed())
+            yield RunPaused(epoch=self.epoch + 1, step=self.step, seconds=self.elapsed(), lr=self.lr)
             paused_at = time.perf_counter()
             while not control.wait_while_paused(0.05):
                 yield from self._change_lr(control.take_lr())
@@ -359,7 +359,7 @@ class TrainingRun:
             if control.stop_requested:
                 raise _Stop
             yield from self._change_lr(control.take_lr())
-            yield RunResumed(epoch=self.epoch + 1, step=self.step, seconds=self.elapsed())
+            yield RunResumed(epoch=self.epoch + 1, step=self.step, seconds=self.elapsed(), lr=self.lr)
 
     def _obey_agreed(self, agreed: Agreed) -> Iterator[Event]:
         """`_obey_control` for several ranks: every rank acts on what rank 0 broadcast, at the same step."""
@@ -367,7 +367,7 @@ class TrainingRun:
         if agreed.stop or agreed.paused:
             self._global_sums()  # a checkpoint taken now (by rank 0 alone) needs them
         if agreed.paused and not agreed.stop:
-            yield RunPaused(epoch=self.epoch + 1, step=self.step, seconds=self.elapsed())
+            yield RunPaused(epoch=self.epoch + 1, step=self.step, seconds=self.elapsed(), lr=self.lr)
             paused_at = time.perf_counter()
             while agreed.paused and not agreed.stop:
                 if self.dist.main:
@@ -376,7 +376,7 @@ class TrainingRun:
                 yield from self._change_lr(agreed.lr)
             self._leave_out(time.perf_counter() - paused_at)
             if not agreed.stop:
-                yield RunResumed(epoch=self.epoch + 1, step=self.step, seconds=self.elapsed())
+                yield RunResumed(epoch=self.epoch + 1, step=self.step, seconds=self.elapsed(), lr=self.lr)
         if agreed.stop:
             raise _Stop
 

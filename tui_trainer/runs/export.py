@@ -8,7 +8,6 @@ import io
 import json
 
 from ..engine.events import EpochEnded
-from .changes import changes_of
 from .replay import repeat_line
 from .store import RunStore
 
@@ -19,13 +18,14 @@ def export_run(store: RunStore, run_id: str, fmt: str) -> str:
     if fmt not in FORMATS:
         raise ValueError(f"format: got {fmt!r}; choose csv or json")
     record = store.get_run(run_id)
-    epochs = store.epochs(record.id)
+    view = store.view(record.id)
+    epochs = [e.to_dict() for e in view.epochs]
     if fmt == "json":
         # changes: what altered the run's course, each {step, epoch, what, value, previous, by, detail}
-        changes = [c.to_dict() for c in changes_of(store.events_at(record.id)).changes]
         return json.dumps({"run": dataclasses.asdict(record), "command": repeat_line(store, record),
-                           "epochs": epochs, "steps": store.steps(record.id), "changes": changes,
-                           "evaluation": store.evaluation(record.id)}) + "\n"
+                           "epochs": epochs, "steps": sorted(view.steps.items()),
+                           "changes": [c.to_dict() for c in view.changes],
+                           "evaluation": view.evaluation.to_dict() if view.evaluation else None}) + "\n"
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=[f.name for f in dataclasses.fields(EpochEnded)],
                             extrasaction="ignore", lineterminator="\n")

@@ -15,7 +15,6 @@ from typing import Callable
 from ..engine.command import command_line
 from ..engine.control import TrainingControl
 from ..engine.events import ReplayPlanned
-from .changes import changes_of
 from .store import RunRecord, RunStore
 
 
@@ -51,7 +50,7 @@ class ReplayControl(TrainingControl):
 
 def lr_plan(store: RunStore, source_id: str) -> list[tuple[int, float]]:
     """The (step, lr) changes of `source_id` that a replay applies."""
-    return changes_of(store.events_at(source_id)).lr_changes()
+    return store.view(source_id).lr_changes()
 
 
 def plan_replay(store: RunStore, run_id: str, source_id: str) -> list[tuple[int, float]]:
@@ -65,13 +64,12 @@ def plan_replay(store: RunStore, run_id: str, source_id: str) -> list[tuple[int,
 def replay_control(store: RunStore, run_id: str, step: Callable[[], int], start_step: int) -> ReplayControl | None:
     """The control that carries on the run's plan from `start_step` (0, or where a resume starts), leaving out
     changes its log shows applied already; None when the run replays nothing."""
-    planned = store.logged(run_id, "replay_planned")
-    if not planned:
+    view = store.view(run_id)
+    if view.replay is None:
         return None
     # what came after start_step in the log is trained again, so only changes up to it count as done
-    applied = {(c.step, c.value) for c in changes_of(store.events_at(run_id)).changes
-               if c.what == "lr" and c.step <= start_step}
-    left = [(int(s), float(lr)) for s, lr in planned[-1]["lr_changes"]
+    applied = {(c.step, c.value) for c in view.changes if c.what == "lr" and c.step <= start_step}
+    left = [(int(s), float(lr)) for s, lr in view.replay.lr_changes
             if s >= start_step and (int(s), float(lr)) not in applied]
     return ReplayControl(left, step)
 
@@ -86,5 +84,5 @@ def repeat_line(store: RunStore, record: RunRecord) -> str:
             base = store.get_run(record.parent_id).train_config()
         except LookupError:  # the parent was deleted: its settings are unknown, so every setting is given
             base = None
-    replay = record.id if changes_of(store.events_at(record.id)).lr_changes() else ""
+    replay = record.id if store.view(record.id).lr_changes() else ""
     return command_line(record.train_config(), base=base, fork=fork, replay=replay)

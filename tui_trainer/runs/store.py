@@ -34,18 +34,25 @@ from typing import Any, Iterator
 
 from ..engine.commands import Command
 from ..engine.config import TrainConfig
-from ..engine.events import (ENDING_STATE, CheckpointSaved, CommandIgnored, EpochEnded, EvaluationEnded, Event,
-                             ForkedFrom, ProcessStarted, RunInterrupted, RunPaused, RunQueued, RunResumed, RunStarted,
-                             RunState, ending_message, event_from_dict)
+from ..engine.events import (ENDING_STATE, CommandIgnored, EvaluationEnded, Event, ProcessStarted, RunInterrupted, RunQueued,
+                             RunStarted, RunState, ending_message, event_from_dict)
 from .processes import process_alive, process_token
 from .schema import MIGRATIONS, pack, unpack
+from .view import RunView, view_of
 
 STORE_FILE = "runs.sqlite3"
 BUSY_TIMEOUT_S = 10.0
 MARK_WAIT_S = 0.5  # how long marking dead runs waits for the write lock before leaving it to the next look
-# the status column: queued until the queue's runner starts it, running while a process owns the run, else how
-# its log ended
-STATUSES = (RunState.QUEUED.value, RunState.RUNNING.value, *(state.value for state in ENDING_STATE.values()))
+VIEWS_KEPT = 16  # runs whose latest view a process keeps, so that appending to a log never folds it again
+
+
+def status_of(state: RunState) -> str:
+    """The status column: queued until the queue's runner starts it, running while a process owns the run
+    (starting, training or paused: the liveness check watches it), else how its log ended."""
+    return RunState.RUNNING.value if state.active else state.value
+
+
+STATUSES = tuple(dict.fromkeys(status_of(state) for state in RunState))
 _SAFE_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # ids become folder names
 
 
@@ -170,6 +177,7 @@ class RunStore:
         self.host = socket.gethostname()
         self._lock = threading.RLock()
         self._gone_unrecorded: dict[str, str] = {}  # runs found dead that could not be marked: id -> message
+        self._views: dict[str, tuple[int, RunView]] = {}  # run id -> (seq, its view up to that seq), see _view_before
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -285,11 +293,13 @@ class RunStore:
                 try:
                     yield self._db
                 except BaseException:
+                    self._views.clear()  # they may hold events that the rollback took back
                     if self._db.in_transaction:
                         self._db.execute("ROLLBACK")
                     raise
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
+                self._views.clear()
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise self._failure(exc, "write") from None
@@ -474,40 +484,46 @@ class RunStore:
         if type(event) in ENDING_STATE:
             self._answer_queued(db, run_id, event, now)
         seq = db.execute("SELECT coalesce(max(seq), 0) + 1 FROM run_events WHERE run_id = ?", (run_id,)).fetchone()[0]
+        view = self._view_before(db, run_id, seq)
+        view.apply(event, now)
         if isinstance(event, RunStarted):
-            self._project_start(db, run_id, event, now)
-        elif isinstance(event, EpochEnded):
-            db.execute("UPDATE runs SET epochs_done = ?, best_val_acc = CASE WHEN ? IS NULL THEN best_val_acc "
-                       "ELSE max(coalesce(best_val_acc, ?), ?) END WHERE id = ?",
-                       (event.epoch, event.val_acc, event.val_acc, event.val_acc, run_id))
-        elif isinstance(event, EvaluationEnded):
-            db.execute("UPDATE runs SET test_acc = ? WHERE id = ?", (event.test_acc, run_id))
-        elif isinstance(event, (RunPaused, RunResumed)):
-            db.execute("UPDATE runs SET paused = ? WHERE id = ?", (isinstance(event, RunPaused), run_id))
-        elif isinstance(event, RunQueued):
-            db.execute("UPDATE runs SET status = 'queued', sweep_id = ?, sweep_name = ? WHERE id = ?",
-                       (event.sweep_id, event.sweep_name, run_id))
-        elif isinstance(event, ForkedFrom):
-            db.execute("UPDATE runs SET parent_id = ?, parent_epoch = ? WHERE id = ?",
-                       (event.parent_id, event.epoch, run_id))
-        elif isinstance(event, CheckpointSaved):
-            db.execute("UPDATE runs SET last_checkpoint = ?, best_checkpoint = coalesce(nullif(?, ''), "
-                       "best_checkpoint) WHERE id = ?",
-                       (self._stored_path(event.path), self._stored_path(event.best_path), run_id))
-        elif type(event) in ENDING_STATE:
-            db.execute("UPDATE runs SET status = ?, message = ?, ended_at = ?, run_seconds = ?, "
-                       "active_since = NULL, paused = 0, epochs_done = ? WHERE id = ?",
-                       (ENDING_STATE[type(event)].value, ending_message(event), now, event.seconds,
-                        event.epochs_done, run_id))
-        # Any sign of life revives a run that a liveness check wrongly gave up on.
-        cursor = db.execute("UPDATE runs SET updated_at = ?, status = CASE WHEN status = 'interrupted' AND ? THEN "
-                            "'running' ELSE status END WHERE id = ?",
-                            (now, type(event) not in ENDING_STATE, run_id))
-        if cursor.rowcount == 0:
-            raise RunNotFound(f"no run {run_id}; `scratch-tui runs` lists them")
+            self._project_start(db, run_id, event)
+        self._project(db, run_id, view, now)
         db.execute("INSERT INTO run_events (run_id, seq, name, data, at) VALUES (?, ?, ?, ?, ?)",
                    (run_id, seq, event.event_name, pack(event.to_dict()), now))
+        self._views[run_id] = (seq, view)
         return seq
+
+    def _view_before(self, db: sqlite3.Connection, run_id: str, seq: int) -> RunView:
+        """The run's view up to (not with) `seq`: the one this process folded last, or the log folded again
+        where another process has written since (or this one never read it)."""
+        cached = self._views.get(run_id)
+        if cached is not None and cached[0] == seq - 1:
+            return cached[1]
+        if len(self._views) >= VIEWS_KEPT:
+            self._views.clear()
+        rows = db.execute("SELECT at, data FROM run_events WHERE run_id = ? AND seq < ? ORDER BY seq", (run_id, seq))
+        return view_of((at, event_from_dict(unpack(data))) for at, data in rows)
+
+    def _project(self, db: sqlite3.Connection, run_id: str, view: RunView, now: float) -> None:
+        """The runs row's summary, from the run's view: listing runs needs no fold. Any sign of life after an
+        ending revives the row (a liveness check wrongly gave the run up), as it revives the view."""
+        state = view.state
+        cursor = db.execute(
+            "UPDATE runs SET status = ?, paused = ?, message = ?, ended_at = ?, epochs_done = ?, best_val_acc = ?, "
+            "test_acc = ?, run_seconds = ?, active_since = ?, segment = ?, sweep_id = coalesce(?, sweep_id), "
+            "sweep_name = coalesce(?, sweep_name), parent_id = coalesce(?, parent_id), "
+            "parent_epoch = coalesce(?, parent_epoch), last_checkpoint = nullif(?, ''), "
+            "best_checkpoint = nullif(?, ''), updated_at = ? WHERE id = ?",
+            (status_of(state), state == RunState.PAUSED, ending_message(view.ended) if state.ended else "",
+             now if state.ended else None, view.epochs_done, view.best_val_acc,
+             view.evaluation.test_acc if view.evaluation else None, view.seconds, view.seconds_at,
+             view.segments, view.queued.sweep_id if view.queued else None,
+             view.queued.sweep_name if view.queued else None, view.forked.parent_id if view.forked else None,
+             view.forked.epoch if view.forked else None, self._stored_path(view.last_checkpoint),
+             self._stored_path(view.best_checkpoint), now, run_id))
+        if cursor.rowcount == 0:
+            raise RunNotFound(f"no run {run_id}; `scratch-tui runs` lists them")
 
     def _answer_queued(self, db: sqlite3.Connection, run_id: str, ending: Event, now: float) -> None:
         """Commands still queued when the run ends will never reach it: each is answered in the log, just
@@ -518,21 +534,17 @@ class RunStore:
         for name, value in queued:
             self._append(db, run_id, CommandIgnored(name, value, f"the run had {state} before it arrived"), now)
 
-    def _project_start(self, db: sqlite3.Connection, run_id: str, event: RunStarted, now: float) -> None:
-        kept = [e for e in _fold_epochs(self._rows(db, run_id, ("run_started", "epoch_end")))
-                if e["epoch"] <= event.resumed_from_epoch]
-        best = max((e["val_acc"] for e in kept if e["val_acc"] is not None), default=None)
+    def _project_start(self, db: sqlite3.Connection, run_id: str, event: RunStarted) -> None:
+        """What a segment's start says of where and with what it trains."""
         torch = sys.modules.get("torch")  # loaded by whoever trains; never imported here
         pid = os.getpid()
         config = event.config
         db.execute(
-            "UPDATE runs SET status = 'running', message = '', paused = 0, ended_at = NULL, active_since = ?, "
-            "config = ?, model = ?, dataset = ?, epochs = ?, epochs_done = ?, test_acc = NULL, best_val_acc = ?, "
-            "device = ?, device_name = ?, torch_version = ?, pid = ?, pid_token = ?, host = ?, segment = segment + 1, "
-            "started = ? WHERE id = ?",
-            (now, json.dumps(config.to_dict()), config.model, config.dataset, config.epochs, event.resumed_from_epoch,
-             best, event.device, event.device_name, getattr(torch, "__version__", ""), pid, process_token(pid),
-             self.host, json.dumps(event.to_dict()), run_id),
+            "UPDATE runs SET config = ?, model = ?, dataset = ?, epochs = ?, device = ?, device_name = ?, "
+            "torch_version = ?, pid = ?, pid_token = ?, host = ?, started = ? WHERE id = ?",
+            (json.dumps(config.to_dict()), config.model, config.dataset, config.epochs, event.device,
+             event.device_name, getattr(torch, "__version__", ""), pid, process_token(pid), self.host,
+             json.dumps(event.to_dict()), run_id),
         )
 
     def end_run(self, run_id: str, event: Event) -> None:
@@ -591,12 +603,6 @@ class RunStore:
                     f"evaluates it and marks it finished")
         return f"`scratch-tui train --resume {run_id}` continues from its last checkpoint"
 
-    def _rows(self, db: sqlite3.Connection, run_id: str, names: tuple[str, ...], after: int = 0) -> list[dict]:
-        marks = ", ".join("?" * len(names))
-        return [unpack(r[0]) for r in db.execute(
-            f"SELECT data FROM run_events WHERE run_id = ? AND seq > ? AND name IN ({marks}) ORDER BY seq",
-            (run_id, after, *names))]
-
     # -- reading ------------------------------------------------------------------
     def list_runs(self, sweep: str | None = None) -> list[RunSummary]:
         """Every run, newest first; with `sweep`, those of the sweep whose id is or starts with it."""
@@ -639,49 +645,38 @@ class RunStore:
                            (run_id, after, limit))
         return [(seq, event_from_dict(unpack(data))) for seq, data in rows]
 
-    def events_at(self, run_id: str) -> list[tuple[float, Event]]:
-        """(when it was logged, event) of the run's whole log, in order: what the run's changes are read from
-        (a pause lasted from its RunPaused to its RunResumed). Progress reports and the evaluation (its images
-        make it large) are left out: they change nothing."""
+    def view(self, run_id: str, only: tuple[str, ...] = ()) -> RunView:
+        """The run's log folded into its view; `only`: just the events of these names, for a reader that needs
+        no more (a table of epochs needs no progress reports, nor the evaluation's images)."""
         run_id = self.resolve(run_id)
-        rows = self._query("SELECT at, data FROM run_events WHERE run_id = ? AND name NOT IN ('batch_progress', "
-                           "'eval_end') ORDER BY seq", (run_id,))
-        return [(at, event_from_dict(unpack(data))) for at, data in rows]
+        names = f" AND name IN ({', '.join('?' * len(only))})" if only else ""
+        rows = self._query(f"SELECT at, data FROM run_events WHERE run_id = ?{names} ORDER BY seq", (run_id, *only))
+        return view_of((at, event_from_dict(unpack(data))) for at, data in rows)
 
     def logged(self, run_id: str, *names: str) -> list[dict[str, Any]]:
         """The run's events of these names, in log order, as `to_dict()` gives them."""
-        return self._named(run_id, *names)
+        run_id = self.resolve(run_id)
+        marks = ", ".join("?" * len(names))
+        return [unpack(r[0]) for r in self._query(
+            f"SELECT data FROM run_events WHERE run_id = ? AND name IN ({marks}) ORDER BY seq", (run_id, *names))]
 
     def last_seq(self, run_id: str) -> int:
         return self._query("SELECT coalesce(max(seq), 0) FROM run_events WHERE run_id = ?", (run_id,))[0][0]
 
-    def _named(self, run_id: str, *names: str) -> list[dict[str, Any]]:
-        run_id = self.resolve(run_id)
-        with self._lock:
-            try:
-                return self._rows(self._db, run_id, names)
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot read the run store {self.db_path} ({exc})") from None
-
     def epochs(self, run_id: str, after: int = 0) -> list[dict[str, Any]]:
         """The run's epochs as `EpochEnded.to_dict()` gives them, with epoch > `after`; a resume replaces
         what it trained again."""
-        return [e for e in _fold_epochs(self._named(run_id, "run_started", "epoch_end")) if e["epoch"] > after]
+        view = self.view(run_id, only=("run_started", "epoch_end"))
+        return [e.to_dict() for e in view.epochs if e.epoch > after]
 
     def steps(self, run_id: str, after: int = 0) -> list[tuple[int, float]]:
         """(step, running loss of its epoch) of the progress reports with step > `after`, in order."""
-        kept: dict[int, float] = {}
-        for e in self._named(run_id, "run_started", "batch_progress"):
-            if e["event"] == "run_started":
-                kept = {s: loss for s, loss in kept.items() if s <= e["resumed_from_step"]}
-            else:
-                kept[e["step"]] = e["loss"]
-        return sorted((s, loss) for s, loss in kept.items() if s > after)
+        steps = self.view(run_id, only=("run_started", "batch_progress")).steps
+        return sorted((s, loss) for s, loss in steps.items() if s > after)
 
-    def evaluation(self, run_id: str) -> dict[str, Any] | None:
-        """The evaluation of the run's latest segment as `to_dict()` gives it (samples with images), or None."""
-        rows = self._named(run_id, "run_started", "eval_end")
-        return rows[-1] if rows and rows[-1]["event"] == "eval_end" else None
+    def evaluation(self, run_id: str) -> EvaluationEnded | None:
+        """The evaluation of the run's latest segment (samples with images), or None."""
+        return self.view(run_id, only=("run_started", "eval_end")).evaluation
 
     def latest_running(self) -> str | None:
         self.mark_interrupted()
@@ -739,14 +734,3 @@ def still_running(store: RunStore, record: RunRecord) -> StoreError:
     where = f"pid {record.pid}" + (f" on {record.host}" if record.host != store.host else "")
     return StoreError(f"run {record.id} is still running ({where}); stop it first with "
                       f"`scratch-tui runs control {record.id} stop`")
-
-
-def _fold_epochs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """EpochEnded dicts from run_started/epoch_end rows in log order: a resume drops what it trains again."""
-    epochs: list[dict[str, Any]] = []
-    for row in rows:
-        if row["event"] == "run_started":
-            epochs = [e for e in epochs if e["epoch"] <= row.get("resumed_from_epoch", 0)]
-        else:
-            epochs.append(row)
-    return epochs

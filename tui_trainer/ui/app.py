@@ -30,8 +30,8 @@ from ..runs.handle import RunHandle, RunLauncher, RunNotRunning
 from ..runs.recording import resume_run
 from ..runs.spawn import SpawnError
 from ..runs.store import RunNotFound, RunStore, StoreError
+from ..runs.view import RunView
 from .collector import CHECK_EVERY_S, IdleCollector
-from .history import RunHistory
 from .messages import EngineEvent
 from .screens.evaluate import EvaluationScreen
 from .screens.help import HELP_IN_FOOTER, HelpScreen, TooSmallScreen, key_display
@@ -85,7 +85,7 @@ class TrainerApp(App):
         self.devices = devices if devices is not None else list_devices()
         self._dataset_status = dataset_status
         self.initial_config = config or TrainConfig()
-        self.history = RunHistory()
+        self.run_view = RunView()
         self.handle: RunHandle | None = None  # the run on the training screen
         self._attach_first = attach
         self._follow_stop = threading.Event()
@@ -169,7 +169,7 @@ class TrainerApp(App):
         self.call_after_refresh(self._check_size)  # still too small: the notice comes back on top
 
     def show_evaluation(self, evaluation: EvaluationEnded) -> None:
-        s = self.history.started
+        s = self.run_view.started
         title = f" · {s.config.model} on {s.dataset_title}" if s else ""
         self.push_evaluation(evaluation, title)
 
@@ -322,8 +322,8 @@ class TrainerApp(App):
         """Show `handle` on the training screen: its log replayed, then followed live."""
         self._follow_stop.set()  # the run viewed before goes on without us
         self.handle = handle
-        self.history = RunHistory()
-        self._show_main(TrainScreen(self.history))
+        self.run_view = RunView()
+        self._show_main(TrainScreen(self.run_view))
         stop = self._follow_stop = threading.Event()
         # On the App, not the screen: a worker dies with the node that started it.
         self._follow_worker = self.run_worker(lambda: self._follow(handle, stop), thread=True,
@@ -338,7 +338,7 @@ class TrainerApp(App):
 
     def send(self, command: Command) -> bool:
         """Send a command to the run on screen; False (with the reason shown) when it cannot take it."""
-        if self.handle is None or not self.history.is_active:
+        if self.handle is None or not self.run_view.is_active:
             self.notify("No run is in progress.", severity="warning")
             return False
         try:
@@ -378,16 +378,16 @@ class TrainerApp(App):
     # -- workers and quitting ----------------------------------------------
     def on_engine_event(self, message: EngineEvent) -> None:
         if message.viewer is self._follow_stop:  # events still queued from the run viewed before are dropped
-            self.history.apply(message.event)
+            self.run_view.apply(message.event)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # only the follow of the run on screen: one left over from a run viewed before is not this run's failure
-        if event.worker is self._follow_worker and event.state == WorkerState.ERROR and self.history.is_active:
+        if event.worker is self._follow_worker and event.state == WorkerState.ERROR and self.run_view.is_active:
             error = event.worker.error
-            self.history.apply(RunFailed(message=f"{type(error).__name__}: {error}"))
+            self.run_view.apply(RunFailed(message=f"{type(error).__name__}: {error}"))
 
     def action_quit(self) -> None:
-        if self.handle is None or not self.history.is_active or isinstance(self.screen, QuitScreen):
+        if self.handle is None or not self.run_view.is_active or isinstance(self.screen, QuitScreen):
             self._leave()
             return
 
@@ -396,7 +396,7 @@ class TrainerApp(App):
             if choice == "leave" or (choice == "stop" and self.send(Command("stop"))):
                 self._leave()
 
-        self.push_screen(QuitScreen(self.handle.run_id, self.history.state), chosen)
+        self.push_screen(QuitScreen(self.handle.run_id, self.run_view.state), chosen)
 
     def _leave(self) -> None:
         self._follow_stop.set()  # the run goes on without us

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..engine.events import EvaluationEnded, RunState, event_from_dict
+from ..engine.events import RunState
 from ..runs.queue import queued
 from ..runs.store import RunNotFound, RunStore, StoreError
 
@@ -40,6 +40,4 @@ def open_run(app, store: RunStore, run_id: str) -> None:
     if evaluation is None:  # stopped or interrupted: evaluate its best checkpoint instead
         app.evaluate_checkpoint(record.id, "best")
         return
-    event = event_from_dict(evaluation)
-    assert isinstance(event, EvaluationEnded)
-    app.push_evaluation(event, f" · run {record.id} · {record.model} on {record.dataset}")
+    app.push_evaluation(evaluation, f" · run {record.id} · {record.model} on {record.dataset}")

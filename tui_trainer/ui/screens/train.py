@@ -13,11 +13,11 @@ from textual.timer import Timer
 from textual.widgets import Label, ProgressBar, RichLog, Static
 
 from ...engine.commands import Command
-from ...engine.events import EpochEnded, RunState
-from ...format import clock, format_test
+from ...engine.events import RunState
+from ...format import clock
 from ...runs.queue import queued
 from ...runs.store import StoreError
-from ..history import RunHistory
+from ...runs.view import RunView
 from ..markup import markup
 from ..widgets.charts import AccuracyChart, LossChart
 from ..widgets.footer import KeyFooter
@@ -36,14 +36,6 @@ CHART_SECONDS = 2.0 if FEW_CORES else 1.0
 QUEUE_SECONDS = 2.0  # a queued run's place in the queue is read again this often
 
 
-def compact_epoch(e: EpochEnded) -> str:
-    """An epoch in under 70 columns, so the log never scrolls sideways at 80x24."""
-    line = f"Epoch {e.epoch}/{e.epochs}  train {e.train_loss:.4f} {e.train_acc:5.2f}%"
-    if e.val_loss is not None:
-        line += f"  val {e.val_loss:.4f} {e.val_acc:5.2f}%"
-    return line + f"  {e.seconds:.1f}s"
-
-
 class TrainScreen(Screen):
     HELP_TITLE = "Training"
     # The footer fits 80 columns: short labels there, the full name (tooltip) in the palette and help;
@@ -60,19 +52,23 @@ class TrainScreen(Screen):
         Binding("n", "new_run", "New", tooltip="New run"),
         HELP_IN_FOOTER,
     ]
+    STEERING = ("toggle_pause", "stop", "scale_lr", "type_lr", "checkpoint")  # for a run a process trains
 
-    def __init__(self, history: RunHistory) -> None:
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """A run that has ended (or waits in the queue) takes no commands: its footer offers none."""
+        return self.run_view.is_active or action not in self.STEERING
+
+    def __init__(self, run_view: RunView) -> None:
         super().__init__()
-        self.history = history
+        self.run_view = run_view
         self._drawn_version = -1
         self._charted_at = 0.0
         self._redraw_timer: Timer | None = None
         self._redrawn_at = 0.0
         self._chart_timer: Timer | None = None
         self._texts: dict[str, object] = {}
-        self._logged_epochs: list[EpochEnded] = []
         self._logged_lines = 0
-        self._logged_eval = False
+        self._steerable = True  # as the footer was built: with the steering keys
         self._position: int | None = None  # a queued run's place in the queue, as the store said last
         self._position_at = 0.0
         self.gpu = GpuLine(id="gpu")  # shown only for a CUDA run whose card NVML reads
@@ -96,14 +92,14 @@ class TrainScreen(Screen):
     def on_mount(self) -> None:
         # Draw when the run changes, not on a fast timer: every wake-up of this process
         # interrupts one of the training process's threads on a small machine.
-        self.history.on_change = self._history_changed
+        self.run_view.on_change = self._view_changed
         self.set_interval(CLOCK_SECONDS, self._tick_clock)
         # after the first refresh: a screen switched in while another is switching out has no widgets yet
         self.call_after_refresh(self.redraw)
 
     def on_unmount(self) -> None:
-        if self.history.on_change == self._history_changed:
-            self.history.on_change = None
+        if self.run_view.on_change == self._view_changed:
+            self.run_view.on_change = None
 
     def on_screen_resume(self) -> None:
         self.gpu.resume()
@@ -112,7 +108,7 @@ class TrainScreen(Screen):
     def on_screen_suspend(self) -> None:
         self.gpu.pause()  # no readings for a screen out of sight
 
-    def _history_changed(self) -> None:
+    def _view_changed(self) -> None:
         # At most one redraw per REDRAW_SECONDS, and at once when the last was longer ago: an event
         # after a quiet spell shows now, and a burst of events (a replayed log) draws once.
         if self._redraw_timer is not None:
@@ -133,19 +129,22 @@ class TrainScreen(Screen):
         self.redraw()
 
     def _tick_clock(self) -> None:
-        if self.history.state == RunState.QUEUED and time.monotonic() - self._position_at >= QUEUE_SECONDS:
+        if self.run_view.state == RunState.QUEUED and time.monotonic() - self._position_at >= QUEUE_SECONDS:
             self._draw_status()  # runs ahead of it start or leave the queue: its place moves without an event
         # a redraw for an event moved the clock already: a frame of its own would cost a paint for nothing
-        if self.history.is_active and time.monotonic() - self._redrawn_at >= CLOCK_SECONDS:
+        if self.run_view.is_active and time.monotonic() - self._redrawn_at >= CLOCK_SECONDS:
             self._draw_stats()
 
     # -- drawing -----------------------------------------------------------
     def redraw(self) -> None:
         if not (self.app.is_running and self.is_attached):  # closing: an event still queued finds no widgets
             return
-        h = self.history
+        h = self.run_view
         if h.version != self._drawn_version:
             self._drawn_version = h.version
+            if h.is_active != self._steerable:
+                self._steerable = h.is_active
+                self.refresh_bindings()
             self._draw_title()
             self._draw_progress()
             self._draw_stats()
@@ -165,7 +164,7 @@ class TrainScreen(Screen):
         handle = self.app.handle
         # run id and who started it first: the one thing to know when coming back over a new SSH session
         where = "" if handle is None else f"run {handle.run_id} · {'started here' if handle.started_here else 'attached'}"
-        s = self.history.started
+        s = self.run_view.started
         self.gpu.follow(s.device if s else None)
         if not s:
             self._put("#run-title", "[b]$where[/b]", where=where)
@@ -175,14 +174,13 @@ class TrainScreen(Screen):
                        f"{s.test_size:,} · {s.where()}")
 
     def _draw_progress(self) -> None:
-        h = self.history
+        h = self.run_view
         if not h.started:
             return
         batches, epochs = h.steps_per_epoch, h.total_epochs
         epoch_fraction, _ = h.fraction_done()
-        done = len(h.epochs)
-        current = min(done + 1, epochs) if h.is_active else done
-        self._put("#epoch-label", f"Epoch {current}/{epochs}")
+        done = h.epochs_done
+        self._put("#epoch-label", f"Epoch {h.current_epoch}/{epochs}")
         self.query_one("#epoch-bar", ProgressBar).update(total=batches, progress=round(epoch_fraction * batches))
         step = h.progress.step if h.progress else 0
         step = max(step, done * batches)
@@ -191,7 +189,7 @@ class TrainScreen(Screen):
         self.query_one("#overall-bar", ProgressBar).update(total=epochs * batches, progress=step)
 
     def _draw_stats(self) -> None:
-        h = self.history
+        h = self.run_view
         parts = [f"elapsed {clock(h.elapsed)}"]
         if (eta := h.eta) is not None:
             parts.append(f"ETA {clock(eta)}")
@@ -207,7 +205,7 @@ class TrainScreen(Screen):
         self._put("#stats", "$stats", stats=" · ".join(parts))
 
     def _draw_status(self) -> None:
-        h = self.history
+        h = self.run_view
         status = self.query_one("#status", Static)
         status.set_classes(f"state-{h.state}")
         message = ""
@@ -245,7 +243,7 @@ class TrainScreen(Screen):
                 return self._position
             except StoreError:
                 return self._position  # busy: the place it had a moment ago
-        return self.history.queued.position if self.history.queued else None
+        return self.run_view.queued.position if self.run_view.queued else None
 
     def _put(self, selector: str, template: str, layout: bool = False, **text: str) -> None:
         """Show markup, with user text in its `$name` slots, in a line; repaint only when it changed.
@@ -258,27 +256,14 @@ class TrainScreen(Screen):
             self.query_one(selector, Static).update(markup(template, **text), layout=layout)
 
     def _draw_log(self) -> None:
-        h = self.history
-        log = self.query_one(RichLog)
-        # a resumed run drops the epochs after its checkpoint and trains them again: log from where they differ
-        same = 0
-        while same < min(len(h.epochs), len(self._logged_epochs)) and h.epochs[same] is self._logged_epochs[same]:
-            same += 1
-        for epoch in h.epochs[same:]:
-            log.write(compact_epoch(epoch))
-        self._logged_epochs = list(h.epochs)
-        for line in h.log[self._logged_lines:]:
+        log, lines = self.query_one(RichLog), self.run_view.log
+        for line in lines[self._logged_lines:]:
             log.write(line)
-        self._logged_lines = len(h.log)
-        if h.evaluation is None:
-            self._logged_eval = False  # a resumed run is evaluated again at its new end
-        elif not self._logged_eval:
-            log.write(format_test(h.evaluation))
-            self._logged_eval = True
+        self._logged_lines = len(lines)
 
     # -- controls: each a Command for the run's own process ----------------------
     def action_toggle_pause(self) -> None:
-        paused = self.history.state == RunState.PAUSED
+        paused = self.run_view.state == RunState.PAUSED
         if self.app.send(Command("resume" if paused else "pause")):
             self._put("#status", "[b]Resuming…[/b]" if paused else "[b]Pausing…[/b]")
 
@@ -287,13 +272,13 @@ class TrainScreen(Screen):
             self._put("#status", "[b]Stopping…[/b]")
 
     def action_scale_lr(self, factor: float) -> None:
-        if self.history.lr and self.history.is_active:
-            new = min(self.history.lr * factor, 10.0)
+        if self.run_view.lr and self.run_view.is_active:
+            new = min(self.run_view.lr * factor, 10.0)
             if self.app.send(Command("set_lr", new)):
                 self.notify(f"Learning rate → {new:.3g}")
 
     def action_type_lr(self) -> None:
-        if not self.history.is_active:
+        if not self.run_view.is_active:
             self.notify("No run is in progress.", severity="warning")
             return
 
@@ -305,7 +290,7 @@ class TrainScreen(Screen):
             self.app.send(command)
             return None
 
-        current = f"{self.history.lr:.3g}" if self.history.lr else ""
+        current = f"{self.run_view.lr:.3g}" if self.run_view.lr else ""
         self.app.push_screen(PromptScreen("New learning rate:", current, check))
 
     def action_checkpoint(self) -> None:
@@ -318,7 +303,7 @@ class TrainScreen(Screen):
         self.notify(f"Loss scale: {chart.scale_name}")
 
     def action_evaluation(self) -> None:
-        h, handle = self.history, self.app.handle
+        h, handle = self.run_view, self.app.handle
         if h.evaluation:
             self.app.show_evaluation(h.evaluation)
         elif h.is_active or handle is None:
@@ -331,6 +316,6 @@ class TrainScreen(Screen):
             self.app.evaluate_checkpoint(handle.run_id, "best")
 
     def action_new_run(self) -> None:
-        if self.history.is_active and self.app.handle is not None:
+        if self.run_view.is_active and self.app.handle is not None:
             self.notify(f"Run {self.app.handle.run_id} goes on in the background; F2 lists it.", markup=False)
         self.app.show_setup()

@@ -12,7 +12,7 @@ from rich.text import Text
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
-from ..history import ChangeMark, RunHistory, downsample
+from ...runs.view import ChangeMark, RunView
 
 # The loss goes on a log axis by itself once its largest plotted value is this many times its smallest:
 # then a linear axis leaves every halving of the loss after the first spike less than one row of dots
@@ -128,7 +128,7 @@ class RunChart(PlotextPlot):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._data_key: object = None
-        self._history: RunHistory | None = None
+        self._view: RunView | None = None
         self._rendered: tuple[object, RenderResult] | None = None
         self.builds = 0  # plot builds so far; the benchmark and the tests read it
         self._series: list[tuple[tuple[str, ...], str]] = []  # (names, longest first; marker), as plotted
@@ -150,29 +150,29 @@ class RunChart(PlotextPlot):
         # one point per column of plot area is all the eye (and the training process's CPU) can use
         return max(self.size.width - 12, 10)
 
-    def data_key(self, history: RunHistory) -> object:
+    def data_key(self, view: RunView) -> object:
         """What this chart draws, in brief: the chart is rebuilt only when it changes."""
         raise NotImplementedError
 
-    def is_stale(self, history: RunHistory) -> bool:
-        return self.data_key(history) != self._data_key
+    def is_stale(self, view: RunView) -> bool:
+        return self.data_key(view) != self._data_key
 
-    def show(self, history: RunHistory) -> bool:
-        """Redraw from the history if this chart's data moved; returns whether it did."""
-        self._history = history
-        key = self.data_key(history)
+    def show(self, view: RunView) -> bool:
+        """Redraw from the run view if this chart's data moved; returns whether it did."""
+        self._view = view
+        key = self.data_key(view)
         if key == self._data_key:
             return False
         self._data_key = key
         self.plt.clear_data()
         self._series, self._xs, self._ys, self.marks_drawn = [], [], [], []
-        self.draw(history)
+        self.draw(view)
         self.refresh()
         return True
 
     def on_resize(self) -> None:
-        if self._history is not None:  # as many points as the new width has columns
-            self.show(self._history)
+        if self._view is not None:  # as many points as the new width has columns
+            self.show(self._view)
 
     def render(self) -> RenderResult:
         if self.waiting is not None and not self._xs:
@@ -189,7 +189,7 @@ class RunChart(PlotextPlot):
             self.builds += 1
         return self._rendered[1]
 
-    def draw(self, history: RunHistory) -> None:
+    def draw(self, view: RunView) -> None:
         raise NotImplementedError
 
     def plot(self, xs: Sequence[float], ys: Sequence[float], names: tuple[str, ...], marker: str) -> None:
@@ -199,22 +199,22 @@ class RunChart(PlotextPlot):
         self._xs.extend(xs)
         self._ys.extend(y for y in ys if math.isfinite(y))
 
-    def draw_marks(self, history: RunHistory) -> None:
+    def draw_marks(self, view: RunView) -> None:
         """A vertical line at each change (an lr set or cut, a pause, a checkpoint, an early stop, restored best
         weights), in its kind's colour, with a legend entry per kind; the axis reaches each of them."""
         if not self._xs:
             return  # nothing plotted yet: no axis to put them on
-        for x, kind in chart_marks(history.marks):
+        for x, kind in chart_marks(view.marks):
             self.plt.vline(x, MARK_STYLES[kind][0])
             self.marks_drawn.append((x, kind))
             self._xs.append(x)
         for kind in dict.fromkeys(kind for _, kind in self.marks_drawn):
             self._series.append((MARK_STYLES[kind][1], "mark:" + kind))
 
-    def _plot_epochs(self, history: RunHistory, train: str, val: str, train_names: tuple[str, ...],
+    def _plot_epochs(self, view: RunView, train: str, val: str, train_names: tuple[str, ...],
                      val_names: tuple[str, ...], y=lambda v: v) -> None:
         """Per-epoch train and validation series; validation only where the run has a validation split."""
-        epochs = history.epochs
+        epochs = view.epochs
         self.plot([e.epoch for e in epochs], [y(getattr(e, train)) for e in epochs], train_names,
                   self.marker(train_names[0]))
         points = [(e.epoch, getattr(e, val)) for e in epochs if getattr(e, val) is not None]
@@ -326,22 +326,22 @@ class LossChart(RunChart):
     def toggle_log_scale(self) -> bool | None:
         """Auto, then log, then linear, then auto again; redraws at once. Returns the new setting."""
         self.log_scale = {None: True, True: False, False: None}[self.log_scale]
-        if self._history is not None:
-            self.show(self._history)
+        if self._view is not None:
+            self.show(self._view)
         return self.log_scale
 
-    def data_key(self, history: RunHistory) -> object:
+    def data_key(self, view: RunView) -> object:
         # values, not counts: a resumed run drops epochs and trains them again with new numbers
-        last_step = history.step_losses[-1] if history.step_losses else None
-        epochs = tuple((e.epoch, e.train_loss, e.val_loss) for e in history.epochs)
-        return len(history.step_losses), last_step, epochs, self._points_limit(), self.log_scale, tuple(history.marks)
+        last_step = view.step_losses[-1] if view.step_losses else None
+        epochs = tuple((e.epoch, e.train_loss, e.val_loss) for e in view.epochs)
+        return len(view.step_losses), last_step, epochs, self._points_limit(), self.log_scale, tuple(view.marks)
 
     def _title(self) -> str:
         return f"{self.title} (log)" if self.log_axis else self.title
 
-    def draw(self, history: RunHistory) -> None:
-        steps = downsample(history.step_losses, self._points_limit())
-        values = [y for _, y in steps] + [v for e in history.epochs for v in (e.train_loss, e.val_loss)
+    def draw(self, view: RunView) -> None:
+        steps = downsample(view.step_losses, self._points_limit())
+        values = [y for _, y in steps] + [v for e in view.epochs for v in (e.train_loss, e.val_loss)
                                           if v is not None]
         values = [v for v in values if math.isfinite(v)]
         positive = bool(values) and min(values) > 0
@@ -356,30 +356,30 @@ class LossChart(RunChart):
         if steps:
             self.plot([x for x, _ in steps], [y(v) for _, v in steps],
                       ("train (per step)", "train (step)", "step", "step"), "braille")
-        if history.epochs:
-            self._plot_epochs(history, "train_loss", "val_loss", ("train (epoch)", "train (epoch)", "epoch", "epoch"),
+        if view.epochs:
+            self._plot_epochs(view, "train_loss", "val_loss", ("train (epoch)", "train (epoch)", "epoch", "epoch"),
                               ("validation", "validation", "validation", "val"), y)
-        self.draw_marks(history)
+        self.draw_marks(view)
 
 
 class AccuracyChart(RunChart):
     title = "Accuracy %"
     waiting = "waiting for the first steps"
 
-    def data_key(self, history: RunHistory) -> object:
-        marks = tuple(history.marks)
-        if history.epochs:  # once an epoch is in, the running accuracy is no longer drawn
-            return tuple((e.epoch, e.train_acc, e.val_acc) for e in history.epochs), marks
-        p = history.progress
+    def data_key(self, view: RunView) -> object:
+        marks = tuple(view.marks)
+        if view.epochs:  # once an epoch is in, the running accuracy is no longer drawn
+            return tuple((e.epoch, e.train_acc, e.val_acc) for e in view.epochs), marks
+        p = view.progress
         return 0, (p.epoch, p.batch) if p else None, marks
 
-    def draw(self, history: RunHistory) -> None:
-        if history.epochs:
-            self._plot_epochs(history, "train_acc", "val_acc", ("train",), ("validation", "val"))
-        elif history.progress:
-            p = history.progress
+    def draw(self, view: RunView) -> None:
+        if view.epochs:
+            self._plot_epochs(view, "train_acc", "val_acc", ("train",), ("validation", "val"))
+        elif view.progress:
+            p = view.progress
             self.plot([p.epoch - 1 + p.batch / p.batches], [p.acc], ("train (so far)", "so far"), "braille")
-        self.draw_marks(history)
+        self.draw_marks(view)
 
 
 # -- charts of several runs (the sweep view) -----------------------------------------------------------------------
@@ -395,7 +395,7 @@ class Series:
 
 
 class SeriesChart(RunChart):
-    """A chart drawn from a tuple of Series instead of a run's history; an empty one says how it fills.
+    """A chart drawn from a tuple of Series instead of a run's view; an empty one says how it fills.
 
     `show(series)` redraws only when the series changed, as the live charts do."""
 
@@ -471,3 +471,15 @@ class FieldChart(SeriesChart):
         ticks = [float(i) for i in range(0, n, every)]
         pad = 0.3 if n > 1 else 1.0
         return -pad, n - 1 + pad, ticks, [self._labels[int(t)] for t in ticks]
+
+
+def downsample(points: list[tuple[float, float]], limit: int) -> list[tuple[float, float]]:
+    """At most `limit` points, averaging neighbours: a plot cannot show more than its width in columns."""
+    if len(points) <= limit or limit <= 0:
+        return list(points)
+    size = len(points) / limit
+    out = []
+    for i in range(limit):
+        chunk = points[int(i * size):max(int((i + 1) * size), int(i * size) + 1)]
+        out.append((sum(p[0] for p in chunk) / len(chunk), sum(p[1] for p in chunk) / len(chunk)))
+    return out

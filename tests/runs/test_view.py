@@ -1,11 +1,11 @@
-"""RunHistory folds a run's events into what the training screen shows, the same for every viewer."""
+"""RunView folds a run's events into what the training screen shows, the same for every viewer."""
 
 from tui_trainer.engine.config import TrainConfig
 from tui_trainer.engine.events import (BatchProgress, CommandReceived, RunPaused, RunResumed, RunState,
                                        RunStopped)
-from tui_trainer.ui.history import RunHistory
+from tui_trainer.runs.view import RunView
 
-from .fakes import started
+from tests.ui.fakes import started
 
 
 def progress(step: int, seconds: float) -> BatchProgress:
@@ -14,7 +14,7 @@ def progress(step: int, seconds: float) -> BatchProgress:
 
 
 def test_a_command_is_pending_from_its_receipt_until_the_run_acts_on_it():
-    h = RunHistory()
+    h = RunView()
     h.apply(started(TrainConfig()))
     h.apply(CommandReceived("pause"))
     assert (h.state, h.pending) == (RunState.RUNNING, "pause")  # the screen says Pausing…
@@ -27,7 +27,7 @@ def test_a_command_is_pending_from_its_receipt_until_the_run_acts_on_it():
 
 
 def test_elapsed_is_the_runs_own_time_and_stands_still_while_paused():
-    h = RunHistory()
+    h = RunView()
     h.apply(started(TrainConfig()))
     h.apply(progress(20, seconds=42.0))  # a viewer attached 42 s of training into the run
     assert 42.0 <= h.elapsed < 43.0
@@ -41,7 +41,7 @@ def test_elapsed_is_the_runs_own_time_and_stands_still_while_paused():
 def test_once_every_epoch_has_trained_both_bars_are_full_while_the_test_set_is_evaluated():
     from tui_trainer.engine.events import EpochEnded
 
-    h = RunHistory()
+    h = RunView()
     h.apply(started(TrainConfig(epochs=1)))
     h.apply(progress(40, seconds=1.0))
     assert h.fraction_done() == (40 / 85, 40 / 85)
