@@ -115,7 +115,7 @@ async def test_in_app_runs_are_recorded_with_their_id(tmp_path):
         await wait_for(pilot, lambda: f"run {run_id}" in text_of(app, "#run-title"), timeout=5)
     record = store.get_run(run_id)
     assert record.status == "finished" and record.epochs_done == 2
-    assert store.evaluation(run_id)["test_acc"] == pytest.approx(app.run_view.evaluation.test_acc)
+    assert store.evaluation(run_id).test_acc == pytest.approx(app.run_view.evaluation.test_acc)
 
 
 async def test_attach_follows_a_detached_run_and_leaving_keeps_it_going(tmp_path):

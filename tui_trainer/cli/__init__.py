@@ -18,7 +18,7 @@ from .queue import add_queue_parser, run_queue_command
 from .runs import run_runs
 from .sweep import add_sweep_parser, run_sweep_command, with_default_action
 from .train import run_train
-from ..engine.command import command_line  # noqa: F401  (the app and `runs show` print the same line)
+from ..command_line import command_line  # noqa: F401  (the app and `runs show` print the same line)
 from ..engine.commands import COMMANDS
 from ..engine.config import PRESETS
 from ..runs.evaluation import CHECKPOINTS

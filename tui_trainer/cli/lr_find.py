@@ -97,7 +97,7 @@ def _progress(item: Any, err: TextIO, live: bool) -> None:
 
 
 def _report(result: Any, config: Any, start_lr: float, out: TextIO) -> None:
-    from ..engine.command import command_line
+    from ..command_line import command_line
 
     print(plot(result.lrs, result.losses, out), file=out)
     last = result.lrs[-1]

@@ -71,9 +71,7 @@ class StoredRun(RunHandle):
 
     def state(self) -> RunState:
         self.store.mark_interrupted()
-        record = self.store.get_run(self.run_id)
-        # running before its first RunStarted: the process is still starting
-        return RunState.STARTING if record.status == "running" and not record.segment else record.state
+        return self.store.get_run(self.run_id).state
 
 
 class RunLauncher:

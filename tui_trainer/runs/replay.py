@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..engine.command import command_line
+from ..command_line import command_line
 from ..engine.control import TrainingControl
 from ..engine.events import ReplayPlanned
 from .store import RunRecord, RunStore
@@ -43,9 +43,6 @@ class ReplayControl(TrainingControl):
             planned = self._plan.pop(0)[1]  # the last due wins, as two quick set-lrs do
         return requested if requested is not None else planned
 
-    @property
-    def remaining(self) -> list[tuple[int, float]]:
-        return list(self._plan)
 
 
 def lr_plan(store: RunStore, source_id: str) -> list[tuple[int, float]]:

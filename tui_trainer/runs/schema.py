@@ -126,4 +126,7 @@ MIGRATIONS: list[tuple[Migration, ...]] = [
         "ALTER TABLE runs ADD COLUMN parent_id TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE runs ADD COLUMN parent_epoch INTEGER",
     ),
+    (  # the state the run's view folds its log into ('' for a row no event has reached since)
+        "ALTER TABLE runs ADD COLUMN state TEXT NOT NULL DEFAULT ''",
+    ),
 ]

@@ -99,13 +99,16 @@ class RunSummary:
     started_at: float  # Unix time the run was created
     ended_at: float | None
     paused: bool
-    # keyword-only so that building a record positionally (as tests do) stays as it was
     sweep_id: str = field(default="", kw_only=True)  # '' for a run not queued as part of a sweep
     sweep_name: str = field(default="", kw_only=True)
+    folded: str = field(default="", kw_only=True)  # the state its view folded the log into; '' before any event
 
     @property
     def state(self) -> RunState:
-        """The status with pausing folded in: what every list of runs shows."""
+        """The run's state as every view of it says it (RunView's fold of its log)."""
+        if self.folded and status_of(RunState(self.folded)) == self.status:
+            return RunState(self.folded)
+        # no event yet, or a liveness check that could not write has found its process gone
         return RunState.PAUSED if self.paused and self.status == RunState.RUNNING else RunState(self.status)
 
 
@@ -131,21 +134,21 @@ class RunRecord(RunSummary):
 
 
 _SUMMARY_COLUMNS = ("id, name, model, dataset, status, epochs_done, epochs, best_val_acc, test_acc, run_seconds, "
-                    "active_since, created_at, ended_at, paused, sweep_id, sweep_name")
+                    "active_since, created_at, ended_at, paused, sweep_id, sweep_name, state")
 _RECORD_COLUMNS = (_SUMMARY_COLUMNS + ", config, message, device, device_name, torch_version, pid, host, "
                    "last_checkpoint, best_checkpoint, started, updated_at, segment, parent_id, parent_epoch")
 
 
-_SUMMARY_WIDTH = 16  # columns of _SUMMARY_COLUMNS
+_SUMMARY_WIDTH = 17  # columns of _SUMMARY_COLUMNS
 
 
 def _summary_values(row: tuple, now: float) -> tuple[list[Any], dict[str, str]]:
     """The positional and keyword arguments of RunSummary from a row of _SUMMARY_COLUMNS."""
     (run_id, name, model, dataset, status, epochs_done, epochs, best, test, run_seconds, active_since, created,
-     ended, paused, sweep_id, sweep_name) = row[:_SUMMARY_WIDTH]
+     ended, paused, sweep_id, sweep_name, folded) = row[:_SUMMARY_WIDTH]
     duration = run_seconds + (max(0.0, now - active_since) if status == "running" and active_since else 0.0)
     return ([run_id, name, model, dataset, status, epochs_done, epochs, best, test, duration, created, ended,
-             bool(paused)], {"sweep_id": sweep_id, "sweep_name": sweep_name})
+             bool(paused)], {"sweep_id": sweep_id, "sweep_name": sweep_name, "folded": folded})
 
 
 def _safe(run_id: str) -> str:
@@ -376,8 +379,8 @@ class RunStore:
             while db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
                 run_id = secrets.token_hex(4)
             db.execute(
-                "INSERT INTO runs (id, name, config, model, dataset, status, created_at, updated_at, epochs, pid, "
-                "pid_token, host) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (id, name, config, model, dataset, status, state, created_at, updated_at, epochs, pid, "
+                "pid_token, host) VALUES (?, ?, ?, ?, ?, 'running', 'starting', ?, ?, ?, ?, ?, ?)",
                 (run_id, name or config.name, json.dumps(config.to_dict()), config.model, config.dataset, now, now,
                  config.epochs, pid, process_token(pid), self.host),
             )
@@ -510,12 +513,12 @@ class RunStore:
         ending revives the row (a liveness check wrongly gave the run up), as it revives the view."""
         state = view.state
         cursor = db.execute(
-            "UPDATE runs SET status = ?, paused = ?, message = ?, ended_at = ?, epochs_done = ?, best_val_acc = ?, "
+            "UPDATE runs SET status = ?, state = ?, paused = ?, message = ?, ended_at = ?, epochs_done = ?, best_val_acc = ?, "
             "test_acc = ?, run_seconds = ?, active_since = ?, segment = ?, sweep_id = coalesce(?, sweep_id), "
             "sweep_name = coalesce(?, sweep_name), parent_id = coalesce(?, parent_id), "
             "parent_epoch = coalesce(?, parent_epoch), last_checkpoint = nullif(?, ''), "
             "best_checkpoint = nullif(?, ''), updated_at = ? WHERE id = ?",
-            (status_of(state), state == RunState.PAUSED, ending_message(view.ended) if state.ended else "",
+            (status_of(state), state.value, state == RunState.PAUSED, ending_message(view.ended) if state.ended else "",
              now if state.ended else None, view.epochs_done, view.best_val_acc,
              view.evaluation.test_acc if view.evaluation else None, view.seconds, view.seconds_at,
              view.segments, view.queued.sweep_id if view.queued else None,

@@ -1,6 +1,6 @@
 """TrainerApp: the screens, the global keys, and the viewer of one run at a time.
 
-The app trains nothing itself. Every run is its own process (runs/spawn.py) and the app views
+Every run trains in a process of its own (runs/spawn.py), never in the app's; the app views
 it through a RunHandle: the run's log replayed, then live, and commands sent back. Closing the
 app, or losing the terminal, leaves the run training.
 """

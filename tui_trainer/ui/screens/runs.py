@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 from textual_plotext import PlotextPlot
 
-from ...engine.command import command_line
+from ...command_line import command_line
 from ...engine.events import RunState
 from ...runs.export import export_run
 from ...runs.retention import disk_use, epoch_checkpoint, epoch_files, kept_checkpoints, prune_checkpoints

@@ -21,7 +21,7 @@ from textual.widget import Widget
 from textual.widgets import Input, Label, ProgressBar, RadioButton, RadioSet, Select, Static, Switch
 from textual.widgets._select import SelectOverlay
 
-from ...engine.command import command_line
+from ...command_line import command_line
 from ...engine.config import (SETTINGS, ConfigError, Setting, TrainConfig, applies, field_error, from_text, preset,
                               to_text)
 from ...engine.data import DATASETS, DatasetUnavailable, load_raw

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from .config import SETTINGS, TrainConfig, applies, to_text
+from .engine.config import SETTINGS, TrainConfig, applies, to_text
 
 
 def command_line(config: TrainConfig, *, base: TrainConfig | None = None, fork: str = "", replay: str = "") -> str:
