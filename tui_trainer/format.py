@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Hashable, Mapping, Sequence, TypeVar
 
-from .engine.events import (BestWeightsRestored, CommandIgnored, EarlyStopped, EpochEnded, EvaluationEnded, Event,
-                            LearningRateChanged)
+from .engine.events import (BestWeightsRestored, CheckpointSaved, CommandIgnored, EarlyStopped, EpochEnded,
+                            EvaluationEnded, Event, LearningRateChanged)
 
 
 
@@ -82,6 +82,14 @@ def arrow() -> str:
     except (UnicodeEncodeError, LookupError):
         return "->"
     return "\u2192"
+
+
+def describe_checkpoint(event: CheckpointSaved) -> str:
+    """Where a checkpoint stands in the run and the file that keeps it: "after epoch 2" at an epoch end, "at epoch
+    3, step 150, mid-epoch" part-way through one (its `epoch` counts the epochs done, so the next is in progress)."""
+    where = (f"at epoch {event.epoch + 1}, step {event.step}, mid-epoch" if event.mid_epoch
+             else f"after epoch {event.epoch}")
+    return f"Checkpoint saved {where} ({event.reason}): {event.kept_path or event.path}"
 
 
 def describe_steering(event: Event) -> str | None:

@@ -209,6 +209,10 @@ class CheckpointSaved(Event):
     step: int
     reason: str  # epoch, stop, request, closed
     best_path: str = ""  # set when this state is also the best so far (by validation accuracy)
+    # the file that keeps this state once the next save replaces `path` (last.pt): epoch-NNNN.pt at an epoch end,
+    # step-N.pt for a checkpoint asked for; what a fork of this moment starts from. Empty when none does.
+    kept_path: str = ""
+    mid_epoch: bool = False  # saved part-way through epoch `epoch + 1` (older logs never say so)
 
 
 @dataclass(frozen=True)
@@ -258,8 +262,13 @@ class ForkedFrom(Event):
 
     event_name: ClassVar[str] = "forked_from"
     parent_id: str
-    epoch: int
+    epoch: int  # epochs the parent had completed (a mid-epoch checkpoint is part-way through the next)
     step: int
+    # the parent's checkpoint file (epoch-0004.pt, step-150.pt, last.pt), so a fork started in another process
+    # loads the same one; empty in older logs, whose forks start from the epoch's file
+    checkpoint: str = ""
+    mid_epoch: bool = False  # that checkpoint is part-way through epoch `epoch + 1`
+    keep_steering: bool = False  # the parent's early-stopping, plateau and best-epoch state carried on
 
 
 @dataclass(frozen=True)

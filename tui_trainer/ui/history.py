@@ -11,7 +11,7 @@ from ..engine.events import (BatchProgress, BestWeightsRestored, CheckpointSaved
                              EpochEnded, EvaluationEnded, Event, LearningRateChanged, ProcessStarted, RunFailed,
                              RunFinished, RunInterrupted, RunPaused, RunQueued, RunResumed, RunStarted, RunState,
                              RunStopped, TERMINAL_EVENTS, next_state)
-from ..format import describe_steering
+from ..format import describe_checkpoint, describe_steering
 
 # schedules that are a function of the step times a base lr: a set lr rescales the rest of them (engine/optim.py)
 RESCALED_SCHEDULES = ("cosine", "onecycle")
@@ -92,7 +92,7 @@ class RunHistory:
             self.log.append(f"Queued at position {event.position}{sweep}")
         elif isinstance(event, CheckpointSaved):
             if event.reason != "epoch":  # one per epoch would drown the log
-                self.log.append(f"Checkpoint saved after epoch {event.epoch} ({event.reason}): {event.path}")
+                self.log.append(describe_checkpoint(event))
             if event.reason == "request":
                 self._mark("checkpoint", event.step)
         elif isinstance(event, BatchProgress):
