@@ -68,7 +68,7 @@ async def test_the_log_and_both_charts_show_each_change_at_its_step():
         log = "\n".join(app.run_view.log)  # the same lines, whole
         cut = next(line for line in app.run_view.log if line.startswith("Learning rate"))
         assert "0.003 -> 0.0003 (plateau) at step 170" in cut  # the previous lr too (plain arrow in the app)
-        assert "Checkpoint saved at step " in log and "(request; after 2 whole epochs)" in log
+        assert "Checkpoint saved after epoch 2 (request)" in log
         assert "Paused at step 210" in log and "Resumed at step 210" in log
         assert "Early stop after epoch 3: val_loss has not improved for 1 epoch (best 0.9500 at epoch 2)" in log
         assert "Evaluating the weights of epoch 2 (best val_loss 0.9500), not those of the last epoch, 3" in log
@@ -251,3 +251,43 @@ async def test_fork_a_run_from_an_epoch_overlay_it_and_prune_old_checkpoints(tmp
         await pilot.pause()
         assert set(epoch_files(store.checkpoint_dir(parent))) == {2}  # the newest, also the best, stays
         assert any(f"of run {parent}" in n.message and "freed" in n.message for n in app._notifications)
+
+
+async def test_fork_a_run_from_a_checkpoint_written_mid_epoch(tmp_path):
+    """Issue 18: `f` takes the name of a checkpoint written on demand (step-N) as well as an epoch."""
+    from textual.widgets import Input, Static
+
+    from tui_trainer.engine.control import TrainingControl
+    from tui_trainer.engine.loop import TrainingRun
+    from tui_trainer.runs.recording import recorded
+    from tui_trainer.runs.store import RunStore
+    from tui_trainer.ui.screens.setup import SetupScreen
+
+    store = RunStore(tmp_path / "runs")
+    run = TrainingRun(TrainConfig(epochs=2, max_train_samples=800, batch_size=50, device="cpu"), TrainingControl(),
+                      progress_seconds=0)
+    run.control.request_checkpoint()  # written at the first progress report: step 25, part-way through epoch 2
+    for _ in recorded(run, store):
+        pass
+    parent = run.run_id
+    launcher = ForkLauncher(store)
+    app = TrainerApp(launcher=launcher, devices=DEVICES[1:], dataset_status=dataset_status, store=store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f2")
+        await pilot.press("f")
+        assert "on demand: step-25" in str(app.screen.query_one("Label").render())
+        prompt = app.screen.query_one("#prompt-input", Input)
+        prompt.value = "step-7"
+        await pilot.press("enter")
+        assert f"run {parent} has no checkpoint step-7.pt; on-demand checkpoints: step-25" in str(
+            app.screen.query_one("#prompt-error", Static).render())
+        prompt.value = "step-25"
+        await pilot.press("enter")
+        setup = app.screen
+        assert isinstance(setup, SetupScreen) and setup.fork == (parent, "step-25")
+        assert f"Fork of run {parent} from its checkpoint step-25.pt" in str(setup.query_one("#fork-note",
+                                                                                             Static).render())
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen), timeout=10)
+        assert launcher.forks == [(parent, "step-25", {"epochs": 2})]
+        assert (launcher.runs[0].epoch, launcher.runs[0].step) == (1, 25)

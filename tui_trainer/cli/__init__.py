@@ -53,8 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-record", action="store_true", help="do not record the run: no run id, no checkpoints")
     train.add_argument("--resume", metavar="RUN_ID", help="continue a recorded run from its last checkpoint "
                                                           "(only --epochs may change, to train it further)")
-    train.add_argument("--fork", metavar="RUN_ID[@EPOCH]", help="start a new run from that run's checkpoint of EPOCH "
-                       "(default: its last), with its settings but for the flags given")
+    train.add_argument("--fork", metavar="RUN_ID[@EPOCH|@step-STEP]", help="start a new run from that run's "
+                       "checkpoint of EPOCH, or the one written on demand at STEP (default: its last), with its "
+                       "settings but for the flags given; early stopping, the plateau count and the best epoch "
+                       "start fresh")
+    train.add_argument("--keep-steering", action="store_true", help="with --fork: carry on the parent's early-"
+                       "stopping patience, plateau count and best epoch (and its weights, for --restore-best) "
+                       "instead of starting them fresh")
     train.add_argument("--replay", metavar="RUN_ID", help="set the lr at the same steps as that run's mid-run lr "
                        "changes (`runs show` gives a run's repeat line with it)")
     train.add_argument("--detach", action="store_true", help="train in a background process that outlives the "
@@ -87,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("--force", action="store_true", help="delete it even while it is running")
     prune = run_action("prune", "delete a stopped or finished run's old checkpoints, keeping the best and the last")
     prune.add_argument("--keep", type=int, default=1, metavar="N",
-                       help="epoch checkpoints to keep besides the best (default %(default)s)")
+                       help="epoch checkpoints to keep besides the best, and as many written on demand "
+                            "(default %(default)s)")
     control = run_action("control", "pause, resume, stop, set-lr or checkpoint a running run (also one in "
                                     "another process)")
     control.add_argument("action", choices=[name.replace("_", "-") for name in COMMANDS])

@@ -104,9 +104,12 @@ def _parent(store: "RunStore", r) -> list[str]:
     if not r.parent_id:
         return []
     from ..runs.fork import config_diff
+    from ..runs.retention import describe_fork_point
     from ..runs.store import RunNotFound
 
-    line = f"  forked from run {r.parent_id} at epoch {r.parent_epoch}"
+    forked = store.logged(r.id, "forked_from")
+    where = describe_fork_point(forked[-1]) if forked else f"epoch {r.parent_epoch}"
+    line = f"  forked from run {r.parent_id} at {where}"
     try:
         parent = store.get_run(r.parent_id).config
     except RunNotFound:
@@ -128,10 +131,18 @@ def _checkpoints(store: "RunStore", run_id: str) -> list[str]:
     kept = kept_checkpoints(store, run_id)
     out = ["", f"Disk: {size(disk_use(store, run_id))} (checkpoints and log; hard-linked files counted once)"]
     if kept:
-        rows = [("CHECKPOINT", "EPOCH", "SIZE")]
-        rows += [(k.name, "-" if k.epoch is None else str(k.epoch), size(k.bytes)) for k in kept]
+        rows = [("CHECKPOINT", "EPOCH", "STEP", "SIZE", "FORK WITH")]
+        rows += [(k.name, _epoch_cell(k), "-" if k.step is None else str(k.step), size(k.bytes),
+                  "-" if k.fork_at is None else f"--fork {run_id}{k.fork_at}") for k in kept]
         out += [f"  {line}" for line in table(rows)]
     return out
+
+
+def _epoch_cell(kept) -> str:
+    """The epochs done at an epoch end; the epoch in progress, marked, part-way through one."""
+    if kept.epoch is None:
+        return "-"
+    return f"{kept.epoch + 1} (mid)" if kept.mid_epoch else str(kept.epoch)
 
 
 def size(count: int) -> str:
@@ -151,7 +162,7 @@ def _runs_prune(store: "RunStore", args: argparse.Namespace) -> int:
     freed = before - disk_use(store, run_id)
     names = ", ".join(p.name for p in deleted)
     print(f"Run {run_id}: deleted {len(deleted)} checkpoint(s){f' ({names})' if names else ''}, freed {size(freed)}; "
-          f"kept the newest {args.keep} epoch checkpoint(s), the best and the last.")
+          f"kept the newest {args.keep} epoch checkpoint(s), the best, the last and the newest {args.keep} written on demand.")
     return 0
 
 

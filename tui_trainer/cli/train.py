@@ -35,6 +35,9 @@ def _train(args: argparse.Namespace) -> int:
     fit_cpu_threads()  # per process, before any tensor work: a busy machine gets fewer threads
     if args.run_id is not None:
         return _train_detached_child(args)
+    if args.keep_steering and args.fork is None:
+        return usage_error("--keep-steering carries a parent's early stopping and best epoch into a fork; "
+                           "give --fork RUN_ID too, or drop it")
     if args.resume is not None:
         return _resume(args)
     if args.fork is not None or args.replay is not None:
@@ -323,7 +326,7 @@ def _train_as_another_rank(args: argparse.Namespace) -> int:
 
 
 def _fork_or_replay(args: argparse.Namespace) -> int:
-    """`--fork RUN_ID[@EPOCH]` and `--replay RUN_ID`: a new recorded run made from another's checkpoint or
+    """`--fork RUN_ID[@EPOCH|@step-STEP]` and `--replay RUN_ID`: a new recorded run made from another's checkpoint or
     repeating its lr changes (runs/fork.py, runs/replay.py say how)."""
     refused = [flag for flag, given in (("--seeds", args.seeds), ("--no-record", args.no_record),
                                         ("--save-config", args.save_config)) if given]
@@ -356,7 +359,7 @@ def _fork_or_replay(args: argparse.Namespace) -> int:
             source = store.resolve(args.replay) if args.replay is not None else None
             if args.fork is not None:
                 parent, epoch = parse_fork(args.fork)
-                run = fork_run(store, parent, epoch, changes, TrainingControl(),
+                run = fork_run(store, parent, epoch, changes, TrainingControl(), args.keep_steering,
                                download_progress=printer.download_progress)
             else:
                 run = TrainingRun(flagged, TrainingControl(), download_progress=printer.download_progress)

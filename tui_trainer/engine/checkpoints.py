@@ -14,6 +14,7 @@ crafted file cannot run code; config and metadata travel as a JSON string for th
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import json
@@ -32,7 +33,7 @@ import torch
 
 from .config import ConfigError, TrainConfig
 
-from .checkpoint_files import BEST, LAST, PREVIOUS, epoch_file  # noqa: F401  (names kept where they were)
+from .checkpoint_files import BEST, LAST, PREVIOUS, epoch_file, step_file  # noqa: F401  (names kept where they were)
 
 FORMAT = 1
 _HEADER = ("format", "meta", "checksum")  # a checkpoint's keys that are not the run's state
@@ -219,6 +220,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             state[key] = data[key]
     return Checkpoint(path=path, config=config, run_id=meta.get("run_id"), epoch=int(progress["epoch"]),
                       step=int(progress["step"]), mid_epoch="position" in data, meta=meta, state=state)
+
+
+def without_steering(checkpoint: Checkpoint) -> Checkpoint:
+    """The checkpoint with its early-stopping, plateau and best-epoch state left out: a run built from it (a fork)
+    watches its own epochs from scratch, with fresh patience, a fresh plateau count and no best epoch yet.
+
+    That state is the monitor's plain numbers (in the meta, and in the progress once `from_checkpoint` has read
+    them) and the best epoch's weights kept for restore_best; the weights, optimizer, schedule and RNGs stay."""
+    meta = {k: v for k, v in checkpoint.meta.items() if k != "monitor"}
+    state = {k: v for k, v in checkpoint.state.items() if k != "best_weights"}
+    state["progress"] = {k: v for k, v in state["progress"].items() if k != "monitor"}
+    return dataclasses.replace(checkpoint, meta=meta, state=state)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -282,12 +282,19 @@ class CheckpointSaved(Event):
     step: int
     reason: str  # epoch, stop, request, closed
     best_path: str = ""  # set when this state is also the best so far (by the run's --monitor)
+    # the file that keeps this state once the next save replaces `path` (last.pt): epoch-NNNN.pt at an epoch end,
+    # step-N.pt for a checkpoint asked for; what a fork of this moment starts from. Empty when none does.
+    kept_path: str = ""
+    mid_epoch: bool = False  # saved part-way through epoch `epoch + 1` (older logs never say so)
 
     def describe(self) -> str | None:
+        """Where it stands in the run and the file that keeps it: "after epoch 2" at an epoch end, "at epoch 3,
+        step 150, mid-epoch" part-way through one (`epoch` counts the epochs done, so the next is in progress)."""
         if self.reason == "epoch":
             return None  # one per epoch would drown the log; the epoch's own line says it
-        done = f"after {self.epoch} whole epoch{'s' * (self.epoch != 1)}"
-        return f"Checkpoint saved at step {self.step:,} ({self.reason}; {done}): {self.path}"
+        where = f"at epoch {self.epoch + 1}, step {self.step}, mid-epoch" if self.mid_epoch else \
+            f"after epoch {self.epoch}"
+        return f"Checkpoint saved {where} ({self.reason}): {self.kept_path or self.path}"
 
 
 @dataclass(frozen=True)
@@ -350,8 +357,13 @@ class ForkedFrom(Event):
 
     event_name: ClassVar[str] = "forked_from"
     parent_id: str
-    epoch: int
+    epoch: int  # epochs the parent had completed (a mid-epoch checkpoint is part-way through the next)
     step: int
+    # the parent's checkpoint file (epoch-0004.pt, step-150.pt, last.pt), so a fork started in another process
+    # loads the same one; empty in older logs, whose forks start from the epoch's file
+    checkpoint: str = ""
+    mid_epoch: bool = False  # that checkpoint is part-way through epoch `epoch + 1`
+    keep_steering: bool = False  # the parent's early-stopping, plateau and best-epoch state carried on
 
     def describe(self) -> str:
         return f"Forked from run {self.parent_id}@{self.epoch} (step {self.step:,})"

@@ -134,6 +134,11 @@ class TrainingRun:
         return self.steps_per_epoch * self.config.epochs
 
     @property
+    def mid_epoch(self) -> bool:
+        """Whether a snapshot now is part-way through epoch `epoch + 1` (and continues it where it stands)."""
+        return self._position is not None
+
+    @property
     def lr(self) -> float:
         return self.base_lr * lr_factor(self.config.schedule, self.step, self.total_steps)
 

@@ -1,25 +1,31 @@
 """Forking a run: a new run that starts from one of another run's checkpoints with some settings changed.
 
-    run = fork_run(store, "3fa2c1d0", epoch=4, changes={"lr": 0.001})   # record it with `recorded`
+    run = fork_run(store, "3fa2c1d0", 4, changes={"lr": 0.001})   # record it with `recorded`
+    run = fork_run(store, "3fa2c1d0", "step-150", changes={})       # from a checkpoint asked for mid-epoch
 
 The fork keeps the parent's weights, optimizer state, step and RNGs; its config is the parent's with only
-`changes` applied. Its log begins with ForkedFrom(parent_id, epoch, step) (the store keeps them as columns),
-so `runs show` names the parent and the settings that differ. The schedule goes on from the parent's step
-on the parent's base lr (with every set lr and plateau cut kept) unless the fork changes the lr or the
-schedule, which then start from the fork's --lr at that step.
+`changes` applied. Its log begins with ForkedFrom(parent_id, epoch, step, checkpoint) (the store keeps the first
+three as columns), so `runs show` names the parent and the settings that differ. The schedule goes on from the
+parent's step on the parent's base lr (with every set lr and plateau cut kept) unless the fork changes the lr or
+the schedule, which then start from the fork's --lr at that step.
+
+A fork is a new run, so what watches its epochs starts fresh: early stopping's patience, the plateau count and
+the best epoch (and its weights, for restore_best) are its own, as Keras's callbacks are for each fit(). A parent
+stopped early would otherwise stop its fork before a single epoch. `keep_steering` carries them on instead.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
-from ..engine.checkpoints import Checkpoint, load_checkpoint
+from ..engine.checkpoints import Checkpoint, load_checkpoint, without_steering
 from ..engine.config import ConfigError, TrainConfig
 from ..engine.control import TrainingControl
 from ..engine.events import ForkedFrom
 from ..engine.loop import TrainingRun
-from .retention import epoch_checkpoint
+from .retention import epoch_checkpoint, fork_checkpoint, parse_fork_point, stable_name
 from .store import RunStore
 
 # what a checkpoint's weights and optimizer state are made of: a fork cannot change them
@@ -30,16 +36,17 @@ class ForkRefused(ValueError):
     """The fork cannot start as asked (unknown run, missing epoch, a setting it cannot change): one line."""
 
 
-def parse_fork(text: str) -> tuple[str, int | None]:
-    """'RUN_ID' or 'RUN_ID@EPOCH' -> (run id, epoch or None)."""
-    run_id, at, epoch = text.partition("@")
+def parse_fork(text: str) -> tuple[str, int | str | None]:
+    """'RUN_ID', 'RUN_ID@EPOCH' or 'RUN_ID@step-STEP' -> (run id, the epoch, the step checkpoint's name or None)."""
+    run_id, at, point = text.partition("@")
     if not run_id.strip():
-        raise ForkRefused(f"--fork: got {text!r}; give RUN_ID or RUN_ID@EPOCH")
+        raise ForkRefused(f"--fork: got {text!r}; give RUN_ID, RUN_ID@EPOCH or RUN_ID@step-STEP")
     if not at:
         return run_id.strip(), None
-    if not epoch.strip().isdigit() or int(epoch) < 1:
-        raise ForkRefused(f"--fork: got {text!r}; the epoch after @ must be a whole number of 1 or more")
-    return run_id.strip(), int(epoch)
+    try:
+        return run_id.strip(), parse_fork_point(point)
+    except ValueError as exc:
+        raise ForkRefused(f"--fork: got {text!r}; {exc}") from None
 
 
 def fork_config(parent: TrainConfig, changes: dict[str, Any]) -> TrainConfig:
@@ -52,13 +59,14 @@ def fork_config(parent: TrainConfig, changes: dict[str, Any]) -> TrainConfig:
     return parent.replace(**changes)
 
 
-def fork_run(store: RunStore, parent_id: str, epoch: int | None, changes: dict[str, Any],
-             control: TrainingControl | None = None, **kwargs: Any) -> TrainingRun:
-    """A new recorded run (its row and ForkedFrom written) that continues `parent_id`'s checkpoint of `epoch`
-    (its last when None) with `changes`. Raises RunNotFound, ForkRefused, ConfigError or CheckpointError."""
+def fork_run(store: RunStore, parent_id: str, at: int | str | None, changes: dict[str, Any],
+             control: TrainingControl | None = None, keep_steering: bool = False, **kwargs: Any) -> TrainingRun:
+    """A new recorded run (its row and ForkedFrom written) that continues `parent_id`'s checkpoint `at` (an epoch,
+    a step checkpoint's name as `parse_fork` gives it, or None for its last) with `changes`. Raises RunNotFound,
+    ForkRefused, ConfigError or CheckpointError."""
     parent = store.get_run(parent_id)
     try:
-        path = epoch_checkpoint(store, parent.id, epoch)
+        path = fork_checkpoint(store, parent.id, at)
     except LookupError as exc:
         raise ForkRefused(f"--fork: {exc}") from None
     checkpoint = load_checkpoint(path)
@@ -66,9 +74,10 @@ def fork_run(store: RunStore, parent_id: str, epoch: int | None, changes: dict[s
     if config.epochs <= checkpoint.epoch and not checkpoint.mid_epoch:
         raise ConfigError({"epochs": f"epochs: got {config.epochs}; the fork starts after epoch {checkpoint.epoch}, "
                                      f"so ask for more epochs"})
-    run = run_from(checkpoint, config, control, **kwargs)
+    run = run_from(checkpoint, config, control, keep_steering, **kwargs)
     run.run_id = store.create_run(config)
-    store.record(run.run_id, ForkedFrom(parent.id, checkpoint.epoch, checkpoint.step))
+    store.record(run.run_id, ForkedFrom(parent.id, checkpoint.epoch, checkpoint.step, stable_name(path),
+                                        checkpoint.mid_epoch, keep_steering))
     return run
 
 
@@ -80,15 +89,31 @@ def resume_fork(store: RunStore, run_id: str, control: TrainingControl | None = 
     if not record.parent_id:
         return None
     forked = store.logged(record.id, "forked_from")[-1]
-    path = epoch_checkpoint(store, record.parent_id, forked["epoch"])
-    run = run_from(load_checkpoint(path), record.train_config(), control, **kwargs)
+    path = fork_source(store, record.parent_id, forked)
+    run = run_from(load_checkpoint(path), record.train_config(), control, forked.get("keep_steering", False),
+                   **kwargs)
     run.run_id = record.id
     return run
 
 
+def fork_source(store: RunStore, parent_id: str, forked: dict[str, Any]) -> Path:
+    """The parent's checkpoint a fork's ForkedFrom names: by its file (older logs: the epoch's file)."""
+    name = forked.get("checkpoint")
+    if not name:
+        return epoch_checkpoint(store, parent_id, forked["epoch"])
+    path = store.checkpoint_dir(store.resolve(parent_id)) / name
+    if not path.is_file():
+        raise LookupError(f"run {parent_id}'s checkpoint {name}, which this fork starts from, is gone (pruned or "
+                          f"deleted); fork it again from one it has (`scratch-tui runs show {parent_id}`)")
+    return path
+
+
 def run_from(checkpoint: Checkpoint, config: TrainConfig, control: TrainingControl | None,
-             **kwargs: Any) -> TrainingRun:
-    """A run of `config` starting from `checkpoint`'s state, with the changed settings written into that state."""
+             keep_steering: bool = False, **kwargs: Any) -> TrainingRun:
+    """A run of `config` starting from `checkpoint`'s state, with the changed settings written into that state,
+    and (unless `keep_steering`) with fresh early stopping, plateau count and best epoch."""
+    if not keep_steering:
+        checkpoint = without_steering(checkpoint)
     parent = checkpoint.config
     state = dict(checkpoint.state)
     progress = dict(state["progress"])

@@ -91,10 +91,11 @@ class RunLauncher:
     def open(self, run_id: str) -> StoredRun:
         return StoredRun(self.store, run_id)
 
-    def fork(self, parent_id: str, epoch: int | None, changes: dict[str, Any]) -> StoredRun:
-        """Start a fork of `parent_id` from its checkpoint of `epoch` (its last when None) with `changes` (setting
-        -> value), in the background. Raises RunNotFound, ForkRefused (one line: a missing epoch names those
-        there are), ConfigError or CheckpointError; nothing is created when it does."""
+    def fork(self, parent_id: str, epoch: int | str | None, changes: dict[str, Any]) -> StoredRun:
+        """Start a fork of `parent_id` from its checkpoint of `epoch` ("step-N": the one asked for at step N; its
+        last when None) with `changes` (setting -> value), in the background. Raises RunNotFound, ForkRefused (one
+        line: a missing epoch names those there are), ConfigError or CheckpointError; nothing is created when it
+        does."""
         from .fork import fork_run
 
         run = fork_run(self.store, parent_id, epoch, changes)

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..engine.checkpoints import (BEST, LAST, PREVIOUS, Checkpoint, CheckpointDamaged, CheckpointError,
-                                  CheckpointNotWritten, epoch_file, keep_as_best, load_checkpoint, save_checkpoint)
+                                  CheckpointNotWritten, epoch_file, keep_as_best, load_checkpoint, save_checkpoint,
+                                  step_file)
 from ..engine.config import ConfigError
 from ..engine.control import TrainingControl
 from ..engine.commands import apply
@@ -153,9 +154,14 @@ class Recording:
             if (folder / LAST).exists():  # a hard link, no copy: what a resume falls back on if the new one rots
                 keep_as_best(folder / LAST, folder / PREVIOUS)
             last = save_checkpoint(folder / LAST, self.run, reason)
-            best = ""
+            best, kept = "", None
+            if reason == "request":  # its own name (a hard link): the next save replaces last.pt, a fork needs it
+                kept = folder / step_file(self.run.step)
+                keep_as_best(last, kept)
+                prune(folder, self.run.config.keep_checkpoints)
             if ended is not None:
-                keep_as_best(last, folder / epoch_file(ended.epoch))  # a hard link: what a fork at this epoch uses
+                kept = folder / epoch_file(ended.epoch)
+                keep_as_best(last, kept)  # a hard link: what a fork at this epoch uses
                 # Without validation every epoch end is the best we know of.
                 if self._monitor.update(ended.epoch, ended.val_loss, ended.val_acc) or ended.val_loss is None:
                     keep_as_best(last, folder / BEST)
@@ -165,7 +171,7 @@ class Recording:
             # The run's recorded reason and the one line the user sees: what is wrong and how to go on.
             raise CheckpointNotWritten(f"{exc}: {exc.remedy}, then {self._how_to_go_on()}", exc.remedy) from None
         event = CheckpointSaved(path=str(last), epoch=self.run.epoch, step=self.run.step, reason=reason,
-                                best_path=best)
+                                best_path=best, kept_path=str(kept or ""), mid_epoch=self.run.mid_epoch)
         self.journal.write(event)
         return event
 

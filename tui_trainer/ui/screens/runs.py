@@ -23,7 +23,8 @@ from textual_plotext import PlotextPlot
 from ...command_line import command_line
 from ...engine.events import RunState
 from ...runs.export import export_run
-from ...runs.retention import disk_use, epoch_checkpoint, epoch_files, kept_checkpoints, prune_checkpoints
+from ...runs.retention import (describe_fork_point, disk_use, epoch_checkpoint, epoch_files, fork_checkpoint,
+                               kept_checkpoints, parse_fork_point, prune_checkpoints, step_files)
 from ...runs.store import RunNotFound, RunStore, RunSummary, StoreError
 from ...format import duration, fit_columns, percent
 from ..markup import markup
@@ -372,12 +373,15 @@ class RunsScreen(Screen):
         template = "[b]$id[/b] $name · $status\n$cli" + ("\n$message" if record.message else "")
         if record.sweep_id:
             template += "\nsweep $sweep · w: its table"
+        parent = ""
         if getattr(record, "parent_id", ""):
             template += "\nfork of $parent"
+            forked = self.store.logged(record.id, "forked_from")  # a mid-epoch start says its step too
+            where = describe_fork_point(forked[-1]) if forked else f"epoch {getattr(record, 'parent_epoch', '')}"
+            parent = f"{record.parent_id} at {where}"
         detail.update(markup(template, id=record.id, name=record.name, status=status,
                              cli=command_line(record.train_config()), message=record.message,
-                             sweep=f"{record.sweep_id} {record.sweep_name}".strip(),
-                             parent=f"{getattr(record, 'parent_id', '')} at epoch {getattr(record, 'parent_epoch', '')}"))
+                             sweep=f"{record.sweep_id} {record.sweep_name}".strip(), parent=parent))
 
     def _draw_compare(self) -> None:
         chart = self.query_one("#runs-chart", PlotextPlot)
@@ -535,7 +539,8 @@ class RunsScreen(Screen):
                              lambda path: path and self.notify(f"Wrote {path}", markup=False))
 
     def action_fork(self) -> None:
-        """Ask for the epoch to fork from (its last checkpoint by default), then open setup with the run's config."""
+        """Ask for the epoch to fork from, or a checkpoint asked for (step-N), its last checkpoint by default; then
+        open setup with the run's config."""
         run = self.selected_run()
         if run is None:
             return
@@ -544,19 +549,24 @@ class RunsScreen(Screen):
                         severity="warning", markup=False)
             return
         try:
-            epochs = list(epoch_files(self.store.checkpoint_dir(run.id)))
+            folder = self.store.checkpoint_dir(run.id)
+            epochs, steps = list(epoch_files(folder)), list(step_files(folder))
             epoch_checkpoint(self.store, run.id, None)
         except (LookupError, StoreError) as exc:
             self.notify(str(exc), severity="error", markup=False)
             return
         have = ", ".join(map(str, epochs)) if epochs else "none by epoch"
+        asked = f"; on demand: {', '.join(f'step-{s}' for s in steps)}" if steps else ""
+
+        def point(text: str) -> int | str | None:
+            return parse_fork_point(text) if text.strip() else None
 
         def check(text: str) -> str | None:
-            text = text.strip()
-            if text and not text.isdigit():
-                return f"epoch: got {text!r}; a whole number, one of {have} (empty: its last checkpoint)"
             try:
-                epoch_checkpoint(self.store, run.id, int(text) if text else None)
+                fork_checkpoint(self.store, run.id, point(text))
+            except ValueError:
+                return (f"epoch: got {text.strip()!r}; a whole number, one of {have}{asked} "
+                        f"(empty: its last checkpoint)")
             except (LookupError, StoreError) as exc:
                 return str(exc)
             return None
@@ -571,9 +581,9 @@ class RunsScreen(Screen):
             except Exception as exc:  # a config the store cannot give back: one line
                 self.notify(str(exc), severity="error", markup=False)
                 return
-            self.app.push_screen(SetupScreen(config, fork=(run.id, int(text) if text.strip() else None)))
+            self.app.push_screen(SetupScreen(config, fork=(run.id, point(text))))
 
-        self.app.push_screen(PromptScreen(f"Fork run {run.id} from the checkpoint of epoch\n(with one: {have}; "
+        self.app.push_screen(PromptScreen(f"Fork run {run.id} from the checkpoint of epoch\n(with one: {have}{asked}; "
                                           f"empty: its last checkpoint):", str(epochs[-1]) if epochs else "", check),
                              chosen)
 
@@ -593,7 +603,8 @@ class RunsScreen(Screen):
                         f"checkpoints and the best. Prune it once it has stopped.", severity="warning", markup=False)
             return
         epochs = [k.epoch for k in kept if k.name.startswith("epoch-")]
-        if len(epochs) <= 1:
+        steps = [k.step for k in kept if k.name.startswith("step-")]
+        if len(epochs) <= 1 and len(steps) <= 1:
             self.notify(f"Run {run.id} has no old checkpoints to delete ({size(before)} on disk).", markup=False)
             return
 
@@ -615,7 +626,7 @@ class RunsScreen(Screen):
                 lines[-1] += f" · {name}"
             else:
                 lines.append(name)
-        lines += ["Delete all but the newest epoch's and the best?", "Type yes:"]
+        lines += ["Delete all but the newest epoch's, the best and the newest on demand?", "Type yes:"]
         confirm(self.app, "\n".join(lines), "delete them", prune)
 
     def action_resume(self) -> None:

@@ -100,10 +100,10 @@ class SetupScreen(Screen):
     lr_find_range: tuple[float, float, int] = (START_LR, END_LR, STEPS)
 
     def __init__(self, config: TrainConfig | None = None, axes: dict[str, Axis] | None = None,
-                 fork: tuple[str, int | None] | None = None) -> None:
+                 fork: tuple[str, int | str | None] | None = None) -> None:
         super().__init__()
-        # (parent run id, the epoch of its checkpoint or None for its last): F5 starts a fork of it, the
-        # form holding the parent's config for the user to change
+        # (parent run id, the epoch of its checkpoint, a step checkpoint's name, or None for its last): F5 starts
+        # a fork of it, the form holding the parent's config for the user to change
         self.fork = fork
         self.initial = config or TrainConfig()
         self.axes: dict[str, Axis] = dict(axes or {})  # the fields marked to sweep, with their values
@@ -388,8 +388,8 @@ class SetupScreen(Screen):
 
     # -- a fork: the parent's config, changed, continued from its checkpoint ----------
     def _show_fork(self) -> None:
-        parent, epoch = self.fork
-        where = f"epoch {epoch}" if epoch else "its last checkpoint"
+        parent, at = self.fork
+        where = f"its checkpoint {at}.pt" if isinstance(at, str) else f"epoch {at}" if at else "its last checkpoint"
         fixed = ", ".join(FORK_FIXED)
         note = self.query_one("#fork-note", Static)
         note.update(plain(f"Fork of run {parent} from {where}: F5 starts it, training to Epochs; Esc goes back. "
