@@ -89,5 +89,8 @@ async def test_a_finished_runs_footer_offers_no_steering(tmp_path):
         keys = {binding.action for _, binding, *_ in app.screen.active_bindings.values()}
         assert not keys & {"toggle_pause", "stop", "type_lr", "checkpoint"}
         assert {"evaluation", "new_run"} <= keys
-        footer = " ".join(str(key.render()) for key in app.screen.query_one(Footer).query("FooterKey"))
-        assert "Pause" not in footer and "Set LR" not in footer and "Eval" in footer
+        def footer() -> list[str]:
+            return [key.description for key in app.screen.query_one(Footer).query("FooterKey")]
+
+        await wait_for(pilot, lambda: "Eval" in footer(), timeout=5)
+        assert "Pause" not in footer() and "Stop" not in footer() and "Set LR" not in footer()
