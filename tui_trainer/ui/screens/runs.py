@@ -21,10 +21,11 @@ from textual.widgets import DataTable, Input, Static
 from textual_plotext import PlotextPlot
 
 from ...engine.command import command_line
+from ...engine.config import ConfigError
 from ...engine.events import RunState
 from ...runs.export import export_run
 from ...runs.retention import disk_use, epoch_checkpoint, epoch_files, kept_checkpoints, prune_checkpoints
-from ...runs.store import RunNotFound, RunStore, RunSummary, StoreError
+from ...runs.store import RunNotFound, RunRecord, RunStore, RunSummary, StoreError
 from ...format import duration, fit_columns, percent
 from ..markup import markup
 from ..paths import inside
@@ -78,6 +79,12 @@ def size(n: int) -> str:
 
 def run_keep(store: RunStore, run_id: str) -> int:
     return int(store.get_run(run_id).config.get("keep_checkpoints", 3))
+
+
+def command_or_why(record: RunRecord) -> str:
+    """The command line that repeats the run; for a run this version cannot read, why it cannot be opened."""
+    why = record.unreadable
+    return f"cannot be opened: {why}" if why else command_line(record.train_config())
 
 
 def val_curve(store: RunStore, run_id: str) -> list[tuple[float, float]]:
@@ -375,7 +382,7 @@ class RunsScreen(Screen):
         if getattr(record, "parent_id", ""):
             template += "\nfork of $parent"
         detail.update(markup(template, id=record.id, name=record.name, status=status,
-                             cli=command_line(record.train_config()), message=record.message,
+                             cli=command_or_why(record), message=record.message,
                              sweep=f"{record.sweep_id} {record.sweep_name}".strip(),
                              parent=f"{getattr(record, 'parent_id', '')} at epoch {getattr(record, 'parent_epoch', '')}"))
 
@@ -526,7 +533,11 @@ class RunsScreen(Screen):
             except ValueError as exc:
                 return str(exc)
             try:
-                target.write_text(export_run(self.store, run_id, fmt), encoding="utf-8")
+                text = export_run(self.store, run_id, fmt)
+            except ConfigError as exc:  # a run this version cannot read: its JSON needs its settings (CSV does not)
+                return str(exc)
+            try:
+                target.write_text(text, encoding="utf-8")
             except OSError as exc:
                 return f"cannot write {path}: {exc.strerror}"
             return None
