@@ -5,6 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tui_trainer.engine.config import TrainConfig
+from tui_trainer.runs.store import RunStore
+
 PACKAGE = Path(__file__).resolve().parent.parent / "tui_trainer"
 
 
@@ -92,3 +95,31 @@ def test_engine_runs_and_headless_cli_load_no_textual():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+# the commands that only print: each must answer before torch (~2 s to import) could load
+QUICK_COMMANDS = (["--version"], ["--help"], ["train", "--help"], ["lr-find", "--help"], ["runs", "--help"],
+                  ["runs"])
+
+
+def test_version_help_and_runs_import_no_torch(runs_home):
+    with RunStore(runs_home) as store:  # $SCRATCH_TUI_HOME, which the subprocess inherits
+        store.create_run(TrainConfig())
+    code = (
+        "import contextlib, io, sys\n"
+        "from tui_trainer.cli import main\n"
+        "loaded = ['import'] if 'torch' in sys.modules else []\n"
+        f"for argv in {QUICK_COMMANDS!r}:\n"
+        "    with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "        try:\n"
+        "            main(argv)\n"
+        "        except SystemExit:\n"  # --help and --version exit
+        "            pass\n"
+        "    assert out.getvalue(), argv\n"
+        "    if 'torch' in sys.modules and not loaded:\n"
+        "        loaded.append(' '.join(argv))\n"
+        "print(','.join(loaded))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""  # else: the first command after which torch was loaded

@@ -15,7 +15,10 @@ from tui_trainer import cli
 from tui_trainer.engine.checkpoints import load_checkpoint
 from tui_trainer.engine.commands import Command
 from tui_trainer.engine.config import SETTINGS, TrainConfig, applies, preset
+from tui_trainer.runs.queue import enqueue
 from tui_trainer.runs.store import RunStore
+
+from ..runs.test_store import made_by_another_version, record_whole_run
 
 QUICK = ["--epochs", "1", "--max-train-samples", "800", "--device", "cpu"]
 
@@ -107,6 +110,31 @@ def test_runs_export_csv_and_json(finished, capsys, tmp_path):
     assert data["run"]["id"] == run_id and data["run"]["config"]["epochs"] == 2 and len(data["epochs"]) == 2
     assert data["command"].startswith("scratch-tui train --epochs 2") and isinstance(data["steps"], list)
     assert data["evaluation"]["test_acc"] == data["run"]["test_acc"] and "image" in data["evaluation"]["samples"][0]
+
+
+def test_a_run_this_version_cannot_read_is_listed_shown_and_refused_in_one_line(capsys, runs_home):
+    with RunStore() as store:  # $SCRATCH_TUI_HOME
+        theirs = store.create_run(TrainConfig(name="theirs"))
+        record_whole_run(store, theirs)
+        [queued] = enqueue(store, [TrainConfig(name="waits")], "5eed5eed", "lrs")
+        for run_id in (theirs, queued):
+            made_by_another_version(store, run_id)
+    why = "model 'foo' is not known to this version of scratch-tui"
+
+    code, out, _ = run_cli(["runs"], capsys)
+    assert code == 0 and {line.split()[0]: line.split()[2] for line in out.splitlines()[1:]} == {
+        theirs: "foo", queued: "foo"}
+    code, out, err = run_cli(["runs", "show", theirs], capsys)
+    assert code == 0 and err == ""
+    assert out.splitlines()[1] == f"  cannot be opened: {why}"
+    assert '  model = "foo"' in out and "Evaluation:" in out and "Repeat it with:" not in out
+    code, out, _ = run_cli(["queue", "ls"], capsys)
+    assert code == 0 and f"Run {queued} cannot be opened: {why}." in out.splitlines()
+    code, out, _ = run_cli(["sweep", "show", "5eed"], capsys)
+    assert code == 0 and f"Left out run {queued}: {why}." in out.splitlines()
+    for args in (["runs", "export", theirs], ["train", "--resume", theirs], ["eval", theirs], ["attach", theirs]):
+        code, out, err = run_cli(args, capsys)
+        assert code in (1, 2) and out == "" and err.count("\n") == 1 and why in err, args
 
 
 def test_eval_repeats_the_final_test_numbers_from_the_best_checkpoint(capsys):

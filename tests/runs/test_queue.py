@@ -17,7 +17,7 @@ from tui_trainer.runs.processes import process_token
 from tui_trainer.runs.schema import MIGRATIONS
 from tui_trainer.runs.store import RunStore
 
-from .test_store import old_store, record_whole_run
+from .test_store import made_by_another_version, old_store, record_whole_run
 
 CPU = TrainConfig(epochs=1, device="cpu", max_train_samples=256)
 
@@ -122,6 +122,21 @@ def test_runs_start_in_order_while_their_device_has_a_free_slot(store, monkeypat
     with pytest.raises(QueueError, match="per-device: got 0"):
         queue.set_per_device(store, 0)
     assert by_hand not in started
+
+
+def test_a_queued_run_this_version_cannot_read_is_listed_then_failed_saying_why(store, monkeypatch, capsys):
+    started = starting_by_hand(monkeypatch)
+    foreign, mine = enqueue(store, [CPU, CPU])
+    made_by_another_version(store, foreign)
+    why = "model 'foo' is not known to this version of scratch-tui"
+    assert [(q.id, q.config, q.unreadable) for q in queued(store)] == [(foreign, None, why), (mine, CPU, "")]
+
+    # the runner cannot train it, and left waiting it would keep the runner up for ever
+    assert len(queue._start_what_fits(store)) == 1 and started == [mine]
+    record = store.get_run(foreign)
+    assert (record.status, record.message) == ("failed", f"this version of scratch-tui cannot train it: {why}")
+    assert f"run {foreign} could not start: {why}" in capsys.readouterr().out
+    assert queued(store) == []
 
 
 def test_a_store_from_before_the_queue_upgrades_with_nothing_lost(tmp_path):

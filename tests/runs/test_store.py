@@ -16,13 +16,13 @@ import zlib
 import pytest
 
 from tui_trainer.engine.commands import Command
-from tui_trainer.engine.config import TrainConfig
+from tui_trainer.engine.config import ConfigError, TrainConfig
 from tui_trainer.engine.events import (BatchProgress, CheckpointSaved, EpochEnded, EvaluationEnded, PredictionSample,
                                        RunFailed, RunFinished, RunInterrupted, RunPaused, RunResumed, RunStarted,
                                        RunState, RunStopped)
 from tui_trainer.runs import follow as following
 from tui_trainer.runs.follow import follow
-from tui_trainer.runs.schema import MIGRATIONS
+from tui_trainer.runs.schema import MIGRATIONS, pack, unpack
 from tui_trainer.runs.store import RunNotFound, RunStore, StoreError, default_runs_dir
 
 CONFIG = TrainConfig(epochs=2, device="cpu", max_train_samples=500)
@@ -87,6 +87,21 @@ def logged(store, run_id, after=0):
     return rows
 
 
+def made_by_another_version(store, run_id, **settings):
+    """Rewrite a run's settings (default: a model named foo) as a version of scratch-tui that knows other models
+    or settings would have recorded them: the row's config and model, and each RunStarted of its log."""
+    settings = settings or {"model": "foo"}
+    with store.transaction() as db:
+        config = {**json.loads(db.execute("SELECT config FROM runs WHERE id = ?", (run_id,)).fetchone()[0]),
+                  **settings}
+        db.execute("UPDATE runs SET config = ?, model = ? WHERE id = ?", (json.dumps(config), config["model"], run_id))
+        for seq, data in db.execute("SELECT seq, data FROM run_events WHERE run_id = ? AND name = 'run_started'",
+                                    (run_id,)).fetchall():
+            event = unpack(data)
+            event["config"].update(settings)
+            db.execute("UPDATE run_events SET data = ? WHERE run_id = ? AND seq = ?", (pack(event), run_id, seq))
+
+
 @pytest.fixture
 def store(tmp_path):
     with RunStore(tmp_path / "runs") as opened:
@@ -125,6 +140,26 @@ def test_a_recorded_run_reads_back_whole(store):
     assert [e for _, e in store.events(run_id, after=9) if isinstance(e, BatchProgress)] == [
         progress(8, epoch=2, loss=2.0 / 8)]
     assert store.evaluation(run_id) == evaluation()  # samples, images and all
+
+
+def test_a_run_of_a_model_this_version_does_not_know_is_listed_and_says_why_in_one_line(store):
+    run_id, other = store.create_run(CONFIG), store.create_run(CONFIG)
+    record_whole_run(store, run_id)
+    made_by_another_version(store, run_id)
+    made_by_another_version(store, other, warmup=5)
+
+    assert {r.id: r.model for r in store.list_runs()} == {run_id: "foo", other: "scratch-mlp"}
+    record = store.get_run(run_id)
+    assert record.unreadable == "model 'foo' is not known to this version of scratch-tui"
+    assert store.get_run(other).unreadable == "setting 'warmup' is not known to this version of scratch-tui"
+    # whatever reads its config or its log gets the same line, naming the run
+    line = f"run {run_id}: model 'foo' is not known to this version of scratch-tui"
+    for read in (record.train_config, lambda: store.events(run_id)):
+        with pytest.raises(ConfigError) as raised:
+            read()
+        assert str(raised.value) == line
+    assert store.epochs(run_id) and store.evaluation(run_id)  # what needs no config still reads
+    assert store.get_run(run_id[:6]).best_val_acc == 68.0
 
 
 def test_ids_resolve_from_a_unique_prefix_and_say_what_is_wrong(store):

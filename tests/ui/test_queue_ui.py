@@ -20,6 +20,7 @@ from tui_trainer.ui.screens.queue import QueueScreen
 from tui_trainer.ui.screens.setup import SetupScreen
 from tui_trainer.ui.screens.train import TrainScreen
 
+from ..runs.test_store import made_by_another_version
 from .fakes import DEVICES, ScriptedLauncher, dataset_status
 from .test_app_flow import footer_keys_cut_off, wait_for
 
@@ -267,6 +268,24 @@ async def test_the_queue_screen_follows_the_store_and_opens_a_training_run(store
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
         assert app.handle is not None and app.handle.run_id == first
+
+
+async def test_a_queued_run_this_version_cannot_read_is_listed_and_enter_says_why(store, runner):
+    from tui_trainer.runs.queue import enqueue
+    from tui_trainer.engine.config import TrainConfig
+
+    theirs, mine = enqueue(store, [TrainConfig(name="theirs"), TrainConfig(name="mine")])
+    made_by_another_version(store, theirs)
+    why = "model 'foo' is not known to this version of scratch-tui"
+    app = make_app(store)
+    async with app.run_test(size=(120, 24)) as pilot:
+        await pilot.press("f3")
+        await pilot.pause()
+        table = app.screen.query_one("#queue-table", DataTable)
+        assert [table.get_row_at(i)[1].plain for i in range(table.row_count)] == [theirs, mine]
+        assert table.get_row_at(0)[-1].plain == f"cannot be opened: {why}"
+        await pilot.press("enter")
+        assert isinstance(app.screen, QueueScreen) and messages(app)[-1] == f"Run {theirs} cannot be opened: {why}."
 
 
 async def test_help_lists_the_queue_and_sweep_keys_and_setup_fits_80_columns(store, runner):

@@ -19,6 +19,7 @@ from tui_trainer.ui.screens.evaluate import EvaluationScreen
 from tui_trainer.ui.screens.runs import RunsScreen
 from tui_trainer.ui.screens.train import TrainScreen
 
+from ..runs.test_store import made_by_another_version, record_whole_run
 from .fakes import DEVICES, dataset_status
 from .test_app_flow import text_of, wait_for
 
@@ -358,3 +359,29 @@ async def test_a_run_resumed_while_its_delete_question_is_open_is_not_deleted(st
         await pilot.pause()
         assert store.get_run(run_id).status == "running"
         assert any("running again" in n.message for n in app._notifications)
+
+
+async def test_a_run_this_version_cannot_read_is_listed_and_enter_says_why(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    mine, theirs = store.create_run(TrainConfig(name="mine")), store.create_run(TrainConfig(name="theirs"))
+    record_whole_run(store, theirs)  # finished, with an evaluation that Enter would open
+    made_by_another_version(store, theirs)
+    line = f"Run {theirs} cannot be opened: model 'foo' is not known to this version of scratch-tui."
+    app = make_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f2")
+        screen = app.screen
+        table = screen.query_one("#runs-table", DataTable)
+        assert isinstance(screen, RunsScreen) and table.row_count == 2
+        table.move_cursor(row=table.get_row_index(theirs))
+        await pilot.pause()
+        assert "cannot be opened: model 'foo' is not known to this version of scratch-tui" in text_of(
+            app, "#runs-detail")
+        await pilot.press("space", "enter")  # marked to compare, then opened
+        await pilot.pause()
+        said = [n.message for n in app._notifications]
+        assert isinstance(app.screen, RunsScreen) and said[-1] == line
+        await pilot.press("u")  # resuming says the same, before asking for epochs
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen) and [n.message for n in app._notifications] == said + [line]
+    store.close()

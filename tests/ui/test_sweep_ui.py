@@ -23,6 +23,7 @@ from tui_trainer.ui.screens.sweep import SweepScreen
 from tui_trainer.ui.screens.train import TrainScreen
 from tui_trainer.ui.widgets.charts import CurvesChart, FieldChart
 
+from ..runs.test_store import made_by_another_version
 from .fakes import DEVICES, dataset_status, evaluation, started
 from .test_app_flow import text_of, wait_for
 from .test_runs_screen import assert_fits, table_lines
@@ -163,6 +164,20 @@ async def test_the_sweep_view_shows_sweep_tables_rows_best_first_and_follows_tra
         assert "2/2" in last and "84.00% ± 1.41" in last
         await pilot.press("escape")
         assert isinstance(app.screen, RunsScreen)
+
+
+async def test_a_run_this_version_cannot_read_is_left_out_of_the_sweep_view_and_said(store):
+    expected = sweep_table(sweep_results(store, SWEEP))
+    theirs = sweep_ids(store)[(0.001, 0.0, 1)]
+    made_by_another_version(store, theirs, dataset="bar")
+    assert len(sweep_results(store, SWEEP)) == 7  # of 8
+    app = make_app(store)
+    async with app.run_test(size=(120, 24)) as pilot:
+        screen = await open_sweep_view(pilot)
+        assert screen.query_one("#sweep-table", DataTable).row_count == len(expected.rows)
+        assert text_of(app, "#sweep-note").startswith(
+            f"1 run(s) left out (run {theirs}: dataset 'bar' is not known to this version of scratch-tui)")
+        assert "7/8 finished" in text_of(app, "#sweep-title")  # still one of the sweep's runs
 
 
 async def test_export_writes_the_table_as_csv_and_json_in_the_current_folder(store, tmp_path):

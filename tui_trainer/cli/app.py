@@ -29,11 +29,14 @@ def run_attach(args: argparse.Namespace) -> int:
     try:
         with RunStore(args.runs_dir) as store:
             run_id = store.resolve(args.run_id) if args.run_id else store.latest_running()
+            why = store.get_run(run_id).unreadable if run_id else ""
     except (StoreError, RunNotFound) as exc:
         return error(str(exc), "attach", EXIT_USAGE)
     if run_id is None:
         return error("no run is running; `scratch-tui runs` lists them, `scratch-tui train --detach` starts one",
                       "attach", EXIT_USAGE)
+    if why:
+        return error(f"run {run_id} cannot be opened: {why}", "attach")
     return open_app(attach=run_id)
 
 

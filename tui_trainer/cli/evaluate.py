@@ -20,6 +20,8 @@ def run_eval(args: argparse.Namespace) -> int:
         return usage_error(str(exc), "eval")
     except StoreError as exc:
         return error(str(exc), "eval")
+    if r.unreadable:  # made by another version: its checkpoints hold a model this one cannot build
+        return error(f"run {r.id} cannot be opened: {r.unreadable}", "eval")
     from ..engine.checkpoints import CheckpointError
     from ..engine.data import DatasetUnavailable
     from ..engine.devices import DeviceError

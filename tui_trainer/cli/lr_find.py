@@ -10,6 +10,7 @@ import sys
 from typing import Any, TextIO
 
 from ..engine.config import PRESETS, ConfigError
+from ..engine.lr_find import END_LR, START_LR, STEPS, LrFindProgress, check_range, find_lr
 from .common import error, usage_error
 from .flags import TRAIN_FLAGS, config_from_args, name_flags
 
@@ -19,8 +20,6 @@ PROGRESS_LINES_IN_A_PIPE = 4  # into a file, a few lines of progress rather than
 
 
 def add_lr_find_parser(sub: Any) -> None:
-    from ..engine.lr_find import END_LR, START_LR, STEPS
-
     parser = sub.add_parser(
         "lr-find", help="find a learning rate: a short range test, its loss curve and a suggestion",
         description="Train a throwaway copy of the model for a few hundred steps while the learning rate rises "
@@ -46,8 +45,6 @@ def _flagged(exc: ConfigError) -> str:
 
 
 def run_lr_find(args: argparse.Namespace) -> int:
-    from ..engine.lr_find import check_range
-
     try:
         check_range(args.start_lr, args.end_lr, args.steps)
     except ConfigError as exc:
@@ -59,7 +56,6 @@ def run_lr_find(args: argparse.Namespace) -> int:
 
     from ..engine.data import DatasetUnavailable
     from ..engine.devices import DeviceError
-    from ..engine.lr_find import LrFindProgress, find_lr
     from .printer import TerminalPrinter
 
     printer = TerminalPrinter(sys.stdout, sys.stderr)  # for its download progress

@@ -159,11 +159,18 @@ def _ls(store: "RunStore", args: argparse.Namespace) -> int:
         rows = [("POS", "ID", "NAME", "DEVICE", "MODEL", "EPOCHS", "LR", "BATCH", "SEED", "SWEEP", "STATE")]
         for q in runs:
             c = q.config
+            if c is None:  # queued by another version: said below the table
+                rows.append((str(q.position) if q.position else "-", q.id, q.name or "-", *["-"] * 6,
+                             f"{q.sweep_id} {q.sweep_name}" if q.sweep_id else "-", str(q.state)))
+                continue
             rows.append((str(q.position) if q.position else "-", q.id, q.name or "-", c.device, c.model,
                          str(c.epochs), f"{c.lr:g}", str(c.batch_size), str(c.seed),
                          f"{q.sweep_id} {q.sweep_name}" if q.sweep_id else "-", str(q.state)))
         for line in table(rows, terminal_width(), squeeze=(2, 9), drop=(9, 7, 4)):
             print(line)
+        for q in runs:
+            if q.config is None:
+                print(f"Run {q.id} cannot be opened: {q.unreadable}.")
     else:
         print("The queue is empty; add runs with `scratch-tui queue add`.")
     runner = f"working (pid {status.runner_pid})" if status.running else "not running"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,8 +67,11 @@ def _runs_show(store: "RunStore", args: argparse.Namespace) -> int:
     from ..runs.replay import repeat_line
 
     r = store.get_run(args.run_id)
+    why = r.unreadable
     view = store.view(r.id)
     out: list[str] = [f"Run {r.id}" + (f" ({r.name})" if r.name else "") + f": {r.state}"]
+    if why:
+        out.append(f"  cannot be opened: {why}")
     if r.message:
         out.append(f"  {r.message}")
     out.append(f"  {r.model} on {r.dataset}, {r.epochs_done}/{r.epochs} epochs, {duration(r.duration_s)} of training")
@@ -79,8 +83,12 @@ def _runs_show(store: "RunStore", args: argparse.Namespace) -> int:
         if path:
             out.append(f"  {label} checkpoint: {path}")
     out += _parent(store, r)
-    out += ["", "Repeat it with:", f"  {repeat_line(store, r)}", "", "Settings:"]
-    out += [f"  {line}" for line in r.train_config().to_toml().splitlines()]
+    if why:  # its settings as recorded; its command line needs them read
+        out += ["", "Settings (as recorded):"] + [f"  {key} = {json.dumps(value)}" for key, value in r.config.items()
+                                                  if value is not None]
+    else:
+        out += ["", "Repeat it with:", f"  {repeat_line(store, r)}", "", "Settings:"]
+        out += [f"  {line}" for line in r.train_config().to_toml().splitlines()]
     if view.changes:
         out += ["", "Changes:"] + [f"  {c.describe()}" for c in view.changes]
     out += _checkpoints(store, r.id)

@@ -189,7 +189,7 @@ def _sweep_table(store: "RunStore", sweep_id: str) -> "SweepTable":
 
 
 def _print_table(store: "RunStore", sweep_id: str, top: int | None = None) -> None:
-    from ..runs.queue import halving, list_sweeps, resolve_sweep
+    from ..runs.queue import halving, list_sweeps, resolve_sweep, sweep_records
     from ..runs.sweep import SweepTable
 
     full = resolve_sweep(store, sweep_id)
@@ -208,6 +208,9 @@ def _print_table(store: "RunStore", sweep_id: str, top: int | None = None) -> No
     if shown.rows and shown.rows[0].best_run_id:
         best = shown.rows[0].best_run_id
         print(f"Best run: {best} (`scratch-tui runs show {best}`, `scratch-tui eval {best}`)")
+    for record in sweep_records(store, full):
+        if record.unreadable:  # another version's run: no config to group it by
+            print(f"Left out run {record.id}: {record.unreadable}.")
 
 
 def _unicode() -> bool:

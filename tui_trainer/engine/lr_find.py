@@ -20,17 +20,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Iterator
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING, Iterator
 
 from .config import ConfigError, TrainConfig
-from .data import DeviceData, DownloadProgress, load_raw, prepare
-from .devices import resolve_device
-from .models import build_model
-from .optim import build_optimizer
-from .step import choose_path, set_lr
+
+if TYPE_CHECKING:
+    from .data import DeviceData, DownloadProgress
 
 START_LR, END_LR, STEPS = 1e-6, 1.0, 200
 MIN_STEPS, MAX_STEPS = 10, 100_000
@@ -88,6 +83,16 @@ def find_lr(config: TrainConfig, start_lr: float = START_LR, end_lr: float = END
             download_progress: DownloadProgress | None = None) -> Iterator[LrFindProgress | LrFindResult]:
     """Yield progress after every step, then the result; raises ConfigError, DeviceError or DatasetUnavailable
     before the first step."""
+    # torch only here, where the test runs: `lr-find --help` shows this module's defaults without waiting for it
+    import torch
+    import torch.nn.functional as F
+
+    from .data import load_raw, prepare
+    from .devices import resolve_device
+    from .models import build_model
+    from .optim import build_optimizer
+    from .step import choose_path, set_lr
+
     check_range(start_lr, end_lr, steps)
     device = resolve_device(config.device)
     if data is None:

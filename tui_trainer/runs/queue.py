@@ -6,7 +6,8 @@ A queued run is an ordinary recorded run: its row exists from the moment it is q
 own (`start_runner`, `scratch-tui queue _runner`): no terminal owns it, only one works on a store at a
 time, it starts queued runs in order while a device has a free slot, and it exits once the queue is
 empty or paused (`ensure_runner` starts it again). Pausing the queue starts nothing new; the runs
-already training go on.
+already training go on. A queued run this version cannot read (queued by another version, or naming a
+model it has not got) is listed, and the runner ends it as failed, saying why, instead of waiting on it.
 
 The API the app and the CLI use (ids may be unique prefixes):
 
@@ -27,7 +28,8 @@ Sweeps in the store (a sweep is the runs queued together under one sweep id):
     halving(store, sweep_id) -> dict | None                   {"epoch": E}, then what it did once applied
     resolve_sweep(store, sweep_id) -> str                     the full id of an id or unique prefix
     sweep_records(store, sweep_id) -> list[RunRecord]         its runs, in queue order
-    sweep_results(store, sweep_id) -> list[RunResult]         the same, as the sweep table takes them
+    sweep_results(store, sweep_id) -> list[RunResult]         the same, as the sweep table takes them (but those
+                                                              this version cannot read: see RunRecord.unreadable)
     list_sweeps(store) -> list[SweepSummary]                  newest first
 
 Bad input raises QueueError (a ValueError) whose message names the field and how to fix it.
@@ -53,11 +55,11 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from ..engine.commands import Command
-from ..engine.config import TrainConfig
-from ..engine.events import RunState, RunStopped
+from ..engine.config import ConfigError, TrainConfig
+from ..engine.events import RunFailed, RunState, RunStopped
 from .spawn import SpawnError, start_queued, start_runner
 from .processes import process_alive, process_token
-from .store import RunNotFound, RunRecord, RunStore
+from .store import RunNotFound, RunRecord, RunStore, stored_config, why_unreadable
 from .sweep import RunResult, config_group, halving_plan
 
 PAUSED = "queue.paused"
@@ -78,9 +80,10 @@ class QueuedRun:
     id: str
     name: str
     state: RunState
-    config: TrainConfig
+    config: TrainConfig | None  # None where this version cannot read it: `unreadable` says why
     sweep_id: str
     sweep_name: str
+    unreadable: str = ""
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,12 @@ def queued(store: RunStore, include_running: bool = False) -> list[QueuedRun]:
 def _queued_run(position: int | None, row: tuple) -> QueuedRun:
     run_id, name, status, paused, config, sweep_id, sweep_name = row
     state = RunState.PAUSED if paused and status == "running" else RunState(status)
-    return QueuedRun(position, run_id, name, state, TrainConfig.from_dict(json.loads(config)), sweep_id, sweep_name)
+    settings = json.loads(config)
+    try:
+        return QueuedRun(position, run_id, name, state, stored_config(run_id, settings), sweep_id, sweep_name)
+    except ConfigError:
+        return QueuedRun(position, run_id, name, state, None, sweep_id, sweep_name,
+                         unreadable=why_unreadable(settings))
 
 
 def _waiting_id(store: RunStore, run_id: str) -> str:
@@ -257,7 +265,8 @@ def sweep_records(store: RunStore, sweep_id: str) -> list[RunRecord]:
 
 
 def sweep_results(store: RunStore, sweep_id: str) -> list[RunResult]:
-    return [RunResult.from_record(r) for r in sweep_records(store, sweep_id)]
+    """The sweep's runs but those this version cannot read: without a config they belong to no row."""
+    return [RunResult.from_record(r) for r in sweep_records(store, sweep_id) if not r.unreadable]
 
 
 def list_sweeps(store: RunStore) -> list[SweepSummary]:
@@ -297,7 +306,10 @@ def _halve(store: RunStore, sweep_id: str, epoch: int, scores: dict[str, float |
     runs = []
     for run_id, status, config, done in store.query("SELECT id, status, config, epochs_done FROM runs "
                                                     "WHERE sweep_id = ? ORDER BY queue_order, id", (sweep_id,)):
-        config = TrainConfig.from_dict(json.loads(config))
+        try:
+            config = stored_config(run_id, json.loads(config))
+        except ConfigError:  # another version's run: not ranked, not cut
+            continue
         if run_id not in scores and done >= epoch:  # its val acc at that epoch, read once
             scores[run_id] = next((e["val_acc"] for e in store.epochs(run_id) if e["epoch"] == epoch), None)
         runs.append((run_id, status, config, done, scores.get(run_id)))
@@ -400,6 +412,9 @@ def _start_what_fits(store: RunStore) -> list[int]:
         busy.update(_rank_slots(gpus) if gpus > 1 else [_slot(device or asked.get("device", "auto"))])
     started = []
     for run in queued(store):
+        if run.config is None:
+            _fail_unreadable(store, run)
+            continue
         if run.config.gpus > 1:  # its ranks take cuda:0 .. cuda:N-1 (LOCAL_RANK), so it waits for all of them
             slots = _rank_slots(run.config.gpus)
             pin = None
@@ -420,6 +435,17 @@ def _start_what_fits(store: RunStore) -> list[int]:
             busy.update(slots)
             started.append(spawned.pid)
     return started
+
+
+def _fail_unreadable(store: RunStore, run: QueuedRun) -> None:
+    """A queued run this version cannot train ends failed, saying why: left queued, it would keep the runner
+    waiting for ever. Only this runner starts queued runs, so it is still queued unless someone removed it."""
+    message = f"this version of scratch-tui cannot train it: {run.unreadable}"
+    try:
+        store.record(run.id, RunFailed(message=message))
+    except RunNotFound:
+        return
+    print(f"run {run.id} could not start: {run.unreadable}", flush=True)
 
 
 def _rank_slots(gpus: int) -> list[str]:

@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..engine.commands import Command
-from ..engine.config import TrainConfig
-from ..engine.events import (ENDING_STATE, CommandIgnored, EvaluationEnded, Event, ProcessStarted, RunInterrupted, RunQueued,
-                             RunStarted, RunState, ending_message, event_from_dict)
+from ..engine.config import SETTINGS, ConfigError, TrainConfig
+from ..engine.events import (ENDING_STATE, CommandIgnored, EvaluationEnded, Event, ProcessStarted, RunInterrupted,
+                             RunQueued, RunStarted, RunState, ending_message, event_from_dict)
 from .processes import process_alive, process_token
 from .schema import MIGRATIONS, pack, unpack
 from .view import RunView, view_of
@@ -130,7 +130,40 @@ class RunRecord(RunSummary):
     parent_epoch: int | None = field(default=None, kw_only=True)  # the parent's epoch the fork starts from
 
     def train_config(self) -> TrainConfig:
-        return TrainConfig.from_dict(self.config)
+        """The run's settings; ConfigError, in one line, where this version cannot read them (see `unreadable`)."""
+        return stored_config(self.id, self.config)
+
+    @property
+    def unreadable(self) -> str:
+        """Why this version of scratch-tui cannot open the run, in one line; '' when it can. A run made by
+        another version (a model, dataset or setting this one has not got) is listed, never opened."""
+        return why_unreadable(self.config)
+
+
+def stored_config(run_id: str, config: dict[str, Any]) -> TrainConfig:
+    """A recorded run's settings as this version reads them; ConfigError naming the run and what it does not know."""
+    try:
+        return TrainConfig.from_dict(config)
+    except ConfigError:
+        raise ConfigError({"config": f"run {run_id}: {why_unreadable(config)}"}) from None
+
+
+def why_unreadable(config: dict[str, Any]) -> str:
+    """Why this version cannot read a stored config, said as its user would: the settings it has that this
+    version has not, or the model or dataset it names; '' when it can read it."""
+    unknown = [name for name in config if name not in SETTINGS]
+    if len(unknown) == 1:
+        return f"setting {unknown[0]!r} is not known to this version of scratch-tui"
+    if unknown:
+        return f"settings {', '.join(map(repr, unknown))} are not known to this version of scratch-tui"
+    for name, value in config.items():
+        if SETTINGS[name].choices and value not in SETTINGS[name].choices:
+            return f"{name} {value!r} is not known to this version of scratch-tui"
+    try:
+        TrainConfig.from_dict(config)
+    except ConfigError as exc:  # a value this version's rules refuse
+        return f"its settings do not hold in this version of scratch-tui: {exc}"
+    return ""
 
 
 _SUMMARY_COLUMNS = ("id, name, model, dataset, status, epochs_done, epochs, best_val_acc, test_acc, run_seconds, "
@@ -506,7 +539,7 @@ class RunStore:
         if len(self._views) >= VIEWS_KEPT:
             self._views.clear()
         rows = db.execute("SELECT at, data FROM run_events WHERE run_id = ? AND seq < ? ORDER BY seq", (run_id, seq))
-        return view_of((at, event_from_dict(unpack(data))) for at, data in rows)
+        return view_of((at, _folded(unpack(data))) for at, data in rows)
 
     def _project(self, db: sqlite3.Connection, run_id: str, view: RunView, now: float) -> None:
         """The runs row's summary, from the run's view: listing runs needs no fold. Any sign of life after an
@@ -646,7 +679,7 @@ class RunStore:
         run_id = self.resolve(run_id)
         rows = self._query("SELECT seq, data FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                            (run_id, after, limit))
-        return [(seq, event_from_dict(unpack(data))) for seq, data in rows]
+        return [(seq, _event(run_id, unpack(data))) for seq, data in rows]
 
     def view(self, run_id: str, only: tuple[str, ...] = ()) -> RunView:
         """The run's log folded into its view; `only`: just the events of these names, for a reader that needs
@@ -654,7 +687,7 @@ class RunStore:
         run_id = self.resolve(run_id)
         names = f" AND name IN ({', '.join('?' * len(only))})" if only else ""
         rows = self._query(f"SELECT at, data FROM run_events WHERE run_id = ?{names} ORDER BY seq", (run_id, *only))
-        return view_of((at, event_from_dict(unpack(data))) for at, data in rows)
+        return view_of((at, _folded(unpack(data))) for at, data in rows)
 
     def logged(self, run_id: str, *names: str) -> list[dict[str, Any]]:
         """The run's events of these names, in log order, as `to_dict()` gives them."""
@@ -726,6 +759,28 @@ class RunStore:
             except ValueError:
                 continue  # written by hand or by a newer release: not ours to act on
         return commands
+
+
+def _folded(data: dict[str, Any]) -> Event:
+    """A logged event as the fold reads it. A run of another version (a model or setting this one does not
+    know) still has epochs, times and an ending to show: its RunStarted keeps the numbers the fold reads."""
+    try:
+        return event_from_dict(data)
+    except ConfigError:
+        config = data["config"]
+        numbers = {k: config[k] for k in ("epochs", "lr", "batch_size", "monitor", "schedule") if k in config}
+        try:
+            readable = TrainConfig.from_dict(numbers)
+        except (ConfigError, TypeError, ValueError):
+            readable = TrainConfig()
+        return event_from_dict({**data, "config": readable.to_dict()})
+
+
+def _event(run_id: str, data: dict[str, Any]) -> Event:
+    """A logged event; a RunStarted whose config this version cannot read is the run's one-line ConfigError."""
+    if data.get("event") == RunStarted.event_name and isinstance(data.get("config"), dict):
+        stored_config(run_id, data["config"])
+    return event_from_dict(data)
 
 
 def still_running(store: RunStore, record: RunRecord) -> StoreError:

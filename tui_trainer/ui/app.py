@@ -33,6 +33,7 @@ from ..runs.store import RunNotFound, RunStore, StoreError
 from ..runs.view import RunView
 from .collector import CHECK_EVERY_S, IdleCollector
 from .messages import EngineEvent
+from .opening import cannot_open
 from .screens.evaluate import EvaluationScreen
 from .screens.help import HELP_IN_FOOTER, HelpScreen, TooSmallScreen, key_display
 from .screens.prompt import PromptScreen
@@ -278,6 +279,9 @@ class TrainerApp(App):
             record = store.get_run(run_id)
         except RunNotFound as exc:
             self.notify(str(exc), severity="error", markup=False)
+            return
+        if record.unreadable:  # said before asking how many epochs
+            self.notify(cannot_open(record.id, record.unreadable), severity="error", markup=False)
             return
         if record.status == "running":
             self.attach(record.id)

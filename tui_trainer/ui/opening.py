@@ -20,6 +20,11 @@ def queued_message(store: RunStore, run_id: str) -> str:
     return f"Run {run_id} is queued" + (f" (position {position})" if position else "")
 
 
+def cannot_open(run_id: str, why: str) -> str:
+    """What Enter on a run this version cannot read says (RunRecord.unreadable is `why`)."""
+    return f"Run {run_id} cannot be opened: {why}."
+
+
 def open_run(app, store: RunStore, run_id: str) -> None:
     """Enter on a run (the runs screen, the sweep view): a running or queued run live, a finished run's
     evaluation, a stopped or interrupted one's best checkpoint evaluated."""
@@ -27,6 +32,9 @@ def open_run(app, store: RunStore, run_id: str) -> None:
         record = store.get_run(run_id)
     except (RunNotFound, StoreError) as exc:
         app.notify(str(exc), severity="error", markup=False)
+        return
+    if record.unreadable:  # made by another version: its log and checkpoints name what this one has not got
+        app.notify(cannot_open(record.id, record.unreadable), severity="error", markup=False)
         return
     if record.status == RunState.QUEUED:  # nothing to evaluate: its view goes live when the runner starts it
         app.notify(f"{queued_message(store, record.id)}; it trains here once the queue's runner starts it.",

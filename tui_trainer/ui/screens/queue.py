@@ -23,6 +23,7 @@ from ...runs.queue import QueuedRun, QueueStatus
 from ...runs.spawn import SpawnError
 from ...runs.store import RunNotFound, RunStore, StoreError
 from ..markup import plain
+from ..opening import cannot_open
 from ..widgets.footer import KeyFooter
 from ..widgets.run_table import RunTable
 from .help import HELP_IN_FOOTER
@@ -52,6 +53,8 @@ def runner_line(status: QueueStatus, started: int | None = None) -> str:
 
 def hyperparameters(run: QueuedRun) -> str:
     c = run.config
+    if c is None:  # queued by another version: why this one cannot train it, in the place of its settings
+        return f"cannot be opened: {run.unreadable}"
     return f"lr={c.lr:g} seed={c.seed} ep={c.epochs} bs={c.batch_size} {c.optimizer} {c.model} {c.dataset}"
 
 
@@ -143,8 +146,9 @@ class QueueScreen(Screen):
 
     def _cells(self, run: QueuedRun) -> dict[str, Text]:
         sweep = run.sweep_name or run.sweep_id or "-"
+        device = run.config.device if run.config else "-"
         return {"pos": Text(str(run.position) if run.position is not None else "-"), "id": Text(run.id),
-                "name": Text(run.name or "-"), "sweep": Text(sweep), "device": Text(run.config.device),
+                "name": Text(run.name or "-"), "sweep": Text(sweep), "device": Text(device),
                 "state": Text(str(run.state)), "params": Text(hyperparameters(run))}
 
     def _fit(self, rows: list[dict[str, Text]]) -> dict[str, int]:
@@ -203,6 +207,9 @@ class QueueScreen(Screen):
     def action_open(self) -> None:
         run = self.selected()
         if run is None:
+            return
+        if run.config is None:
+            self.notify(cannot_open(run.id, run.unreadable), severity="error", markup=False)
             return
         if run.position is None:  # training: live, on the training screen, as the runs screen opens one
             self.app.attach(run.id)

@@ -21,11 +21,12 @@ from textual.widgets import DataTable, Input, Static
 from textual_plotext import PlotextPlot
 
 from ...command_line import command_line
+from ...engine.config import ConfigError
 from ...engine.events import RunState
 from ...runs.export import export_run
 from ...runs.retention import (describe_fork_point, disk_use, epoch_checkpoint, epoch_files, fork_checkpoint,
                                kept_checkpoints, parse_fork_point, prune_checkpoints, step_files)
-from ...runs.store import RunNotFound, RunStore, RunSummary, StoreError
+from ...runs.store import RunNotFound, RunRecord, RunStore, RunSummary, StoreError
 from ...format import duration, fit_columns, percent
 from ..markup import markup
 from ..paths import inside
@@ -79,6 +80,12 @@ def size(n: int) -> str:
 
 def run_keep(store: RunStore, run_id: str) -> int:
     return int(store.get_run(run_id).config.get("keep_checkpoints", 3))
+
+
+def command_or_why(record: RunRecord) -> str:
+    """The command line that repeats the run; for a run this version cannot read, why it cannot be opened."""
+    why = record.unreadable
+    return f"cannot be opened: {why}" if why else command_line(record.train_config())
 
 
 def val_curve(store: RunStore, run_id: str) -> list[tuple[float, float]]:
@@ -380,7 +387,7 @@ class RunsScreen(Screen):
             where = describe_fork_point(forked[-1]) if forked else f"epoch {getattr(record, 'parent_epoch', '')}"
             parent = f"{record.parent_id} at {where}"
         detail.update(markup(template, id=record.id, name=record.name, status=status,
-                             cli=command_line(record.train_config()), message=record.message,
+                             cli=command_or_why(record), message=record.message,
                              sweep=f"{record.sweep_id} {record.sweep_name}".strip(), parent=parent))
 
     def _draw_compare(self) -> None:
@@ -530,7 +537,11 @@ class RunsScreen(Screen):
             except ValueError as exc:
                 return str(exc)
             try:
-                target.write_text(export_run(self.store, run_id, fmt), encoding="utf-8")
+                text = export_run(self.store, run_id, fmt)
+            except ConfigError as exc:  # a run this version cannot read: its JSON needs its settings (CSV does not)
+                return str(exc)
+            try:
+                target.write_text(text, encoding="utf-8")
             except OSError as exc:
                 return f"cannot write {path}: {exc.strerror}"
             return None

@@ -49,7 +49,8 @@ class SweepView:
     runs: tuple[tuple[str, str, int], ...]  # (run id, status, epochs done) of every run, in queue order
     curves: dict[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)  # run id -> (epoch, val acc)
     halving: dict | None = None
-    records: tuple[RunRecord, ...] = field(default=(), compare=False)
+    records: tuple[RunRecord, ...] = field(default=(), compare=False)  # those in the table
+    left_out: tuple[tuple[str, str], ...] = ()  # (run id, why) of the runs this version cannot read
 
     def key(self) -> object:
         """Equal when nothing on screen would change."""
@@ -140,7 +141,11 @@ class SweepScreen(Screen):
     # -- data ----------------------------------------------------------------
     def load(self) -> SweepView:
         """The sweep as the store has it now (safe in a worker thread: the store is)."""
-        records = sweep_records(self.store, self.sweep_id)
+        every = sweep_records(self.store, self.sweep_id)
+        # a run made by another version has no config to group by: it is counted, and left out of the table
+        why = {r.id: r.unreadable for r in every}
+        left_out = tuple((run_id, reason) for run_id, reason in why.items() if reason)
+        records = [r for r in every if not why[r.id]]
         table = sweep_table(RunResult.from_record(r) for r in records)
         curves: dict[str, tuple[tuple[float, float], ...]] = {}
         for row in table.rows[:self.top_k]:
@@ -153,9 +158,9 @@ class SweepScreen(Screen):
                 self._epochs[cache_key] = tuple((e["epoch"], e["val_acc"]) for e in self.store.epochs(run_id)
                                                 if e.get("val_acc") is not None)
             curves[run_id] = self._epochs[cache_key]
-        name = next((r.sweep_name for r in records if r.sweep_name), "")
-        return SweepView(self.sweep_id, name, table, tuple((r.id, r.status, r.epochs_done) for r in records), curves,
-                         halving(self.store, self.sweep_id), tuple(records))
+        name = next((r.sweep_name for r in every if r.sweep_name), "")
+        return SweepView(self.sweep_id, name, table, tuple((r.id, r.status, r.epochs_done) for r in every), curves,
+                         halving(self.store, self.sweep_id), tuple(records), left_out)
 
     def _poll(self) -> None:
         if self._loading or self.view is None:
@@ -196,6 +201,9 @@ class SweepScreen(Screen):
         parts.append(f"{len(view.table.rows)} config{'s' if len(view.table.rows) != 1 else ''}")
         self.query_one("#sweep-title", Static).update(Text(" · ".join(parts), no_wrap=True, overflow="ellipsis"))
         note = f"Best first by {metric}, mean ± std over seeds · "
+        if view.left_out:
+            run_id, why = view.left_out[0]
+            note = f"{len(view.left_out)} run(s) left out (run {run_id}: {why}) · " + note
         plan = view.halving
         if plan and plan.get("applied"):
             note += f"Halving at epoch {plan['epoch']} cut {plan.get('cut', 0)} config(s) · "
