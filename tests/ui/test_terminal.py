@@ -127,7 +127,7 @@ def test_killing_the_terminal_leaves_the_run_training_to_its_end(tmp_path):
     term.kill_server()  # every program in the terminal gets SIGHUP, as when SSH drops
     record, evaluation = wait_until_ended(tmp_path, run_id)
     assert (record.status, record.epochs_done) == ("finished", EPOCHS)
-    assert evaluation is not None and evaluation["test_acc"] > 50
+    assert evaluation is not None and evaluation.test_acc > 50
 
 
 def test_sigkill_to_the_app_leaves_the_run_training_and_a_new_app_attaches(tmp_path):
