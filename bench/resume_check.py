@@ -25,8 +25,9 @@ from tui_trainer.engine.checkpoints import load_checkpoint, save_checkpoint  # n
 from tui_trainer.engine.config import TrainConfig  # noqa: E402
 from tui_trainer.engine.events import BatchProgress, CheckpointSaved, EpochEnded  # noqa: E402
 from tui_trainer.engine.loop import TrainingRun  # noqa: E402
-from tui_trainer.runs.recording import recorded, resume_run  # noqa: E402
+from tui_trainer.runs.recording import recorded  # noqa: E402
 from tui_trainer.runs.store import RunStore  # noqa: E402
+from tui_trainer.runs.worker import build_run  # noqa: E402
 
 
 def epochs_of(events):
@@ -45,7 +46,7 @@ def check(config: TrainConfig, root: Path) -> None:
         before.append(event)
         if isinstance(event, BatchProgress) and event.epoch == 2:
             first.control.stop()  # part-way through epoch 2
-    second = resume_run(store, first.run_id)
+    second = build_run(store, first.run_id)
     got = epochs_of(before) + epochs_of(recorded(second, store))
 
     a, b = straight.model.state_dict(), second.model.state_dict()

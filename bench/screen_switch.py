@@ -162,7 +162,7 @@ async def walk(events: list, size: tuple[int, int], rounds: int, profile: str | 
     async with app.run_test(size=size) as pilot:
         await pilot.press("f5")
         deadline = time.monotonic() + 60
-        while app.history.state not in ("finished", "failed"):
+        while app.run_view.state not in ("finished", "failed"):
             assert time.monotonic() < deadline, "the scripted run never finished"
             await pilot.pause(0.05)
         await pilot.pause(0.3)
@@ -180,7 +180,7 @@ async def walk(events: list, size: tuple[int, int], rounds: int, profile: str | 
                 continue
             label, key, new = step
             if new:  # an equal evaluation, but not the one whose screen the app keeps
-                app.history.evaluation = dataclasses.replace(app.history.evaluation)
+                app.run_view.evaluation = dataclasses.replace(app.run_view.evaluation)
             await pilot.pause(0.1)  # settle: timers, the footer, the last repaint
             on = profiler is not None and key == profile
             start, cpu = time.perf_counter(), time.process_time()

@@ -52,7 +52,7 @@ from tui_trainer.engine.events import (BatchProgress, CommandReceived, EpochEnde
                                        RunState, event_from_dict)
 from tui_trainer.runs.store import RunStore  # noqa: E402
 from tui_trainer.ui.app import TrainerApp  # noqa: E402
-from tui_trainer.ui.history import RunHistory  # noqa: E402
+from tui_trainer.runs.view import RunView  # noqa: E402
 from tui_trainer.ui.screens.train import TrainScreen  # noqa: E402
 
 SIZE = (120, 40)
@@ -103,18 +103,18 @@ async def app_seconds(config: TrainConfig, store: RunStore) -> tuple[list[float]
     app = TrainerApp(launcher=RunLauncher(store), store=store, config=config)
     async with app.run_test(size=SIZE):
         app.start_training(config)  # what F5 on the setup screen does with this config
-        while not app.history.epochs and app.history.ended is None:
+        while not app.run_view.epochs and app.run_view.ended is None:
             await asyncio.sleep(0.05)
         cpu, wall = time.process_time(), time.perf_counter()
         # poll as seldom as a user watching would: the benchmark's own wake-ups count against the app
         stats = ""
-        while app.history.ended is None:
+        while app.run_view.ended is None:
             await asyncio.sleep(0.25)
-            if app.history.is_active and isinstance(app.screen, TrainScreen):
+            if app.run_view.is_active and isinstance(app.screen, TrainScreen):
                 stats = str(app.screen.query_one("#stats", Static).render())
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    assert isinstance(app.history.ended, RunFinished), app.history.message
-    return epoch_seconds(app.history.epochs), cpu / wall, stats
+    assert isinstance(app.run_view.ended, RunFinished), app.run_view.message
+    return epoch_seconds(app.run_view.epochs), cpu / wall, stats
 
 
 # -- 2. command and event latency ------------------------------------------------------------
@@ -128,7 +128,7 @@ class Frame:
 
 @dataclass
 class Probe:
-    """What the app in this process drew and painted, and when its history took which event."""
+    """What the app in this process drew and painted, and when its run view took which event."""
 
     frames: list[Frame] = field(default_factory=list)
     unpainted: list[Frame] = field(default_factory=list)
@@ -164,7 +164,7 @@ class Probe:
 
 
 PROBE: Probe | None = None
-_redraw, _apply = TrainScreen.redraw, RunHistory.apply
+_redraw, _apply = TrainScreen.redraw, RunView.apply
 
 
 def _timed_redraw(self: TrainScreen) -> None:
@@ -174,13 +174,13 @@ def _timed_redraw(self: TrainScreen) -> None:
         probe.drew(self)
 
 
-def _timed_apply(self: RunHistory, event) -> None:
-    _apply(self, event)
+def _timed_apply(self: RunView, event, at=None) -> None:
+    _apply(self, event, at)
     if PROBE is not None and isinstance(event, (RunPaused, BatchProgress)):
         PROBE.applied.append((time.time(), event))
 
 
-TrainScreen.redraw, RunHistory.apply = _timed_redraw, _timed_apply
+TrainScreen.redraw, RunView.apply = _timed_redraw, _timed_apply
 
 
 @dataclass
@@ -196,8 +196,8 @@ class Latency:
 async def _wait(condition, what: str, app: TrainerApp, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
-        if app.history.ended is not None:
-            raise RuntimeError(f"the run ended while waiting for {what}: {app.history.message}")
+        if app.run_view.ended is not None:
+            raise RuntimeError(f"the run ended while waiting for {what}: {app.run_view.message}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)  # the timestamps come from the hooks: this poll only decides when to go on
@@ -208,7 +208,7 @@ async def pause_cycles(app: TrainerApp, probe: Probe, pauses: int) -> tuple[list
     global PROBE
     PROBE = probe
     probe.install(app)
-    await _wait(lambda: app.history.state == RunState.RUNNING and (app.history.progress or app.history.epochs)
+    await _wait(lambda: app.run_view.state == RunState.RUNNING and (app.run_view.progress or app.run_view.epochs)
                 and isinstance(app.screen, TrainScreen), "the run to train", app, timeout=120)
     await asyncio.sleep(1.0)
     begun = time.time()
@@ -223,11 +223,11 @@ async def pause_cycles(app: TrainerApp, probe: Probe, pauses: int) -> tuple[list
                     "the status line to say Paused", app)
         await asyncio.sleep(random.uniform(0.2, 0.4))
         app.post_message(events.Key("space", " "))
-        await _wait(lambda: app.history.state == RunState.RUNNING and probe.frames[-1].status.startswith("Training"),
+        await _wait(lambda: app.run_view.state == RunState.RUNNING and probe.frames[-1].status.startswith("Training"),
                     "the run to resume", app)
     app.send(Command("stop"))
     deadline = time.monotonic() + 60
-    while app.history.ended is None and time.monotonic() < deadline:
+    while app.run_view.ended is None and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     return presses, begun
 

@@ -55,10 +55,10 @@ async def capture(size: tuple[int, int]) -> None:
         await pilot.press("f5")
         charts = list(app.screen.query(RunChart))
         # the charts redraw once a second: catch a moment when they show everything the log does
-        await wait_for(pilot, lambda: len(app.history.epochs) >= 4 and not any(c.is_stale(app.history) for c in charts),
+        await wait_for(pilot, lambda: len(app.run_view.epochs) >= 4 and not any(c.is_stale(app.run_view) for c in charts),
                        step=0.02)
         save("training-live")
-        await wait_for(pilot, lambda: app.history.state == "finished")
+        await wait_for(pilot, lambda: app.run_view.state == "finished")
         await pilot.pause(0.3)
         save("training-finished")
         for key, name in (("1", "evaluation-per-class"), ("2", "evaluation-confusion"), ("3", "evaluation-samples")):

@@ -12,9 +12,10 @@ from tui_trainer.engine.config import TrainConfig
 from tui_trainer.engine.control import TrainingControl
 from tui_trainer.engine.events import BatchProgress, EpochEnded, LearningRateChanged
 from tui_trainer.engine.loop import TrainingRun
-from tui_trainer.runs.recording import recorded, resume_run
+from tui_trainer.runs.recording import recorded
 from tui_trainer.runs.replay import repeat_line
 from tui_trainer.runs.store import RunStore
+from tui_trainer.runs.worker import build_run
 
 from .test_runs_cli import run_cli
 
@@ -145,7 +146,7 @@ def test_a_resumed_run_keeps_the_lr_in_force_when_it_stopped(runs_home):
         first = TrainingRun(config, TrainingControl(), progress_seconds=0)
         set_lr_at(first, store, {25: 0.0007}, stop_at=50)
         assert store.get_run(first.run_id).status == "stopped"
-        second = resume_run(store, first.run_id, control=TrainingControl(), progress_seconds=0)
+        second = build_run(store, first.run_id, control=TrainingControl(), progress_seconds=0)
         assert second.base_lr == 0.0007  # from the checkpoint: the set lr, not the config's 0.003
         after = list(recorded(second, store))
     assert {e.lr for e in after if isinstance(e, (BatchProgress, EpochEnded))} == {0.0007}

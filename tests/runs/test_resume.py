@@ -13,8 +13,9 @@ from tui_trainer.engine.checkpoints import CheckpointError
 from tui_trainer.engine.config import ConfigError, TrainConfig
 from tui_trainer.engine.events import BatchProgress, CheckpointSaved, EpochEnded, EvaluationEnded, RunFinished
 from tui_trainer.engine.loop import TrainingRun
-from tui_trainer.runs.recording import recorded, resume_run
+from tui_trainer.runs.recording import recorded
 from tui_trainer.runs.store import RunStore, StoreError
+from tui_trainer.runs.worker import build_run, claim, handed_here, prepare
 
 # flip draws from the run's generator every batch; 3000 images in batches of 64 make 47 steps an epoch
 CONFIG = TrainConfig(epochs=3, device="cpu", max_train_samples=3000, batch_size=64, augment="flip")
@@ -55,7 +56,8 @@ def test_stopped_and_resumed_equals_uninterrupted(where, small_data, uninterrupt
     stop_save = [e for e in before if isinstance(e, CheckpointSaved)][-1]
     assert stop_save.reason == "stop" and stop_save.epoch == 1 and stop_save.step == (47 if "after" in where else 50)
 
-    second = resume_run(store, first.run_id[:5], data=small_data, progress_seconds=0)
+    claim(store, first.run_id[:5])  # this process trains it on: the one claim a resume makes
+    second = build_run(store, first.run_id[:5], data=small_data, progress_seconds=0)
     assert (second.epoch, second.step, second.model) == (1, stop_save.step, None)  # known before setup
     after = list(recorded(second, store))
     assert after[0].resumed_from_step == stop_save.step and after[0].run_id == first.run_id
@@ -119,28 +121,33 @@ def test_resuming_says_what_is_wrong(small_data, tmp_path):
     run = TrainingRun(quick, data=small_data)
     list(recorded(run, store))
     with pytest.raises(ConfigError, match="already trained all 1 epochs; ask for more epochs"):
-        resume_run(store, run.run_id)
+        build_run(store, run.run_id)
     with pytest.raises(ConfigError, match="epochs: got 0; .*1 epoch\\(s\\) done, so ask for at least 1"):
-        resume_run(store, run.run_id, epochs=0)
-    assert resume_run(store, run.run_id, epochs=2, data=small_data).config.epochs == 2
+        build_run(store, run.run_id, epochs=0)
+    assert build_run(store, run.run_id, epochs=2, data=small_data).config.epochs == 2
 
     never_saved = TrainingRun(quick, data=small_data)
     list(recorded(never_saved, store, checkpoints=False))
     with pytest.raises(CheckpointError, match=f"run {never_saved.run_id} cannot be resumed: no checkpoint at"):
-        resume_run(store, never_saved.run_id)
+        build_run(store, never_saved.run_id)
 
     busy = store.create_run(quick)
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # another live process
     try:
         store.set_process(busy, holder.pid)  # trains it, as a detached child would
+        log = store.events(busy)
         with pytest.raises(StoreError, match=rf"run {busy} is still running \(pid {holder.pid}\); stop it first "
                                              rf"with `scratch-tui runs control {busy} stop`"):
-            resume_run(store, busy)
+            prepare(store, busy, data=small_data)  # a worker nobody handed the run to claims it, and is refused
+        refused = store.get_run(busy)
+        assert (refused.status, refused.pid) == ("running", holder.pid)  # left as it was: no RunFailed, no claim
+        assert store.events(busy) == log
     finally:
         holder.kill()
         holder.wait(10)
 
-    # `train --resume --detach` marks the run running with the child's pid before the child resumes it:
-    # the child itself must not be refused
+    # `train --resume --detach` claims the run for the worker it starts, and hands it over with the worker's pid:
+    # the worker takes it as handed, without claiming it again
     store.set_process(run.run_id, os.getpid(), resuming=True)
-    assert resume_run(store, run.run_id, epochs=2, data=small_data).run_id == run.run_id
+    assert handed_here(store.get_run(run.run_id))
+    assert prepare(store, run.run_id, epochs=2, data=small_data).run_id == run.run_id

@@ -27,8 +27,9 @@ from tui_trainer.runs import recording as recording_module
 from tui_trainer.runs import store as store_module
 from tui_trainer.runs.evaluation import evaluate_checkpoint
 from tui_trainer.runs.export import export_run
-from tui_trainer.runs.recording import Recording, recorded, resume_run
+from tui_trainer.runs.recording import Recording, recorded
 from tui_trainer.runs.store import RunNotFound, RunStore, StoreBusy, StoreError, StoreFull
+from tui_trainer.runs.worker import build_run
 
 QUICK = ["--epochs", "1", "--max-train-samples", "300", "--device", "cpu"]
 CONFIG = TrainConfig(epochs=2, device="cpu", max_train_samples=300)
@@ -76,7 +77,7 @@ def test_a_moved_runs_dir_still_resumes_and_evaluates(tiny, tmp_path):
         record = store.get_run(run_id)
         assert record.last_checkpoint == str(after / "checkpoints" / run_id / LAST)
         assert evaluate_checkpoint(record, "best").result.test_acc > 0
-        resumed = resume_run(store, run_id, epochs=3, data=tiny)
+        resumed = build_run(store, run_id, epochs=3, data=tiny)
         assert resumed.epoch == 2
         assert isinstance(list(recorded(resumed, store))[-1], RunFinished)
 
@@ -262,7 +263,7 @@ def test_a_damaged_last_checkpoint_resumes_from_the_previous_good_one_and_says_s
         with pytest.raises(CheckpointError, match="is damaged"):
             load_checkpoint(folder / LAST)
         warnings = []
-        run = resume_run(store, run_id, epochs=4, warn=warnings.append, data=tiny)
+        run = build_run(store, run_id, epochs=4, warn=warnings.append, data=tiny)
         assert run.epoch == 2
         assert warnings == [f"{folder / LAST} is damaged, so run {run_id} resumes from the previous good "
                             f"checkpoint, {PREVIOUS} (epoch 2, step {previous.step})"]

@@ -177,6 +177,25 @@ async def test_resume_from_the_runs_screen_continues_the_same_run(tmp_path):
     assert record.status == "finished" and record.epochs_done == 3
 
 
+async def test_a_resume_that_cannot_load_its_checkpoint_shows_why_on_the_runs_view(tmp_path):
+    """The app no longer loads the checkpoint on its own thread to check it: the run's worker does, and the
+    RunFailed it records is what the training screen shows."""
+    store, run_id = stopped_after_one_epoch(tmp_path)
+    last = store.checkpoint_dir(run_id) / "last.pt"
+    for path in store.checkpoint_dir(run_id).iterdir():
+        path.unlink()
+    app = make_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f2", "u")
+        await wait_for(pilot, lambda: app.history.state == "failed")
+        assert isinstance(app.screen, TrainScreen) and app.history.started.run_id == run_id
+        assert app.history.message == f"Failed: run {run_id} cannot be resumed: no checkpoint at {last}"
+    record = store.get_run(run_id)
+    assert (record.status, record.epochs_done) == ("failed", 1)  # what it had trained is kept
+    names = [event.event_name for _, event in store.events(run_id)]
+    assert names[-2:] == ["process_started", "run_failed"] and names.count("process_started") == 1
+
+
 async def test_a_stopped_run_is_evaluated_from_its_best_checkpoint(tmp_path):
     store, run_id = stopped_after_one_epoch(tmp_path)
     app = make_app(store)

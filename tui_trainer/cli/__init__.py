@@ -66,9 +66,6 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "terminal; print the run id and return")
     train.add_argument("--seeds", metavar="S1,S2,...", help="train once per seed (e.g. 0,1,2) through the queue, then "
                                                            "print the mean and std of the test accuracy")
-    # A detached child trains the run its parent created (config read from the store).
-    train.add_argument("--run-id", help=argparse.SUPPRESS)
-    train.add_argument("--no-hangup", action="store_true", help=argparse.SUPPRESS)
 
     runs = sub.add_parser("runs", help="list recorded runs; show, export, delete or steer one",
                           description="With no action, list the recorded runs, newest first. "

@@ -24,8 +24,8 @@ def add_queue_parser(sub: argparse._SubParsersAction) -> None:
                                        "terminal.")
     actions = queue.add_subparsers(dest="queue_command", parser_class=Parser, metavar="ACTION", required=True)
 
-    def action(name: str, help: str | None, **kwargs) -> argparse.ArgumentParser:
-        parser = actions.add_parser(name, **({"help": help} if help else {}), **kwargs)
+    def action(name: str, help: str, **kwargs) -> argparse.ArgumentParser:
+        parser = actions.add_parser(name, help=help, **kwargs)
         parser.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
         return parser
 
@@ -55,7 +55,6 @@ def add_queue_parser(sub: argparse._SubParsersAction) -> None:
     action("resume", "let the queue start runs again, and start its runner")
     start = action("start", "start the runner (after `queue add --no-start`, or a runner that died)")
     start.add_argument("--per-device", type=int, metavar="N", help="runs at a time on each device, kept for the queue")
-    action("_runner", None)  # the runner process itself: started by runs/spawn.py, never typed
 
 
 def run_queue_command(args: argparse.Namespace) -> int:
@@ -242,15 +241,6 @@ def _start(store: "RunStore", args: argparse.Namespace) -> int:
     return 0
 
 
-def _runner(store: "RunStore", args: argparse.Namespace) -> int:
-    from ..runs.queue import run_queue
-
-    started = run_queue(store)
-    print(f"queue runner {store.host}:{__import__('os').getpid()}: started {started} run(s); the queue is empty "
-          f"or paused", flush=True)
-    return 0
-
-
 SEEDS_POLL_S = 0.5
 
 
@@ -309,5 +299,4 @@ def train_seeds(args: argparse.Namespace, config: TrainConfig) -> int:
     return 0 if finished == len(ids) else EXIT_FAILED
 
 
-_ACTIONS = {"add": _add, "ls": _ls, "rm": _rm, "move": _move, "pause": _pause, "resume": _resume, "start": _start,
-            "_runner": _runner}
+_ACTIONS = {"add": _add, "ls": _ls, "rm": _rm, "move": _move, "pause": _pause, "resume": _resume, "start": _start}

@@ -15,7 +15,7 @@ _WHERE = {
     "DATASETS": "data", "DatasetUnavailable": "data",
     "DeviceError": "devices", "list_devices": "devices", "resolve_device": "devices",
     "TERMINAL_EVENTS": "events", "Event": "events", "event_from_dict": "events",
-    "TrainingRun": "loop", "run_training": "loop",
+    "TrainingRun": "loop",
     "MODELS": "models", "build_model": "models", "count_parameters": "models",
     "CheckpointError": "checkpoints", "load_checkpoint": "checkpoints",
 }

@@ -37,9 +37,6 @@ class TrainingControl:
             self._running.set()
             self.pending = True
 
-    def toggle_pause(self) -> None:
-        (self.resume if self.paused else self.pause)()
-
     def stop(self) -> None:
         with self._lock:
             self._stop = True

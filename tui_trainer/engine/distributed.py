@@ -1,6 +1,7 @@
 """Several processes, one run: DistributedDataParallel under torchrun, on NCCL (GPUs) or gloo (CPU).
 
-    torchrun --nproc-per-node 2 -m tui_trainer train ...
+    torchrun --nproc-per-node 2 -m tui_trainer train ...                 (by hand, or `train --gpus 2`)
+    torchrun --nproc-per-node 2 -m tui_trainer.runs.worker RUN_ID ...    (runs/spawn.py, in the background)
 
 Every rank prepares the same data and shuffles it with the same seeded generator, so all
 ranks agree on each global batch; each rank trains on its share of it (the config's batch
@@ -19,6 +20,7 @@ import os
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -30,10 +32,19 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def ranks_command(gpus: int, train_args: list[str]) -> list[str]:
-    """`scratch-tui train train_args` as `gpus` processes on this machine, started by torch.distributed.run."""
+def ranks_command(gpus: int, module: str, args: list[str]) -> list[str]:
+    """`python -m module args` as `gpus` processes on this machine, one per rank, started by torch.distributed.run."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}",
-            "-m", "tui_trainer", "train", *train_args]
+            "-m", module, *args]
+
+
+def exit_rank(code: int) -> NoReturn:
+    """Leave at once, output flushed: tearing down gloo's threads in the interpreter's shutdown can abort one rank
+    ("terminate called without an active exception") after the run has ended well on every rank. The caller has
+    closed its run store."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def gpus_missing(gpus: int, found: int | None = None) -> str | None:

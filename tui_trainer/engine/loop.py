@@ -15,7 +15,7 @@ import dataclasses
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -544,12 +544,3 @@ def _cuda_memory(device: torch.device) -> dict[str, float]:
         return {}
     return {"memory_mib": round(torch.cuda.memory_allocated(device) / 2**20, 1),
             "peak_memory_mib": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)}
-
-
-def run_training(config: TrainConfig, on_event: Callable[[Event], None],
-                 control: TrainingControl | None = None, **kwargs) -> Event:
-    """Callback form of `TrainingRun.events()`; returns the final event."""
-    last: Event | None = None
-    for last in TrainingRun(config, control, **kwargs).events():
-        on_event(last)
-    return last

@@ -100,11 +100,3 @@ class RunLauncher:
 
         run = fork_run(self.store, parent_id, epoch, changes)
         return StoredRun(self.store, start_created(self.store, run.run_id).run_id, started_here=True)
-
-    def repeat(self, config: TrainConfig, replay_id: str) -> StoredRun:
-        """Start `config` in the background, setting the lr at the same steps as run `replay_id` did."""
-        from .replay import plan_replay
-
-        run_id = self.store.create_run(config)
-        plan_replay(self.store, run_id, replay_id)
-        return StoredRun(self.store, start_created(self.store, run_id).run_id, started_here=True)

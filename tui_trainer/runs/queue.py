@@ -2,8 +2,8 @@
 
 A queued run is an ordinary recorded run: its row exists from the moment it is queued (status
 `queued`, its log starting with RunQueued), so every list shows it, and it trains through the same
-`scratch-tui train --run-id` process as any background run. The queue's runner is a process of its
-own (`start_runner`, `scratch-tui queue _runner`): no terminal owns it, only one works on a store at a
+run worker (runs/worker.py) as any background run. The queue's runner is a process of its own
+(`start_runner`, `python -m tui_trainer.runs.queue --store PATH`): no terminal owns it, only one works on a store at a
 time, it starts queued runs in order while a device has a free slot, and it exits once the queue is
 empty or paused (`ensure_runner` starts it again). Pausing the queue starts nothing new; the runs
 already training go on. A queued run this version cannot read (queued by another version, or naming a
@@ -20,7 +20,7 @@ The API the app and the CLI use (ids may be unique prefixes):
     set_per_device(store, n) -> None                          runs at a time per device (default 1)
     ensure_runner(store) -> int | None                        start the runner when there is work for it
     runner_status(store) -> QueueStatus
-    run_queue(store, poll_s) -> int                           the runner's loop (the hidden CLI calls it)
+    run_queue(store, poll_s) -> int                           the runner's loop (its process: `main`)
 
 Sweeps in the store (a sweep is the runs queued together under one sweep id):
 
@@ -46,9 +46,11 @@ slot. Every run training on this host counts against its device's slots, not onl
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import secrets
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -374,6 +376,20 @@ def run_queue(store: RunStore, poll_s: float = POLL_S) -> int:
     return started
 
 
+def main(argv: list[str] | None = None) -> int:
+    """The runner's process (spawn's `start_runner` starts it): works through the queue of one store, then says so."""
+    parser = argparse.ArgumentParser(prog="python -m tui_trainer.runs.queue",
+                                     description="Start the queued runs of a run store in order, while a device has "
+                                                 "a free slot, until the queue is empty or paused.")
+    parser.add_argument("--store", required=True, metavar="PATH", help="the run store (its folder or database)")
+    args = parser.parse_args(argv)
+    with RunStore(args.store) as store:
+        started = run_queue(store)
+        print(f"queue runner {store.host}:{os.getpid()}: started {started} run(s); the queue is empty or paused",
+              flush=True)
+    return 0
+
+
 def _claim_runner(store: RunStore) -> bool:
     pid = os.getpid()
     with store.transaction() as db:
@@ -481,3 +497,7 @@ def _reap(children: set[int]) -> None:
                 children.discard(pid)
         except ChildProcessError:
             children.discard(pid)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,6 +1,6 @@
 """Recording a run: the one wrapper the CLI and the app share, so every run lands in the store alike.
 
-    run = TrainingRun(config)              # or resume_run(store, run_id)
+    run = TrainingRun(config)              # or build_run(store, run_id) (runs/worker.py)
     for event in recorded(run, store):     # run.events(), plus CheckpointSaved
         ...
 
@@ -16,26 +16,21 @@ order, with one warning, and are written once the lock is free (see `_Journal`).
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ..engine.checkpoints import (BEST, LAST, PREVIOUS, Checkpoint, CheckpointDamaged, CheckpointError,
-                                  CheckpointNotWritten, epoch_file, keep_as_best, load_checkpoint, save_checkpoint,
-                                  step_file)
-from ..engine.config import ConfigError
+from ..engine.checkpoints import (BEST, LAST, PREVIOUS, CheckpointNotWritten, epoch_file, keep_as_best,
+                                  save_checkpoint, step_file)
 from ..engine.control import TrainingControl
 from ..engine.commands import apply
 from ..engine.events import (BatchProgress, CheckpointSaved, CommandIgnored, CommandReceived, EpochEnded, Event,
                              RunFailed, RunInterrupted, RunStarted, RunStopped, TERMINAL_EVENTS)
 from ..engine.loop import TrainingRun
 from ..engine.monitor import Monitor
-from .replay import replay_control
 from .retention import prune
-from .store import RunStore, StoreBusy, StoreError, StoreFull, still_running
+from .store import RunStore, StoreBusy, StoreError, StoreFull
 
 COMMAND_POLL_S = 0.02  # how often the store is asked for queued commands: the key-to-loop budget is 50 ms
 RETRY_EVERY_S = 1.0  # while the store is locked, how often the waiting events are offered again
@@ -184,80 +179,6 @@ class Recording:
 def recorded(run: TrainingRun, store: RunStore, checkpoints: bool = True) -> Recording:
     """Iterate this to train `run` and record it in `store`; see the module docstring."""
     return Recording(run, store, checkpoints)
-
-
-def resume_run(store: RunStore, run_id: str, epochs: int | None = None, control: TrainingControl | None = None,
-               claim: bool = True, warn: Callable[[str], None] = warn_on_stderr, **kwargs: Any) -> TrainingRun:
-    """The run `run_id` continued from its last checkpoint (same id; record it with `recorded`).
-
-    With `claim`, this process becomes the run's one trainer (atomically: two resumes of one run
-    cannot both go on); without, it only checks that the run can be resumed. A last checkpoint that
-    is damaged is set aside and the previous good one used, with a warning. A run that trained all
-    its epochs but was never evaluated (killed before the end) resumes to be evaluated and finished.
-    Raises RunNotFound, CheckpointError (no usable checkpoint), ConfigError (epochs) or
-    StoreError (the run is still running).
-    """
-    store.mark_interrupted()
-    record = store.get_run(run_id)
-    me, parent = os.getpid(), os.getppid()  # a background resume's parent claimed the run for us
-    if record.status == "running" and record.pid not in (me, parent):
-        raise still_running(store, record)
-    checkpoint = _resumable_checkpoint(store, record, warn if claim else None)
-    finished = record.status == "finished" or record.test_acc is not None
-    if epochs is None and checkpoint.epoch >= checkpoint.config.epochs and not checkpoint.mid_epoch and finished:
-        raise ConfigError({"epochs": f"epochs: run {record.id} has already trained all {checkpoint.epoch} epochs; "
-                                     f"ask for more epochs to train it further"})
-    run = TrainingRun.from_checkpoint(checkpoint, control, epochs=epochs, **kwargs)
-    run.run_id = record.id
-    # a run that replays another's lr changes goes on with those still ahead of it
-    replaying = replay_control(store, record.id, lambda: run.step, checkpoint.step)
-    if replaying is not None:
-        run.control = replaying
-    if claim:
-        if not store.claim(record.id, me, also=parent):
-            raise still_running(store, store.get_run(record.id))
-        if record.pid != me:
-            store.set_process(record.id, me, resuming=True)  # viewers see it starting, not as it ended
-        _set_aside(checkpoint, store.checkpoint_dir(record.id))
-    return run
-
-
-DAMAGED = "last.damaged.pt"  # a last checkpoint that failed to load, kept for a look but never resumed again
-
-
-def _resumable_checkpoint(store: RunStore, record: Any, warn: Callable[[str], None] | None) -> Checkpoint:
-    """The run's last checkpoint, or where that does not load the newest earlier one that does."""
-    folder = store.checkpoint_dir(record.id)
-    path = Path(record.last_checkpoint or folder / LAST)
-    try:
-        return load_checkpoint(path)
-    except CheckpointError as exc:
-        failure = exc
-    # the one before the last, then the best: each a whole file of its own (written, then renamed)
-    for earlier in (folder / PREVIOUS, Path(record.best_checkpoint or folder / BEST)):
-        if earlier == path or not earlier.is_file():
-            continue
-        try:
-            checkpoint = load_checkpoint(earlier)
-        except CheckpointError:
-            continue
-        if warn is not None:
-            why = "is damaged" if isinstance(failure, CheckpointDamaged) else "cannot be used"
-            warn(f"{path} {why}, so run {record.id} resumes from the previous good checkpoint, {earlier.name} "
-                 f"(epoch {checkpoint.epoch}, step {checkpoint.step})")
-        return checkpoint
-    raise CheckpointError(f"run {record.id} cannot be resumed: {failure}") from None
-
-
-def _set_aside(used: Checkpoint, folder: Path) -> None:
-    """Resumed from an earlier checkpoint: move the last one, which did not load, out of the way, so the
-    next save does not keep it as the previous good one."""
-    last = folder / LAST
-    if used.path != last and last.is_file():
-        try:
-            os.replace(last, folder / DAMAGED)
-        except OSError:
-            pass  # kept where it is: the next save replaces it anyway
 
 
 class _Journal:

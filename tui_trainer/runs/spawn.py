@@ -1,8 +1,14 @@
-"""The one way to start `scratch-tui train` as a process: in a session of its own, recorded, logging to a file.
+"""The one way to start a training process: the run worker, in a session of its own, logging to a file.
 
-No terminal owns the process, so closing the terminal, losing SSH or killing whoever started
-it leaves the run training; only a stop command (or a signal sent to it) ends it. The queue's
-runner is started the same way (`start_runner`), and starts queued runs with `start_queued`.
+    start_run(store, config) / start_created(store, run_id)     a new run (a fork's, a replay's made already)
+    resume_in_background(store, run_id, epochs)                 a stopped run, from its last checkpoint
+    start_queued(store, run_id, device)                         a queued run (the queue's runner)
+    start_runner(store)                                         the queue's runner itself
+
+Each starts `python -m tui_trainer.runs.worker RUN_ID --store PATH` (runs/worker.py builds the run from its log),
+under torchrun, one process per GPU, for a run on several GPUs; the runner is `python -m tui_trainer.runs.queue`.
+No terminal owns the process, so closing the terminal, losing SSH or killing whoever started it leaves the run
+training; only a stop command (or a signal sent to it) ends it.
 """
 
 from __future__ import annotations
@@ -15,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..engine.config import ConfigError, TrainConfig
-from ..engine.events import RunFailed
-from .store import RunStore, still_running
+from .store import RunStore
+from .worker import MODULE as WORKER, claim, fail, worker_args
 
 
 class SpawnError(RuntimeError):
@@ -36,31 +42,31 @@ def start_run(store: RunStore, config: TrainConfig) -> Spawned:
 
 
 def start_created(store: RunStore, run_id: str) -> Spawned:
-    """Start training a run whose row (and first events: a fork's, a replay's, a queue's) already exists."""
+    """Start training a run whose row (and first events: a fork's, a replay's, a queue's) already exists and is
+    this process's (it made or took it): the worker it starts is handed the run."""
     try:
-        spawned = _spawn(store, run_id, ["--run-id", run_id])
+        spawned = _spawn(store, run_id)
     except SpawnError as exc:
-        store.end_run(run_id, RunFailed(message=str(exc)))
+        fail(store, run_id, str(exc))
         raise
     store.set_process(run_id, spawned.pid)  # from now on the child's life is the run's
     return spawned
 
 
 def resume_in_background(store: RunStore, run_id: str, epochs: int | None = None) -> Spawned:
-    """Continue a stopped run from its last checkpoint in the background (check it can be resumed first).
+    """Continue a stopped run from its last checkpoint, in the background (to `epochs` in all).
 
-    Raises StoreError while another process trains the run."""
-    if not store.claim(run_id, os.getpid()):  # ours until the child takes it: no second resume meanwhile
-        raise still_running(store, store.get_run(run_id))
+    The run is claimed here, once, for the worker this starts, which takes it over without claiming it again: so
+    a refused resume starts no process, and a viewer opening the run at once sees it starting, not as it ended.
+    Whether it can resume (its checkpoint, the epochs asked) is the worker's to find out; one that cannot ends
+    with RunFailed in its log saying why. Raises StoreError while another process trains the run (or it waits in
+    the queue), SpawnError when no process could start."""
+    claim(store, run_id)
     try:
-        spawned = _spawn(store, run_id, ["--resume", run_id, *(["--epochs", str(epochs)] if epochs is not None
-                                                                  else [])])
+        spawned = _spawn(store, run_id, epochs)
     except SpawnError as exc:  # claimed, but nobody will train it: say so, keeping what it had done
-        record = store.get_run(run_id)
-        store.end_run(run_id, RunFailed(message=str(exc), epochs_done=record.epochs_done, seconds=record.duration_s))
+        fail(store, run_id, str(exc))
         raise
-    # Running from now, not from the child's first event seconds later: a viewer that opens the
-    # run meanwhile waits for the new segment instead of seeing the old ending and leaving.
     store.set_process(run_id, spawned.pid, resuming=True)
     return spawned
 
@@ -77,28 +83,27 @@ RUNNER_LOG = "queue-runner.log"
 
 
 def start_runner(store: RunStore) -> int:
-    """Start the queue's runner (`scratch-tui queue _runner`) in the background; returns its pid. A runner
-    that finds another already working exits at once, so starting one too many is harmless."""
+    """Start the queue's runner in the background; returns its pid. A runner that finds another already working
+    exits at once, so starting one too many is harmless."""
     log = store.root / "logs" / RUNNER_LOG
-    return _detached([sys.executable, "-m", "tui_trainer", "queue", "_runner", "--runs-dir",
-                      str(store.db_path.resolve())], log)
+    return _detached([sys.executable, "-m", "tui_trainer.runs.queue", "--store", str(store.db_path.resolve())], log)
 
 
-def _spawn(store: RunStore, run_id: str, args: list[str]) -> Spawned:
+def _spawn(store: RunStore, run_id: str, epochs: int | None = None) -> Spawned:
     log = store.log_path(run_id)
-    train_args = ["--runs-dir", str(store.db_path.resolve()), *args, "--no-hangup"]
+    args = worker_args(store, run_id, epochs)
     try:
         gpus = store.get_run(run_id).train_config().gpus
     except ConfigError:
-        gpus = 1  # the child reads the config too, and fails the run saying what is wrong with it
-    if gpus > 1:  # torchrun starts a process per GPU; each reads the run from the store, rank 0 records it
+        gpus = 1  # the worker reads the config too, and fails the run saying what is wrong with it
+    if gpus > 1:  # torchrun starts a worker per GPU; each builds the run from the store, rank 0 records it
         from ..engine.distributed import gpus_missing, ranks_command
 
         if (missing := gpus_missing(gpus)) is not None:
             raise SpawnError(missing)
-        command = ranks_command(gpus, train_args)
+        command = ranks_command(gpus, WORKER, args)
     else:
-        command = [sys.executable, "-m", "tui_trainer", "train", *train_args]
+        command = [sys.executable, "-m", WORKER, *args]
     return Spawned(run_id, _detached(command, log), log)
 
 

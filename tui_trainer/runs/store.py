@@ -302,6 +302,8 @@ class RunStore:
             return
         with self._write() as db:
             version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version == target:  # another process made or upgraded the store while this one waited for the lock
+                return
             if version > target:
                 raise StoreError(f"{self.db_path} was written by a newer scratch-tui (schema {version}, this one "
                                  f"knows {target}); upgrade scratch-tui or pass another --runs-dir")

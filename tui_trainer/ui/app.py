@@ -19,15 +19,13 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from ..engine.commands import Command
-from ..engine.checkpoints import CheckpointError
-from ..engine.config import SETTINGS, ConfigError, TrainConfig
+from ..engine.config import SETTINGS, TrainConfig
 from ..engine.data import dataset_status
 from ..engine.devices import DeviceInfo, list_devices
 from ..engine.events import EvaluationEnded, RunFailed
 from ..runs.evaluation import NoCheckpoint, checkpoint_path, evaluate_checkpoint
 from ..runs import queue as run_queue
 from ..runs.handle import RunHandle, RunLauncher, RunNotRunning
-from ..runs.recording import resume_run
 from ..runs.spawn import SpawnError
 from ..runs.store import RunNotFound, RunStore, StoreError
 from ..runs.view import RunView
@@ -298,14 +296,8 @@ class TrainerApp(App):
                                           str(done * 2), check),
                              lambda text: text and self.resume(record.id, int(text)))
             return
-        try:  # the checkpoint and the epochs are checked here, not in a log nobody reads
-            resume_run(store, record.id, epochs, claim=False)
-        except (CheckpointError, ConfigError, StoreError) as exc:
-            message = "; ".join(exc.errors.values()) if isinstance(exc, ConfigError) else str(exc)
-            self.notify(message, severity="error", timeout=10, markup=False)
-            return
         self.last_config = record.train_config()
-        try:
+        try:  # the worker checks its checkpoint and the epochs: one that cannot resume shows RunFailed, saying why
             self.view(launcher.resume(record.id, epochs))
         except (SpawnError, StoreError) as exc:
             self.notify(str(exc), severity="error", timeout=10, markup=False)
