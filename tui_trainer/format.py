@@ -12,11 +12,7 @@ def format_started(e: RunStarted) -> str:
     """Training scratch-mlp (109,386 parameters) on Fashion-MNIST mini: 10,800 train / ... device cpu; run 3fa2c1d0"""
     line = (f"Training {e.config.model} ({e.parameters:,} parameters) on {e.dataset_title}: {e.train_size:,} train / "
             f"{e.val_size:,} val / {e.test_size:,} test images, device {e.where()}")
-    if e.run_id:
-        line += f"; run {e.run_id}"
-    if e.resumed_from_step:
-        line += f" resumed after epoch {e.resumed_from_epoch}, step {e.resumed_from_step}"
-    return line
+    return line + (f"; run {e.run_id}" if e.run_id else "")
 
 
 def format_epoch(e: EpochEnded) -> str:

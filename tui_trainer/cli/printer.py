@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from typing import TextIO
 
 from ..engine.events import (BatchProgress, EpochEnded, EvaluationEnded, Event, RunFailed, RunInterrupted,
                              RunStarted, RunStopped)
-from ..format import clock, format_epoch
+from ..format import clock, format_epoch, format_started
 from ..runs.view import RunView
 
 LINE_WIDTH = 79  # the live line stays inside an 80-column terminal (the last column would wrap on some)
@@ -75,12 +74,7 @@ class TerminalPrinter:
         lines, self._said = self.view.log[self._said:], len(self.view.log)
         if isinstance(event, RunStarted):
             self._bar_width = None
-            line = (f"Training {event.config.model} ({event.parameters:,} parameters) on {event.dataset_title}: "
-                    f"{event.train_size:,} train / {event.val_size:,} val / {event.test_size:,} test images, "
-                    f"device {event.where()}")
-            if event.run_id:
-                line += f"; run {event.run_id}"
-            lines = [line, *lines]
+            lines = [format_started(event), *lines]
         elif isinstance(event, EpochEnded):
             lines = [format_epoch(event)]  # a wider line than the app's, with its columns named
         elif isinstance(event, (RunInterrupted, RunFailed)):

@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol, TextIO
 
 from ..engine.config import ConfigError
-from ..engine.events import (EpochEnded, EvaluationEnded, Event, RunFailed, RunFinished, RunInterrupted, RunPaused,
-                             RunResumed, RunStarted, RunStopped)
-from ..format import describe_steering, format_epoch, format_started, format_test
+from ..engine.events import EpochEnded, Event, RunFailed, RunStarted, RunStopped
+from ..format import format_epoch, format_started
 from .store import RunRecord, RunStore, StoreError, still_running
+from .view import RunView
 
 if TYPE_CHECKING:
     from ..engine.checkpoints import Checkpoint
@@ -309,38 +309,25 @@ class LogLines:
 
     def __init__(self, out: TextIO | None = None):
         self.out = out or sys.stdout
+        self.view = RunView()  # its sentences are every view's
+        self._said = 0
 
     def download_progress(self, done: int, total: int | None, label: str) -> None:
         if total and done == total:
             self._say(f"Downloaded {label} ({total / 1e6:.1f} MB)")
 
     def handle(self, event: Event) -> None:
-        line = log_line(event)
-        if line is not None:
+        self.view.apply(event)
+        lines, self._said = self.view.log[self._said:], len(self.view.log)
+        if isinstance(event, RunStarted):
+            lines = [format_started(event), *lines]
+        elif isinstance(event, EpochEnded):
+            lines = [format_epoch(event)]  # with its columns named, as `train` prints it
+        for line in lines:
             self._say(line)
 
     def _say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
-
-
-def log_line(event: Event) -> str | None:
-    """The event as a line of a background run's log; None for those it leaves out (progress, checkpoints)."""
-    if isinstance(event, RunStarted):
-        return format_started(event)
-    if isinstance(event, EpochEnded):
-        return format_epoch(event)
-    if isinstance(event, EvaluationEnded):
-        return format_test(event)
-    if isinstance(event, RunFinished):
-        return f"Finished {event.epochs_done} epochs in {event.seconds:.1f}s."
-    if isinstance(event, RunStopped):
-        return f"Stopped after {event.epochs_done} epoch(s), {event.seconds:.1f}s" + \
-            (f": {event.reason}" if event.reason else ".")
-    if isinstance(event, (RunFailed, RunInterrupted)):
-        return f"Run {'failed' if isinstance(event, RunFailed) else 'interrupted'}: {event.message}"
-    if isinstance(event, (RunPaused, RunResumed)):
-        return "Paused." if isinstance(event, RunPaused) else "Resumed."
-    return describe_steering(event)
 
 
 def _parser() -> argparse.ArgumentParser:
