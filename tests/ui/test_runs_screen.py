@@ -187,9 +187,9 @@ async def test_a_resume_that_cannot_load_its_checkpoint_shows_why_on_the_runs_vi
     app = make_app(store)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f2", "u")
-        await wait_for(pilot, lambda: app.history.state == "failed")
-        assert isinstance(app.screen, TrainScreen) and app.history.started.run_id == run_id
-        assert app.history.message == f"Failed: run {run_id} cannot be resumed: no checkpoint at {last}"
+        await wait_for(pilot, lambda: app.run_view.state == "failed")
+        assert isinstance(app.screen, TrainScreen) and app.run_view.started.run_id == run_id
+        assert app.run_view.message == f"Failed: run {run_id} cannot be resumed: no checkpoint at {last}"
     record = store.get_run(run_id)
     assert (record.status, record.epochs_done) == ("failed", 1)  # what it had trained is kept
     names = [event.event_name for _, event in store.events(run_id)]
