@@ -54,9 +54,11 @@ async def capture(size: tuple[int, int]) -> None:
         save("setup")
         await pilot.press("f5")
         charts = list(app.screen.query(RunChart))
-        # the charts redraw once a second: catch a moment when they show everything the log does
-        await wait_for(pilot, lambda: len(app.run_view.epochs) >= 4 and not any(c.is_stale(app.run_view) for c in charts),
-                       step=0.02)
+
+        def caught_up() -> bool:  # the charts redraw once a second: a moment they show everything the log does
+            return len(app.run_view.epochs) >= 4 and not any(c.is_stale(app.run_view) for c in charts)
+
+        await wait_for(pilot, caught_up, step=0.02)
         save("training-live")
         await wait_for(pilot, lambda: app.run_view.state == "finished")
         await pilot.pause(0.3)

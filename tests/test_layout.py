@@ -322,6 +322,13 @@ def test_no_import_cycles_at_module_level():
     assert cycles == []
 
 
+def _printed_by(code: str) -> str:
+    """What a fresh interpreter running `code` prints: it starts with no module loaded."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
 def test_engine_runs_and_headless_cli_load_no_textual():
     code = (
         "import sys, tui_trainer.engine, tui_trainer.engine.loop, tui_trainer.runs.store, tui_trainer.runs.handle, "
@@ -329,9 +336,7 @@ def test_engine_runs_and_headless_cli_load_no_textual():
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'textual_plotext', 'plotext'))\n"
         "print(','.join(bad))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == ""
+    assert _printed_by(code) == ""
 
 
 # the commands that only print: each must answer before torch (~2 s to import) could load
@@ -357,6 +362,4 @@ def test_version_help_and_runs_import_no_torch(runs_home):
         "        loaded.append(' '.join(argv))\n"
         "print(','.join(loaded))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == ""  # else: the first command after which torch was loaded
+    assert _printed_by(code) == ""  # else: the first command after which torch was loaded

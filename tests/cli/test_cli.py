@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from tui_trainer import cli
+from tui_trainer.cli.flags import config_from_args
 from tui_trainer.engine.config import TrainConfig
 from tui_trainer.engine.events import event_from_dict
 
@@ -115,12 +116,12 @@ def test_each_setting_flag_reaches_the_config():
         "--nesterov", "--weight-decay", "0", "--schedule", "cosine", "--label-smoothing", "0.1", "--augment", "flip",
         "--val-split", "0.2", "--seed", "7", "--device", "cpu", "--max-train-samples", "9", "--name", "n",
         "--data-dir", "/d"])
-    assert cli.config_from_args(args) == TrainConfig(
+    assert config_from_args(args) == TrainConfig(
         dataset="mnist", model="sequential-mlp", hidden=(32, 16), init="randn", epochs=3, batch_size=32, lr=0.5,
         optimizer="sgd", momentum=0.5, nesterov=True, weight_decay=0.0, schedule="cosine", label_smoothing=0.1,
         augment="flip", val_split=0.2, seed=7, device="cpu", max_train_samples=9, name="n", data_dir="/d")
     preset_then_flag = cli.build_parser().parse_args(["train", "--preset", "tutorial", "--no-nesterov", "--lr", "1"])
-    config = cli.config_from_args(preset_then_flag)
+    config = config_from_args(preset_then_flag)
     assert (config.lr, config.optimizer, config.nesterov) == (1.0, "sgd", False)
 
 

@@ -12,6 +12,8 @@ import time
 import pytest
 
 from tui_trainer import cli
+from tui_trainer.cli.flags import config_from_args
+from tui_trainer.command_line import command_line
 from tui_trainer.engine.checkpoints import load_checkpoint
 from tui_trainer.engine.commands import Command
 from tui_trainer.engine.config import SETTINGS, TrainConfig, applies, preset
@@ -238,26 +240,26 @@ def test_resume_refuses_settings_and_extends_with_epochs(capsys):
 def parse_line(line):
     import shlex
 
-    return cli.config_from_args(cli.build_parser().parse_args(shlex.split(line)[1:]))
+    return config_from_args(cli.build_parser().parse_args(shlex.split(line)[1:]))
 
 
 def test_command_line_names_only_what_differs_and_parses_back():
-    assert cli.command_line(TrainConfig()) == "scratch-tui train"
+    assert command_line(TrainConfig()) == "scratch-tui train"
     config = TrainConfig(model="sequential-mlp", hidden=(256, 32), nesterov=True, optimizer="sgd", lr=1e-05,
                          name="it's mine", data_dir="/data sets", augment="flip", val_split=0.0)
-    line = cli.command_line(config)
+    line = command_line(config)
     assert line.startswith("scratch-tui train --model sequential-mlp --hidden 256,32 ")
     assert "--nesterov" in line and "--lr 1e-05" in line and line.endswith(" --data-dir '/data sets'")
     assert parse_line(line) == config
-    assert parse_line(cli.command_line(preset("tutorial"))) == preset("tutorial")
+    assert parse_line(command_line(preset("tutorial"))) == preset("tutorial")
 
 
 def test_command_line_leaves_out_what_the_model_and_optimizer_do_not_use():
     config = TrainConfig(model="cnn", hidden=(256, 32), init="randn", optimizer="adam", momentum=0.5, nesterov=True)
-    assert cli.command_line(config) == "scratch-tui train --model cnn --optimizer adam"
-    assert "--momentum 0.5" in cli.command_line(config.replace(optimizer="sgd"))
-    assert "--hidden 256,32 --init randn" in cli.command_line(config.replace(model="scratch-mlp"))
-    back = parse_line(cli.command_line(config))
+    assert command_line(config) == "scratch-tui train --model cnn --optimizer adam"
+    assert "--momentum 0.5" in command_line(config.replace(optimizer="sgd"))
+    assert "--hidden 256,32 --init randn" in command_line(config.replace(model="scratch-mlp"))
+    back = parse_line(command_line(config))
     used = [name for name in SETTINGS if applies(name, config)]
     assert len(used) == len(SETTINGS) - 4 - 3  # hidden, init, momentum, nesterov; plateau's patience, factor, min_lr
     assert [getattr(back, name) for name in used] == [getattr(config, name) for name in used]

@@ -60,7 +60,8 @@ def test_one_switch_builds_each_kind_of_stored_run(tiny, tmp_path):
         assert (forked.run_id, forked.epoch, forked.step, forked.config.lr) == (fork, 1, 38, 0.001)
         replaying = build_run(store, replay, data=tiny)
         plan = lr_plan(store, stopped)
-        assert isinstance(replaying.control, ReplayControl) and replaying.control._plan == plan  # the plan still ahead of it
+        # the plan still ahead of it
+        assert isinstance(replaying.control, ReplayControl) and replaying.control._plan == plan
         assert [lr for _, lr in plan] == [0.01]
         assert not isinstance(fresh.control, ReplayControl)
 

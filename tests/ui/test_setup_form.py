@@ -61,6 +61,7 @@ from textual.widgets._footer import FooterKey  # noqa: E402
 from textual.widgets._select import SelectCurrent  # noqa: E402
 
 from tui_trainer import cli  # noqa: E402
+from tui_trainer.cli.flags import config_from_args  # noqa: E402
 from tui_trainer.engine.config import PRESETS, SETTINGS, applies, preset  # noqa: E402
 from tui_trainer.ui.screens.setup import FIELDS  # noqa: E402
 
@@ -163,7 +164,7 @@ async def test_ctrl_r_and_ctrl_t_apply_a_preset_as_train_preset_does(name, tmp_p
         assert after == preset(name, base)
         path = tmp_path / "form.toml"
         base.save(path)
-        assert after == cli.config_from_args(cli.build_parser().parse_args(["train", "--config", str(path),
+        assert after == config_from_args(cli.build_parser().parse_args(["train", "--config", str(path),
                                                                             "--preset", name]))
         if name == "tutorial":  # sets what it names, keeps every other field as the form had it
             assert all(getattr(after, k) == v for k, v in PRESETS[name].items())

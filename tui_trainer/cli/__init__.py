@@ -12,13 +12,12 @@ from typing import Sequence
 from .app import open_app, run_attach, run_devices, run_serve
 from .common import RUNS_DIR_HELP, Parser, package_version
 from .evaluate import run_eval
-from .flags import TRAIN_FLAGS, config_from_args  # noqa: F401  (tests build configs as the parser does)
+from .flags import TRAIN_FLAGS
 from .lr_find import add_lr_find_parser, run_lr_find
 from .queue import add_queue_parser, run_queue_command
 from .runs import run_runs
 from .sweep import add_sweep_parser, run_sweep_command, with_default_action
 from .train import run_train
-from ..command_line import command_line  # noqa: F401  (the app and `runs show` print the same line)
 from ..engine.commands import COMMANDS
 from ..engine.config import PRESETS
 from ..runs.evaluation import CHECKPOINTS

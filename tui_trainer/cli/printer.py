@@ -6,25 +6,24 @@ import json
 import time
 from typing import TextIO
 
-from ..engine.events import (BatchProgress, EpochEnded, EvaluationEnded, Event, RunFailed, RunInterrupted,
-                             RunStarted, RunStopped)
-from ..format import clock, format_epoch, format_started
-from ..runs.view import RunView
+from ..engine.events import BatchProgress, EvaluationEnded, Event, RunFailed, RunInterrupted, RunStarted, RunStopped
+from ..format import clock
+from ..runs.worker import LogLines
 
 LINE_WIDTH = 79  # the live line stays inside an 80-column terminal (the last column would wrap on some)
 BAR_WIDTH = 20
 
 
-class TerminalPrinter:
-    """Epoch lines on stdout; a live progress line on stderr when it is a terminal."""
+class TerminalPrinter(LogLines):
+    """A background run's log lines on stdout; a live progress line on stderr when it is a terminal, and the
+    ending of a run that failed there too."""
 
     def __init__(self, out: TextIO, err: TextIO):
-        self.out, self.err = out, err
+        super().__init__(out)
+        self.err = err
         self.live = err.isatty()
         self._progress_shown = False
         self._last_download_draw = 0.0
-        self.view = RunView()  # the run as every view folds it: its sentences, its pace
-        self._said = 0  # lines of the view's log printed so far
         self._bar_width: int | None = None  # chosen on a run's first progress line, then kept: no jitter
 
     def _clear_progress(self) -> None:
@@ -66,17 +65,13 @@ class TerminalPrinter:
             print(f"Downloaded {label} ({size})", file=self.err)
 
     def handle(self, event: Event) -> None:
-        self.view.apply(event)
+        lines = self.lines(event)
         if isinstance(event, BatchProgress):
             self._progress(self.progress_line(event))
             return
         self._clear_progress()
-        lines, self._said = self.view.log[self._said:], len(self.view.log)
         if isinstance(event, RunStarted):
             self._bar_width = None
-            lines = [format_started(event), *lines]
-        elif isinstance(event, EpochEnded):
-            lines = [format_epoch(event)]  # a wider line than the app's, with its columns named
         elif isinstance(event, (RunInterrupted, RunFailed)):
             what = "interrupted" if isinstance(event, RunInterrupted) else "failed"
             print(f"scratch-tui train: run {what}: {event.message}", file=self.err)

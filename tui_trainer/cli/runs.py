@@ -112,12 +112,10 @@ def _parent(store: "RunStore", r) -> list[str]:
     if not r.parent_id:
         return []
     from ..runs.fork import config_diff
-    from ..runs.retention import describe_fork_point
     from ..runs.store import RunNotFound
 
-    forked = store.logged(r.id, "forked_from")
-    where = describe_fork_point(forked[-1]) if forked else f"epoch {r.parent_epoch}"
-    line = f"  forked from run {r.parent_id} at {where}"
+    forked = store.view(r.id, only=("forked_from",)).forked
+    line = f"  forked from run {r.parent_id} at {forked.where() if forked else f'epoch {r.parent_epoch}'}"
     try:
         parent = store.get_run(r.parent_id).config
     except RunNotFound:

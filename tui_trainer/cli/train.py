@@ -88,6 +88,24 @@ def printer_for(args: argparse.Namespace) -> Any:
     return TerminalPrinter(sys.stdout, sys.stderr)
 
 
+def _refused(exc: Exception, flag: str = "", rank: int = 0) -> int:
+    """A run that cannot be made, found or set up, as its one line and exit code: usage (2) for what the command
+    line asked wrongly (`flag` names the one that gave a run id), else 1."""
+    from ..engine.devices import DeviceError
+    from ..runs.fork import ForkRefused
+    from ..runs.store import RunNotFound
+
+    if isinstance(exc, RunNotFound):
+        return usage_error(f"{flag}: {exc}") if flag else error(str(exc))
+    if isinstance(exc, ConfigError):
+        return usage_error(name_flags(exc))
+    if isinstance(exc, DeviceError):
+        return usage_error(str(exc).replace("device:", "--device:", 1))
+    if isinstance(exc, ForkRefused):
+        return usage_error(str(exc))
+    return error(f"rank {rank}: {exc}" if rank else str(exc))
+
+
 def _device_refused(config: TrainConfig) -> int | None:
     from ..engine.devices import DeviceError, resolve_device
 
@@ -104,21 +122,15 @@ def _work(store: "RunStore", run_id: str, printer: Any, epochs: int | None = Non
     from ..engine.checkpoints import CheckpointError
     from ..engine.data import DatasetUnavailable
     from ..engine.devices import DeviceError
-    from ..runs.store import RunNotFound, StoreError
+    from ..runs.store import StoreError
     from ..runs.worker import prepare
 
     rank = _rank()
     try:
         run = prepare(store, run_id, epochs=epochs, rank=rank,
                       download_progress=printer.download_progress if printer is not None else None)
-    except RunNotFound as exc:
-        return usage_error(f"{what}: {exc}") if what else error(str(exc))
-    except ConfigError as exc:
-        return usage_error(name_flags(exc))
-    except DeviceError as exc:
-        return usage_error(str(exc).replace("device:", "--device:", 1))
-    except (CheckpointError, DatasetUnavailable, LookupError, StoreError) as exc:
-        return error(f"rank {rank}: {exc}" if rank else str(exc))
+    except (ConfigError, DeviceError, CheckpointError, DatasetUnavailable, LookupError, StoreError) as exc:
+        return _refused(exc, what, rank)
     return _drive(run, store, printer)
 
 
@@ -170,12 +182,8 @@ def _resume(args: argparse.Namespace) -> int:
             gpus = record.train_config().gpus
             if args.detach:
                 check_epochs(record, args.epochs)  # the rest is checked by the worker, its failure in its log
-        except RunNotFound as exc:
-            return usage_error(f"--resume: {exc}")
-        except ConfigError as exc:
-            return usage_error(name_flags(exc))
-        except StoreError as exc:
-            return error(str(exc))
+        except (RunNotFound, ConfigError, StoreError) as exc:
+            return _refused(exc, "--resume")
         if args.detach:
             from ..runs.spawn import SpawnError, resume_in_background
 
@@ -269,14 +277,8 @@ def _fork_or_replay(args: argparse.Namespace) -> int:
                 source = store.resolve(args.replay)
                 run_id = store.create_run(flagged)
                 plan_replay(store, run_id, source)
-        except RunNotFound as exc:
-            return usage_error(f"{what}: {exc}")
-        except ForkRefused as exc:
-            return usage_error(str(exc))
-        except ConfigError as exc:
-            return usage_error(name_flags(exc))
-        except (CheckpointError, StoreError) as exc:
-            return error(str(exc))
+        except (RunNotFound, ForkRefused, ConfigError, CheckpointError, StoreError) as exc:
+            return _refused(exc, what)
         if args.detach:
             from ..runs.spawn import SpawnError, start_created
 

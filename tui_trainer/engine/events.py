@@ -365,8 +365,17 @@ class ForkedFrom(Event):
     mid_epoch: bool = False  # that checkpoint is part-way through epoch `epoch + 1`
     keep_steering: bool = False  # the parent's early-stopping, plateau and best-epoch state carried on
 
+    def point(self) -> str:
+        """What follows `--fork PARENT@` to start there again: "3", or "step-150" for a checkpoint asked for."""
+        return self.checkpoint.removesuffix(".pt") if self.checkpoint.startswith("step-") else str(self.epoch)
+
+    def where(self) -> str:
+        """Where in the parent it starts, for people: "epoch 3", or "epoch 3, step 150 (mid-epoch)" (`epoch` is
+        the epochs done, and a mid-epoch checkpoint is part-way through the next)."""
+        return f"epoch {self.epoch + 1}, step {self.step} (mid-epoch)" if self.mid_epoch else f"epoch {self.epoch}"
+
     def describe(self) -> str:
-        return f"Forked from run {self.parent_id}@{self.epoch} (step {self.step:,})"
+        return f"Forked from run {self.parent_id}@{self.point()} (step {self.step:,})"
 
 
 @dataclass(frozen=True)

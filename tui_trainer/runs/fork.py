@@ -88,19 +88,18 @@ def resume_fork(store: RunStore, run_id: str, control: TrainingControl | None = 
     record = store.get_run(run_id)
     if not record.parent_id:
         return None
-    forked = store.logged(record.id, "forked_from")[-1]
+    forked = store.view(record.id, only=("forked_from",)).forked
     path = fork_source(store, record.parent_id, forked)
-    run = run_from(load_checkpoint(path), record.train_config(), control, forked.get("keep_steering", False),
-                   **kwargs)
+    run = run_from(load_checkpoint(path), record.train_config(), control, forked.keep_steering, **kwargs)
     run.run_id = record.id
     return run
 
 
-def fork_source(store: RunStore, parent_id: str, forked: dict[str, Any]) -> Path:
+def fork_source(store: RunStore, parent_id: str, forked: ForkedFrom) -> Path:
     """The parent's checkpoint a fork's ForkedFrom names: by its file (older logs: the epoch's file)."""
-    name = forked.get("checkpoint")
+    name = forked.checkpoint
     if not name:
-        return epoch_checkpoint(store, parent_id, forked["epoch"])
+        return epoch_checkpoint(store, parent_id, forked.epoch)
     path = store.checkpoint_dir(store.resolve(parent_id)) / name
     if not path.is_file():
         raise LookupError(f"run {parent_id}'s checkpoint {name}, which this fork starts from, is gone (pruned or "

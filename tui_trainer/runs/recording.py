@@ -106,9 +106,9 @@ class Recording:
                 else:
                     journal.write(event)
                     if isinstance(event, RunStarted):
-                        self._monitor = Monitor(run.config.monitor)
-                        for kept in store.epochs(run_id):  # a resume's best so far is in the log
-                            self._monitor.update(kept["epoch"], kept["val_loss"], kept["val_acc"])
+                        # a resume's best so far is in the log, as every view reads it
+                        kept = store.view(run_id, only=("run_started", "epoch_end")).monitor
+                        self._monitor = kept or Monitor(run.config.monitor)
                         poller.start()
                     yield event
         except GeneratorExit:

@@ -15,7 +15,6 @@ from typing import Callable
 from ..command_line import command_line
 from ..engine.control import TrainingControl
 from ..engine.events import ReplayPlanned
-from .retention import fork_point
 from .store import RunRecord, RunStore
 
 
@@ -77,8 +76,8 @@ def repeat_line(store: RunStore, record: RunRecord) -> str:
     export and the app show this one line."""
     base, fork = None, ""
     if record.parent_id:
-        forked = store.logged(record.id, "forked_from")
-        fork = f"{record.parent_id}@{fork_point(forked[-1]) if forked else record.parent_epoch}"
+        forked = store.view(record.id, only=("forked_from",)).forked
+        fork = f"{record.parent_id}@{forked.point() if forked else record.parent_epoch}"
         try:
             base = store.get_run(record.parent_id).train_config()
         except LookupError:  # the parent was deleted: its settings are unknown, so every setting is given

@@ -20,8 +20,7 @@ from ..engine.checkpoint_files import (BEST, EPOCH_PATTERN as _EPOCH, LAST, PREV
 from .store import RunStore
 
 __all__ = ["epoch_file", "step_file", "epoch_files", "step_files", "prune", "KeptCheckpoint", "kept_checkpoints",
-           "disk_use", "parse_fork_point", "fork_checkpoint", "epoch_checkpoint", "stable_name", "fork_point",
-           "describe_fork_point", "prune_checkpoints"]
+           "disk_use", "parse_fork_point", "fork_checkpoint", "epoch_checkpoint", "stable_name", "prune_checkpoints"]
 
 
 def epoch_files(folder: Path) -> dict[int, Path]:
@@ -194,20 +193,6 @@ def epoch_checkpoint(store: RunStore, run_id: str, epoch: int | None) -> Path:
         return files[epoch]
     have = ", ".join(str(e) for e in files) or "none"
     raise LookupError(f"run {run_id} has no checkpoint of epoch {epoch}; epochs with one: {have}")
-
-
-def fork_point(forked: dict) -> str:
-    """A fork's start, from its ForkedFrom: what follows `--fork PARENT@` to start there again ("3", "step-150")."""
-    name = forked.get("checkpoint") or ""
-    return name.removesuffix(".pt") if _STEP.fullmatch(name) else str(forked["epoch"])
-
-
-def describe_fork_point(forked: dict) -> str:
-    """Where a fork starts, for people: "epoch 3", or "epoch 2, step 150 (mid-epoch)" (its ForkedFrom's epoch is
-    the epochs done, and a mid-epoch checkpoint is part-way through the next)."""
-    if forked.get("mid_epoch"):
-        return f"epoch {forked['epoch'] + 1}, step {forked['step']} (mid-epoch)"
-    return f"epoch {forked['epoch']}"
 
 
 def stable_name(path: Path) -> str:

@@ -414,8 +414,8 @@ class RunStore:
             while db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
                 run_id = secrets.token_hex(4)
             db.execute(
-                "INSERT INTO runs (id, name, config, model, dataset, status, state, created_at, updated_at, epochs, pid, "
-                "pid_token, host) VALUES (?, ?, ?, ?, ?, 'running', 'starting', ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (id, name, config, model, dataset, status, state, created_at, updated_at, epochs, "
+                "pid, pid_token, host) VALUES (?, ?, ?, ?, ?, 'running', 'starting', ?, ?, ?, ?, ?, ?)",
                 (run_id, name or config.name, json.dumps(config.to_dict()), config.model, config.dataset, now, now,
                  config.epochs, pid, process_token(pid), self.host),
             )
@@ -548,13 +548,13 @@ class RunStore:
         ending revives the row (a liveness check wrongly gave the run up), as it revives the view."""
         state = view.state
         cursor = db.execute(
-            "UPDATE runs SET status = ?, state = ?, paused = ?, message = ?, ended_at = ?, epochs_done = ?, best_val_acc = ?, "
-            "test_acc = ?, run_seconds = ?, active_since = ?, segment = ?, sweep_id = coalesce(?, sweep_id), "
+            "UPDATE runs SET status = ?, state = ?, paused = ?, message = ?, ended_at = ?, epochs_done = ?, "
+            "best_val_acc = ?, test_acc = ?, run_seconds = ?, active_since = ?, segment = ?, sweep_id = coalesce(?, sweep_id), "
             "sweep_name = coalesce(?, sweep_name), parent_id = coalesce(?, parent_id), "
             "parent_epoch = coalesce(?, parent_epoch), last_checkpoint = nullif(?, ''), "
             "best_checkpoint = nullif(?, ''), updated_at = ? WHERE id = ?",
             (status_of(state), state.value, state == RunState.PAUSED, ending_message(view.ended) if state.ended else "",
-             now if state.ended else None, view.epochs_done, view.best_val_acc,
+             view.ended_at if state.ended else None, view.epochs_done, view.best_val_acc,
              view.evaluation.test_acc if view.evaluation else None, view.seconds, view.seconds_at,
              view.segments, view.queued.sweep_id if view.queued else None,
              view.queued.sweep_name if view.queued else None, view.forked.parent_id if view.forked else None,

@@ -90,6 +90,7 @@ class RunView:
     samples_per_s: float = 0.0  # the latest pace, from a progress report or an epoch's end
     pending: str | None = None  # pause, resume or stop: received by the run, not yet acted on
     ended: Event | None = None  # the run's last ending: finished, stopped, failed or interrupted
+    ended_at: float | None = None  # when that ending was logged
     queued: RunQueued | None = None  # how it was queued (its place then, its sweep)
     forked: ForkedFrom | None = None
     replay: ReplayPlanned | None = None
@@ -104,7 +105,7 @@ class RunView:
     version: int = 0  # bumped on every event, so views redraw only when it moved
     clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
     on_change: Callable[[], None] | None = field(default=None, repr=False, compare=False)
-    _monitor: Monitor | None = field(default=None, repr=False)
+    monitor: Monitor | None = field(default=None, repr=False)  # by the run's --monitor: best epoch, patience
     _step: int = field(default=0, repr=False)
     _paused_at: float | None = field(default=None, repr=False)
 
@@ -144,9 +145,9 @@ class RunView:
         self.seconds_at = at
         self.segments += 1
         # a fork's own best starts with its own first epoch, as its checkpoint's monitor does
-        self._monitor = Monitor(e.config.monitor)
+        self.monitor = Monitor(e.config.monitor)
         for epoch in self.epochs:
-            self._monitor.update(epoch.epoch, epoch.val_loss, epoch.val_acc)
+            self.monitor.update(epoch.epoch, epoch.val_loss, epoch.val_acc)
         if kept and not (self.forked and self.segments == 1):  # a fork's first start: ForkedFrom said it
             self.log.append(f"Resumed run {e.run_id} after epoch {kept}, step {kept_step:,}")
 
@@ -164,8 +165,8 @@ class RunView:
     def _epoch_end(self, e: EpochEnded, at: float) -> None:
         self.epochs.append(e)
         self.lr, self.samples_per_s = e.lr, e.samples_per_s
-        if self._monitor is not None:
-            self._monitor.update(e.epoch, e.val_loss, e.val_acc)
+        if self.monitor is not None:
+            self.monitor.update(e.epoch, e.val_loss, e.val_acc)
         self._line(e)
 
     def _eval_end(self, e: EvaluationEnded, at: float) -> None:
@@ -234,7 +235,7 @@ class RunView:
         self.changes.append(Change(self._step, self._epoch_of(self._step), "best_restored", detail=e.describe()))
 
     def _ended(self, e: Event, at: float) -> None:
-        self.ended = e
+        self.ended, self.ended_at = e, at
         self._line(e)
 
     def _run_stopped(self, e: RunStopped, at: float) -> None:
@@ -313,7 +314,7 @@ class RunView:
     @property
     def best_epoch(self) -> int:
         """The best epoch by the run's monitor (0 before its first validated epoch)."""
-        return self._monitor.best_epoch if self._monitor is not None else 0
+        return self.monitor.best_epoch if self.monitor is not None else 0
 
     @property
     def best_val_acc(self) -> float | None:

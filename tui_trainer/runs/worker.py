@@ -317,14 +317,18 @@ class LogLines:
             self._say(f"Downloaded {label} ({total / 1e6:.1f} MB)")
 
     def handle(self, event: Event) -> None:
+        for line in self.lines(event):
+            self._say(line)
+
+    def lines(self, event: Event) -> list[str]:
+        """The lines `event` adds: the view's own sentences, with a run's start and its epochs said in full."""
         self.view.apply(event)
         lines, self._said = self.view.log[self._said:], len(self.view.log)
         if isinstance(event, RunStarted):
-            lines = [format_started(event), *lines]
-        elif isinstance(event, EpochEnded):
-            lines = [format_epoch(event)]  # with its columns named, as `train` prints it
-        for line in lines:
-            self._say(line)
+            return [format_started(event), *lines]
+        if isinstance(event, EpochEnded):
+            return [format_epoch(event)]  # with its columns named; the app's log has a narrower line
+        return lines
 
     def _say(self, line: str) -> None:
         print(line, file=self.out, flush=True)

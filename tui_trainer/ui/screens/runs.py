@@ -24,7 +24,7 @@ from ...command_line import command_line
 from ...engine.config import ConfigError
 from ...engine.events import RunState
 from ...runs.export import export_run
-from ...runs.retention import (describe_fork_point, disk_use, epoch_checkpoint, epoch_files, fork_checkpoint,
+from ...runs.retention import (disk_use, epoch_checkpoint, epoch_files, fork_checkpoint,
                                kept_checkpoints, parse_fork_point, prune_checkpoints, step_files)
 from ...runs.store import RunNotFound, RunRecord, RunStore, RunSummary, StoreError
 from ...format import duration, fit_columns, percent
@@ -383,9 +383,8 @@ class RunsScreen(Screen):
         parent = ""
         if getattr(record, "parent_id", ""):
             template += "\nfork of $parent"
-            forked = self.store.logged(record.id, "forked_from")  # a mid-epoch start says its step too
-            where = describe_fork_point(forked[-1]) if forked else f"epoch {getattr(record, 'parent_epoch', '')}"
-            parent = f"{record.parent_id} at {where}"
+            forked = self.store.view(record.id, only=("forked_from",)).forked
+            parent = f"{record.parent_id} at {forked.where() if forked else record.parent_epoch}"
         detail.update(markup(template, id=record.id, name=record.name, status=status,
                              cli=command_or_why(record), message=record.message,
                              sweep=f"{record.sweep_id} {record.sweep_name}".strip(), parent=parent))
