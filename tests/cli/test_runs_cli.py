@@ -91,7 +91,11 @@ def test_runs_show_has_settings_epochs_evaluation_and_the_command(finished, caps
     code, out, _ = run_cli(["runs", "show", run_id[:4], "--runs-dir", str(home)], capsys)
     assert code == 0
     assert out.startswith(f"Run {run_id} (shared): finished")
-    assert "  scratch-tui train --epochs 2 --device cpu --max-train-samples 800 --name shared\n" in out
+    with RunStore(home) as store:
+        threads = store.get_run(run_id).started["threads"]  # auto, pinned when it started: the repeat keeps it
+    assert threads >= 1
+    assert f"  scratch-tui train --epochs 2 --device cpu --threads {threads} --max-train-samples 800 --name shared\n" \
+        in out
     assert "  max_train_samples = 800\n" in out
     assert re.search(r"Epochs:\n  EPOCH +TRAIN LOSS.*\n  1 .*\n  2 ", out)
     assert re.search(r"Evaluation:\n  Test Loss: [\d.]+, Test Accuracy: [\d.]+%\n  T-shirt/top +[\d.]+%", out)

@@ -1,33 +1,77 @@
+"""The CPU thread count is a setting pinned when a run starts, never the machine's load: the same config and seed
+give the same sums on an idle machine and a busy one."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
 import torch
 
-from tui_trainer.engine.threads import fit_cpu_threads, free_cores
+from tui_trainer.engine.config import TrainConfig
+from tui_trainer.engine.threads import pin_cpu_threads, usable_cores
 
 
-def test_a_busy_machine_gets_fewer_threads_never_none():
-    assert free_cores(2, 0.1) == 2
-    assert free_cores(2, 1.6) == 1
-    assert free_cores(2, 7.0) == 1
-    assert free_cores(8, 3.2) == 5
-    assert free_cores(4, -1.0) == 4  # never more than the cores
-
-
-def test_the_users_own_thread_count_is_kept(monkeypatch):
+@pytest.fixture
+def threads_back():
     before = torch.get_num_threads()
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.setattr("os.getloadavg", lambda: (99.0, 99.0, 99.0))
-    try:
-        torch.set_num_threads(2)
-        assert fit_cpu_threads() == 2
-    finally:
-        torch.set_num_threads(before)
+    yield
+    torch.set_num_threads(before)
 
 
-def test_load_picks_the_count(monkeypatch):
-    before = torch.get_num_threads()
+def test_auto_is_the_cores_this_process_may_use_whatever_the_load(monkeypatch, threads_back):
+    monkeypatch.setattr(os, "getloadavg", lambda: (99.0, 99.0, 99.0), raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr("os.getloadavg", lambda: (1.7, 1.0, 1.0))
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert usable_cores() == 3 and pin_cpu_threads(0) == 3 == torch.get_num_threads()
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "3")  # three ranks on this machine share its cores
+    assert usable_cores() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's own choice
+    assert usable_cores() == 2
+    assert pin_cpu_threads(1) == 1  # a count the run asked for is the count
+
+
+def test_a_run_records_its_thread_count_and_a_resume_keeps_it(tmp_path, threads_back):
+    from tui_trainer.engine.checkpoints import save_checkpoint
+    from tui_trainer.engine.events import RunStarted
+    from tui_trainer.engine.loop import TrainingRun
+
+    run = TrainingRun(TrainConfig(device="cpu", max_train_samples=256, epochs=1, threads=0))
+    started = next(e for e in run.events() if isinstance(e, RunStarted))
+    assert started.threads == run.threads == torch.get_num_threads() == usable_cores()
+    asked = TrainingRun(TrainConfig(device="cpu", max_train_samples=256, epochs=1, threads=1))
+    asked.setup()
+    path = save_checkpoint(tmp_path / "last.pt", asked)
+    resumed = TrainingRun.from_checkpoint(path)
+    torch.set_num_threads(2)
+    resumed.setup()
+    assert resumed.threads == torch.get_num_threads() == 1  # the count its run started with, not this machine's
+
+
+def test_the_package_makes_openmp_threads_sleep_while_they_wait():
+    code = "import os, tui_trainer; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          check=True).stdout.strip() == "PASSIVE"
+
+
+def _epoch_losses() -> list[tuple[float, float]]:
+    out = subprocess.run([sys.executable, "-m", "tui_trainer", "train", "--no-record", "--jsonl", "--device", "cpu",
+                          "--max-train-samples", "600", "--val-split", "0.1", "--epochs", "2", "--seed", "3"],
+                         capture_output=True, text=True, check=True, timeout=120).stdout
+    return [(e["train_loss"], e["val_loss"]) for e in map(json.loads, out.splitlines())
+            if e["event"] == "epoch_end"]
+
+
+def test_the_same_command_gives_the_same_losses_on_an_idle_and_a_busy_machine():
+    quiet = _epoch_losses()
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
     try:
-        torch.set_num_threads(2)
-        assert fit_cpu_threads() == 1
+        loaded = _epoch_losses()
     finally:
-        torch.set_num_threads(before)
+        for process in busy:
+            process.kill()
+            process.wait()
+    assert len(quiet) == 2 and loaded == quiet  # bit for bit

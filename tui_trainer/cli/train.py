@@ -36,9 +36,6 @@ def _rank() -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ..engine.threads import fit_cpu_threads
-
-    fit_cpu_threads()  # per process, before any tensor work: a busy machine gets fewer threads
     if args.keep_steering and args.fork is None:
         return usage_error("--keep-steering carries a parent's early stopping and best epoch into a fork; "
                            "give --fork RUN_ID too, or drop it")

@@ -74,7 +74,8 @@ def save_checkpoint(path: str | Path, run: Any, reason: str = "epoch") -> Path:
     path = Path(path)
     state = run.snapshot()
     progress = state.pop("progress")
-    meta = {"format": FORMAT, "run_id": run.run_id, "config": run.config.to_dict(), **progress,
+    meta = {"format": FORMAT, "run_id": run.run_id, "config": run.config.to_dict(), "threads": run.threads,
+            **progress,
             "reason": reason, "saved_at": time.time(), "torch": torch.__version__}
     meta_text = json.dumps(meta)
     payload = {"format": FORMAT, "meta": meta_text, "checksum": _checksum(meta_text, state), **state}

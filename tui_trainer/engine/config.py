@@ -156,6 +156,12 @@ class TrainConfig:
     precision: str = _setting("auto", label="Precision", choices=PRECISIONS,
                               help="auto: bf16 autocast and channels_last for the CNN on a GPU, fp32 "
                                    "elsewhere; fp32; bf16: bf16 autocast")
+    # The thread count orders the float sums: pinned when the run starts (engine/threads.py) and recorded, so a
+    # resume, a fork and the repeat line keep it.
+    threads: int = _setting(0, label="CPU threads", low=0, high=1024, metavar="N", note="(0: auto)",
+                            shown_default="0 (the cores this process may use)",
+                            help="CPU threads torch computes with; 0: the cores this process may use, pinned "
+                                 "and recorded when the run starts, so a repeat computes the same sums")
     # 0 keeps every training image; a smaller number makes quick experiments quick.
     max_train_samples: int = _setting(0, label="Max train images", low=0, note="(0: all)", metavar="N",
                                       help="train on at most N images; 0 for all")

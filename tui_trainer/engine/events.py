@@ -90,6 +90,7 @@ class RunStarted(Event):
     data_fingerprint: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     processes: int = 1  # ranks training the run together under torchrun, each on its own device
+    threads: int = 0  # CPU threads it computes with (the config's, or auto pinned); 0 in older logs
 
     def where(self) -> str:
         """Where it trains, as the CLI and the app say it: "cuda:0 (NVIDIA H100), 2 processes (DDP)"."""

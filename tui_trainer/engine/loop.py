@@ -24,6 +24,7 @@ from .config import ConfigError, TrainConfig
 from .control import TrainingControl
 from .data import DeviceData, DownloadProgress, load_raw, prepare
 from .devices import device_label, resolve_device
+from .threads import pin_cpu_threads
 from .distributed import Agreed, Distributed, launched_by_torchrun
 from .evaluate import evaluate, loss_and_accuracy
 from .events import (BatchProgress, BestWeightsRestored, EarlyStopped, EpochEnded, Event, LearningRateChanged,
@@ -64,6 +65,7 @@ class TrainingRun:
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer steps taken
         self.base_lr = config.lr
+        self.threads = 0  # CPU threads it computes with, pinned by setup(): a resume keeps its run's count
         self.run_id: str | None = None
         self.generator: torch.Generator | None = None
         self.path = StepPath()
@@ -94,6 +96,8 @@ class TrainingRun:
         if self.model is not None:
             return
         cfg = self.config
+        # before anything computes: the config's count, else the one a resumed run started with, else auto
+        self.threads = pin_cpu_threads(cfg.threads or self.threads)
         self.device = resolve_device(cfg.device)
         if launched_by_torchrun():
             self.dist = Distributed.from_environment(self.device.type)
@@ -153,7 +157,7 @@ class TrainingRun:
             train_size=len(data.train_y), val_size=len(data.val_y), test_size=len(data.test_y),
             parameters=count_parameters(self.model), steps_per_epoch=self.steps_per_epoch, run_id=self.run_id,
             resumed_from_epoch=self.epoch, resumed_from_step=self.step, step_path=str(self.path),
-            data_fingerprint=data.fingerprint, versions=_versions(self.device),
+            data_fingerprint=data.fingerprint, versions=_versions(self.device), threads=self.threads,
             processes=self.dist.world_size if self.dist else 1,
         )
         together = True  # every rank ends here at the same step; false for a failure of this process alone
@@ -516,6 +520,7 @@ class TrainingRun:
         # Known now, so a caller can show where it resumes before setup() restores the rest.
         run.epoch, run.step = checkpoint.epoch, checkpoint.step
         run.base_lr = float(checkpoint.state["progress"]["base_lr"])
+        run.threads = int(checkpoint.meta.get("threads", 0))  # its sums in the same order (0: older checkpoints)
         state = checkpoint.state
         if "monitor" in checkpoint.meta and "monitor" not in state["progress"]:
             # the loader passes on the progress keys it knows; the monitor's plain numbers are in the meta

@@ -1,9 +1,12 @@
-"""How many threads a training process computes with on the CPU.
+"""How many threads a training process computes with on the CPU: a setting, never the machine's load.
 
-torch starts one per core. On a machine where other work already keeps the cores busy, those
-threads spin-wait for each other at every operation: measured on a 2-core machine with two
-other processes busy, a 784-128-64-10 MLP trained at 3,400 samples/s with 2 threads and at
-41,000 with 1. So a training process takes the cores that are free, and never fewer than one.
+The thread count changes the order of float sums in the matrix products, so it is part of what makes
+a run repeat bit for bit: `threads` 0 (auto) is pinned to a number when the run starts, recorded in its
+config and kept by its resumes, forks and repeats.
+
+Threads that spin-wait on cores another process keeps busy made a step ~10x slower (bench/threads_load.py).
+The cure is not fewer threads but threads that sleep while they wait: tui_trainer/__init__.py sets
+OpenMP's passive wait policy before torch loads its OpenMP runtime.
 """
 
 from __future__ import annotations
@@ -13,17 +16,19 @@ import os
 import torch
 
 
-def free_cores(cores: int, load: float) -> int:
-    """Cores left over by `load` (the 1-minute load average), at least 1."""
-    return max(1, min(cores, round(cores - load)))
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), shared among the ranks started on this machine;
+    OMP_NUM_THREADS where the user set it."""
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        return int(os.environ["OMP_NUM_THREADS"])
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no affinity on this platform
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
 
 
-def fit_cpu_threads() -> int:
-    """Set torch's thread count to the free cores, unless the user chose one (OMP_NUM_THREADS); returns it."""
-    if "OMP_NUM_THREADS" not in os.environ:
-        try:
-            load = os.getloadavg()[0]
-        except OSError:  # no load average on this platform: keep torch's choice
-            return torch.get_num_threads()
-        torch.set_num_threads(free_cores(torch.get_num_threads(), load))
+def pin_cpu_threads(threads: int) -> int:
+    """Compute with `threads` threads (0: `usable_cores()`); returns the number now in force."""
+    torch.set_num_threads(threads or usable_cores())
     return torch.get_num_threads()

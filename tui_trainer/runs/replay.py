@@ -83,4 +83,7 @@ def repeat_line(store: RunStore, record: RunRecord) -> str:
         except LookupError:  # the parent was deleted: its settings are unknown, so every setting is given
             base = None
     replay = record.id if store.view(record.id).lr_changes() else ""
-    return command_line(record.train_config(), base=base, fork=fork, replay=replay)
+    config = record.train_config()
+    if not config.threads and record.started and record.started.get("threads"):
+        config = config.replace(threads=record.started["threads"])  # auto, as it was pinned: the same sums
+    return command_line(config, base=base, fork=fork, replay=replay)

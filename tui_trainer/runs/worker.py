@@ -353,9 +353,7 @@ def worker_args(store: RunStore, run_id: str, epochs: int | None = None) -> list
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from ..engine.distributed import exit_rank, launched_by_torchrun
-    from ..engine.threads import fit_cpu_threads
 
-    fit_cpu_threads()  # before any tensor work: a busy machine gets fewer threads
     if not launched_by_torchrun():
         return _work(args.store, args.run_id, args.to_epoch, rank=0)
     exit_rank(_work(args.store, args.run_id, args.to_epoch, rank=int(os.environ.get("RANK", "0"))))
