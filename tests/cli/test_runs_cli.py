@@ -169,7 +169,7 @@ def test_runs_rm_asks_refuses_and_deletes(capsys):
     code, _, err = run_cli(["runs", "rm", run_id], capsys)  # stdin is not a terminal here
     assert code == 2 and "not deleting run" in err and "pass --yes" in err
     from tui_trainer.runs.handle import RunLauncher
-    from tui_trainer.runs.processes import process_alive
+    from tui_trainer.runs.store.processes import process_alive
 
     with RunStore() as store:
         folder = store.checkpoint_dir(run_id)

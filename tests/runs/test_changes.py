@@ -9,7 +9,7 @@ from tui_trainer.engine.events import (CheckpointSaved, CommandIgnored, CommandR
                                        ForkedFrom, LearningRateChanged, RunFinished, RunPaused, RunResumed,
                                        RunStopped, event_from_dict)
 from tui_trainer.runs.view import RunView, view_of
-from tui_trainer.runs.schema import MIGRATIONS
+from tui_trainer.runs.store.schema import MIGRATIONS
 from tui_trainer.runs.store import RunStore
 
 from .test_store import old_store, started

@@ -13,8 +13,8 @@ from tui_trainer.engine.events import EpochEnded, RunFinished, RunQueued, RunSta
 from tui_trainer.runs import queue
 from tui_trainer.runs.queue import QueueError, cancel, enqueue, move, queued, runner_status
 from tui_trainer.runs.spawn import Spawned
-from tui_trainer.runs.processes import process_token
-from tui_trainer.runs.schema import MIGRATIONS
+from tui_trainer.runs.store.processes import process_token
+from tui_trainer.runs.store.schema import MIGRATIONS
 from tui_trainer.runs.store import RunStore
 
 from .test_store import made_by_another_version, old_store, record_whole_run

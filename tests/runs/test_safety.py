@@ -24,7 +24,7 @@ from tui_trainer.engine.config import TrainConfig
 from tui_trainer.engine.events import (CheckpointSaved, EpochEnded, EvaluationEnded, RunFinished, RunStarted)
 from tui_trainer.engine.loop import TrainingRun
 from tui_trainer.runs import recording as recording_module
-from tui_trainer.runs import store as store_module
+from tui_trainer.runs.store import connection as store_module
 from tui_trainer.runs.evaluation import evaluate_checkpoint
 from tui_trainer.runs.export import export_run
 from tui_trainer.runs.recording import Recording, recorded

@@ -22,7 +22,7 @@ from tui_trainer.engine.events import (BatchProgress, CheckpointSaved, EpochEnde
                                        RunState, RunStopped)
 from tui_trainer.runs import follow as following
 from tui_trainer.runs.follow import follow
-from tui_trainer.runs.schema import MIGRATIONS, pack, unpack
+from tui_trainer.runs.store.schema import MIGRATIONS, pack, unpack
 from tui_trainer.runs.store import RunNotFound, RunStore, StoreError, default_runs_dir
 
 CONFIG = TrainConfig(epochs=2, device="cpu", max_train_samples=500)
@@ -587,7 +587,7 @@ def test_one_process_at_a_time_can_claim_a_run(store):
 def test_an_older_store_is_not_upgraded_under_a_run_it_is_still_training(tmp_path):
     import socket
 
-    from tui_trainer.runs.processes import process_token
+    from tui_trainer.runs.store.processes import process_token
 
     old_store(tmp_path / "old", 2)
     db = sqlite3.connect(tmp_path / "old" / "runs.sqlite3")

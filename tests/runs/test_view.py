@@ -74,7 +74,7 @@ def test_a_forks_view_counts_from_its_parents_epoch_and_says_it_is_a_fork():
 
 
 def test_the_runs_listing_leaves_paused_time_out_of_the_duration(tmp_path, monkeypatch):
-    from tui_trainer.runs import store as store_module
+    from tui_trainer.runs.store import rows as store_module
     from tui_trainer.runs.store import RunStore
 
     now = [1000.0]

@@ -145,13 +145,15 @@ def _drive(run: "TrainingRun", store: "RunStore | None", printer: Any) -> int:
     (runs/worker.py's `drive`); its exit status."""
     from ..engine.checkpoints import CheckpointError
     from ..engine.data import DatasetUnavailable
+    from ..runs.advice import resume_advice
     from ..runs.store import RunNotFound, StoreError
     from ..runs.worker import drive
 
     try:
         return drive(run, store, printer, rank=_rank()).exit_code
     except KeyboardInterrupt:
-        advice = store.resume_advice(run.run_id) if store is not None and run.run_id else "nothing was recorded"
+        advice = resume_advice(run.run_id, store.left_behind(run.run_id)) if store is not None and run.run_id \
+            else "nothing was recorded"
         print(f"scratch-tui train: stopped at once; {advice}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (CheckpointError, DatasetUnavailable) as exc:  # a full disk or read-only folder: the message says so

@@ -19,6 +19,7 @@ from typing import Any, Iterator
 from ..engine.commands import Command
 from ..engine.config import TrainConfig
 from ..engine.events import Event, RunState
+from .advice import resume_advice
 from .follow import follow
 from .spawn import resume_in_background, start_created, start_run
 from .store import RunStore
@@ -66,7 +67,7 @@ class StoredRun(RunHandle):
             # what it left decides: resume from a checkpoint, or start again (the advice never offers a
             # --resume that has nothing to resume from)
             raise RunNotRunning(f"run {record.id} is {record.status}; only a running run takes commands "
-                                f"({self.store.resume_advice(record.id)})")
+                                f"({resume_advice(record.id, self.store.left_behind(record.id))})")
         self.store.send(self.run_id, command)
 
     def state(self) -> RunState:

@@ -60,15 +60,13 @@ from ..engine.commands import Command
 from ..engine.config import ConfigError, TrainConfig
 from ..engine.events import RunFailed, RunState, RunStopped
 from .spawn import SpawnError, start_queued, start_runner
-from .processes import process_alive, process_token
-from .store import RunNotFound, RunRecord, RunStore, stored_config, why_unreadable
+from .store import QueuedRow, RunNotFound, RunRecord, RunStore, stored_config, why_unreadable
 from .sweep import RunResult, config_group, halving_plan
 
 PAUSED = "queue.paused"
 PER_DEVICE = "queue.per_device"
 DEFAULT_PER_DEVICE = 1
 POLL_S = 0.5  # how often the runner looks for free slots
-RUNNER_STALE_S = 60.0  # a runner on another host that has not beaten for this long is gone
 HALVING = "sweep.halving."  # + a sweep id: the setting that asks the runner for successive halving
 
 
@@ -119,30 +117,25 @@ def enqueue(store: RunStore, configs: Iterable[TrainConfig], sweep_id: str | Non
 def queued(store: RunStore, include_running: bool = False) -> list[QueuedRun]:
     """The waiting runs in queue order; with include_running, then the queue's runs still training."""
     store.mark_interrupted()
-    rows = store.query("SELECT id, name, status, paused, config, sweep_id, sweep_name FROM runs "
-                       "WHERE status = 'queued' ORDER BY queue_order, created_at, id")
-    found = [_queued_run(i, row) for i, row in enumerate(rows, 1)]
+    found = [_queued_run(i, row) for i, row in enumerate(store.waiting(), 1)]
     if include_running:
-        rows = store.query("SELECT id, name, status, paused, config, sweep_id, sweep_name FROM runs "
-                           "WHERE status = 'running' AND queue_order IS NOT NULL ORDER BY queue_order, id")
-        found += [_queued_run(None, row) for row in rows]
+        found += [_queued_run(None, row) for row in store.started_from_queue()]
     return found
 
 
-def _queued_run(position: int | None, row: tuple) -> QueuedRun:
-    run_id, name, status, paused, config, sweep_id, sweep_name = row
-    state = RunState.PAUSED if paused and status == "running" else RunState(status)
-    settings = json.loads(config)
+def _queued_run(position: int | None, row: QueuedRow) -> QueuedRun:
+    state = RunState.PAUSED if row.paused and row.status == "running" else RunState(row.status)
     try:
-        return QueuedRun(position, run_id, name, state, stored_config(run_id, settings), sweep_id, sweep_name)
+        return QueuedRun(position, row.id, row.name, state, stored_config(row.id, row.config), row.sweep_id,
+                         row.sweep_name)
     except ConfigError:
-        return QueuedRun(position, run_id, name, state, None, sweep_id, sweep_name,
-                         unreadable=why_unreadable(settings))
+        return QueuedRun(position, row.id, row.name, state, None, row.sweep_id, row.sweep_name,
+                         unreadable=why_unreadable(row.config))
 
 
 def _waiting_id(store: RunStore, run_id: str) -> str:
     full = store.resolve(run_id)
-    status = store.query("SELECT status FROM runs WHERE id = ?", (full,))[0][0]
+    status = store.status(full)
     if status != RunState.QUEUED:
         how = (f"stop it with `scratch-tui runs control {full} stop`" if status == "running"
                else "`scratch-tui queue ls` lists the queued runs")
@@ -156,33 +149,24 @@ def move(store: RunStore, run_id: str, to: int | None = None, by: int | None = N
     if (to is None) == (by is None):
         raise QueueError("move: give either a position or a number of places")
     full = _waiting_id(store, run_id)
-    with store.transaction() as db:
-        order = [r[0] for r in db.execute("SELECT id FROM runs WHERE status = 'queued' "
-                                          "ORDER BY queue_order, created_at, id")]
-        if full not in order:
-            raise QueueError(f"run {full} is not queued any more; `scratch-tui queue ls` lists the queued runs")
-        here = order.index(full) + 1
-        target = to if to is not None else here + by
-        if to is not None and not 1 <= to <= len(order):
-            raise QueueError(f"position: got {to}; the queue has positions 1 to {len(order)}")
-        target = min(max(target, 1), len(order))  # moving past either end stops there
-        order.remove(full)
-        order.insert(target - 1, full)
-        base = db.execute("SELECT coalesce(min(queue_order), 1) FROM runs WHERE status = 'queued'").fetchone()[0]
-        db.executemany("UPDATE runs SET queue_order = ? WHERE id = ?",
-                       [(base + i, queued_id) for i, queued_id in enumerate(order)])
+
+    def place(here: int, waiting: int) -> int:
+        if to is not None and not 1 <= to <= waiting:
+            raise QueueError(f"position: got {to}; the queue has positions 1 to {waiting}")
+        return min(max(to if to is not None else here + by, 1), waiting)  # moving past either end stops there
+
+    target = store.move_queued(full, place)
+    if target is None:
+        raise QueueError(f"run {full} is not queued any more; `scratch-tui queue ls` lists the queued runs")
     return target
 
 
 def cancel(store: RunStore, run_id: str) -> None:
     """Take a run off the queue. It never trained, so it is deleted, log and all: what `rm` means."""
     full = _waiting_id(store, run_id)
-    with store.transaction() as db:
-        # only while still queued: a runner that started it a moment ago wins, and it is not deleted
-        if db.execute("SELECT 1 FROM runs WHERE id = ? AND status = 'queued'", (full,)).fetchone() is None:
-            raise QueueError(f"run {full} has just started; stop it with `scratch-tui runs control {full} stop`")
-        for table, column in (("run_events", "run_id"), ("commands", "run_id"), ("runs", "id")):
-            db.execute(f"DELETE FROM {table} WHERE {column} = ?", (full,))
+    # only while still queued: a runner that started it a moment ago wins, and it is not deleted
+    if not store.remove_queued(full):
+        raise QueueError(f"run {full} has just started; stop it with `scratch-tui runs control {full} stop`")
 
 
 def pause_queue(store: RunStore) -> None:
@@ -208,16 +192,8 @@ def _per_device(store: RunStore) -> int:
 
 
 def runner_status(store: RunStore) -> QueueStatus:
-    rows = store.query("SELECT pid, pid_token, host, beat_at FROM queue_runner")
-    pid = rows[0][0] if rows and _alive(store, *rows[0]) else None
-    waiting = store.query("SELECT count(*) FROM runs WHERE status = 'queued'")[0][0]
-    return QueueStatus(pid, store.setting(PAUSED) is not None, _per_device(store), waiting)
-
-
-def _alive(store: RunStore, pid: int, token: str | None, host: str, beat_at: float) -> bool:
-    if host == store.host:
-        return process_alive(pid, token)
-    return time.time() - beat_at < RUNNER_STALE_S  # no way to ask another host's kernel: its heartbeat
+    return QueueStatus(store.queue_runner(), store.setting(PAUSED) is not None, _per_device(store),
+                       store.waiting_count())
 
 
 def ensure_runner(store: RunStore) -> int | None:
@@ -242,8 +218,7 @@ class SweepSummary:
 
 def resolve_sweep(store: RunStore, sweep_id: str) -> str:
     prefix = sweep_id.strip().lower()
-    found = [r[0] for r in store.query("SELECT DISTINCT sweep_id FROM runs WHERE sweep_id != '' AND "
-                                       "substr(sweep_id, 1, ?) = ? ORDER BY sweep_id", (len(prefix), prefix))]
+    found = store.sweep_ids(prefix)
     if not prefix or not found:
         raise QueueError(f"no sweep {sweep_id!r}; `scratch-tui sweep ls` lists them")
     if len(found) > 1:
@@ -255,10 +230,8 @@ def sweep_records(store: RunStore, sweep_id: str) -> list[RunRecord]:
     """The sweep's runs (an id or unique prefix) in queue order: the order its file or setup made them."""
     full = resolve_sweep(store, sweep_id)
     store.mark_interrupted()
-    ids = [r[0] for r in store.query("SELECT id FROM runs WHERE sweep_id = ? ORDER BY queue_order, created_at, id",
-                                     (full,))]
     records = []
-    for run_id in ids:
+    for run_id in store.sweep_run_ids(full):
         try:
             records.append(store.get_run(run_id))
         except RunNotFound:  # removed meanwhile
@@ -273,10 +246,7 @@ def sweep_results(store: RunStore, sweep_id: str) -> list[RunResult]:
 
 def list_sweeps(store: RunStore) -> list[SweepSummary]:
     store.mark_interrupted()
-    rows = store.query("SELECT sweep_id, max(sweep_name), count(*), sum(status = 'finished'), "
-                       "sum(status IN ('queued', 'running')), max(test_acc), min(created_at) FROM runs "
-                       "WHERE sweep_id != '' GROUP BY sweep_id ORDER BY min(created_at) DESC, sweep_id")
-    return [SweepSummary(*row) for row in rows]
+    return [SweepSummary(*row) for row in store.sweep_totals()]
 
 
 def set_halving(store: RunStore, sweep_id: str, epoch: int) -> None:
@@ -293,8 +263,7 @@ def halving(store: RunStore, sweep_id: str) -> dict | None:
 
 def _halve_sweeps(store: RunStore, scores: dict[str, float | None]) -> None:
     """The runner's check, each poll, of every sweep whose halving is still to be applied."""
-    for key, value in store.query("SELECT key, value FROM settings WHERE substr(key, 1, ?) = ?",
-                                  (len(HALVING), HALVING)):
+    for key, value in store.settings_under(HALVING):
         try:
             plan = json.loads(value)
             epoch = int(plan["epoch"])
@@ -306,10 +275,9 @@ def _halve_sweeps(store: RunStore, scores: dict[str, float | None]) -> None:
 
 def _halve(store: RunStore, sweep_id: str, epoch: int, scores: dict[str, float | None]) -> None:
     runs = []
-    for run_id, status, config, done in store.query("SELECT id, status, config, epochs_done FROM runs "
-                                                    "WHERE sweep_id = ? ORDER BY queue_order, id", (sweep_id,)):
+    for run_id, status, config, done in store.sweep_runs(sweep_id):
         try:
-            config = stored_config(run_id, json.loads(config))
+            config = stored_config(run_id, config)
         except ConfigError:  # another version's run: not ranked, not cut
             continue
         if run_id not in scores and done >= epoch:  # its val acc at that epoch, read once
@@ -351,7 +319,7 @@ def _halve(store: RunStore, sweep_id: str, epoch: int, scores: dict[str, float |
 def run_queue(store: RunStore, poll_s: float = POLL_S) -> int:
     """Work through the queue until it is empty or paused; returns how many runs this runner started
     (0 at once when another runner already works on this store)."""
-    if not _claim_runner(store):
+    if not store.claim_queue_runner(os.getpid()):
         return 0
     children: set[int] = set()
     scores: dict[str, float | None] = {}  # val acc at a halving epoch, per run: read once
@@ -366,13 +334,10 @@ def run_queue(store: RunStore, poll_s: float = POLL_S) -> int:
             pids = _start_what_fits(store)
             children.update(pids)
             started += len(pids)
-            with store.transaction() as db:
-                db.execute("UPDATE queue_runner SET beat_at = ? WHERE pid = ? AND host = ?",
-                           (time.time(), os.getpid(), store.host))
+            store.beat_queue_runner(os.getpid())
             time.sleep(poll_s)
     finally:
-        with store.transaction() as db:
-            db.execute("DELETE FROM queue_runner WHERE pid = ? AND host = ?", (os.getpid(), store.host))
+        store.release_queue_runner(os.getpid())
     return started
 
 
@@ -390,40 +355,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _claim_runner(store: RunStore) -> bool:
-    pid = os.getpid()
-    with store.transaction() as db:
-        row = db.execute("SELECT pid, pid_token, host, beat_at FROM queue_runner").fetchone()
-        if row and (row[0], row[2]) != (pid, store.host) and _alive(store, *row):
-            return False
-        db.execute("INSERT OR REPLACE INTO queue_runner (id, pid, pid_token, host, beat_at) VALUES (1, ?, ?, ?, ?)",
-                   (pid, process_token(pid), store.host, time.time()))
-    return True
-
-
 def _release_if_done(store: RunStore) -> bool:
-    """In one transaction with the check, so a run queued meanwhile either sees this runner or none. A sweep
-    whose halving is still to come keeps the runner while its runs train, even with nothing left to start."""
-    with store.transaction() as db:
-        paused = db.execute("SELECT 1 FROM settings WHERE key = ?", (PAUSED,)).fetchone()
-        waiting = db.execute("SELECT 1 FROM runs WHERE status = 'queued' LIMIT 1").fetchone()
-        halving_due = db.execute(
-            "SELECT 1 FROM settings JOIN runs ON runs.sweep_id = substr(settings.key, ?) "
-            "WHERE substr(settings.key, 1, ?) = ? AND json_extract(settings.value, '$.applied') IS NULL "
-            "AND runs.status = 'running' LIMIT 1", (len(HALVING) + 1, len(HALVING), HALVING)).fetchone()
-        if (waiting and not paused) or halving_due:
-            return False
-        db.execute("DELETE FROM queue_runner WHERE pid = ? AND host = ?", (os.getpid(), store.host))
-    return True
+    """The runner leaves once nothing waits (or the queue is paused), in one transaction with that check, so a run
+    queued meanwhile either sees this runner or none. A sweep whose halving is still to come keeps the runner while
+    its runs train, even with nothing left to start."""
+    return store.release_idle_queue_runner(os.getpid(), paused=PAUSED, halving=HALVING)
 
 
 def _start_what_fits(store: RunStore) -> list[int]:
     """Start the waiting runs, in order, that a device has a free slot for; their pids."""
     limit = _per_device(store)
     busy: Counter[str] = Counter()
-    for config, device in store.query("SELECT config, device FROM runs WHERE status = 'running' AND host = ?",
-                                      (store.host,)):
-        asked = json.loads(config)
+    for asked, device in store.training_here():
         gpus = asked.get("gpus", 1)
         busy.update(_rank_slots(gpus) if gpus > 1 else [_slot(device or asked.get("device", "auto"))])
     started = []

@@ -29,6 +29,7 @@ from ..engine.events import (BatchProgress, CheckpointSaved, CommandIgnored, Com
                              RunFailed, RunInterrupted, RunStarted, RunStopped, TERMINAL_EVENTS)
 from ..engine.loop import TrainingRun
 from ..engine.monitor import Monitor
+from .advice import resume_advice
 from .retention import prune
 from .store import RunStore, StoreBusy, StoreError, StoreFull
 
@@ -125,9 +126,9 @@ class Recording:
             if not self._ended:
                 self._ended = True
                 poller.halt()
-                _quietly(journal.end, RunInterrupted(
-                    message=f"stopped at once (a second Ctrl-C); {_quietly(store.resume_advice, run_id) or ''}",
-                    epochs_done=run.epoch, seconds=run.elapsed()))
+                advice = resume_advice(run_id, _quietly(store.left_behind, run_id))
+                _quietly(journal.end, RunInterrupted(message=f"stopped at once (a second Ctrl-C); {advice}",
+                                                     epochs_done=run.epoch, seconds=run.elapsed()))
             raise
         except BaseException as exc:
             # Setup failures (no dataset, bad device) and store or disk errors end up here.

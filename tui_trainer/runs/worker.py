@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, TextIO
 from ..engine.config import ConfigError
 from ..engine.events import EpochEnded, Event, RunFailed, RunStarted, RunStopped
 from ..format import format_epoch, format_started
-from .store import RunRecord, RunStore, StoreError, still_running
+from .advice import still_running
+from .store import RunRecord, RunStore, StoreError
 from .view import RunView
 
 if TYPE_CHECKING:
@@ -175,7 +176,7 @@ def claim(store: RunStore, run_id: str) -> RunRecord:
     store.mark_interrupted()
     record = store.get_run(run_id)
     if not store.claim(record.id, os.getpid()):
-        raise still_running(store, store.get_run(record.id))
+        raise StoreError(still_running(store.get_run(record.id), store.host))
     return record
 
 
