@@ -305,13 +305,13 @@ def test_a_fork_from_a_mid_epoch_checkpoint_continues_that_epoch_exactly(asked, 
 
 
 def test_a_fork_started_in_another_process_loads_the_same_step_checkpoint(asked):
-    from tui_trainer.runs.fork import fork_run, resume_fork
+    from tui_trainer.runs.fork import fork_run, build_fork
 
     home, run_id = asked
     with RunStore(home) as store:
         created = fork_run(store, run_id, "step-75", {"lr": 0.001}, keep_steering=True)
         assert store.logged(created.run_id, "forked_from")[-1]["checkpoint"] == "step-75.pt"
-        again = resume_fork(store, created.run_id)  # what a detached child (`train --run-id`) builds
+        again = build_fork(store, created.run_id)  # what a detached child (`train --run-id`) builds
     assert (again.epoch, again.step, again.base_lr) == (4, 75, 0.001)
     assert again._pending_restore["progress"]["batches_done"] == 75 - 4 * 16
     assert "monitor" in again._pending_restore["progress"]  # kept, as asked: the parent's monitor goes on

@@ -293,10 +293,10 @@ def test_a_paused_run_nobody_watches_lists_as_paused(tmp_path, capsys):
     store = RunStore(tmp_path)
     config = TrainConfig(epochs=3)
     run_id = store.create_run(config)  # owned by this (live) process: it stays running
-    store.record(run_id, RunStarted(config=config, device="cpu", device_name="CPU", dataset_title="mini",
+    store.append(run_id, RunStarted(config=config, device="cpu", device_name="CPU", dataset_title="mini",
                                     classes=["a", "b"], image_shape=[1, 28, 28], train_size=10, val_size=2,
                                     test_size=2, parameters=5, steps_per_epoch=1, run_id=run_id))
-    store.record(run_id, RunPaused(epoch=1, step=0))
+    store.append(run_id, RunPaused(epoch=1, step=0))
     code, out, _ = run_cli(["runs", "--runs-dir", str(tmp_path)], capsys)
     assert code == 0
     assert re.search(rf"^{run_id} .* paused +0/3 ", out, re.M), out

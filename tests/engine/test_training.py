@@ -7,7 +7,7 @@ import pytest
 
 from tui_trainer.engine import TrainConfig, TrainingControl, TrainingRun, preset
 from tui_trainer.engine.events import (BatchProgress, EpochEnded, EvaluationEnded, LearningRateChanged,
-                                       RunFailed, RunFinished, RunPaused, RunResumed, RunStarted, RunStopped)
+                                       RunFailed, RunFinished, RunPaused, RunUnpaused, RunStarted, RunStopped)
 
 
 def run_all(config, data, control=None, **kwargs):
@@ -114,7 +114,7 @@ def test_pause_resume_set_lr_and_stop_from_another_thread(small_data):
         control.pause()
         assert paused.wait(10)
         control.set_lr(0.0005)
-        control.resume()
+        control.unpause()
 
     for event in run.events():
         seen.append(event)
@@ -122,7 +122,7 @@ def test_pause_resume_set_lr_and_stop_from_another_thread(small_data):
             threading.Thread(target=steer).start()
         if isinstance(event, RunPaused):
             paused.set()
-        if isinstance(event, RunResumed):
+        if isinstance(event, RunUnpaused):
             control.stop()
 
     names = [e.event_name for e in seen]

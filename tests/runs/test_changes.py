@@ -6,7 +6,7 @@ import sqlite3
 from tui_trainer.engine.commands import Command
 from tui_trainer.engine.config import TrainConfig
 from tui_trainer.engine.events import (CheckpointSaved, CommandIgnored, CommandReceived, EarlyStopped, EpochEnded,
-                                       ForkedFrom, LearningRateChanged, RunFinished, RunPaused, RunResumed,
+                                       ForkedFrom, LearningRateChanged, RunFinished, RunPaused, RunUnpaused,
                                        RunStopped, event_from_dict)
 from tui_trainer.runs.view import RunView, view_of
 from tui_trainer.runs.store.schema import MIGRATIONS
@@ -23,7 +23,7 @@ def start(resumed_from_step=0, steps_per_epoch=100):
 def test_the_log_reads_as_changes_with_their_step_and_epoch():
     timed = [(0.0, start(steps_per_epoch=500)), (1.0, CommandReceived("set_lr", 0.0015, step=1234)),
              (1.0, LearningRateChanged(0.0015, 1234, previous=0.003)),
-             (2.0, RunPaused(epoch=3, step=1300)), (14.0, RunResumed(epoch=3, step=1300)),
+             (2.0, RunPaused(epoch=3, step=1300)), (14.0, RunUnpaused(epoch=3, step=1300)),
              (15.0, LearningRateChanged(0.00015, 1500, reason="plateau", previous=0.0015)),
              (16.0, CheckpointSaved("last.pt", 3, 1510, "request")),
              (16.0, CheckpointSaved("last.pt", 4, 2000, "epoch")),  # routine: not a change
@@ -58,7 +58,7 @@ def test_a_resume_forgets_the_changes_it_trains_again_and_only_set_lrs_replay():
 def test_commands_still_queued_when_a_run_ends_are_answered_before_its_ending(tmp_path):
     store = RunStore(tmp_path)
     run_id = store.create_run(TrainConfig())
-    store.record(run_id, EpochEnded(1, 1, 0.5, 80.0, 0.4, 85.0, 0.003, 1.0, 100.0, step=47))
+    store.append(run_id, EpochEnded(1, 1, 0.5, 80.0, 0.4, 85.0, 0.003, 1.0, 100.0, step=47))
     store.send(run_id, Command("set_lr", 0.1))
     store.send(run_id, Command("pause"))
     store.end_run(run_id, RunFinished(epochs_done=1, seconds=1.0))
@@ -97,5 +97,5 @@ def test_a_store_from_before_forks_upgrades_with_nothing_lost(tmp_path):
         record = store.get_run(rows[0][0])
         assert (record.parent_id, record.parent_epoch) == ("", None)
         child = store.create_run(TrainConfig())
-        store.record(child, ForkedFrom(record.id, 2, 94))
+        store.append(child, ForkedFrom(record.id, 2, 94))
         assert (store.get_run(child).parent_id, store.get_run(child).parent_epoch) == (record.id, 2)

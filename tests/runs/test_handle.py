@@ -11,7 +11,7 @@ import torch
 from tui_trainer.engine.commands import Command
 from tui_trainer.engine.config import TrainConfig
 from tui_trainer.engine.data import prepare
-from tui_trainer.engine.events import (BatchProgress, CommandReceived, RunFinished, RunPaused, RunResumed,
+from tui_trainer.engine.events import (BatchProgress, CommandReceived, RunFinished, RunPaused, RunUnpaused,
                                        RunState, RunStopped)
 from tui_trainer.engine.loop import TrainingRun
 from tui_trainer.runs.handle import RunLauncher, RunNotRunning, StoredRun
@@ -81,7 +81,7 @@ def test_viewers_live_and_late_see_one_log_and_commands_steer_the_run(tiny_data,
             yielded.append(event)
             if isinstance(event, BatchProgress) and not held_progress:
                 held_progress = first_progress.wait(30)
-            if isinstance(event, RunResumed) and not held_resume:
+            if isinstance(event, RunUnpaused) and not held_resume:
                 held_resume = after_resume.wait(30)
 
     watcher = threading.Thread(target=watch)
@@ -104,7 +104,7 @@ def test_viewers_live_and_late_see_one_log_and_commands_steer_the_run(tiny_data,
 
         handle.send(Command("resume"))
         wait_for(lambda: handle.state() == RunState.RUNNING, "the run to resume")
-        assert [type(e) for e in logged(handle.store, run.run_id)[-2:]] == [CommandReceived, RunResumed]
+        assert [type(e) for e in logged(handle.store, run.run_id)[-2:]] == [CommandReceived, RunUnpaused]
         handle.send(Command("stop"))
         wait_for(lambda: "stop" in received(logged(handle.store, run.run_id)), "the stop to arrive")
         after_resume.set()

@@ -193,22 +193,22 @@ def test_successive_halving_waits_for_every_config_then_stops_the_losers_once(st
     queue.set_halving(store, "halve001", 2)
     for run_id in (a0, b0):
         assert store.take_queued(run_id, os.getpid())
-    store.record(a0, epoch(1, 10.0))
-    store.record(a0, epoch(2, 80.0))  # judged at epoch 2, not by its best
-    store.record(a0, RunFinished(epochs_done=2, seconds=2.0))
-    store.record(b0, epoch(1, 50.0))
+    store.append(a0, epoch(1, 10.0))
+    store.append(a0, epoch(2, 80.0))  # judged at epoch 2, not by its best
+    store.append(a0, RunFinished(epochs_done=2, seconds=2.0))
+    store.append(b0, epoch(1, 50.0))
 
     def commands():
         return store.query("SELECT run_id, name FROM commands ORDER BY id")
 
     queue._halve_sweeps(store, {})  # b0 is short of epoch 2 and c0 has not started: wait
-    store.record(b0, epoch(2, 40.0))
+    store.append(b0, epoch(2, 40.0))
     queue._halve_sweeps(store, {})  # c0, still queued, will get there: wait
     assert commands() == [] and "applied" not in queue.halving(store, "halve001")
     assert not queue._release_if_done(store)  # b0 trains for a halving still to come: the runner stays
     assert store.take_queued(c0, os.getpid())
-    store.record(c0, epoch(1, 90.0))
-    store.record(c0, epoch(2, 10.0))
+    store.append(c0, epoch(1, 90.0))
+    store.append(c0, epoch(2, 10.0))
 
     queue._halve_sweeps(store, {})  # means at epoch 2: a 80, b 40, c 10; of 3 configs 2 are kept
     assert commands() == [(c0, "stop")]
@@ -230,11 +230,11 @@ def test_halving_judges_without_configs_that_cannot_reach_the_epoch(store):
     queue.set_halving(store, "halve002", 2)
     for run_id, acc in ((a, 70.0), (b, 20.0)):
         assert store.take_queued(run_id, os.getpid())
-        store.record(run_id, epoch(1, acc))
-        store.record(run_id, epoch(2, acc))
+        store.append(run_id, epoch(1, acc))
+        store.append(run_id, epoch(2, acc))
     assert store.take_queued(c, os.getpid())
-    store.record(c, epoch(1, 5.0))
-    store.record(c, RunStopped(epochs_done=1, seconds=1.0))  # ended short of epoch 2: never judged
+    store.append(c, epoch(1, 5.0))
+    store.append(c, RunStopped(epochs_done=1, seconds=1.0))  # ended short of epoch 2: never judged
     queue._halve_sweeps(store, {})
     assert store.query("SELECT run_id FROM commands") == [(b,)]
     assert queue.halving(store, "halve002")["cut"] == 1

@@ -342,10 +342,10 @@ def test_a_run_killed_before_its_evaluation_is_finished_by_resume(tiny, tmp_path
         run.run_id = run_id
         events = run.events()
         for event in events:  # what the recorder writes, up to the killing
-            store.record(run_id, event)
+            store.append(run_id, event)
             if isinstance(event, EpochEnded):
                 path = save_checkpoint(store.checkpoint_dir(run_id) / LAST, run)
-                store.record(run_id, CheckpointSaved(path=str(path), epoch=1, step=run.step, reason="epoch"))
+                store.append(run_id, CheckpointSaved(path=str(path), epoch=1, step=run.step, reason="epoch"))
                 break
         events.close()
         with store.transaction() as db:

@@ -18,7 +18,7 @@ import pytest
 from tui_trainer.engine.commands import Command
 from tui_trainer.engine.config import ConfigError, TrainConfig
 from tui_trainer.engine.events import (BatchProgress, CheckpointSaved, EpochEnded, EvaluationEnded, PredictionSample,
-                                       RunFailed, RunFinished, RunInterrupted, RunPaused, RunResumed, RunStarted,
+                                       RunFailed, RunFinished, RunInterrupted, RunPaused, RunUnpaused, RunStarted,
                                        RunState, RunStopped)
 from tui_trainer.runs import follow as following
 from tui_trainer.runs.follow import follow
@@ -62,7 +62,7 @@ def whole_run():
 
 def record_whole_run(store, run_id):
     """Records `whole_run()`; returns the seq each event got."""
-    return [store.record(run_id, event) for event in whole_run()]
+    return [store.append(run_id, event) for event in whole_run()]
 
 
 def followed(store, run_id, timeout=10.0, **kwargs):
@@ -177,17 +177,17 @@ def test_ids_resolve_from_a_unique_prefix_and_say_what_is_wrong(store):
 def test_stop_fail_pause_and_checkpoint_events_set_the_row(store):
     stopped, failed = store.create_run(CONFIG), store.create_run(CONFIG)
     for run_id in (stopped, failed):
-        store.record(run_id, started())
-        store.record(run_id, epoch_end(1))
-    store.record(stopped, RunPaused(epoch=2, step=5))
+        store.append(run_id, started())
+        store.append(run_id, epoch_end(1))
+    store.append(stopped, RunPaused(epoch=2, step=5))
     assert store.get_run(stopped).paused and store.get_run(stopped).state == RunState.PAUSED
     assert [r.state for r in store.list_runs() if r.id == stopped] == [RunState.PAUSED]
-    store.record(stopped, RunResumed(epoch=2, step=5))
+    store.append(stopped, RunUnpaused(epoch=2, step=5))
     assert not store.get_run(stopped).paused and store.get_run(stopped).state == RunState.RUNNING
-    store.record(stopped, CheckpointSaved(path="/x/last.pt", epoch=1, step=4, reason="epoch", best_path="/x/best.pt"))
-    store.record(stopped, CheckpointSaved(path="/x/last.pt", epoch=1, step=6, reason="stop"))
-    store.record(stopped, RunStopped(epochs_done=1, seconds=2.0))
-    store.record(failed, RunFailed(message="loss became nan", epochs_done=1, seconds=1.0))
+    store.append(stopped, CheckpointSaved(path="/x/last.pt", epoch=1, step=4, reason="epoch", best_path="/x/best.pt"))
+    store.append(stopped, CheckpointSaved(path="/x/last.pt", epoch=1, step=6, reason="stop"))
+    store.append(stopped, RunStopped(epochs_done=1, seconds=2.0))
+    store.append(failed, RunFailed(message="loss became nan", epochs_done=1, seconds=1.0))
     s, f = store.get_run(stopped), store.get_run(failed)
     assert (s.status, s.message, s.last_checkpoint, s.best_checkpoint) == (
         "stopped", "stopped by request", "/x/last.pt", "/x/best.pt")
@@ -263,13 +263,13 @@ def test_commands_queue_in_order_and_are_taken_once(store):
     assert store.take_commands(run_id) == [Command("checkpoint")]
 
     store.send(run_id, Command("pause"))  # sent right after a detached start, before the child began
-    store.record(run_id, started())
+    store.append(run_id, started())
     assert store.take_commands(run_id) == [Command("pause")]
     store.send(run_id, Command("stop"))  # queued, but the process ends before it takes it
-    store.record(run_id, RunStopped(epochs_done=0, seconds=1.0))
+    store.append(run_id, RunStopped(epochs_done=0, seconds=1.0))
     assert store.take_commands(run_id) == []  # it died with that process: the next one must not obey it
     store.send(run_id, Command("pause"))  # sent while a background resume starts its process
-    store.record(run_id, started(resumed_from_step=3))
+    store.append(run_id, started(resumed_from_step=3))
     assert store.take_commands(run_id) == [Command("pause")]  # meant for the new process, which obeys it
 
 
@@ -277,7 +277,7 @@ def test_a_resumed_start_drops_what_came_after_the_checkpoint(store):
     run_id = store.create_run(CONFIG)
     record_whole_run(store, run_id)
     resumed = started(config=CONFIG.replace(epochs=3), resumed_from_epoch=1, resumed_from_step=5)
-    assert store.record(run_id, resumed) == 14
+    assert store.append(run_id, resumed) == 14
     record = store.get_run(run_id)
     assert (record.status, record.epochs, record.epochs_done, record.segment) == ("running", 3, 1, 2)
     assert record.train_config() == CONFIG.replace(epochs=3) and record.started == resumed.to_dict()
@@ -288,8 +288,8 @@ def test_a_resumed_start_drops_what_came_after_the_checkpoint(store):
     assert store.latest_running() == run_id
     # the log keeps both segments: the folds above drop what the resume trains again, the log does not
     assert store.events(run_id) == [*enumerate(whole_run(), 1), (14, resumed)]
-    store.record(run_id, progress(6, epoch=2, loss=0.25))
-    store.record(run_id, epoch_end(2, val_acc=61.0))
+    store.append(run_id, progress(6, epoch=2, loss=0.25))
+    store.append(run_id, epoch_end(2, val_acc=61.0))
     assert store.steps(run_id)[-2:] == [(5, 2.0 / 5), (6, 0.25)]
     assert [(e["epoch"], e["val_acc"]) for e in store.epochs(run_id)] == [(1, 64.0), (2, 61.0)]
 
@@ -360,14 +360,14 @@ WRITER = textwrap.dedent("""
     run_id = store.create_run(config)
     print(run_id, flush=True)
     time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # both writers start together
-    store.record(run_id, RunStarted(config, "cpu", "CPU", "mini", ["a"], [1, 2, 2], 9, 0, 1, 5, 30))
+    store.append(run_id, RunStarted(config, "cpu", "CPU", "mini", ["a"], [1, 2, 2], 9, 0, 1, 5, 30))
     step = 0
     for epoch in range(1, 11):
         for _ in range(100):
             step += 1
-            store.record(run_id, BatchProgress(step, epoch, 10, 1, 100, 1.0, 50.0, 0.01, 99.0))
-        store.record(run_id, EpochEnded(epoch, 10, 1.0, 50.0, None, None, 0.01, 1.0, 99.0, step))
-    store.record(run_id, RunFinished(epochs_done=10, seconds=1.0))
+            store.append(run_id, BatchProgress(step, epoch, 10, 1, 100, 1.0, 50.0, 0.01, 99.0))
+        store.append(run_id, EpochEnded(epoch, 10, 1.0, 50.0, None, None, 0.01, 1.0, 99.0, step))
+    store.append(run_id, RunFinished(epochs_done=10, seconds=1.0))
 """)
 
 
@@ -430,23 +430,23 @@ def test_follow_sees_a_live_run_as_it_is_written(tmp_path):
 
 
 def record_whole_run_slowly(store, run_id):
-    store.record(run_id, started())
+    store.append(run_id, started())
     for step in range(1, 9):
         time.sleep(0.02)
-        store.record(run_id, progress(step, epoch=(step - 1) // 4 + 1))
+        store.append(run_id, progress(step, epoch=(step - 1) // 4 + 1))
         if step == 2:
-            store.record(run_id, RunPaused(epoch=1, step=2))
+            store.append(run_id, RunPaused(epoch=1, step=2))
             time.sleep(0.1)
-            store.record(run_id, RunResumed(epoch=1, step=2))
+            store.append(run_id, RunUnpaused(epoch=1, step=2))
         if step % 4 == 0:
-            store.record(run_id, epoch_end(step // 4))
-    store.record(run_id, evaluation())
-    store.record(run_id, RunFinished(epochs_done=2, seconds=1.0))
+            store.append(run_id, epoch_end(step // 4))
+    store.append(run_id, evaluation())
+    store.append(run_id, RunFinished(epochs_done=2, seconds=1.0))
 
 
 def test_follow_ends_an_interrupted_run_with_its_message_and_can_be_stopped(store, monkeypatch):
     run_id = store.create_run(CONFIG)
-    store.record(run_id, started())
+    store.append(run_id, started())
     store.end_run(run_id, RunInterrupted(message="the process died", epochs_done=0, seconds=1.5))
     events = followed(store, run_id)
     assert [e.event_name for e in events] == ["run_started", "run_interrupted"]
@@ -458,8 +458,8 @@ def test_follow_ends_an_interrupted_run_with_its_message_and_can_be_stopped(stor
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait(30)
     dead = store.create_run(CONFIG)
-    store.record(dead, started())
-    store.record(dead, progress(1))
+    store.append(dead, started())
+    store.append(dead, progress(1))
     store.set_process(dead, gone.pid)
     events = followed(store, dead, poll_s=0.01)
     assert [e.event_name for e in events] == ["run_started", "batch_progress", "process_started", "run_interrupted"]
@@ -553,9 +553,9 @@ def test_cuda_memory_is_kept_and_an_older_store_is_upgraded_in_place(tmp_path, v
 
         # a run recorded after the upgrade keeps its CUDA memory figures for whoever attaches later
         run_id = store.create_run(CONFIG)
-        store.record(run_id, started(device="cuda:0"))
+        store.append(run_id, started(device="cuda:0"))
         on_gpu = dataclasses.replace(progress(1), memory_mib=412.5, peak_memory_mib=1536.0)
-        store.record(run_id, on_gpu)
+        store.append(run_id, on_gpu)
         assert [e for _, e in store.events(run_id)] == [started(device="cuda:0"), on_gpu]
 
 

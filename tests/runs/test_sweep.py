@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tui_trainer.engine.config import SETTINGS, TrainConfig
+from tui_trainer.engine.events import RunState
 from tui_trainer.runs.sweep import (MAX_RUNS, NOT_SWEPT, SWEEP_KEYS, Axis, RunResult, SweepError, SweepSpec,
                                     SweepTooLarge, config_group, expand, halving_plan, metric_by_field,
                                     parse_axis, range_axis, sweep_table)
@@ -414,7 +415,7 @@ def test_metric_by_field_averages_configs_per_value():
 
 def test_result_from_a_store_record():
     class Record:  # the RunRecord attributes it reads
-        id, best_val_acc, test_acc, duration_s, status = "abc", 80.0, 79.0, 12.5, "finished"
+        id, best_val_acc, test_acc, duration_s, state = "abc", 80.0, 79.0, 12.5, RunState.FINISHED
         config = BASE.to_dict()
 
         def train_config(self):

@@ -1,7 +1,7 @@
 """RunView folds a run's events into what the training screen shows, the same for every viewer."""
 
 from tui_trainer.engine.config import TrainConfig
-from tui_trainer.engine.events import (BatchProgress, CommandReceived, RunPaused, RunResumed, RunState,
+from tui_trainer.engine.events import (BatchProgress, CommandReceived, RunPaused, RunUnpaused, RunState,
                                        RunStopped)
 from tui_trainer.runs.view import RunView
 
@@ -33,9 +33,9 @@ def test_elapsed_is_the_runs_own_time_and_stands_still_while_paused():
     assert 42.0 <= h.elapsed < 43.0
     h.apply(RunPaused(epoch=1, step=20, seconds=42.5))
     assert h.elapsed == 42.5
-    h.apply(RunResumed(epoch=1, step=20, seconds=42.5))  # however long the pause, it is not training time
+    h.apply(RunUnpaused(epoch=1, step=20, seconds=42.5))  # however long the pause, it is not training time
     assert 42.5 <= h.elapsed < 43.5
-    assert h.log == ["Paused at step 20", "Resumed at step 20"]
+    assert h.log == ["Paused at step 20", "Unpaused at step 20"]
 
 
 def test_once_every_epoch_has_trained_both_bars_are_full_while_the_test_set_is_evaluated():
@@ -81,13 +81,13 @@ def test_the_runs_listing_leaves_paused_time_out_of_the_duration(tmp_path, monke
     monkeypatch.setattr(store_module.time, "time", lambda: now[0])
     store = RunStore(tmp_path)
     run_id = store.create_run(TrainConfig())
-    store.record(run_id, started(TrainConfig()))
+    store.append(run_id, started(TrainConfig()))
     now[0] += 10
-    store.record(run_id, progress(20, seconds=10.0))
+    store.append(run_id, progress(20, seconds=10.0))
     now[0] += 2
-    store.record(run_id, RunPaused(epoch=1, step=24, seconds=12.0))
+    store.append(run_id, RunPaused(epoch=1, step=24, seconds=12.0))
     now[0] += 3600  # an hour paused
     assert store.list_runs()[0].duration_s == 12.0
-    store.record(run_id, RunResumed(epoch=1, step=24, seconds=12.0))
+    store.append(run_id, RunUnpaused(epoch=1, step=24, seconds=12.0))
     now[0] += 5
     assert store.list_runs()[0].duration_s == 17.0

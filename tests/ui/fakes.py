@@ -13,7 +13,7 @@ from tui_trainer.engine.data import FASHION_CLASSES, load_raw
 from tui_trainer.engine.devices import DeviceInfo
 from tui_trainer.engine.events import (BatchProgress, CommandReceived, EpochEnded, EvaluationEnded, LearningRateChanged,
                                        PredictionSample,
-                                       RunFailed, RunFinished, RunPaused, RunResumed, RunStarted, RunState, RunStopped,
+                                       RunFailed, RunFinished, RunPaused, RunUnpaused, RunStarted, RunState, RunStopped,
                                        next_state)
 from tui_trainer.runs.handle import RunHandle
 
@@ -186,7 +186,7 @@ class ScriptedRun(RunHandle):
             if command.name == "pause":
                 yield RunPaused(**position)
             elif command.name == "resume":
-                yield RunResumed(**position)
+                yield RunUnpaused(**position)
             elif command.name == "set_lr":
                 yield LearningRateChanged(lr=command.value, step=0)
 

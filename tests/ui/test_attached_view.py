@@ -4,7 +4,7 @@ import time
 
 from tui_trainer.engine.config import TrainConfig
 from tui_trainer.engine.events import (CheckpointSaved, CommandReceived, EvaluationEnded, LearningRateChanged,
-                                       RunFinished, RunPaused, RunResumed, RunStopped)
+                                       RunFinished, RunPaused, RunUnpaused, RunStopped)
 from tui_trainer.runs.handle import RunHandle, StoredRun
 from tui_trainer.runs.store import RunStore
 from tui_trainer.ui.app import TrainerApp
@@ -25,7 +25,7 @@ def record_a_steered_run(store: RunStore) -> str:
     run_id = store.create_run(config)
     first = list(epoch_events(config, 2))
     log = [started(config), *first[:3], CommandReceived("pause", step=60), RunPaused(epoch=1, step=60, lr=0.003),
-           RunResumed(epoch=1, step=60, lr=0.003), *first[3:5], LearningRateChanged(0.001, 85, previous=0.003),
+           RunUnpaused(epoch=1, step=60, lr=0.003), *first[3:5], LearningRateChanged(0.001, 85, previous=0.003),
            CommandReceived("checkpoint", step=105), first[5], CheckpointSaved("last.pt", 1, 105, "request"),
            *first[6:9], RunStopped(epochs_done=1, seconds=2.0, step=165)]
     resumed = started(config).__class__(**{**started(config).__dict__, "resumed_from_epoch": 1,
@@ -34,7 +34,7 @@ def record_a_steered_run(store: RunStore) -> str:
     log += [resumed, *again, EvaluationEnded(0.4, 87.0, [87.0] * 10, [[0] * 10] * 10, [str(i) for i in range(10)]),
             RunFinished(epochs_done=3, seconds=5.0)]
     for event in log:
-        store.record(run_id, event)
+        store.append(run_id, event)
     return run_id
 
 

@@ -6,7 +6,7 @@ from tui_trainer.engine.commands import Command
 from tui_trainer.engine.config import TrainConfig
 from tui_trainer.engine.events import (BestWeightsRestored, CheckpointSaved, CommandIgnored, EarlyStopped,
                                        LearningRateChanged,
-                                       RunFinished, RunPaused, RunResumed)
+                                       RunFinished, RunPaused, RunUnpaused)
 from tui_trainer.ui.app import TrainerApp
 from tui_trainer.runs.view import ChangeMark, RunView
 from tui_trainer.ui.screens.train import TrainScreen
@@ -29,7 +29,7 @@ def steered(config):
     yield LearningRateChanged(lr=0.0003, step=2 * STEPS, reason="plateau", previous=0.003)
     yield CheckpointSaved(path="checkpoints/x/last.pt", epoch=2, step=2 * STEPS, reason="request")
     yield RunPaused(epoch=3, step=2 * STEPS + 40)
-    yield RunResumed(epoch=3, step=2 * STEPS + 40)
+    yield RunUnpaused(epoch=3, step=2 * STEPS + 40)
     yield from events[10:]
     yield EarlyStopped(epoch=3, best_epoch=2, monitor="val_loss", best_value=0.95, patience=1, step=3 * STEPS)
     yield BestWeightsRestored(epoch=2, monitor="val_loss", value=0.95, last_epoch=3)
@@ -69,7 +69,7 @@ async def test_the_log_and_both_charts_show_each_change_at_its_step():
         cut = next(line for line in app.run_view.log if line.startswith("Learning rate"))
         assert "0.003 -> 0.0003 (plateau) at step 170" in cut  # the previous lr too (plain arrow in the app)
         assert "Checkpoint saved after epoch 2 (request)" in log
-        assert "Paused at step 210" in log and "Resumed at step 210" in log
+        assert "Paused at step 210" in log and "Unpaused at step 210" in log
         assert "Early stop after epoch 3: val_loss has not improved for 1 epoch (best 0.9500 at epoch 2)" in log
         assert "Evaluating the weights of epoch 2 (best val_loss 0.9500), not those of the last epoch, 3" in log
         assert "schedule is rescaled" not in log  # a plateau cut is the schedule itself

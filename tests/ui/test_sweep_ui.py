@@ -38,14 +38,14 @@ EVALUATION = evaluation()
 def train(store: RunStore, run_id: str, config: TrainConfig, epochs: int = 2, finish: bool = True) -> None:
     """Record a run's log as its training process would: started, epochs, evaluation, finished."""
     test = TEST_ACC[(config.lr, config.weight_decay)] + (1 if config.seed else -1)
-    store.record(run_id, started(config))
+    store.append(run_id, started(config))
     for epoch in range(1, epochs + 1):
-        store.record(run_id, EpochEnded(epoch=epoch, epochs=2, train_loss=1.0, train_acc=80.0, val_loss=0.5,
+        store.append(run_id, EpochEnded(epoch=epoch, epochs=2, train_loss=1.0, train_acc=80.0, val_loss=0.5,
                                         val_acc=test - 3 + epoch, lr=config.lr, seconds=1.0, samples_per_s=100.0,
                                         step=epoch))
     if finish:
-        store.record(run_id, replace(EVALUATION, test_acc=test))
-        store.record(run_id, RunFinished(epochs_done=epochs, seconds=10.0 + 2 * config.seed))
+        store.append(run_id, replace(EVALUATION, test_acc=test))
+        store.append(run_id, RunFinished(epochs_done=epochs, seconds=10.0 + 2 * config.seed))
 
 
 @pytest.fixture
@@ -154,10 +154,10 @@ async def test_the_sweep_view_shows_sweep_tables_rows_best_first_and_follows_tra
 
         # the training run finishes elsewhere: the view catches up by itself
         running = sweep_ids(store)[(0.001, 0.01, 1)]
-        store.record(running, EpochEnded(epoch=2, epochs=2, train_loss=1.0, train_acc=80.0, val_loss=0.5,
+        store.append(running, EpochEnded(epoch=2, epochs=2, train_loss=1.0, train_acc=80.0, val_loss=0.5,
                                          val_acc=84.0, lr=0.001, seconds=1.0, samples_per_s=100.0, step=2))
-        store.record(running, replace(EVALUATION, test_acc=85.0))
-        store.record(running, RunFinished(epochs_done=2, seconds=12.0))
+        store.append(running, replace(EVALUATION, test_acc=85.0))
+        store.append(running, RunFinished(epochs_done=2, seconds=12.0))
         await wait_for(pilot, lambda: "8/8 finished" in text_of(app, "#sweep-title"), timeout=6)
         await pilot.pause()
         last = table_lines(table)[4]
@@ -248,5 +248,5 @@ async def test_a_queued_run_says_its_place_and_goes_live_when_it_starts(store):
         await wait_for(pilot, lambda: app.run_view.state == RunState.RUNNING and len(app.run_view.epochs) == 1,
                        timeout=10)
         await wait_for(pilot, lambda: text_of(app, "#status").startswith("Training"), timeout=5)
-        store.record(waiting, RunFinished(epochs_done=1, seconds=1.0))  # so that the app's follow of it ends
+        store.append(waiting, RunFinished(epochs_done=1, seconds=1.0))  # so that the app's follow of it ends
         await wait_for(pilot, lambda: app.run_view.state == RunState.FINISHED, timeout=5)

@@ -217,9 +217,9 @@ def _pause(store: "RunStore", args: argparse.Namespace) -> int:
 
 
 def _resume(store: "RunStore", args: argparse.Namespace) -> int:
-    from ..runs.queue import resume_queue
+    from ..runs.queue import unpause_queue
 
-    pid = resume_queue(store)
+    pid = unpause_queue(store)
     print("Resumed the queue.")
     say_runner(store, pid)
     return 0

@@ -187,7 +187,7 @@ def _runs_export(store: "RunStore", args: argparse.Namespace) -> int:
 def _runs_rm(store: "RunStore", args: argparse.Namespace) -> int:
     store.mark_interrupted()
     r = store.get_run(args.run_id)
-    if r.status == "running" and not args.force:
+    if r.state.active and not args.force:
         return usage_error(f"run {r.id} is running (pid {r.pid}); stop it first with `scratch-tui runs control "
                             f"{r.id} stop`, or pass --force", "runs rm")
     if not args.yes:
@@ -198,7 +198,7 @@ def _runs_rm(store: "RunStore", args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print(f"Kept run {r.id}.")
             return EXIT_FAILED
-    if r.status == "running" and not _stop_and_wait(store, r.id):
+    if r.state.active and not _stop_and_wait(store, r.id):
         return error(f"run {r.id} did not stop within {STOP_WAIT_S:.0f}s (pid {r.pid} on {r.host}); nothing was "
                      f"deleted. Try again once it has stopped", "runs rm")
     store.delete(r.id)
@@ -225,7 +225,7 @@ def _stop_and_wait(store: "RunStore", run_id: str) -> bool:
     deadline = time.monotonic() + STOP_WAIT_S
     while time.monotonic() < deadline:
         store.mark_interrupted()
-        if store.get_run(run_id).status != "running":
+        if not store.get_run(run_id).state.active:
             return True
         time.sleep(0.2)
     return False

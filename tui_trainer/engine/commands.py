@@ -14,7 +14,7 @@ from .control import TrainingControl, check_lr
 # name -> what it does to the loop's control; set_lr alone takes a value
 _ACTIONS: dict[str, Callable[[TrainingControl, float | None], None]] = {
     "pause": lambda control, _: control.pause(),
-    "resume": lambda control, _: control.resume(),
+    "resume": lambda control, _: control.unpause(),
     "stop": lambda control, _: control.stop(),
     "set_lr": lambda control, lr: control.set_lr(lr),
     "checkpoint": lambda control, _: control.request_checkpoint(),

@@ -32,7 +32,7 @@ class TrainingControl:
             self._running.clear()
             self.pending = True
 
-    def resume(self) -> None:
+    def unpause(self) -> None:
         with self._lock:
             self._running.set()
             self.pending = True

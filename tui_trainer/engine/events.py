@@ -179,7 +179,7 @@ class RunPaused(Event):
 
 
 @dataclass(frozen=True)
-class RunResumed(Event):
+class RunUnpaused(Event):
     event_name: ClassVar[str] = "run_resumed"
     epoch: int
     step: int
@@ -187,7 +187,7 @@ class RunResumed(Event):
     lr: float | None = None
 
     def describe(self) -> str:
-        return f"Resumed at step {self.step}"
+        return f"Unpaused at step {self.step}"  # "resumed" is said of a run continued from its checkpoint
 
 
 @dataclass(frozen=True)
@@ -446,7 +446,7 @@ ENDING_STATE: dict[type[Event], RunState] = {
 
 def next_state(state: RunState, event: Event) -> RunState:
     """The one lifecycle: the state after `event`, for the store, the app and the printer alike."""
-    if isinstance(event, (RunStarted, RunResumed)):
+    if isinstance(event, (RunStarted, RunUnpaused)):
         return RunState.RUNNING
     if isinstance(event, RunPaused):
         return RunState.PAUSED

@@ -28,7 +28,7 @@ from .threads import pin_cpu_threads
 from .distributed import Agreed, Distributed, launched_by_torchrun
 from .evaluate import evaluate, loss_and_accuracy
 from .events import (BatchProgress, BestWeightsRestored, EarlyStopped, EpochEnded, Event, LearningRateChanged,
-                     RunFailed, RunFinished, RunPaused, RunResumed, RunStarted, RunStopped)
+                     RunFailed, RunFinished, RunPaused, RunUnpaused, RunStarted, RunStopped)
 from .models import build_model, count_parameters
 from .monitor import Monitor
 from .optim import build_optimizer, lr_factor, plateau_cut
@@ -368,7 +368,7 @@ class TrainingRun:
             if control.stop_requested:
                 raise _Stop
             yield from self._change_lr(control.take_lr())
-            yield RunResumed(epoch=self.epoch + 1, step=self.step, seconds=self.elapsed(), lr=self.lr)
+            yield RunUnpaused(epoch=self.epoch + 1, step=self.step, seconds=self.elapsed(), lr=self.lr)
 
     def _obey_agreed(self, agreed: Agreed) -> Iterator[Event]:
         """`_obey_control` for several ranks: every rank acts on what rank 0 broadcast, at the same step."""
@@ -385,7 +385,7 @@ class TrainingRun:
                 yield from self._change_lr(agreed.lr)
             self._leave_out(time.perf_counter() - paused_at)
             if not agreed.stop:
-                yield RunResumed(epoch=self.epoch + 1, step=self.step, seconds=self.elapsed(), lr=self.lr)
+                yield RunUnpaused(epoch=self.epoch + 1, step=self.step, seconds=self.elapsed(), lr=self.lr)
         if agreed.stop:
             raise _Stop
 

@@ -39,7 +39,7 @@ def follow(store: RunStore, run_id: str, poll_s: float = POLL_S, stop: threading
             last = event
             yield event
         if not batch:
-            if isinstance(last, TERMINAL_EVENTS) and store.get_run(run_id).status != "running":
+            if isinstance(last, TERMINAL_EVENTS) and not store.get_run(run_id).state.active:
                 return  # an ending with nothing after it, and no process about to resume the run
             if time.monotonic() >= next_liveness:
                 next_liveness = time.monotonic() + LIVENESS_EVERY_S

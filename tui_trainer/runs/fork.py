@@ -76,12 +76,12 @@ def fork_run(store: RunStore, parent_id: str, at: int | str | None, changes: dic
                                      f"so ask for more epochs"})
     run = run_from(checkpoint, config, control, keep_steering, **kwargs)
     run.run_id = store.create_run(config)
-    store.record(run.run_id, ForkedFrom(parent.id, checkpoint.epoch, checkpoint.step, stable_name(path),
+    store.append(run.run_id, ForkedFrom(parent.id, checkpoint.epoch, checkpoint.step, stable_name(path),
                                         checkpoint.mid_epoch, keep_steering))
     return run
 
 
-def resume_fork(store: RunStore, run_id: str, control: TrainingControl | None = None,
+def build_fork(store: RunStore, run_id: str, control: TrainingControl | None = None,
                 **kwargs: Any) -> TrainingRun | None:
     """The fork `run_id` (created, never trained: a detached child starts it) rebuilt from its parent's
     checkpoint; None when the run is not a fork."""

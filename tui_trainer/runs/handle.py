@@ -58,12 +58,12 @@ class StoredRun(RunHandle):
     def send(self, command: Command) -> None:
         self.store.mark_interrupted()
         record = self.store.get_run(self.run_id)
-        if record.status == "finished":
+        if record.state == RunState.FINISHED:
             raise RunNotRunning(f"run {record.id} has finished; nothing to change")
-        if record.status == "queued":
+        if record.state == RunState.QUEUED:
             raise RunNotRunning(f"run {record.id} is queued; it takes commands once the queue starts it "
                                 f"(`scratch-tui queue ls`)")
-        if record.status != "running":
+        if not record.state.active:
             # what it left decides: resume from a checkpoint, or start again (the advice never offers a
             # --resume that has nothing to resume from)
             raise RunNotRunning(f"run {record.id} is {record.status}; only a running run takes commands "

@@ -16,7 +16,7 @@ The API the app and the CLI use (ids may be unique prefixes):
     queued(store, include_running=False) -> list[QueuedRun]   waiting runs in order (then those it started)
     move(store, run_id, to=None, by=None) -> int              to a 1-based position, or by +/-n; the new one
     cancel(store, run_id) -> None                             a queued run is deleted: it never trained
-    pause_queue(store) / resume_queue(store) -> int | None    resume starts the runner; its pid if it did
+    pause_queue(store) / unpause_queue(store) -> int | None    resume starts the runner; its pid if it did
     set_per_device(store, n) -> None                          runs at a time per device (default 1)
     ensure_runner(store) -> int | None                        start the runner when there is work for it
     runner_status(store) -> QueueStatus
@@ -124,7 +124,7 @@ def queued(store: RunStore, include_running: bool = False) -> list[QueuedRun]:
 
 
 def _queued_run(position: int | None, row: QueuedRow) -> QueuedRun:
-    state = RunState.PAUSED if row.paused and row.status == "running" else RunState(row.status)
+    state = RunState.PAUSED if row.paused and row.status == RunState.RUNNING else RunState(row.status)
     try:
         return QueuedRun(position, row.id, row.name, state, stored_config(row.id, row.config), row.sweep_id,
                          row.sweep_name)
@@ -137,7 +137,7 @@ def _waiting_id(store: RunStore, run_id: str) -> str:
     full = store.resolve(run_id)
     status = store.status(full)
     if status != RunState.QUEUED:
-        how = (f"stop it with `scratch-tui runs control {full} stop`" if status == "running"
+        how = (f"stop it with `scratch-tui runs control {full} stop`" if status == RunState.RUNNING
                else "`scratch-tui queue ls` lists the queued runs")
         raise QueueError(f"run {full} is not queued (it is {status}); {how}")
     return full
@@ -173,7 +173,7 @@ def pause_queue(store: RunStore) -> None:
     store.set_setting(PAUSED, "1")
 
 
-def resume_queue(store: RunStore) -> int | None:
+def unpause_queue(store: RunStore) -> int | None:
     store.set_setting(PAUSED, None)
     return ensure_runner(store)
 
@@ -288,7 +288,7 @@ def _halve(store: RunStore, sweep_id: str, epoch: int, scores: dict[str, float |
     plan = halving_plan((config, acc) for _, _, config, _, acc in runs)
 
     def may_get_there(status: str, config: TrainConfig, done: int) -> bool:
-        return config.epochs >= epoch and (status == "queued" or (status == "running" and done < epoch))
+        return config.epochs >= epoch and (status == RunState.QUEUED or (status == RunState.RUNNING and done < epoch))
 
     if any(config_group(c) in plan.waiting and may_get_there(s, c, d) for _, s, c, d, _ in runs):
         return  # a config not judged yet may still be: wait for it
@@ -298,12 +298,12 @@ def _halve(store: RunStore, sweep_id: str, epoch: int, scores: dict[str, float |
     for run_id, status, config, _, _ in runs:
         if config_group(config) not in losers:
             continue
-        if status == "running":
+        if status == RunState.RUNNING:
             store.send(run_id, Command("stop"))
             stopped.append(run_id)
-        elif status == "queued":
+        elif status == RunState.QUEUED:
             try:  # only this runner starts queued runs, so it is still queued unless someone removed it
-                store.record(run_id, RunStopped(epochs_done=0, seconds=0.0, reason=reason))
+                store.append(run_id, RunStopped(epochs_done=0, seconds=0.0, reason=reason))
                 cancelled.append(run_id)
             except RunNotFound:
                 pass
@@ -401,7 +401,7 @@ def _fail_unreadable(store: RunStore, run: QueuedRun) -> None:
     waiting for ever. Only this runner starts queued runs, so it is still queued unless someone removed it."""
     message = f"this version of scratch-tui cannot train it: {run.unreadable}"
     try:
-        store.record(run.id, RunFailed(message=message))
+        store.append(run.id, RunFailed(message=message))
     except RunNotFound:
         return
     print(f"run {run.id} could not start: {run.unreadable}", flush=True)

@@ -217,7 +217,7 @@ class _Journal:
 
     def _offer(self, wait_s: float | None) -> None:
         try:
-            self.store.record_all(self.run_id, self._waiting, wait_s)
+            self.store.append_all(self.run_id, self._waiting, wait_s)
         except StoreBusy:
             self._held_back(f"the run store {self.store.db_path} is locked by another process")
             return

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..command_line import command_line
+from ..engine.config import TrainConfig
 from ..engine.control import TrainingControl
 from ..engine.events import ReplayPlanned
 from .store import RunRecord, RunStore
@@ -54,7 +55,7 @@ def plan_replay(store: RunStore, run_id: str, source_id: str) -> list[tuple[int,
     """Write the plan as the run's ReplayPlanned (before it starts); returns it."""
     source_id = store.resolve(source_id)
     plan = lr_plan(store, source_id)
-    store.record(run_id, ReplayPlanned(source_id, [[step, lr] for step, lr in plan]))
+    store.append(run_id, ReplayPlanned(source_id, [[step, lr] for step, lr in plan]))
     return plan
 
 
@@ -79,11 +80,16 @@ def repeat_line(store: RunStore, record: RunRecord) -> str:
         forked = store.view(record.id, only=("forked_from",)).forked
         fork = f"{record.parent_id}@{forked.point() if forked else record.parent_epoch}"
         try:
-            base = store.get_run(record.parent_id).train_config()
+            base = as_trained(store.get_run(record.parent_id))
         except LookupError:  # the parent was deleted: its settings are unknown, so every setting is given
             base = None
     replay = record.id if store.view(record.id).lr_changes() else ""
+    return command_line(as_trained(record), base=base, fork=fork, replay=replay)
+
+
+def as_trained(record: RunRecord) -> TrainConfig:
+    """The run's config with its thread count as it was pinned when it started (auto, 0, repeats the same sums only
+    where the cores are the same)."""
     config = record.train_config()
-    if not config.threads and record.started and record.started.get("threads"):
-        config = config.replace(threads=record.started["threads"])  # auto, as it was pinned: the same sums
-    return command_line(config, base=base, fork=fork, replay=replay)
+    threads = (record.started or {}).get("threads")
+    return config.replace(threads=threads) if not config.threads and threads else config

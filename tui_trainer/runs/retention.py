@@ -210,7 +210,7 @@ def prune_checkpoints(store: RunStore, run_id: str, keep: int = 1) -> list[Path]
     best, all but the newest `keep` checkpoints asked for, and the previous-last fallback, which only a running
     run needs; returns what was deleted. ValueError for a run that is training (it prunes its own as it saves)."""
     record = store.get_run(run_id)
-    if record.status == "running":
+    if record.state.active:
         raise ValueError(f"run {record.id} is running; it keeps its last {record.config.get('keep_checkpoints', 3)} "
                          f"epoch checkpoints itself. Prune it once it has stopped")
     if keep < 1:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..engine.config import SETTINGS, ConfigError, TrainConfig, field_error, from_text, to_text
+from ..engine.events import RunState
 from ..format import duration, fit_columns, percent
 
 MAX_RUNS = 1000
@@ -467,18 +468,18 @@ class RunResult:
     best_val_acc: float | None
     test_acc: float | None
     seconds: float
-    state: str  # a RunState value; "finished" counts
+    state: RunState
     run_id: str = ""
 
     @property
     def done(self) -> bool:
-        return str(self.state) == "finished"
+        return self.state == RunState.FINISHED
 
     @classmethod
     def from_record(cls, record: Any) -> "RunResult":
         """From the store's RunRecord (its config, accuracies, training time and status)."""
         return cls(config=record.train_config(), best_val_acc=record.best_val_acc, test_acc=record.test_acc,
-                   seconds=record.duration_s, state=record.status, run_id=record.id)
+                   seconds=record.duration_s, state=record.state, run_id=record.id)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any, Iterable
 from ..engine.events import (BatchProgress, BestWeightsRestored, CheckpointSaved, CommandIgnored, CommandReceived,
                              EarlyStopped, EpochEnded, EvaluationEnded, Event, ForkedFrom, LearningRateChanged,
                              ProcessStarted, ReplayPlanned, RunFailed, RunFinished, RunInterrupted, RunPaused,
-                             RunQueued, RunResumed, RunStarted, RunState, RunStopped, arrow, next_state)
+                             RunQueued, RunUnpaused, RunStarted, RunState, RunStopped, arrow, next_state)
 from ..engine.monitor import Monitor
 from ..format import duration
 
@@ -120,7 +120,7 @@ class RunView:
         step = getattr(event, "step", None)
         if isinstance(step, int) and step > 0 and not isinstance(event, RunStarted):
             self._step = step
-        if isinstance(event, (BatchProgress, RunPaused, RunResumed, RunFinished, RunStopped, RunFailed,
+        if isinstance(event, (BatchProgress, RunPaused, RunUnpaused, RunFinished, RunStopped, RunFailed,
                               RunInterrupted)):  # their run time so far
             self.seconds = event.seconds
             self.seconds_at = at if self.state == RunState.RUNNING else None
@@ -195,7 +195,7 @@ class RunView:
         self._mark("pause", e.step, e.epoch - 1)
         self.changes.append(Change(self._step, e.epoch, "pause"))
 
-    def _run_resumed(self, e: RunResumed, at: float) -> None:
+    def _run_resumed(self, e: RunUnpaused, at: float) -> None:
         if e.lr is not None:
             self.lr = e.lr
         self._line(e)

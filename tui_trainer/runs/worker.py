@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol, TextIO
 
 from ..engine.config import ConfigError
-from ..engine.events import EpochEnded, Event, RunFailed, RunStarted, RunStopped
+from ..engine.events import EpochEnded, Event, RunFailed, RunStarted, RunState, RunStopped
 from ..format import format_epoch, format_started
 from .advice import still_running
 from .store import RunRecord, RunStore, StoreError
@@ -97,9 +97,9 @@ def build_run(store: RunStore, run_id: str, epochs: int | None = None, control: 
         raise ConfigError({"epochs": f"epochs: run {record.id} has not started yet, so it trains the "
                                      f"{record.epochs} epochs it was made with; resume it later to train it further"})
     elif start == "fork":
-        from .fork import resume_fork
+        from .fork import build_fork
 
-        run = resume_fork(store, record.id, control, **kwargs)
+        run = build_fork(store, record.id, control, **kwargs)
     else:
         run = TrainingRun(record.train_config(), control, **kwargs)
     run.run_id = record.id
@@ -119,7 +119,7 @@ def check_epochs(record: RunRecord, epochs: int | None) -> None:
 
 
 def _evaluated(record: RunRecord) -> bool:
-    return record.status == "finished" or record.test_acc is not None
+    return record.state == RunState.FINISHED or record.test_acc is not None
 
 
 def _all_trained(run_id: str, epochs: int) -> ConfigError:
@@ -183,7 +183,7 @@ def claim(store: RunStore, run_id: str) -> RunRecord:
 def handed_here(record: RunRecord) -> bool:
     """Whether the run is this process's to train already: the store names this process, or the one that
     started it (which made, took or claimed the run for it, and hands it over as it starts)."""
-    return record.status == "running" and record.pid in (os.getpid(), os.getppid())
+    return record.state.active and record.pid in (os.getpid(), os.getppid())
 
 
 def fail(store: RunStore, run_id: str, message: str) -> None:

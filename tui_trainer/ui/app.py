@@ -134,7 +134,7 @@ class TrainerApp(App):
             return  # a scripted launcher: no store of ours to look in
         store = self.run_store()
         try:
-            going = [r for r in store.list_runs() if r.status == "running"] if store else []
+            going = [r for r in store.list_runs() if r.state.active] if store else []
         except StoreError as exc:
             self.notify(str(exc), severity="error", markup=False)
             return
@@ -281,7 +281,7 @@ class TrainerApp(App):
         if record.unreadable:  # said before asking how many epochs
             self.notify(cannot_open(record.id, record.unreadable), severity="error", markup=False)
             return
-        if record.status == "running":
+        if record.state.active:
             self.attach(record.id)
             return
         if epochs is None and record.epochs_done >= record.epochs:

@@ -37,13 +37,13 @@ class Log(Ids):
         super()._rolled_back()
 
     # -- appending ----------------------------------------------------------------
-    def record(self, run_id: str, event: Event) -> int:
+    def append(self, run_id: str, event: Event) -> int:
         """Append one event to the run's log (its full id) and project it onto the runs row; returns its seq."""
         now = time.time()
         with self.transaction() as db:
             return self._append(db, run_id, event, now)
 
-    def record_all(self, run_id: str, events: list[Event], wait_s: float | None = None) -> list[int]:
+    def append_all(self, run_id: str, events: list[Event], wait_s: float | None = None) -> list[int]:
         """Append several events in order, in one transaction (all or none); `wait_s` bounds the wait for
         the write lock (StoreBusy after it). Returns their seqs."""
         now = time.time()
@@ -52,7 +52,7 @@ class Log(Ids):
 
     def end_run(self, run_id: str, event: Event) -> None:
         """End a run whose loop cannot say so itself (a child that never started, a second Ctrl-C)."""
-        self.record(run_id, event)
+        self.append(run_id, event)
 
     def _append(self, db: sqlite3.Connection, run_id: str, event: Event, now: float) -> int:
         seq = db.execute("SELECT coalesce(max(seq), 0) + 1 FROM run_events WHERE run_id = ?", (run_id,)).fetchone()[0]

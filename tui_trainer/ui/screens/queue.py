@@ -251,7 +251,7 @@ class QueueScreen(Screen):
     def action_toggle_pause(self) -> None:
         try:
             if run_queue.runner_status(self.store).paused:
-                started = run_queue.resume_queue(self.store)
+                started = run_queue.unpause_queue(self.store)
                 self.notify("Queue resumed. " + runner_line(run_queue.runner_status(self.store), started))
             else:
                 run_queue.pause_queue(self.store)

@@ -503,13 +503,13 @@ class RunsScreen(Screen):
         if run_id is None:
             return
         record = self.store.get_run(run_id)
-        if record.status == "running":
+        if record.state.active:
             self.notify("Stop the run before deleting it.", severity="warning")
             return
 
         def delete() -> None:
             self.store.mark_interrupted()
-            if self.store.get_run(run_id).status == "running":  # resumed while the question was open
+            if self.store.get_run(run_id).state.active:  # resumed while the question was open
                 self.notify(f"Run {run_id} is running again; stop it before deleting it.", severity="warning")
                 return
             self.store.delete(run_id)

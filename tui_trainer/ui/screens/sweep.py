@@ -22,6 +22,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
+from ...engine.events import RunState
 from ...format import fit_columns
 from ...runs.queue import QueueError, halving, resolve_sweep, sweep_records
 from ...runs.store import RunRecord, RunStore, StoreError
@@ -191,9 +192,9 @@ class SweepScreen(Screen):
     # -- drawing -------------------------------------------------------------
     def _draw_title(self) -> None:
         view = self.view
-        done = sum(status == "finished" for _, status, _ in view.runs)
-        training = sum(status == "running" for _, status, _ in view.runs)
-        queued = sum(status == "queued" for _, status, _ in view.runs)
+        done = sum(status == RunState.FINISHED for _, status, _ in view.runs)
+        training = sum(status == RunState.RUNNING for _, status, _ in view.runs)
+        queued = sum(status == RunState.QUEUED for _, status, _ in view.runs)
         metric = "test acc" if view.table.sort_metric == "test_acc" else "best val"
         parts = [f"Sweep {view.sweep_id}" + (f" ({view.name})" if view.name else ""),
                  f"{done}/{len(view.runs)} finished"]
@@ -309,7 +310,7 @@ class SweepScreen(Screen):
             open_run(self.app, self.store, row.best_run_id)
             return
         group = config_group(row.config)
-        training = [r for r in self.view.records if config_group(r.train_config()) == group and r.status == "running"]
+        training = [r for r in self.view.records if config_group(r.train_config()) == group and r.state.active]
         if training:  # nothing finished yet: the run training it, live
             open_run(self.app, self.store, training[0].id)
         else:
