@@ -240,6 +240,8 @@ class SetupScreen(Screen):
     def _read_values(self) -> tuple[dict[str, object], dict[str, str]]:
         """Every field the form can read, and a message for each it refuses (left out of the values)."""
         values = self._picked()
+        # what nobody types (a model file's kept source) stays the loaded config's; another model drops it
+        values.update({s.name: getattr(self.initial, s.name) for s in SETTINGS.values() if not s.typed})
         errors: dict[str, str] = {}
         for spec in FIELDS:
             if spec.control != "input":
