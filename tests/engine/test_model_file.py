@@ -240,3 +240,21 @@ def test_nothing_outside_the_registries_tests_a_model_or_dataset_by_name():
                     found += [f"{path.relative_to(package)}:{node.lineno}" for v in values
                               if isinstance(v, ast.Constant) and v.value in names]
     assert found == []
+
+
+@pytest.mark.cuda
+def test_on_a_gpu_a_model_file_takes_the_graph_path_or_trains_eagerly_saying_why(tmp_path, mini_raw):
+    """A model file runs as the built-ins do: one CUDA graph per step; one whose forward syncs with the host (a
+    .item()) cannot be captured, and trains eagerly with the reason in its step path."""
+    path = write(tmp_path, MLP)
+    config = mine(path, device="cuda", epochs=1, max_train_samples=1024, batch_size=64)
+    events = list(TrainingRun(config).events())
+    assert events[0].step_path == "cuda-graph" and events[-1].event_name == "run_finished"
+
+    syncing = write(tmp_path, MLP.replace("        return self.body(x)",
+                                          "        if x.abs().sum().item() < 0:\n            x = -x\n"
+                                          "        return self.body(x)"), "syncing.py")
+    events = list(TrainingRun(mine(syncing, device="cuda", epochs=1, max_train_samples=1024,
+                                   batch_size=64)).events())
+    assert events[0].step_path.startswith("eager (cuda-graph capture failed: "), events[0].step_path
+    assert events[-1].event_name == "run_finished"
