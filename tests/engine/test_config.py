@@ -126,36 +126,44 @@ def test_momentum_and_nesterov_apply_only_to_sgd_and_hidden_and_init_only_to_mlp
         TrainConfig(optimizer="sgd", momentum=0.0, nesterov=True)
 
 
-def test_the_configs_model_and_dataset_names_are_the_engines():
-    from tui_trainer.engine.data import DATASETS
-    from tui_trainer.engine.models import MODELS
+def test_the_configs_model_and_dataset_names_are_the_registries():
+    from tui_trainer.engine.registry import DATASETS, MODELS
 
-    assert SETTINGS["dataset"].choices == tuple(DATASETS)
-    assert SETTINGS["model"].choices == tuple(MODELS)
+    assert tuple(SETTINGS["dataset"].choices) == DATASETS.names()
+    assert tuple(SETTINGS["model"].choices) == MODELS.names()
     mlps = {name for name in MODELS if applies("hidden", {"model": name})}
-    assert mlps == {name for name, spec in MODELS.items() if spec.uses_hidden}
+    assert mlps == {name for name, entry in MODELS.items() if "hidden" in entry.settings}
+    # a model from a file is none of the registered names, yet one the config takes
+    assert "models/net.py:Net" in SETTINGS["model"].choices and "pkg.models:Net" in SETTINGS["model"].choices
+    assert applies("model_args", {"model": "models/net.py:Net"}) and not applies("hidden", {"model": "pkg.m:Net"})
 
 
 def test_each_setting_says_what_it_is_and_how_the_form_offers_it():
     for name, s in SETTINGS.items():
         assert s.help and s.label, name
-        assert s.control in ("input", "select", "radio", "switch"), name
+        assert s.control in ("input", "select", "radio", "switch", "none"), name
         assert s.choices or s.control != "select", name
     assert [SETTINGS[n].control for n in ("lr", "optimizer", "nesterov", "model")] == [
         "input", "select", "switch", "radio"]
 
 
-def test_toml_holds_every_setting_but_an_unset_data_dir():
+def test_toml_holds_every_setting_but_an_unset_data_dir_and_no_model_arguments_or_source():
     import tomllib
 
-    assert list(tomllib.loads(TrainConfig().to_toml())) == [name for name in SETTINGS if name != "data_dir"]
+    empty = ("data_dir", "model_args", "model_source")
+    assert list(tomllib.loads(TrainConfig().to_toml())) == [name for name in SETTINGS if name not in empty]
     assert "data_dir" in tomllib.loads(TrainConfig(data_dir="/d").to_toml())
+    mine = TrainConfig(model="net.py:Net", model_args={"width": 32, "sizes": [64, 32], "act": "relu"},
+                       model_source='x = """\n"""\n')
+    assert tomllib.loads(mine.to_toml())["model_args"] == {"width": 32, "sizes": [64, 32], "act": "relu"}
+    assert TrainConfig.from_toml(mine.to_toml()) == mine
+    assert TrainConfig.from_toml('model = "net.py:Net"\n[model_args]\nwidth = 8\n').model_args == {"width": 8}
 
 
 def test_recommended_preset_takes_the_cnn_sweeps_winner_and_leaves_the_mlp_at_the_defaults():
-    from tui_trainer.engine.config import RECOMMENDED_FOR_MODEL
+    from tui_trainer.engine.registry import MODELS
 
     cnn = preset("recommended", TrainConfig(model="cnn", batch_size=512))
     assert (cnn.batch_size, cnn.lr, cnn.augment) == (64, 0.002, "flip") == tuple(
-        RECOMMENDED_FOR_MODEL["cnn"][k] for k in ("batch_size", "lr", "augment"))
+        MODELS["cnn"].recommended[k] for k in ("batch_size", "lr", "augment"))
     assert preset("recommended", TrainConfig(batch_size=512)) == TrainConfig()

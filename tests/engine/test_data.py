@@ -10,6 +10,7 @@ import torchvision.datasets as tvd
 
 from tui_trainer.engine import data as data_mod
 from tui_trainer.engine.data import DatasetUnavailable, dataset_status, load_raw, prepare
+from tui_trainer.engine.registry import DATASETS
 from tui_trainer.engine.idx import IdxFormatError, read_idx, write_idx
 
 
@@ -58,7 +59,7 @@ def test_bundled_set_is_balanced_and_small(mini_raw):
 @pytest.mark.parametrize("name, cls", [("mnist", tvd.MNIST), ("fashion-mnist", tvd.FashionMNIST),
                                        ("kmnist", tvd.KMNIST)])
 def test_mnist_family_loads_through_torchvision(tmp_path, monkeypatch, name, cls):
-    monkeypatch.setattr(data_mod, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
+    monkeypatch.setitem(DATASETS["fashion-mnist"].traits, "idx_folders", (str(tmp_path / "no-debian"),))
     assert dataset_status(name, tmp_path).startswith("needs download (")
     train_x, train_y, test_x, test_y = write_mnist_family(tmp_path / cls.__name__ / "raw")
     assert dataset_status(name, tmp_path) == "on disk"
@@ -72,7 +73,7 @@ def test_mnist_family_loads_through_torchvision(tmp_path, monkeypatch, name, cls
 def test_debian_fashion_mnist_is_used_without_download(tmp_path, monkeypatch):
     debian = tmp_path / "usr-share"
     train_x, *_ = write_mnist_family(debian, gz=True)
-    monkeypatch.setattr(data_mod, "DEBIAN_FASHION_MNIST", debian)
+    monkeypatch.setitem(DATASETS["fashion-mnist"].traits, "idx_folders", (str(debian),))
     assert dataset_status("fashion-mnist", tmp_path / "cache") == "on disk"
 
     def no_network(*args, **kwargs):
@@ -118,7 +119,7 @@ def test_cifar10_loads_pickle_batches_through_torchvision(tmp_path, monkeypatch)
 
 
 def test_offline_and_absent_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(data_mod, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
+    monkeypatch.setitem(DATASETS["fashion-mnist"].traits, "idx_folders", (str(tmp_path / "no-debian"),))
 
     def offline(*args, **kwargs):
         raise urllib.error.URLError("Temporary failure in name resolution")

@@ -159,3 +159,33 @@ def test_a_background_run_on_two_ranks_trains_the_config_it_was_stored_with_and_
         assert (record.status, record.epochs_done) == ("finished", 3)
         again = [e for _, e in store.events(record.id) if isinstance(e, RunStarted)][-1]
         assert (again.resumed_from_epoch, again.processes) == (2, 2)
+
+
+def test_each_rank_builds_a_model_file_from_the_source_kept_with_the_run(tmp_path, monkeypatch):
+    """Two background ranks of a run whose model file changed after the run was made: both build the kept code."""
+    import hashlib
+
+    from tui_trainer.engine import distributed
+    from tui_trainer.engine.model_file import ready
+    from tui_trainer.runs.spawn import start_run
+    from tui_trainer.runs.store import RunStore
+
+    monkeypatch.setattr(distributed, "gpus_missing", lambda gpus, found=None: None)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    path = tmp_path / "net.py"
+    path.write_text("import math\nfrom torch import nn\n\n\ndef Net(image_shape, num_classes, width=16):\n"
+                    "    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(image_shape), width), nn.ReLU(),\n"
+                    "                         nn.Linear(width, num_classes))\n")
+    kept = hashlib.sha256(path.read_bytes()).hexdigest()
+    config = ready(CONFIG.replace(device="auto", gpus=2, epochs=1, model=f"{path}:Net", model_args={"width": 24}))
+    path.write_text("raise SystemExit('changed after the run was made')\n")
+    with RunStore(tmp_path / "runs") as store:
+        spawned = start_run(store, config)
+        deadline = time.monotonic() + 120
+        while store.get_run(spawned.run_id).status in ("running", "queued"):
+            assert time.monotonic() < deadline, spawned.log.read_text()
+            time.sleep(0.3)
+        record = store.get_run(spawned.run_id)
+        assert record.status == "finished", spawned.log.read_text()
+        (started,) = [e for _, e in store.events(record.id) if isinstance(e, RunStarted)]
+        assert (started.processes, started.model_sha256, started.parameters) == (2, kept, 784 * 24 + 24 + 24 * 10 + 10)

@@ -70,4 +70,4 @@ def test_randn_init_is_unscaled_and_kaiming_is_scaled():
 
 def test_every_model_has_a_summary():
     assert set(MODELS) == {"scratch-mlp", "sequential-mlp", "cnn"}
-    assert all(spec.summary for spec in MODELS.values())
+    assert all(entry.summary for entry in MODELS.values())

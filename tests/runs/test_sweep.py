@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import math
+import re
 import statistics
 from pathlib import Path
 
@@ -168,7 +169,8 @@ def test_parse_axis_reads_setup_text_and_text_reads_back(field, text, axis):
     ("lr", "log 1e-4", "sweep.lr: a range is 'log LO HI COUNT', got 'log 1e-4'"),
     ("lr", "", "sweep.lr: empty list; give at least one value"),
     ("lr", "0.1, 0.1", "sweep.lr: 0.1 is listed twice"),
-    ("model", "cnn, resnet", "sweep.model: got 'resnet'; choose one of scratch-mlp, sequential-mlp, cnn"),
+    ("model", "cnn, resnet", "sweep.model: got 'resnet'; choose one of scratch-mlp, sequential-mlp, cnn, or give "
+                             "FILE.py:NAME or package.module:NAME"),
     ("model", "lin 1 2 2", "sweep.model: a range needs a number setting; give a list of values instead"),
     ("epochs", "lin 0 5 6", "sweep.epochs: got 0; must be a whole number from 1 to 10000"),
     ("device", "cpu,cuda", f"sweep.device: cannot be swept; {NOT_SWEPT['device']}"),
@@ -443,3 +445,23 @@ def test_halving_keeps_at_least_one_half_rounded_up_and_ties():
     assert halving_plan([(a, 10.0), (b, 20.0), (d, 5.0)]).stop == (config_group(d),)  # 3 judged: 2 kept
     assert halving_plan([(a, 10.0), (b, 10.0)]).stop == ()  # tied with the last kept
     assert halving_plan([(a, None)]) == halving_plan([(a, None)]) and halving_plan([(a, None)]).keep == ()
+
+
+def test_a_model_argument_is_swept_one_at_a_time_and_tabled_as_a_field_of_its_own():
+    spec = SweepSpec.from_toml('model = "net.py:Net"\nmodel_source = "x = 1"\n[model_args]\ndepth = 2\n'
+                               '[sweep]\nmodel_args.width = [16, 32]\nmodel_args.sizes = [[8, 4], [4]]\n')
+    configs = spec.configs()
+    assert [c.model_args for c in configs] == [{"depth": 2, "width": w, "sizes": s}
+                                               for w in (16, 32) for s in ((8, 4), (4,))]
+    assert configs[0].name == "model_args.width=16 model_args.sizes=8,4"
+    assert {c.model_source for c in configs} == {"x = 1"}
+    table = sweep_table([RunResult(c, 50.0, 50.0 + i, 1.0, "finished", str(i)) for i, c in enumerate(configs)])
+    assert table.fields == ("model_args.sizes", "model_args.width")  # by name: a config is its arguments, in any order
+    assert parse_axis("model_args.act", "relu; 'gelu'; (1, 2)").values == ("relu", "gelu", (1, 2))
+    for text, said in [('[sweep]\nmodel_args = [1, 2]\n', "sweep.model_args: sweep its items one at a time"),
+                       ('[sweep]\nmodel_args.width = [1, 2]\n', "sweep.model_args.width: only matters with model "
+                                                                   "FILE.py:NAME or package.module:NAME"),
+                       ('model = "n.py:N"\n[sweep]\nmodel_args.width = {lin = [1, 4], count = 4}\n',
+                        "sweep.model_args.width: a range needs a number setting; give a list of values instead")]:
+        with pytest.raises(SweepError, match=re.escape(said)):
+            SweepSpec.from_toml(text)

@@ -75,6 +75,7 @@ def _runs_show(store: "RunStore", args: argparse.Namespace) -> int:
     if r.message:
         out.append(f"  {r.message}")
     out.append(f"  {r.model} on {r.dataset}, {r.epochs_done}/{r.epochs} epochs, {duration(r.duration_s)} of training")
+    out += _model_file(r.config)
     out.append(f"  started {when(r.started_at)}" + (f", ended {when(r.ended_at)}" if r.ended_at else "")
                + (f", device {r.device} ({r.device_name})" if r.device else "")
                + (f", torch {r.torch_version}" if r.torch_version else "")
@@ -85,10 +86,11 @@ def _runs_show(store: "RunStore", args: argparse.Namespace) -> int:
     out += _parent(store, r)
     if why:  # its settings as recorded; its command line needs them read
         out += ["", "Settings (as recorded):"] + [f"  {key} = {json.dumps(value)}" for key, value in r.config.items()
-                                                  if value is not None]
+                                                  if value is not None and key != "model_source"]
     else:
         out += ["", "Repeat it with:", f"  {repeat_line(store, r)}", "", "Settings:"]
-        out += [f"  {line}" for line in r.train_config().to_toml().splitlines()]
+        # the model file's source is said above, by its hash: the settings name the file
+        out += [f"  {line}" for line in r.train_config().replace(model_source="").to_toml().splitlines()]
     if view.changes:
         out += ["", "Changes:"] + [f"  {c.describe()}" for c in view.changes]
     out += _checkpoints(store, r.id)
@@ -105,6 +107,19 @@ def _runs_show(store: "RunStore", args: argparse.Namespace) -> int:
         out += [f"  {name:<12} {acc:6.2f}%" for name, acc in zip(result.classes, result.per_class_acc)]
     print("\n".join(out))
     return 0
+
+
+def _model_file(config: dict) -> list[str]:
+    """A model from a file: the file, and the sha256 of its source as kept with the run (what it builds from)."""
+    source = config.get("model_source")
+    if not isinstance(source, str) or not source:
+        return []
+    import hashlib
+
+    digest = hashlib.sha256(source.encode("utf-8")).hexdigest()
+    lines = source.count("\n") + (not source.endswith("\n"))
+    return [f"  model file: {config.get('model')}, sha256 {digest} ({lines} lines kept with the run; "
+            f"every rebuild uses them, not the file as it is now)"]
 
 
 def _parent(store: "RunStore", r) -> list[str]:

@@ -102,6 +102,9 @@ def _run(args: argparse.Namespace) -> int:
     # every check before anything is queued: bad input leaves the store as it was
     spec = SweepSpec.load(args.file)
     configs = spec.configs(allow_large=args.yes)
+    from ..engine.model_file import ready_all
+
+    configs = ready_all(configs)  # a model from a file: read once, kept by every run, checked before any is queued
     try:
         resolve_device(spec.base.device)  # the device is never swept: one check covers every run
     except DeviceError as exc:

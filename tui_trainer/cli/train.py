@@ -52,7 +52,7 @@ def _train(args: argparse.Namespace) -> int:
 
         return train_seeds(args, config)
     if args.save_config:
-        config.save(args.save_config)
+        config.replace(model_source="").save(args.save_config)  # it names the model's file; a run keeps the source
         print(f"wrote {args.save_config}")
         return 0
     if args.no_record and args.detach:
@@ -258,7 +258,7 @@ def _fork_or_replay(args: argparse.Namespace) -> int:
 
     try:
         flagged = config_from_args(args)  # the defaults and the flags given: only the given ones count for a fork
-        changes = {name: getattr(flagged, name) for name in SETTINGS if getattr(args, name) is not None}
+        changes = {name: getattr(flagged, name) for name in SETTINGS if getattr(args, name, None) is not None}
         store = RunStore(args.runs_dir)
     except ConfigError as exc:
         return usage_error(name_flags(exc))

@@ -12,11 +12,13 @@ from typing import Any
 _WHERE = {
     "PRESETS": "config", "ConfigError": "config", "TrainConfig": "config", "preset": "config",
     "TrainingControl": "control",
-    "DATASETS": "data", "DatasetUnavailable": "data",
+    "DATASETS": "registry", "MODELS": "registry", "DatasetEntry": "registry", "ModelEntry": "registry",
+    "register_dataset": "registry", "register_model": "registry",
+    "DatasetUnavailable": "data",
     "DeviceError": "devices", "list_devices": "devices", "resolve_device": "devices",
     "TERMINAL_EVENTS": "events", "Event": "events", "event_from_dict": "events",
     "TrainingRun": "loop",
-    "MODELS": "models", "build_model": "models", "count_parameters": "models",
+    "build_model": "models", "count_parameters": "models", "ModelFileError": "model_file",
     "CheckpointError": "checkpoints", "load_checkpoint": "checkpoints",
 }
 

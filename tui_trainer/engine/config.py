@@ -7,8 +7,10 @@ so a knob is declared once, here.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
+import keyword
 import math
 import re
 import tomllib
@@ -17,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-MLP_MODELS = ("scratch-mlp", "sequential-mlp")
-MODEL_NAMES = (*MLP_MODELS, "cnn")
-DATASET_NAMES = ("fashion-mnist-mini", "fashion-mnist", "mnist", "kmnist", "cifar10")
+from .registry import DATASETS, MODELS
+
 INIT_NAMES = ("kaiming", "randn")
 OPTIMIZER_NAMES = ("sgd", "adam", "adamw")
 SCHEDULE_NAMES = ("constant", "cosine", "onecycle", "plateau")
@@ -30,6 +31,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _DEVICES = "auto, cpu, cuda, cuda:N or mps"
 _MAX_LAYERS, _MAX_WIDTH, _MAX_NAME = 8, 65536, 200
+_MAX_MODEL_ARGS, _MAX_SOURCE = 64, 1_000_000
+_GIVEN_TO_EVERY_MODEL = ("image_shape", "num_classes")
 _INT64 = 2**63  # torch stores seeds and counts as int64
 
 
@@ -47,27 +50,43 @@ class Setting:
 
     help: str
     label: str
-    control: str = ""  # input, select, radio or switch; left empty, the type and choices pick it
-    choices: tuple[str, ...] = ()
+    # input, select, radio or switch; left empty, the type and choices pick it. "none": nobody types it (no flag,
+    # no form row): the engine fills it in
+    control: str = ""
+    choices: Any = ()  # a tuple of values, or a registry (engine/registry.py): its names, asked each time
     low: float | None = None
     high: float | None = None
     bounds: str = "[]"  # interval notation: "(]" leaves out low, "[)" leaves out high
     note: str = ""  # said after the range when a value is refused
     check: Callable[[Any], bool] | None = None  # for what a type, choices and a range cannot say
     rule: str = ""  # what `check` accepts, said when a value is refused
-    only_when: tuple[str, tuple[str, ...]] | None = None  # (field, values) under which the setting matters
+    # (field, values) under which the setting matters; values may be a registry's Subset (the models reading it)
+    only_when: tuple[str, Any] | None = None
     shown_default: str = ""  # --help's default where the value alone says little
     metavar: str | None = None
+    flag_word: str = ""  # the flag's word where it is not the name's: model_args is --model-arg, given per item
     name: str = ""
     type: Any = None
     default: Any = None
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return "--" + (self.flag_word or self.name).replace("_", "-")
+
+    @property
+    def typed(self) -> bool:
+        """Whether a person gives it (a flag, a form row); else the engine fills it in."""
+        return self.control != "none"
+
+    def also(self) -> str:
+        """What it takes besides its listed choices, said ('FILE.py:NAME or package.module:NAME'); '' for none."""
+        also = getattr(self.choices, "also", None)
+        return also() if also else ""
 
 
 def _setting(default: Any, **meta: Any) -> Any:
+    if isinstance(default, dict):
+        return dataclasses.field(default_factory=lambda: dict(default), metadata={"setting": Setting(**meta)})
     return dataclasses.field(default=default, metadata={"setting": Setting(**meta)})
 
 
@@ -84,23 +103,64 @@ def _layer_sizes(value: Any) -> bool:
             and all(_is_int(h) and 1 <= h <= _MAX_WIDTH for h in value))
 
 
-_MLP = ("model", MLP_MODELS)
+def _plain(value: Any, depth: int = 0) -> bool:
+    """A model argument's value: a number, text, true/false, or a list of them (TOML and JSON keep each)."""
+    if isinstance(value, bool) or _is_int(value):
+        return not _is_int(value) or abs(value) < _INT64
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, str):
+        return len(value) <= 10_000
+    if isinstance(value, tuple):
+        return depth < 4 and len(value) <= 10_000 and all(_plain(v, depth + 1) for v in value)
+    return False
+
+
+def _model_args(value: Any) -> bool:
+    return (isinstance(value, dict) and len(value) <= _MAX_MODEL_ARGS
+            and all(isinstance(k, str) and k.isidentifier() and not keyword.iskeyword(k)
+                    and k not in _GIVEN_TO_EVERY_MODEL and _plain(v) for k, v in value.items()))
+
+
+def _frozen(value: Any) -> Any:
+    """Lists as tuples, all the way down: a model argument read back from JSON or TOML equals the one given."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+_SOURCE_MODELS = ("model", MODELS.where(lambda entry: entry.keeps_source))
 _SGD = ("optimizer", ("sgd",))
 _PLATEAU = ("schedule", ("plateau",))
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    dataset: str = _setting("fashion-mnist-mini", label="Dataset", control="radio", choices=DATASET_NAMES,
+    dataset: str = _setting("fashion-mnist-mini", label="Dataset", control="radio", choices=DATASETS,
                             help="images to train on; all but fashion-mnist-mini download on first use")
-    model: str = _setting("scratch-mlp", label="Model", control="radio", choices=MODEL_NAMES,
+    model: str = _setting("scratch-mlp", label="Model", control="radio", choices=MODELS, metavar="MODEL",
                           help="the network to train")
     hidden: tuple[int, ...] = _setting(
-        (128, 64), label="Hidden sizes", only_when=_MLP, metavar="SIZES", help="MLP hidden layer sizes, e.g. 128,64",
-        check=_layer_sizes,
+        (128, 64), label="Hidden sizes", only_when=("model", MODELS.reading("hidden")), metavar="SIZES",
+        help="MLP hidden layer sizes, e.g. 128,64", check=_layer_sizes,
         rule=f"must be 1 to {_MAX_LAYERS} layer sizes, each a whole number from 1 to {_MAX_WIDTH} (e.g. 128,64)")
-    init: str = _setting("kaiming", label="Init", choices=INIT_NAMES, only_when=_MLP,
+    init: str = _setting("kaiming", label="Init", choices=INIT_NAMES, only_when=("model", MODELS.reading("init")),
                          help="MLP weight init: kaiming (scaled) or randn (unscaled N(0,1))")
+    # A model from a file is called as Name(image_shape=(C, H, W), num_classes=K, **model_args).
+    model_args: dict[str, Any] = _setting(
+        {}, label="Model args", only_when=("model", MODELS.reading("model_args")), metavar="KEY=VALUE",
+        flag_word="model_arg", shown_default="none", check=_model_args,
+        help="an argument for your model's class or function, repeatable (e.g. width=32); VALUE is read as a "
+             "Python literal, else taken as text; in TOML, a [model_args] table",
+        rule="must be NAME=VALUE pairs (e.g. width=32, act='relu'): each NAME a Python identifier other than "
+             "image_shape and num_classes, each VALUE a number, text, true/false or a list of them")
+    # The model file's code, read once when the run is made and kept with it: resuming, forking, evaluating or
+    # queueing it, and each of its DDP ranks, builds from this text, never from the file as it is now.
+    model_source: str = _setting(
+        "", label="Model source", control="none", only_when=_SOURCE_MODELS,
+        help="the model file's source, kept with the run (read from --model's file)",
+        check=lambda v: isinstance(v, str) and len(v) <= _MAX_SOURCE,
+        rule=f"must be the model file's text, at most {_MAX_SOURCE:,} characters")
     epochs: int = _setting(15, label="Epochs", low=1, high=10_000, help="passes over the training images")
     batch_size: int = _setting(128, label="Batch size", low=1, high=65536, help="images per optimizer step")
     lr: float = _setting(0.003, label="Learning rate", low=0, high=10, bounds="(]", note="(e.g. 0.001)",
@@ -180,16 +240,24 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.hidden, list):
             object.__setattr__(self, "hidden", tuple(self.hidden))
+        if isinstance(self.model_args, Mapping):
+            object.__setattr__(self, "model_args", {k: _frozen(v) for k, v in self.model_args.items()})
+        if self.model_source and not applies("model_source", self):
+            object.__setattr__(self, "model_source", "")  # only a model from a file keeps its source
         errors = _validate(self)
         if errors:
             raise ConfigError(errors)
 
     def replace(self, **changes: Any) -> "TrainConfig":
+        """A copy with `changes`; another model leaves the kept source behind (it was the old model's)."""
+        if changes.get("model", self.model) != self.model and "model_source" not in changes:
+            changes["model_source"] = ""
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["hidden"] = list(self.hidden)
+        data["model_args"] = json.loads(json.dumps(self.model_args))  # tuples as lists, as JSON and TOML hold them
         return data
 
     @classmethod
@@ -203,8 +271,9 @@ class TrainConfig:
 
     def to_toml(self) -> str:
         data = self.to_dict()
-        # TOML has no null; absence means the default
-        return "".join(f"{name} = {_toml_value(data[name])}\n" for name in SETTINGS if data[name] is not None)
+        # TOML has no null; absence means the default (and so for no model arguments and no kept source)
+        return "".join(f"{_toml_key(name)} = {_toml_value(data[name])}\n" for name in SETTINGS
+                       if data[name] is not None and data[name] not in ({}, "") or name == "name")
 
     @classmethod
     def from_toml(cls, text: str) -> "TrainConfig":
@@ -230,7 +299,8 @@ class TrainConfig:
 def _completed(field: dataclasses.Field, hint: Any) -> Setting:
     meta: Setting = field.metadata["setting"]
     control = meta.control or ("switch" if hint is bool else "select" if meta.choices else "input")
-    return dataclasses.replace(meta, name=field.name, type=hint, default=field.default, control=control)
+    default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+    return dataclasses.replace(meta, name=field.name, type=hint, default=default, control=control)
 
 
 _HINTS = typing.get_type_hints(TrainConfig)
@@ -238,7 +308,8 @@ SETTINGS: dict[str, Setting] = {f.name: _completed(f, _HINTS[f.name]) for f in d
 
 
 def applies(name: str, config: TrainConfig | Mapping[str, Any]) -> bool:
-    """Whether a setting matters given the others: momentum only for SGD, hidden sizes and init only for MLPs."""
+    """Whether a setting matters given the others: momentum only for SGD, hidden sizes and init only for the
+    models built from them (their registry entries say which)."""
     when = SETTINGS[name].only_when
     if when is None:
         return True
@@ -251,7 +322,8 @@ def allowed(name: str) -> str:
     """What a setting accepts, as said after "name: got X; "."""
     s = SETTINGS[name]
     if s.choices:
-        return f"choose one of {', '.join(s.choices)}"
+        also = s.also()
+        return f"choose one of {', '.join(s.choices)}" + (f", or give {also}" if also else "")
     if s.type is bool:
         return "must be true or false"
     if s.type not in (int, float):
@@ -290,7 +362,10 @@ def _accepts(s: Setting, value: Any) -> bool:
 
 def field_error(name: str, value: Any) -> str | None:
     """The message for a value the setting refuses on its own, or None."""
-    return None if _accepts(SETTINGS[name], value) else f"{name}: got {value!r}; {allowed(name)}"
+    if _accepts(SETTINGS[name], value):
+        return None
+    shown = repr(value)
+    return f"{name}: got {shown if len(shown) <= 80 else shown[:79] + '…'}; {allowed(name)}"
 
 
 def _validate(cfg: TrainConfig) -> dict[str, str]:
@@ -320,6 +395,8 @@ def from_text(name: str, text: str) -> Any:
     kind = SETTINGS[name].type
     if kind == tuple[int, ...]:
         return parse_hidden(text)
+    if kind == dict[str, Any]:
+        return parse_model_args(text)
     if kind is bool:
         word = text.strip().lower()
         if word not in _BOOL_WORDS:
@@ -342,6 +419,8 @@ def to_text(value: Any) -> str:
     """A value as the form and the command line show it; from_text reads it back."""
     if value is None:
         return ""
+    if isinstance(value, dict):
+        return ", ".join(model_arg_text(k, v) for k, v in value.items())
     if isinstance(value, tuple):
         return ",".join(str(v) for v in value)
     return str(value)
@@ -367,27 +446,26 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-# The recommended preset's changes for one model, chosen by a sweep over 3 seeds on full Fashion-MNIST
-# (bench/sweeps/recommended-cnn.toml; README "Performance and accuracy"). The MLPs keep the defaults:
-# no config of bench/sweeps/recommended-mlp.toml beat them by more than the seeds' spread.
-RECOMMENDED_FOR_MODEL: dict[str, dict[str, Any]] = {
-    "cnn": {"batch_size": 64, "lr": 0.002, "augment": "flip"},
-}
-
-
 def preset(name: str, base: TrainConfig | None = None) -> TrainConfig:
     if name not in PRESETS:
         raise ConfigError({"preset": f"preset: unknown {name!r}; choose one of {', '.join(PRESETS)}"})
     base = base or TrainConfig()
     if name == "recommended":
         defaults = TrainConfig()
-        keep = {"dataset", "data_dir", "device", "seed", "name", "max_train_samples", "model"}
+        keep = {"dataset", "data_dir", "device", "seed", "name", "max_train_samples", "model", "model_args",
+                "model_source"}
         chosen = TrainConfig(**{k: getattr(base if k in keep else defaults, k) for k in SETTINGS})
-        return chosen.replace(**RECOMMENDED_FOR_MODEL.get(chosen.model, {}))
+        return chosen.replace(**MODELS.entry(chosen.model).recommended)
     return base.replace(**PRESETS[name])
 
 
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
+
+
 def _toml_value(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -407,3 +485,43 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     if not sizes:
         raise ConfigError({"hidden": f"hidden: got {text!r}; must be comma-separated whole numbers (e.g. 128,64)"})
     return sizes
+
+
+def parse_model_value(text: str) -> Any:
+    """A model argument's value as typed: a Python literal (32, 0.5, 'relu', (64, 32), True), else the text."""
+    try:
+        return _frozen(ast.literal_eval(text.strip()))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
+def parse_model_arg(text: str) -> tuple[str, Any]:
+    """'width=32' -> ('width', 32), as --model-arg gives one; raises ConfigError naming model_args."""
+    key, equals, value = text.partition("=")
+    key = key.strip()
+    if not equals or not key.isidentifier() or keyword.iskeyword(key):
+        raise ConfigError({"model_args": f"model_args: got {text!r}; give NAME=VALUE, NAME a Python identifier "
+                                         f"(e.g. width=32)"})
+    return key, parse_model_value(value)
+
+
+def parse_model_args(text: str) -> dict[str, Any]:
+    """'width=32, act=relu' -> {'width': 32, 'act': 'relu'} (the form's text; to_text writes it)."""
+    if not text.strip():
+        return {}
+    try:
+        call = ast.parse(f"f({text})", mode="eval").body
+    except SyntaxError:
+        call = None
+    if not isinstance(call, ast.Call) or call.args or any(k.arg is None for k in call.keywords):
+        raise ConfigError({"model_args": f"model_args: got {text!r}; give NAME=VALUE pairs separated by commas "
+                                         f"(e.g. width=32, act='relu')"})
+    source = f"f({text})"
+    return {k.arg: parse_model_value(ast.get_source_segment(source, k.value) or "") for k in call.keywords}
+
+
+def model_arg_text(key: str, value: Any) -> str:
+    """'width=32', as --model-arg takes it back: text bare where it reads back as the same text, else quoted."""
+    if isinstance(value, str) and value.isidentifier() and parse_model_value(value) == value:
+        return f"{key}={value}"
+    return f"{key}={value!r}"

@@ -1,5 +1,9 @@
 """Datasets: found on disk, bundled, or downloaded, then held as normalized tensors on the device.
 
+Which datasets there are, and what each is (its classes, shape, loader, normalisation, fingerprint and the traits
+its loader reads), is engine/registry.py's: `load_raw` and `dataset_status` ask a dataset's entry, and the loaders
+here (bundled IDX files, torchvision's folders) read its traits, never its name.
+
 Each split is converted once; training indexes into device tensors, so no
 DataLoader, PIL image or per-sample transform sits in the hot loop.
 """
@@ -7,7 +11,6 @@ DataLoader, PIL image or per-sample transform sits in the hot loop.
 from __future__ import annotations
 
 import hashlib
-
 import os
 import urllib.error
 import urllib.request
@@ -19,19 +22,11 @@ from typing import Callable
 import torch
 
 from .idx import IdxFormatError, read_idx
+from .registry import (CIFAR10_CLASSES, DATASETS, FASHION_CLASSES, KMNIST_CLASSES, MNIST_CLASSES, DatasetEntry,
+                       resolve)
 
 # (bytes done, bytes total or None, what is being fetched)
 DownloadProgress = Callable[[int, int | None, str], None]
-
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-MNIST_CLASSES = [str(i) for i in range(10)]
-KMNIST_CLASSES = ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck"]
-
-# Where Debian's `dataset-fashion-mnist` package puts the original IDX files.
-DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -40,25 +35,12 @@ IDX_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    name: str
-    title: str
-    classes: list[str]
-    image_shape: tuple[int, int, int]
-    download_mb: float  # compressed size fetched on first use; 0 for bundled
-    torchvision_class: str | None
-
-
-DATASETS: dict[str, DatasetSpec] = {
-    "fashion-mnist-mini": DatasetSpec("fashion-mnist-mini", "Fashion-MNIST mini (bundled, 12k/2k)",
-                                      FASHION_CLASSES, (1, 28, 28), 0, None),
-    "fashion-mnist": DatasetSpec("fashion-mnist", "Fashion-MNIST", FASHION_CLASSES, (1, 28, 28), 30, "FashionMNIST"),
-    "mnist": DatasetSpec("mnist", "MNIST", MNIST_CLASSES, (1, 28, 28), 11, "MNIST"),
-    "kmnist": DatasetSpec("kmnist", "Kuzushiji-MNIST", KMNIST_CLASSES, (1, 28, 28), 20, "KMNIST"),
-    "cifar10": DatasetSpec("cifar10", "CIFAR-10", CIFAR10_CLASSES, (3, 32, 32), 163, "CIFAR10"),
-}
+# Kept for what imported them from here; the entries carry them.
+FASHION_CLASSES = list(FASHION_CLASSES)
+MNIST_CLASSES = list(MNIST_CLASSES)
+KMNIST_CLASSES = list(KMNIST_CLASSES)
+CIFAR10_CLASSES = list(CIFAR10_CLASSES)
+DatasetSpec = DatasetEntry  # the name an entry had before the registry
 
 
 class DatasetUnavailable(RuntimeError):
@@ -69,7 +51,7 @@ class DatasetUnavailable(RuntimeError):
 class RawDataset:
     """uint8 images [N, C, H, W] and int64 labels, straight from the files."""
 
-    spec: DatasetSpec
+    spec: DatasetEntry
     train_images: torch.Tensor
     train_labels: torch.Tensor
     test_images: torch.Tensor
@@ -81,7 +63,7 @@ class RawDataset:
 class DeviceData:
     """Normalized float splits living on the training device."""
 
-    spec: DatasetSpec
+    spec: DatasetEntry
     train_x: torch.Tensor
     train_y: torch.Tensor
     val_x: torch.Tensor
@@ -96,7 +78,7 @@ class DeviceData:
 
     @property
     def classes(self) -> list[str]:
-        return self.spec.classes
+        return list(self.spec.classes)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -112,15 +94,40 @@ def default_data_dir() -> Path:
     return Path(user_cache_dir("scratch-tui")) / "datasets"
 
 
-def bundled_dir() -> Path:
-    return Path(str(resources.files("tui_trainer") / "datasets" / "fashion_mnist_mini"))
+def bundled_dir(entry: DatasetEntry | None = None) -> Path:
+    """The folder of a dataset that ships with the package (fashion-mnist-mini's by default)."""
+    folder = entry.trait("folder") if entry is not None else DATASETS.entry("fashion-mnist-mini").trait("folder")
+    return Path(str(resources.files("tui_trainer") / "datasets" / folder))
+
+
+def load_raw(name: str, data_dir: str | Path | None = None, progress: DownloadProgress | None = None,
+             download: bool = True) -> RawDataset:
+    """The dataset `name` as uint8 images and int64 labels, by its entry's loader (downloading it if asked)."""
+    entry = DATASETS.entry(name)
+    return resolve(entry.load)(entry, data_dir, progress, download)
+
+
+def dataset_status(name: str, data_dir: str | Path | None = None) -> str:
+    """'bundled', 'on disk' or 'needs download (30 MB)' — cheap, reads no image data."""
+    entry = DATASETS.entry(name)
+    return resolve(entry.status)(entry, data_dir)
+
+
+# -- bundled IDX files ---------------------------------------------------------------------------------------------
+def load_bundled(entry: DatasetEntry, data_dir: str | Path | None = None, progress: DownloadProgress | None = None,
+                 download: bool = True) -> RawDataset:
+    return _read_idx_dir(entry, bundled_dir(entry))
+
+
+def bundled_status(entry: DatasetEntry, data_dir: str | Path | None = None) -> str:
+    return "bundled"
 
 
 def _idx_dir_complete(folder: Path) -> bool:
     return all((folder / f).exists() or (folder / (f + ".gz")).exists() for f in IDX_FILES.values())
 
 
-def _read_idx_dir(spec: DatasetSpec, folder: Path) -> RawDataset:
+def _read_idx_dir(spec: DatasetEntry, folder: Path) -> RawDataset:
     def load(key: str) -> torch.Tensor:
         plain = folder / IDX_FILES[key]
         return read_idx(plain if plain.exists() else plain.with_name(plain.name + ".gz"))
@@ -131,37 +138,49 @@ def _read_idx_dir(spec: DatasetSpec, folder: Path) -> RawDataset:
                       images["test_images"], labels["test_labels"], str(folder))
 
 
-def _torchvision_folder(spec: DatasetSpec, root: Path) -> Path:
+# -- torchvision's folders -----------------------------------------------------------------------------------------
+# An entry's traits: `torchvision_class` (the torchvision.datasets class whose files these are), `layout` ("raw":
+# IDX files in <root>/<class>/raw, as the MNIST family; "batches": python batches of HWC images in the class's base
+# folder, as CIFAR), `idx_folders` (other folders that may hold its IDX files) and `install_hint`.
+def _torchvision(entry: DatasetEntry):
     import torchvision.datasets as tvd
 
-    cls = getattr(tvd, spec.torchvision_class)
-    if spec.name == "cifar10":
+    return getattr(tvd, entry.trait("torchvision_class"))
+
+
+def _batches(entry: DatasetEntry) -> bool:
+    return entry.trait("layout") == "batches"
+
+
+def _torchvision_folder(spec: DatasetEntry, root: Path) -> Path:
+    cls = _torchvision(spec)
+    if _batches(spec):
         return root / cls.base_folder
     return root / cls.__name__ / "raw"
 
 
-def _torchvision_present(spec: DatasetSpec, root: Path) -> bool:
-    import torchvision.datasets as tvd
-
-    cls = getattr(tvd, spec.torchvision_class)
+def _torchvision_present(spec: DatasetEntry, root: Path) -> bool:
+    cls = _torchvision(spec)
     folder = _torchvision_folder(spec, root)
-    if spec.name == "cifar10":
+    if _batches(spec):
         names = [n for n, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
     else:
         names = [os.path.splitext(f)[0] for f, _ in cls.resources]
     return all((folder / n).exists() for n in names)
 
 
-def _load_torchvision(spec: DatasetSpec, root: Path) -> RawDataset:
-    import torchvision.datasets as tvd
+def _idx_folders(spec: DatasetEntry) -> list[Path]:
+    return [Path(p) for p in spec.trait("idx_folders", ())]
 
-    cls = getattr(tvd, spec.torchvision_class)
+
+def _load_torchvision(spec: DatasetEntry, root: Path) -> RawDataset:
+    cls = _torchvision(spec)
     train = cls(str(root), train=True, download=False)
     test = cls(str(root), train=False, download=False)
 
     def images(ds) -> torch.Tensor:
         data = ds.data
-        if spec.name == "cifar10":  # numpy N,H,W,C
+        if _batches(spec):  # numpy N,H,W,C
             return torch.from_numpy(data).permute(0, 3, 1, 2).contiguous()
         return data.unsqueeze(1)
 
@@ -172,37 +191,29 @@ def _load_torchvision(spec: DatasetSpec, root: Path) -> RawDataset:
                       str(_torchvision_folder(spec, root)))
 
 
-def _candidate_places(spec: DatasetSpec, root: Path) -> list[Path]:
-    places = [_torchvision_folder(spec, root)]
-    if spec.name == "fashion-mnist":
-        places.append(DEBIAN_FASHION_MNIST)
-    return places
+def _candidate_places(spec: DatasetEntry, root: Path) -> list[Path]:
+    return [_torchvision_folder(spec, root), *_idx_folders(spec)]
 
 
-def dataset_status(name: str, data_dir: str | Path | None = None) -> str:
-    """'bundled', 'on disk' or 'needs download (30 MB)' — cheap, reads no image data."""
-    spec = DATASETS[name]
-    if spec.torchvision_class is None:
-        return "bundled"
+def torchvision_status(spec: DatasetEntry, data_dir: str | Path | None = None) -> str:
     root = Path(data_dir) if data_dir else default_data_dir()
     if _torchvision_present(spec, root):
         return "on disk"
-    if spec.name == "fashion-mnist" and _idx_dir_complete(DEBIAN_FASHION_MNIST):
+    if any(_idx_dir_complete(folder) for folder in _idx_folders(spec)):
         return "on disk"
     return f"needs download ({spec.download_mb:.0f} MB)"
 
 
-def load_raw(name: str, data_dir: str | Path | None = None, progress: DownloadProgress | None = None,
-             download: bool = True) -> RawDataset:
-    spec = DATASETS[name]
-    if spec.torchvision_class is None:
-        return _read_idx_dir(spec, bundled_dir())
+def load_torchvision(spec: DatasetEntry, data_dir: str | Path | None = None,
+                     progress: DownloadProgress | None = None, download: bool = True) -> RawDataset:
+    name = spec.name
     root = Path(data_dir).expanduser() if data_dir else default_data_dir()
     try:
         if _torchvision_present(spec, root):
             return _load_torchvision(spec, root)
-        if spec.name == "fashion-mnist" and _idx_dir_complete(DEBIAN_FASHION_MNIST):
-            return _read_idx_dir(spec, DEBIAN_FASHION_MNIST)
+        for folder in _idx_folders(spec):
+            if _idx_dir_complete(folder):
+                return _read_idx_dir(spec, folder)
     except (IdxFormatError, RuntimeError, OSError, ValueError) as exc:
         raise DatasetUnavailable(f"{name}: the files in {_torchvision_folder(spec, root)} could not be read "
                                  f"({exc}); delete them to download afresh") from None
@@ -213,7 +224,7 @@ def load_raw(name: str, data_dir: str | Path | None = None, progress: DownloadPr
     try:
         download_dataset(spec, root, progress)
     except OSError as exc:
-        hint = " or install Debian's dataset-fashion-mnist package" if spec.name == "fashion-mnist" else ""
+        hint = f" or {spec.trait('install_hint')}" if spec.trait("install_hint") else ""
         raise DatasetUnavailable(
             f"{name} is not on this machine (looked in {places}) and the download failed ({_reason(exc)}); "
             f"connect to the internet and retry, copy the files into {_torchvision_folder(spec, root)}{hint}, "
@@ -242,13 +253,12 @@ def _fetch(url: str, dest: Path, progress: DownloadProgress | None, label: str) 
     tmp.replace(dest)
 
 
-def download_dataset(spec: DatasetSpec, root: Path, progress: DownloadProgress | None = None) -> None:
+def download_dataset(spec: DatasetEntry, root: Path, progress: DownloadProgress | None = None) -> None:
     """Fetch the files torchvision expects, from torchvision's own mirror list, checking their MD5."""
-    import torchvision.datasets as tvd
     from torchvision.datasets.utils import check_integrity, extract_archive
 
-    cls = getattr(tvd, spec.torchvision_class)
-    if spec.name == "cifar10":
+    cls = _torchvision(spec)
+    if _batches(spec):
         jobs = [([cls.url], cls.filename, cls.tgz_md5, root)]
     else:
         raw = _torchvision_folder(spec, root)
@@ -274,7 +284,8 @@ def download_dataset(spec: DatasetSpec, root: Path, progress: DownloadProgress |
 
 def prepare(raw: RawDataset, device: torch.device, val_split: float = 0.1, seed: int = 0,
             max_train_samples: int = 0) -> DeviceData:
-    """Split validation off train (seeded), normalize with the training split's statistics, move to device."""
+    """Split validation off train (seeded), normalize by the dataset's entry (the training split's statistics),
+    move to device; the fingerprint is the entry's too."""
     n = raw.train_images.shape[0]
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_val = int(round(n * val_split))
@@ -285,9 +296,7 @@ def prepare(raw: RawDataset, device: torch.device, val_split: float = 0.1, seed:
     train_idx, val_idx = train_idx.sort().values, val_idx.sort().values
 
     train_u8 = raw.train_images[train_idx]
-    pixels = train_u8.transpose(0, 1).reshape(train_u8.shape[1], -1).double() / 255.0
-    mean = pixels.mean(dim=1)
-    std = pixels.std(dim=1).clamp_min(1e-6)
+    mean, std = resolve(raw.spec.normalise)(train_u8)
 
     def to_device(images: torch.Tensor) -> torch.Tensor:
         x = images.to(device).float().div_(255.0)
@@ -306,8 +315,14 @@ def prepare(raw: RawDataset, device: torch.device, val_split: float = 0.1, seed:
         mean=tuple(mean.tolist()),
         std=tuple(std.tolist()),
         source=raw.source,
-        fingerprint=fingerprint(train_u8, raw.train_labels[train_idx]),
+        fingerprint=resolve(raw.spec.fingerprint)(train_u8, raw.train_labels[train_idx]),
     )
+
+
+def channel_statistics(train_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each channel's mean and std over the training images, on the 0-1 scale: what every split is normalised by."""
+    pixels = train_u8.transpose(0, 1).reshape(train_u8.shape[1], -1).double() / 255.0
+    return pixels.mean(dim=1), pixels.std(dim=1).clamp_min(1e-6)
 
 
 def fingerprint(*tensors: torch.Tensor) -> str:

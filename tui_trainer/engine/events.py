@@ -91,6 +91,8 @@ class RunStarted(Event):
     versions: dict[str, str] = field(default_factory=dict)
     processes: int = 1  # ranks training the run together under torchrun, each on its own device
     threads: int = 0  # CPU threads it computes with (the config's, or auto pinned); 0 in older logs
+    # sha256 of the model file's source the run builds from (config.model_source); "" for a built-in model
+    model_sha256: str = ""
 
     def where(self) -> str:
         """Where it trains, as the CLI and the app say it: "cuda:0 (NVIDIA H100), 2 processes (DDP)"."""

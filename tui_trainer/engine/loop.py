@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import torch
 import torch.nn.functional as F
 
-from .config import ConfigError, TrainConfig
+from .config import ConfigError, TrainConfig, applies
 from .control import TrainingControl
 from .data import DeviceData, DownloadProgress, load_raw, prepare
 from .devices import device_label, resolve_device
@@ -107,12 +107,15 @@ class TrainingRun:
             self.data = prepare(raw, self.device, cfg.val_split, cfg.seed, cfg.max_train_samples)
         elif self.data.train_x.device != self.device:
             raise ValueError("the data passed in lives on another device than the config asks for")
+        if applies("model_source", cfg) and not cfg.model_source:  # a config never made ready: its file, now
+            from .model_file import with_source
+
+            self.config = cfg = with_source(cfg)
         self.path = choose_path(cfg, self.device)
         if self.dist and self.path.graph:  # DDP's all-reduce runs between the step's kernels
             self.path = dataclasses.replace(self.path, graph=False, fallback="eager under DDP")
         torch.manual_seed(cfg.seed)
-        self.model = build_model(cfg.model, self.data.image_shape, len(self.data.classes),
-                                 cfg.hidden, cfg.init).to(self.device)
+        self.model = build_model(cfg, self.data.image_shape, len(self.data.classes)).to(self.device)
         if self.path.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = build_optimizer(self.model, cfg)
@@ -158,7 +161,7 @@ class TrainingRun:
             parameters=count_parameters(self.model), steps_per_epoch=self.steps_per_epoch, run_id=self.run_id,
             resumed_from_epoch=self.epoch, resumed_from_step=self.step, step_path=str(self.path),
             data_fingerprint=data.fingerprint, versions=_versions(self.device), threads=self.threads,
-            processes=self.dist.world_size if self.dist else 1,
+            processes=self.dist.world_size if self.dist else 1, model_sha256=_source_sha256(cfg),
         )
         together = True  # every rank ends here at the same step; false for a failure of this process alone
         try:
@@ -323,7 +326,8 @@ class TrainingRun:
         sums = self._sums.clone()  # warm-up adds to them
         try:
             self._graph = CudaGraphStep(self._train_step, self.model, self.optimizer, x, y)
-        except RuntimeError as exc:  # train on, eagerly (out of memory too: it will say so there)
+        except Exception as exc:  # train on, eagerly (out of memory too: it will say so there); a user's model
+            # that cannot be captured (a .item() or a branch on values in its forward) lands here too
             reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
             self.path = dataclasses.replace(self.path, graph=False, fallback=f"cuda-graph capture failed: {reason}")
         finally:
@@ -527,6 +531,15 @@ class TrainingRun:
             state = {**state, "progress": {**state["progress"], "monitor": checkpoint.meta["monitor"]}}
         run._pending_restore = state
         return run
+
+
+def _source_sha256(config: TrainConfig) -> str:
+    """The sha256 of the model file's source the run builds from; '' for a built-in model."""
+    if not config.model_source:
+        return ""
+    from .model_file import source_sha256
+
+    return source_sha256(config.model_source)
 
 
 def _versions(device: torch.device) -> dict[str, str]:

@@ -100,7 +100,7 @@ def find_lr(config: TrainConfig, start_lr: float = START_LR, end_lr: float = END
         data = prepare(raw, device, config.val_split, config.seed, config.max_train_samples)
     path = choose_path(config, device)  # bf16 where the run would use it; eager steps, no graph to capture
     torch.manual_seed(config.seed)
-    model = build_model(config.model, data.image_shape, len(data.classes), config.hidden, config.init).to(device)
+    model = build_model(config, data.image_shape, len(data.classes)).to(device)
     optimizer = build_optimizer(model, config)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     model.train()

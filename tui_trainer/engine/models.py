@@ -1,13 +1,18 @@
-"""The networks: a from-scratch MLP, its nn.Sequential twin, and a small CNN."""
+"""The built-in networks: a from-scratch MLP, its nn.Sequential twin, and a small CNN (engine/registry.py names
+them; a model is built through its entry there)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+from .registry import MODELS
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
 
 
 class ScratchLinear(nn.Module):
@@ -96,39 +101,32 @@ class SmallCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    summary: str
-    uses_hidden: bool
-    build: Callable[[tuple[int, int, int], int, tuple[int, ...], str], nn.Module]
+# The factories the registry names (engine/registry.py): each called as every model is, a user's too,
+#     factory(image_shape=(C, H, W), num_classes=K, **settings)
+def scratch_mlp(image_shape: tuple[int, int, int], num_classes: int, hidden: tuple[int, ...] = (128, 64),
+                init: str = "kaiming") -> nn.Module:
+    return ScratchMLP(math.prod(image_shape), tuple(hidden), num_classes, init)
 
 
-MODELS: dict[str, ModelSpec] = {
-    "scratch-mlp": ModelSpec(
-        "scratch-mlp",
-        "MLP of hand-written Linear layers: weights are bare nn.Parameters, x @ W.T + b",
-        True,
-        lambda shape, k, hidden, init: ScratchMLP(math.prod(shape), hidden, k, init),
-    ),
-    "sequential-mlp": ModelSpec(
-        "sequential-mlp",
-        "The same MLP built from nn.Sequential(nn.Linear, nn.ReLU, ...)",
-        True,
-        lambda shape, k, hidden, init: sequential_mlp(math.prod(shape), hidden, k, init),
-    ),
-    "cnn": ModelSpec(
-        "cnn",
-        "Small CNN: two conv-batchnorm-relu-pool blocks and a classifier",
-        False,
-        lambda shape, k, hidden, init: SmallCNN(shape[0], shape[1], shape[2], k),
-    ),
-}
+def sequential_mlp_of(image_shape: tuple[int, int, int], num_classes: int, hidden: tuple[int, ...] = (128, 64),
+                      init: str = "kaiming") -> nn.Module:
+    return sequential_mlp(math.prod(image_shape), tuple(hidden), num_classes, init)
 
 
-def build_model(name: str, image_shape: tuple[int, int, int], num_classes: int,
-                hidden: tuple[int, ...] = (128, 64), init: str = "kaiming") -> nn.Module:
-    return MODELS[name].build(tuple(image_shape), num_classes, tuple(hidden), init)
+def small_cnn(image_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    return SmallCNN(*image_shape, num_classes)
+
+
+def build_model(config: "TrainConfig | str", image_shape: tuple[int, int, int], num_classes: int,
+                hidden: tuple[int, ...] | None = None, init: str | None = None) -> nn.Module:
+    """The model `config` names, built by its registry entry for these images and classes. A model's name alone
+    (with `hidden` and `init` where it reads them) builds it with the other settings at their defaults."""
+    from .config import TrainConfig
+
+    if isinstance(config, str):
+        given = {"hidden": hidden, "init": init}
+        config = TrainConfig(model=config, **{k: v for k, v in given.items() if v is not None})
+    return MODELS.entry(config.model).build(config, tuple(image_shape), num_classes)
 
 
 def count_parameters(model: nn.Module) -> int:

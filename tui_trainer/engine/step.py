@@ -23,6 +23,7 @@ from typing import Callable
 import torch
 
 from .config import ConfigError, TrainConfig
+from .registry import MODELS
 
 WARMUP_STEPS = 3
 
@@ -58,10 +59,11 @@ def choose_path(config: TrainConfig, device: torch.device) -> StepPath:
         raise ConfigError({"step_mode": f"step_mode: cuda-graph needs a CUDA device, and this run trains on "
                                         f"{device}; choose --step-mode auto or eager"})
     graph = config.step_mode == "cuda-graph" or (config.step_mode == "auto" and cuda)
-    # bf16 and channels_last pay off for the CNN's convolutions; the MLP is launch-bound either way
-    fast_conv = cuda and config.model == "cnn"
-    bf16 = config.precision == "bf16" or (config.precision == "auto" and fast_conv)
-    return StepPath(graph=graph, bf16=bf16, channels_last=fast_conv)
+    # each model's entry says whether bf16 and channels_last pay off for it (the CNN's convolutions: yes; the
+    # MLP is launch-bound either way; a model from a file takes neither unless --precision bf16 asks)
+    model = MODELS.entry(config.model)
+    bf16 = config.precision == "bf16" or (config.precision == "auto" and cuda and model.bf16)
+    return StepPath(graph=graph, bf16=bf16, channels_last=cuda and model.channels_last)
 
 
 def make_capturable(optimizer: torch.optim.Optimizer, device: torch.device) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.checkpoints import Checkpoint, load_checkpoint, without_steering
-from ..engine.config import ConfigError, TrainConfig
+from ..engine.config import SETTINGS, ConfigError, TrainConfig
 from ..engine.control import TrainingControl
 from ..engine.events import ForkedFrom
 from ..engine.loop import TrainingRun
@@ -29,7 +29,7 @@ from .retention import epoch_checkpoint, fork_checkpoint, parse_fork_point, stab
 from .store import RunStore
 
 # what a checkpoint's weights and optimizer state are made of: a fork cannot change them
-FIXED = ("dataset", "model", "hidden", "init", "optimizer")
+FIXED = ("dataset", "model", "hidden", "init", "model_args", "model_source", "optimizer")
 
 
 class ForkRefused(ValueError):
@@ -53,7 +53,7 @@ def fork_config(parent: TrainConfig, changes: dict[str, Any]) -> TrainConfig:
     """The parent's config with `changes`; ForkRefused for a setting the checkpoint fixes, ConfigError for a bad value."""
     fixed = [name for name in FIXED if name in changes and changes[name] != getattr(parent, name)]
     if fixed:
-        flags = ", ".join("--" + name.replace("_", "-") for name in fixed)
+        flags = ", ".join(SETTINGS[name].flag for name in fixed if SETTINGS[name].typed)
         raise ForkRefused(f"--fork: a fork keeps its parent's {', '.join(fixed)} (its checkpoint holds them); "
                           f"drop {flags}")
     return parent.replace(**changes)

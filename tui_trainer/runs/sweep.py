@@ -10,6 +10,7 @@ A sweep file is a `train --config` file plus a `[sweep]` table:
     lr = {log = [1e-4, 1e-1], count = 4}     # 0.0001, 0.001, 0.01, 0.1
     weight_decay = [0.0, 0.01]               # a list: these values
     label_smoothing = {lin = [0.0, 0.1], count = 3}
+    model_args.width = [16, 32]              # one argument of a model from a file (listed values only)
     seed = [0, 1, 2]                         # repeats of every config, never sampled
 
     # mode = "random"; samples = 20; sample_seed = 0   # draw 20 configs instead of the grid
@@ -36,7 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..engine.config import SETTINGS, ConfigError, TrainConfig, field_error, from_text, to_text
+from ..engine.config import (SETTINGS, ConfigError, TrainConfig, field_error, from_text, model_arg_text,
+                              parse_model_value, to_text)
 from ..engine.events import RunState
 from ..format import duration, fit_columns, percent
 
@@ -49,6 +51,7 @@ NOT_SWEPT: dict[str, str] = {
     "name": "each run's name is made from the sweep's name and its values",
     "device": "the queue places runs on devices",
     "data_dir": "it says where the data lives, not what a run learns",
+    "model_source": "it is the model file's code, read from the file the model names",
 }
 SWEEPABLE = tuple(name for name in SETTINGS if name not in NOT_SWEPT)
 # keys of [sweep] that are not settings ("name" is the sweep's own name there)
@@ -132,11 +135,28 @@ class Axis:
         if self.is_range:
             count = "" if self.count is None else f" {self.count}"
             return f"{self.scale} {_show(self.low)} {_show(self.high)}{count}"
+        if _item(self.field):
+            return "; ".join(model_arg_text("x", v)[2:] for v in self.values)
         return ("; " if self.field == "hidden" else ", ").join(to_text(v) for v in self.values)
 
 
 def _key(field: str) -> str:
     return f"sweep.{field}"
+
+
+# An item of a table setting, swept on its own: "model_args.width" is model_args' width.
+_TABLES = tuple(name for name, s in SETTINGS.items() if s.type == dict[str, Any])
+
+
+def _item(field: str) -> tuple[str, str] | None:
+    """('model_args', 'width') for 'model_args.width'; None for a setting's own name."""
+    table, dot, key = field.partition(".")
+    return (table, key) if dot else None
+
+
+def _setting(field: str) -> str:
+    """The setting a swept field belongs to: model_args for model_args.width."""
+    return field.partition(".")[0]
 
 
 def _show(value: Any) -> str:
@@ -159,6 +179,12 @@ def _checked(field: str, value: Any) -> Any:
     """A value the field accepts on its own (ints are floats for float fields); else SweepError naming it."""
     if isinstance(value, list):
         value = tuple(value)
+    if (item := _item(field)) is not None:
+        value = _tuples(value)
+        if field_error(item[0], {item[1]: value}):
+            raise SweepError(f"{_key(field)}: got {value!r}; each value must be a number, text, true/false or a list "
+                             f"of them")
+        return value
     if SETTINGS[field].type is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     message = field_error(field, value)
@@ -167,7 +193,22 @@ def _checked(field: str, value: Any) -> Any:
     return value
 
 
+def _tuples(value: Any) -> Any:
+    """Lists as tuples, all the way down, as the config keeps a model argument."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
 def _known(field: str) -> None:
+    if (item := _item(field)) is not None:
+        table, key = item
+        if table not in _TABLES:
+            raise SweepError(f"{_key(field)}: unknown setting; only {', '.join(_TABLES)} sweeps its items one by one")
+        if not key.isidentifier():
+            raise SweepError(f"{_key(field)}: {key!r} is not an argument name (a Python identifier)")
+        return
+    if field in _TABLES:
+        raise SweepError(f"{_key(field)}: sweep its items one at a time, as {field}.NAME = [values] "
+                         f"(e.g. {field}.width = [16, 32])")
     if field in NOT_SWEPT:
         raise SweepError(f"{_key(field)}: cannot be swept; {NOT_SWEPT[field]}")
     if field not in SETTINGS:
@@ -189,7 +230,7 @@ def list_axis(field: str, values: Iterable[Any]) -> Axis:
 def range_axis(field: str, scale: str, low: Any, high: Any, count: Any = None) -> Axis:
     """A log or linear range from low to high, ends included; count values, or None to sample it (random mode)."""
     _known(field)
-    kind = SETTINGS[field].type
+    kind = SETTINGS[_setting(field)].type
     if kind not in (int, float):
         raise SweepError(f"{_key(field)}: a range needs a number setting; give a list of values instead")
     if scale not in RANGE_SCALES:
@@ -223,8 +264,10 @@ def parse_axis(field: str, text: str) -> Axis:
         low, high = (_from_text(field, w) for w in words[1:3])
         count = _whole_count(field, words[3]) if len(words) == 4 else None
         return range_axis(field, words[0].lower(), low, high, count)
-    separator = ";" if field == "hidden" else (";" if ";" in text else ",")
+    separator = ";" if field == "hidden" or _item(field) else (";" if ";" in text else ",")
     parts = [part.strip() for part in text.split(separator) if part.strip()]
+    if _item(field):  # a model argument's values: Python literals, else text (as --model-arg reads one)
+        return list_axis(field, [parse_model_value(part) for part in parts])
     return list_axis(field, [_from_text(field, part) for part in parts])
 
 
@@ -311,13 +354,13 @@ class SweepSpec:
 
     def _check_applies(self, axis: Axis) -> None:
         """An axis that changes nothing in every run (momentum without SGD) is refused."""
-        when = SETTINGS[axis.field].only_when
+        when = SETTINGS[_setting(axis.field)].only_when
         if when is None:
             return
         on, values = when
         swept = next((a for a in self.axes if a.field == on), None)
         taken = {getattr(self.base, on)} if swept is None else set(swept.values)  # `on` fields take choices: lists
-        if not taken & set(values):
+        if not any(value in values for value in taken):  # values may be a registry's models reading the setting
             raise SweepError(f"{_key(axis.field)}: only matters with {on} {' or '.join(values)}, "
                              f"and no run of this sweep uses it")
 
@@ -379,8 +422,14 @@ class SweepSpec:
         name = " ".join(part for part in (self.name or self.base.name, label) if part)
         while field_error("name", name):  # a name too long for a run: cut, the values stay in its config
             name = name[:-1]
+        changes: dict[str, Any] = {}
+        for field, value in values.items():
+            if (item := _item(field)) is not None:  # model_args.width: the base's arguments, that one changed
+                changes.setdefault(item[0], dict(getattr(self.base, item[0])))[item[1]] = value
+            else:
+                changes[field] = value
         try:
-            return self.base.replace(**values, name=name)
+            return self.base.replace(**changes, name=name)
         except ConfigError as exc:
             raise SweepError(f"sweep: {label or 'the base config'}: {exc}") from None
 
@@ -413,7 +462,13 @@ class SweepSpec:
             if seed_axis.is_range and seed_axis.count is None:
                 raise SweepError("sweep.seed: seeds are repeats, never sampled; list them (seed = [0, 1, 2])")
             seeds = seed_axis.grid()
-        axes = tuple(_axis_from_toml(field, value) for field, value in table.items())
+        axes: list[Axis] = []
+        for field, value in table.items():
+            if field in _TABLES and isinstance(value, dict):  # model_args.width = [16, 32]: an axis per item
+                axes += [_axis_from_toml(f"{field}.{key}", items) for key, items in value.items()]
+            else:
+                axes.append(_axis_from_toml(field, value))
+        axes = tuple(axes)
         return cls(base=base, axes=axes, seeds=seeds, mode=mode, samples=samples, sample_seed=sample_seed, name=name)
 
     @classmethod
@@ -456,8 +511,18 @@ def expand(base: TrainConfig, axes: Mapping[str, Axis] | Sequence[Axis], mode: s
 
 
 def config_group(config: TrainConfig) -> tuple[tuple[str, Any], ...]:
-    """What makes runs the same config: every setting but the seed and those never swept (name, device, data)."""
-    return tuple((name, getattr(config, name)) for name in SWEEPABLE if name != "seed")
+    """What makes runs the same config: every setting but the seed and those never swept (name, device, data);
+    a table setting (model_args) as its items, each a field of its own (model_args.width)."""
+    group: list[tuple[str, Any]] = []
+    for name in SWEEPABLE:
+        value = getattr(config, name)
+        if name == "seed":
+            continue
+        if name in _TABLES:
+            group += [(f"{name}.{key}", item) for key, item in sorted(value.items())]
+        else:
+            group.append((name, value))
+    return tuple(group)
 
 
 @dataclass(frozen=True)
@@ -595,14 +660,14 @@ def sweep_table(runs: Iterable[RunResult]) -> SweepTable:
     for run in runs:
         groups.setdefault(config_group(run.config), []).append(run)
     keys = list(groups)
-    fields = tuple(name for name in SWEEPABLE if name != "seed"
-                   and len({dict(k)[name] for k in keys}) > 1)
+    names = list(dict.fromkeys(name for k in keys for name, _ in k))  # every group's fields, in order
+    fields = tuple(name for name in names if len({dict(k).get(name) for k in keys}) > 1)
     rows = []
     for key, members in groups.items():
         done = [m for m in members if m.done]
         best = max(done, key=lambda m: (m.test_acc is not None, m.test_acc or 0, m.best_val_acc or 0), default=None)
         rows.append(SweepRow(
-            values={f: dict(key)[f] for f in fields}, config=members[0].config, done=len(done), total=len(members),
+            values={f: dict(key).get(f) for f in fields}, config=members[0].config, done=len(done), total=len(members),
             seeds=tuple(m.config.seed for m in done),
             best_val_acc=Stat.of([m.best_val_acc for m in done]), test_acc=Stat.of([m.test_acc for m in done]),
             seconds=Stat.of([m.seconds for m in done]), best_run_id=best.run_id if best else ""))

@@ -24,10 +24,11 @@ from textual.widgets._select import SelectOverlay
 from ...command_line import command_line
 from ...engine.config import (SETTINGS, ConfigError, Setting, TrainConfig, applies, field_error, from_text, preset,
                               to_text)
-from ...engine.data import DATASETS, DatasetUnavailable, load_raw
+from ...engine.data import DatasetUnavailable, load_raw
 from ...engine.distributed import gpus_missing
 from ...engine.lr_find import END_LR, START_LR, STEPS
-from ...engine.models import MODELS, build_model, count_parameters
+from ...engine.models import build_model, count_parameters
+from ...engine.registry import DATASETS, MODELS
 from ...engine.checkpoints import CheckpointError
 from ...runs.fork import FIXED as FORK_FIXED
 from ...runs.queue import new_sweep_id
@@ -43,9 +44,10 @@ from .help import HELP_IN_FOOTER
 from .lr_find import LrFindScreen, lr_text
 from .prompt import PromptScreen
 
-# Radio settings (device, dataset, model) fill the left column; the rest are rows of the right one.
+# Radio settings (device, dataset, model) fill the left column; the rest are rows of the right one (but what the
+# engine fills in itself, a model file's kept source).
 RADIOS = tuple(name for name, s in SETTINGS.items() if s.control == "radio")
-FIELDS = tuple(s for s in SETTINGS.values() if s.control != "radio")
+FIELDS = tuple(s for s in SETTINGS.values() if s.control != "radio" and s.typed)
 
 
 class _MenuOverlay(SelectOverlay):
@@ -65,7 +67,7 @@ class FormSelect(Select):
 
 @functools.lru_cache(maxsize=64)  # asked again on every keystroke in the form
 def parameter_count(model: str, dataset: str, hidden: tuple[int, ...]) -> int:
-    spec = DATASETS[dataset]
+    spec = DATASETS.entry(dataset)
     with torch.device("meta"):  # shapes only: no memory, no init cost
         return count_parameters(build_model(model, spec.image_shape, len(spec.classes), hidden))
 
@@ -238,6 +240,8 @@ class SetupScreen(Screen):
     def _read_values(self) -> tuple[dict[str, object], dict[str, str]]:
         """Every field the form can read, and a message for each it refuses (left out of the values)."""
         values = self._picked()
+        # what nobody types (a model file's kept source) stays the loaded config's; another model drops it
+        values.update({s.name: getattr(self.initial, s.name) for s in SETTINGS.values() if not s.typed})
         errors: dict[str, str] = {}
         for spec in FIELDS:
             if spec.control != "input":
@@ -302,7 +306,7 @@ class SetupScreen(Screen):
             return
         hidden = self.config.hidden if self.config else self.initial.hidden
         count = parameter_count(model, dataset, hidden)
-        note = f"{MODELS[model].summary}. {count:,} parameters for {DATASETS[dataset].title}."
+        note = f"{MODELS.entry(model).summary}. {count:,} parameters for {DATASETS.entry(dataset).title}."
         self.query_one("#model-note", Static).update(note)
 
     @on(Input.Changed)
