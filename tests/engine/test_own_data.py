@@ -316,3 +316,18 @@ def test_the_example_folder_loads(tmp_path):
     data = load_own(tmp_path / "fashion")
     assert data.num_classes == 10 and "T-shirt-top" in data.classes
     assert data.train_images.shape == (30, 1, 28, 28) and len(data.test_labels) == 10 and not data.held_out
+
+
+def test_mnist_as_distributed_in_gz_files_loads_without_a_download(tmp_path):
+    from tui_trainer.engine.data import dataset_status, load_raw
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    x = torch.randint(0, 256, (6, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(6) % 10
+    for stem, tensor in (("train-images-idx3-ubyte", x), ("train-labels-idx1-ubyte", y),
+                         ("t10k-images-idx3-ubyte", x[:2]), ("t10k-labels-idx1-ubyte", y[:2])):
+        write_idx(raw / f"{stem}.gz", tensor)  # copied in as published, as the offline message says
+    assert dataset_status("mnist", tmp_path) == "on disk"
+    data = load_raw("mnist", tmp_path, download=False)
+    assert torch.equal(data.train_images[:, 0], x) and data.test_labels.tolist() == [0, 1]

@@ -62,8 +62,10 @@ def config_from_args(args: argparse.Namespace, *, check_model: bool = True) -> T
         overrides["model_source"] = ""
     config = config.replace(**overrides) if overrides else config
     from ..engine.model_file import ready
+    from ..engine.user_data import checked_data
 
-    return ready(config, check=check_model)
+    config = ready(config, check=check_model)
+    return checked_data(config) if check_model else config
 
 
 def name_flags(exc: ConfigError) -> str:

@@ -98,6 +98,12 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _shape(length: int) -> Callable[[Any], bool]:
+    """Unset (an empty tuple), or `length` whole numbers from 1 to 4096: an image's C,H,W or H,W."""
+    return lambda value: isinstance(value, tuple) and (
+        not value or (len(value) == length and all(_is_int(v) and 1 <= v <= 4096 for v in value)))
+
+
 def _layer_sizes(value: Any) -> bool:
     return (isinstance(value, tuple) and 1 <= len(value) <= _MAX_LAYERS
             and all(_is_int(h) and 1 <= h <= _MAX_WIDTH for h in value))
@@ -138,6 +144,16 @@ _PLATEAU = ("schedule", ("plateau",))
 class TrainConfig:
     dataset: str = _setting("fashion-mnist-mini", label="Dataset", control="radio", choices=DATASETS,
                             help="images to train on; all but fashion-mnist-mini download on first use")
+    # A dataset of the user's (a folder, .npz or CSV) is converted once to one image shape (engine/user_data.py).
+    image_shape: tuple[int, ...] = _setting(
+        (), label="Image shape", only_when=("dataset", DATASETS.reading("image_shape")), metavar="C,H,W",
+        shown_default="inferred", check=_shape(3), rule="must be C,H,W, each from 1 to 4096 (e.g. 1,28,28), or empty",
+        help="how your data's images are read: channels, height, width (needed for a CSV whose rows are not "
+             "square); inferred when empty")
+    resize: tuple[int, ...] = _setting(
+        (), label="Resize to", only_when=("dataset", DATASETS.reading("resize")), metavar="H,W",
+        shown_default="no resizing", check=_shape(2), rule="must be H,W, each from 1 to 4096 (e.g. 28,28), or empty",
+        help="scale every image of your data to this height and width (for images of mixed sizes)")
     model: str = _setting("scratch-mlp", label="Model", control="radio", choices=MODELS, metavar="MODEL",
                           help="the network to train")
     hidden: tuple[int, ...] = _setting(
@@ -238,8 +254,9 @@ class TrainConfig:
                                           "are deleted as new ones are saved")
 
     def __post_init__(self) -> None:
-        if isinstance(self.hidden, list):
-            object.__setattr__(self, "hidden", tuple(self.hidden))
+        for name, s in SETTINGS.items():  # JSON and TOML give lists: the config holds tuples
+            if s.type == tuple[int, ...] and isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         if isinstance(self.model_args, Mapping):
             object.__setattr__(self, "model_args", {k: _frozen(v) for k, v in self.model_args.items()})
         if self.model_source and not applies("model_source", self):
@@ -256,7 +273,9 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        data["hidden"] = list(self.hidden)
+        for name, s in SETTINGS.items():
+            if s.type == tuple[int, ...]:
+                data[name] = list(data[name])
         data["model_args"] = json.loads(json.dumps(self.model_args))  # tuples as lists, as JSON and TOML hold them
         return data
 
@@ -394,7 +413,7 @@ def from_text(name: str, text: str) -> Any:
     """A value as typed in the form or on the command line; a ConfigError names the field."""
     kind = SETTINGS[name].type
     if kind == tuple[int, ...]:
-        return parse_hidden(text)
+        return parse_hidden(text) if name == "hidden" else parse_sizes(name, text, SETTINGS[name].metavar)
     if kind == dict[str, Any]:
         return parse_model_args(text)
     if kind is bool:
@@ -485,6 +504,14 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     if not sizes:
         raise ConfigError({"hidden": f"hidden: got {text!r}; must be comma-separated whole numbers (e.g. 128,64)"})
     return sizes
+
+
+def parse_sizes(name: str, text: str, shape: str | None) -> tuple[int, ...]:
+    """'1,28,28' -> (1, 28, 28), '' -> () (not set); a ConfigError names the field and the shape it takes."""
+    parts = [part for part in text.replace(" ", "").split(",") if part]
+    if not all(part.isdigit() for part in parts):
+        raise ConfigError({name: f"{name}: got {text!r}; must be {shape} as whole numbers, or empty"})
+    return tuple(int(part) for part in parts)
 
 
 def parse_model_value(text: str) -> Any:

@@ -17,10 +17,11 @@ import urllib.request
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
+from .gz_raw import gunzip_raw
 from .idx import IdxFormatError, read_idx
 from .registry import (CIFAR10_CLASSES, DATASETS, FASHION_CLASSES, KMNIST_CLASSES, MNIST_CLASSES, DatasetEntry,
                        resolve)
@@ -101,10 +102,12 @@ def bundled_dir(entry: DatasetEntry | None = None) -> Path:
 
 
 def load_raw(name: str, data_dir: str | Path | None = None, progress: DownloadProgress | None = None,
-             download: bool = True) -> RawDataset:
-    """The dataset `name` as uint8 images and int64 labels, by its entry's loader (downloading it if asked)."""
+             download: bool = True, config: Any = None) -> RawDataset:
+    """The dataset `name` as uint8 images and int64 labels, by its entry's loader (downloading it if asked), given
+    the config's fields the entry reads (its `settings`)."""
     entry = DATASETS.entry(name)
-    return resolve(entry.load)(entry, data_dir, progress, download)
+    settings = {s: getattr(config, s) for s in entry.settings} if config is not None else {}
+    return resolve(entry.load)(entry, data_dir, progress, download, **settings)
 
 
 def dataset_status(name: str, data_dir: str | Path | None = None) -> str:
@@ -166,7 +169,8 @@ def _torchvision_present(spec: DatasetEntry, root: Path) -> bool:
         names = [n for n, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
     else:
         names = [os.path.splitext(f)[0] for f, _ in cls.resources]
-    return all((folder / n).exists() for n in names)
+    # the .gz files as distributed count: loading decompresses them (gunzip_raw)
+    return all((folder / n).exists() or (folder / (n + ".gz")).exists() for n in names)
 
 
 def _idx_folders(spec: DatasetEntry) -> list[Path]:
@@ -210,6 +214,8 @@ def load_torchvision(spec: DatasetEntry, data_dir: str | Path | None = None,
     root = Path(data_dir).expanduser() if data_dir else default_data_dir()
     try:
         if _torchvision_present(spec, root):
+            if not _batches(spec):
+                gunzip_raw(_torchvision_folder(spec, root))  # torchvision reads only the decompressed files
             return _load_torchvision(spec, root)
         for folder in _idx_folders(spec):
             if _idx_dir_complete(folder):

@@ -103,7 +103,7 @@ class TrainingRun:
             self.dist = Distributed.from_environment(self.device.type)
             self.device = self.dist.device(self.device)
         if self.data is None:
-            raw = load_raw(cfg.dataset, cfg.data_dir, self.download_progress)
+            raw = load_raw(cfg.dataset, cfg.data_dir, self.download_progress, config=cfg)
             self.data = prepare(raw, self.device, cfg.val_split, cfg.seed, cfg.max_train_samples)
         elif self.data.train_x.device != self.device:
             raise ValueError("the data passed in lives on another device than the config asks for")

@@ -96,7 +96,7 @@ def find_lr(config: TrainConfig, start_lr: float = START_LR, end_lr: float = END
     check_range(start_lr, end_lr, steps)
     device = resolve_device(config.device)
     if data is None:
-        raw = load_raw(config.dataset, config.data_dir, download_progress)
+        raw = load_raw(config.dataset, config.data_dir, download_progress, config=config)
         data = prepare(raw, device, config.val_split, config.seed, config.max_train_samples)
     path = choose_path(config, device)  # bf16 where the run would use it; eager steps, no graph to capture
     torch.manual_seed(config.seed)

@@ -111,6 +111,7 @@ class DatasetEntry:
     # (training images, labels) -> a short hex digest naming exactly those bytes
     fingerprint: Ref = "tui_trainer.engine.data:fingerprint"
     traits: Mapping[str, Any] = field(default_factory=dict)  # what its loader reads (where and how it is stored)
+    settings: tuple[str, ...] = ()  # config fields its loader is called with, by name (image_shape, resize)
 
     def trait(self, name: str, default: Any = None) -> Any:
         return self.traits.get(name, default)
@@ -248,6 +249,27 @@ def is_model_reference(name: str) -> bool:
     return bool(colon and where.strip() and attribute.isidentifier())
 
 
+DATA_SUFFIXES = (".npz", ".csv")
+
+
+def is_data_path(name: str) -> bool:
+    """A dataset of the user's: a `.npz` or `.csv` file, or a folder of images (a path with a separator, or a
+    folder that is there). Read from the name and one look at the disk, never the data."""
+    if not isinstance(name, str) or not name.strip():
+        return False
+    import os
+
+    return name.lower().endswith(DATA_SUFFIXES) or os.sep in name or "/" in name or os.path.isdir(name)
+
+
+def data_from_path(name: str) -> DatasetEntry:
+    """The entry of a dataset at `name`: converted once, and cached, by engine/user_data.py; its classes and image
+    shape are known once it is read."""
+    return DatasetEntry(name, f"your data {name}", (), (0, 0, 0), load="tui_trainer.engine.user_data:load_path",
+                        status="tui_trainer.engine.user_data:path_status", settings=("image_shape", "resize"),
+                        traits={"path": name})
+
+
 def model_from_file(name: str) -> ModelEntry:
     """The entry of `path/to/file.py:Name` or `package.module:Name`: its factory is the user's class or
     function, built from the source kept with the run (config.model_source), called with `model_args`."""
@@ -301,3 +323,5 @@ register_dataset(DatasetEntry(
     "cifar10", "CIFAR-10", CIFAR10_CLASSES, (3, 32, 32), **_TORCHVISION, download_mb=163,
     # torchvision keeps CIFAR's python batches (HWC numpy arrays) in its base folder, not raw/
     traits={"torchvision_class": "CIFAR10", "layout": "batches"}))
+DATASETS.register_pattern(Pattern(said="a folder of images, a .npz or a .csv", example="./my-images",
+                                  matches=is_data_path, make=data_from_path))
