@@ -13,6 +13,7 @@ from .app import open_app, run_attach, run_devices, run_serve
 from .common import RUNS_DIR_HELP, Parser, package_version
 from .evaluate import run_eval
 from .flags import TRAIN_FLAGS
+from .inspect import add_inspect_parser, run_inspect
 from .lr_find import add_lr_find_parser, run_lr_find
 from .queue import add_queue_parser, run_queue_command
 from .runs import run_runs
@@ -79,7 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
         action.add_argument("--runs-dir", metavar="DIR", default=argparse.SUPPRESS, help=RUNS_DIR_HELP)
         return action
 
-    run_action("show", "a run's settings, epochs, evaluation and the command that repeats it")
+    show = run_action("show", "a run's settings, epochs, evaluation and the command that repeats it")
+    show.add_argument("--layers", action="store_true", help="print its layer statistics instead (the probe's)")
+    show.add_argument("--epoch", type=int, metavar="N", help="with --layers: as probed at the end of epoch N "
+                                                              "(default: the last probe)")
     export = run_action("export", "write a run's metrics as CSV (epochs) or JSON (everything)")
     export.add_argument("--format", choices=("csv", "json"), default="json")
     export.add_argument("--output", metavar="FILE", help="write here instead of to stdout")
@@ -98,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_queue_parser(sub)
     add_sweep_parser(sub)
     add_lr_find_parser(sub)
+    add_inspect_parser(sub)
 
     evaluate = sub.add_parser("eval", help="evaluate a recorded run's best checkpoint on the test set")
     evaluate.add_argument("run_id", metavar="RUN_ID")
@@ -135,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_eval(args)
     if args.command == "lr-find":
         return run_lr_find(args)
+    if args.command == "inspect":
+        return run_inspect(args)
     if args.command == "devices":
         return run_devices(sys.stdout)
     if args.command == "attach":

@@ -69,6 +69,8 @@ def _runs_show(store: "RunStore", args: argparse.Namespace) -> int:
     r = store.get_run(args.run_id)
     why = r.unreadable
     view = store.view(r.id)
+    if getattr(args, "layers", False):
+        return _layers(view, r.id, args.epoch)
     out: list[str] = [f"Run {r.id}" + (f" ({r.name})" if r.name else "") + f": {r.state}"]
     if why:
         out.append(f"  cannot be opened: {why}")
@@ -120,6 +122,22 @@ def _model_file(config: dict) -> list[str]:
     lines = source.count("\n") + (not source.endswith("\n"))
     return [f"  model file: {config.get('model')}, sha256 {digest} ({lines} lines kept with the run; "
             f"every rebuild uses them, not the file as it is now)"]
+
+
+def _layers(view, run_id: str, epoch: int | None) -> int:
+    """`runs show ID --layers [--epoch N]`: the probe's layer table at the last probe of that epoch (or the last)."""
+    from .inspect import layer_rows
+
+    probes = [s for s in view.layer_stats if epoch is None or s.epoch == epoch]
+    if not probes:
+        said = f" in epoch {epoch}" if epoch is not None else ""
+        print(f"scratch-tui runs: error: run {run_id} has no layer statistics{said} (it ran with --probe-every 0, "
+              f"or before the probe existed)", file=sys.stderr)
+        return 1
+    print("\n".join(layer_rows(probes[-1])))
+    for diagnosis in view.diagnoses:
+        print(diagnosis.describe())
+    return 0
 
 
 def _parent(store: "RunStore", r) -> list[str]:

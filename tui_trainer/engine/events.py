@@ -408,6 +408,54 @@ class RunQueued(Event):
         return f"Queued at position {self.position}{sweep}"
 
 
+@dataclass(frozen=True)
+class LayerStat:
+    """One leaf module on the probe batch (engine/probe.py); None where it does not apply (a ReLU has no weight)."""
+
+    name: str  # as model.named_modules() names it: "layers.0"
+    kind: str  # its class: Linear, ReLU, Conv2d, ...
+    act_mean: float | None
+    act_std: float | None
+    dead: float | None = None  # share of units never positive on the batch (after a ReLU, or a layer one follows)
+    saturated: float | None = None  # share of tanh or sigmoid outputs at their limits
+    weight_std: float | None = None
+    weight_norm: float | None = None
+    grad_norm: float | None = None
+    update_ratio: float | None = None  # std of the weights' change per step over their std, since the last probe
+    fan_in: int | None = None
+    act_hist: list[float] = field(default_factory=list)  # [low, high, count, ...]
+    weight_hist: list[float] = field(default_factory=list)
+    grad_hist: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LayerStats(Event):
+    """The probe's measurement of every layer at `step` (before that step's update): what the Layers view shows."""
+
+    event_name: ClassVar[str] = "layer_stats"
+    step: int
+    epoch: int
+    loss: float | None
+    logits_std: float | None
+    expected_loss: float | None  # ln K: a uniform guess over K classes
+    layers: list[LayerStat] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Diagnosis(Event):
+    """What the probe found, in one sentence: the init check's verdict at step 0, and each later flag once, when it
+    first appears."""
+
+    event_name: ClassVar[str] = "diagnosis"
+    step: int
+    text: str
+    healthy: bool = False
+    key: str = ""  # what and where ("dead layers.1"): a flag already said is not said again
+
+    def describe(self) -> str:
+        return ("Init check: " if self.step == 0 else f"Probe at step {self.step}: ") + self.text
+
+
 TERMINAL_EVENTS = (RunFinished, RunStopped, RunFailed, RunInterrupted)
 # written only by a process that trains the run
 TRAINING_SIGNS = (BatchProgress, EpochEnded, EvaluationEnded, CheckpointSaved, CommandReceived, LearningRateChanged)
@@ -477,6 +525,10 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     values = {k: v for k, v in data.items() if k in known}
     if cls is RunStarted and isinstance(values.get("config"), dict):
         values["config"] = TrainConfig.from_dict(values["config"])
+    if cls is LayerStats:
+        layer_fields = {f.name for f in dataclasses.fields(LayerStat)}
+        values["layers"] = [LayerStat(**{k: v for k, v in layer.items() if k in layer_fields})
+                            for layer in values.get("layers", [])]
     if cls is EvaluationEnded:
         sample_fields = {f.name for f in dataclasses.fields(PredictionSample)}
         # `train --jsonl` leaves the images out of its lines: such a sample has no pixels to draw

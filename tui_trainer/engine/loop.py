@@ -24,6 +24,8 @@ from .config import ConfigError, TrainConfig, applies
 from .control import TrainingControl
 from .data import DeviceData, DownloadProgress, load_raw, prepare
 from .devices import device_label, resolve_device
+from .probe import PROBE_IMAGES, Probe, diagnose, due
+from .registry import MODELS
 from .threads import pin_cpu_threads
 from .distributed import Agreed, Distributed, launched_by_torchrun
 from .evaluate import evaluate, loss_and_accuracy
@@ -66,6 +68,9 @@ class TrainingRun:
         self.step = 0  # optimizer steps taken
         self.base_lr = config.lr
         self.threads = 0  # CPU threads it computes with, pinned by setup(): a resume keeps its run's count
+        self._probe: Probe | None = None
+        self._probed_step = -1
+        self._said: set[str] = set()  # the probe's flags said so far: each once
         self.run_id: str | None = None
         self.generator: torch.Generator | None = None
         self.path = StepPath()
@@ -125,6 +130,8 @@ class TrainingRun:
             state, self._pending_restore = self._pending_restore, None
             self._restore_or_refuse(state)
         self._net = self.model
+        self._probe = None if cfg.probe_every <= 0 or (self.dist and not self.dist.main) else Probe(
+            self.model, self.data.train_x[:PROBE_IMAGES], self.data.train_y[:PROBE_IMAGES], len(self.data.classes))
         if self.dist:  # after the restore: DDP starts every rank from rank 0's weights
             from torch.nn.parallel import DistributedDataParallel
 
@@ -208,6 +215,8 @@ class TrainingRun:
         for batch in range(first, batches):
             if self.control.pending and not self.dist:  # several ranks obey only at agreed steps
                 yield from self._obey_control()
+            if due(self.step, cfg.probe_every, batches):
+                yield from self.look_inside(epoch)
             start, end = batch * batch_size, min((batch + 1) * batch_size, n)
             lr = self.lr
             if lr != self._last_lr:
@@ -252,6 +261,21 @@ class TrainingRun:
         yield ended
         if cut is not None:
             yield cut
+        yield from self.look_inside(epoch)  # once an epoch, on the weights it ends with
+
+    def look_inside(self, epoch: int) -> Iterator[Event]:
+        """The probe's layer statistics now, and what they say that has not been said (engine/probe.py)."""
+        if self._probe is None or self._probed_step == self.step:
+            return
+        self._probed_step = self.step
+        stats = self._probe.measure(self.step, epoch)
+        yield stats
+        cfg = self.config
+        hint = "`--init kaiming`" if "init" in MODELS.entry(cfg.model).settings and cfg.init != "kaiming" else ""
+        for diagnosis in diagnose(stats, init=self.step == 0, scaled_init_hint=hint):
+            if diagnosis.key not in self._said:
+                self._said.add(diagnosis.key)
+                yield diagnosis
 
     def _watch(self, epoch: int, val_loss: float | None, val_acc: float | None) -> LearningRateChanged | None:
         """Update the monitor with this epoch; keep its weights if best; cut the lr at a plateau."""

@@ -25,6 +25,8 @@ def export_run(store: RunStore, run_id: str, fmt: str) -> str:
         return json.dumps({"run": dataclasses.asdict(record), "command": repeat_line(store, record),
                            "epochs": epochs, "steps": sorted(view.steps.items()),
                            "changes": [c.to_dict() for c in view.changes],
+                           "layer_stats": [s.to_dict() for s in view.layer_stats],
+                           "diagnoses": [d.to_dict() for d in view.diagnoses],
                            "evaluation": view.evaluation.to_dict() if view.evaluation else None}) + "\n"
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=[f.name for f in dataclasses.fields(EpochEnded)],

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from ..engine.events import (BatchProgress, BestWeightsRestored, CheckpointSaved, CommandIgnored, CommandReceived,
-                             EarlyStopped, EpochEnded, EvaluationEnded, Event, ForkedFrom, LearningRateChanged,
+                             Diagnosis, EarlyStopped, LayerStats, EpochEnded, EvaluationEnded, Event, ForkedFrom, LearningRateChanged,
                              ProcessStarted, ReplayPlanned, RunFailed, RunFinished, RunInterrupted, RunPaused,
                              RunQueued, RunUnpaused, RunStarted, RunState, RunStopped, arrow, next_state)
 from ..engine.monitor import Monitor
@@ -97,6 +97,8 @@ class RunView:
     log: list[str] = field(default_factory=list)  # every line for people, in log order
     marks: list[ChangeMark] = field(default_factory=list)  # each change, for the charts' markers
     changes: list[Change] = field(default_factory=list)
+    layer_stats: list[LayerStats] = field(default_factory=list)  # the probe's measurements, in step order
+    diagnoses: list[Diagnosis] = field(default_factory=list)  # the init check's verdict, then each flag once
     segments: int = 0  # RunStarted seen: 1, then one more per resume
     last_checkpoint: str = ""
     best_checkpoint: str = ""
@@ -140,6 +142,8 @@ class RunView:
         self.steps = {s: loss for s, loss in self.steps.items() if s <= kept_step}
         self.marks = [m for m in self.marks if m.step <= kept_step]
         self.changes = [c for c in self.changes if c.step <= kept_step]
+        self.layer_stats = [x for x in self.layer_stats if x.step <= kept_step]
+        self.diagnoses = [x for x in self.diagnoses if x.step <= kept_step]
         self.progress, self.evaluation, self.ended = None, None, None
         self.started, self.lr, self._step = e, e.config.lr, kept_step
         self.seconds_at = at
@@ -257,6 +261,13 @@ class RunView:
         self._line(e)
 
     def _process_started(self, e: ProcessStarted, at: float) -> None:
+        self._line(e)
+
+    def _layer_stats(self, e: LayerStats, at: float) -> None:
+        self.layer_stats.append(e)
+
+    def _diagnosis(self, e: Diagnosis, at: float) -> None:
+        self.diagnoses.append(e)
         self._line(e)
 
     def _mark(self, what: str, step: int, epoch: float | None = None) -> None:
