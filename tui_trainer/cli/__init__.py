@@ -35,10 +35,15 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+MODELS_DIR_HELP = ("a folder whose .py files setup lists as models, besides the working directory's; the app "
+                   "imports model files from these two only")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="scratch-tui", description="Train PyTorch networks built from scratch, live in the terminal. "
                      "With no command, opens the app.")
     parser.add_argument("--version", action=_Version, help="print the version and exit")
+    parser.add_argument("--models-dir", metavar="DIR", help=MODELS_DIR_HELP)
     sub = parser.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
 
     train = sub.add_parser("train", help="train headless and print one line per epoch (or JSON lines)",
@@ -117,12 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     attach = sub.add_parser("attach", help="open the app on a running run (default: the latest), live")
     attach.add_argument("run_id", nargs="?", metavar="RUN_ID")
     attach.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
+    attach.add_argument("--models-dir", metavar="DIR", default=argparse.SUPPRESS, help=MODELS_DIR_HELP)
 
     serve = sub.add_parser("serve", help="serve the app to a web browser (textual-serve)",
                            description="Serve the app to a web browser, at http://127.0.0.1:8000 by default.")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default %(default)s: this machine only)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default %(default)s)")
+    serve.add_argument("--models-dir", metavar="DIR", default=argparse.SUPPRESS, help=MODELS_DIR_HELP)
     return parser
 
 
@@ -148,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_attach(args)
     if args.command == "serve":
         return run_serve(args)
-    return open_app()
+    return open_app(models_dir=args.models_dir)
 
 
 if __name__ == "__main__":

@@ -10,15 +10,17 @@ from typing import TextIO
 
 from .common import EXIT_USAGE, error, table
 
-def open_app(attach: str | None = None) -> int:
+def open_app(attach: str | None = None, models_dir: str | None = None) -> int:
     # `serve` runs the app with stdout piped to textual-serve, naming its driver in TEXTUAL_DRIVER
     if not sys.stdout.isatty() and not os.environ.get("TEXTUAL_DRIVER"):
         print("scratch-tui: the app needs a terminal; for scripts and pipes use `scratch-tui train`",
               file=sys.stderr)
         return EXIT_USAGE
+    if models_dir and not os.path.isdir(models_dir):
+        return error(f"--models-dir: {models_dir} is not a folder", "scratch-tui", EXIT_USAGE)
     from ..ui.app import run_app
 
-    return run_app(attach=attach)
+    return run_app(attach=attach, models_dir=models_dir)
 
 
 def run_attach(args: argparse.Namespace) -> int:
@@ -37,7 +39,7 @@ def run_attach(args: argparse.Namespace) -> int:
                       "attach", EXIT_USAGE)
     if why:
         return error(f"run {run_id} cannot be opened: {why}", "attach")
-    return open_app(attach=run_id)
+    return open_app(attach=run_id, models_dir=getattr(args, "models_dir", None))
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -46,7 +48,13 @@ def run_serve(args: argparse.Namespace) -> int:
     except ImportError:
         return error("textual-serve is not installed; pip install textual-serve", "serve")
     # serve.py guards it: a token in the URL it prints, same-origin WebSockets, the address checked first
-    return serve(f"{shlex.quote(sys.executable)} -m tui_trainer", args.host, args.port)
+    command = f"{shlex.quote(sys.executable)} -m tui_trainer"
+    models_dir = getattr(args, "models_dir", None)
+    if models_dir:  # the served app imports model files from here too: whoever holds the token may run them
+        if not os.path.isdir(models_dir):
+            return error(f"--models-dir: {models_dir} is not a folder", "serve", EXIT_USAGE)
+        command += f" --models-dir {shlex.quote(os.path.abspath(models_dir))}"
+    return serve(command, args.host, args.port)
 
 
 def run_devices(out: TextIO) -> int:

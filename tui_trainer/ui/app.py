@@ -8,6 +8,7 @@ app, or losing the terminal, leaves the run training.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable, Iterable, Protocol
 
@@ -19,7 +20,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from ..engine.commands import Command
-from ..engine.config import SETTINGS, TrainConfig
+from ..engine.config import SETTINGS, TrainConfig, applies
 from ..engine.data import dataset_status
 from ..engine.devices import DeviceInfo, list_devices
 from ..engine.events import EvaluationEnded, RunFailed
@@ -31,6 +32,7 @@ from ..runs.store import RunNotFound, RunStore, StoreError
 from ..runs.view import RunView
 from .collector import CHECK_EVERY_S, IdleCollector
 from .messages import EngineEvent
+from .model_files import model_refused
 from .opening import cannot_open
 from .screens.evaluate import EvaluationScreen
 from .screens.help import HELP_IN_FOOTER, HelpScreen, TooSmallScreen, key_display
@@ -77,8 +79,11 @@ class TrainerApp(App):
 
     def __init__(self, launcher: Launcher | None = None, devices: list[DeviceInfo] | None = None,
                  dataset_status: Callable[[str], str] | None = None, config: TrainConfig | None = None,
-                 store: RunStore | None = None, attach: str | None = None) -> None:
+                 store: RunStore | None = None, attach: str | None = None, models_dir: str | None = None) -> None:
         super().__init__()
+        # where setup finds model files, and the only folders the app imports one from (`serve` hands the keyboard
+        # to whoever holds its token): the working directory, and --models-dir
+        self.models_dir = models_dir
         self.store = store
         self._launcher = launcher
         self.devices = devices if devices is not None else list_devices()
@@ -100,6 +105,21 @@ class TrainerApp(App):
         if self._dataset_status:
             return self._dataset_status(name)
         return dataset_status(name, self.last_config.data_dir)
+
+    def model_folders(self) -> list[Path]:
+        """The folders the app lists model files of and imports them from: the working directory first."""
+        folders = [Path.cwd()]
+        if self.models_dir:
+            folders.append(Path(self.models_dir).expanduser())
+        return folders
+
+    def refuse_model(self, configs: list[TrainConfig]) -> bool:
+        """True, saying why in one line, when a config's model file lies outside the folders the app imports from."""
+        for config in configs:
+            if applies("model_source", config) and (why := model_refused(config.model, self.model_folders())):
+                self.notify(why, title="Refused", severity="error", timeout=10, markup=False)
+                return True
+        return False
 
     def run_store(self) -> RunStore | None:
         """The store, opened on first use; None (with a notice) when it cannot be opened."""
@@ -237,6 +257,8 @@ class TrainerApp(App):
     # -- the run on screen ---------------------------------------------------
     def start_training(self, config: TrainConfig) -> None:
         """Start the config as a run of its own (it outlives this app) and view it."""
+        if self.refuse_model([config]):
+            return
         launcher = self.launcher()
         if launcher is None:
             return
@@ -251,6 +273,8 @@ class TrainerApp(App):
     def queue_runs(self, configs: list[TrainConfig], sweep_id: str = "", sweep_name: str = "") -> Queued | None:
         """Add runs to the end of the queue and start its runner if none works on it; None (with the
         reason shown) when nothing could be queued. They train in the background, like any queued run."""
+        if self.refuse_model(configs):
+            return None
         store = self.run_store()
         if store is None:
             return None
@@ -399,10 +423,10 @@ class TrainerApp(App):
         self.exit()
 
 
-def run_app(attach: str | None = None) -> int:
+def run_app(attach: str | None = None, models_dir: str | None = None) -> int:
     import gc
 
-    app = TrainerApp(attach=attach)
+    app = TrainerApp(attach=attach, models_dir=models_dir)
     # torch and Textual's start-up objects live as long as the app: out of the collector's way, a full
     # collection stops the screen for ~20 ms instead of ~200 (bench/screen_switch.py --gc-freeze)
     gc.freeze()

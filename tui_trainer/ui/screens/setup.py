@@ -7,7 +7,9 @@ the values to take (runs/sweep.py's parse_axis reads them), and F7 queues every 
 from __future__ import annotations
 
 import functools
+import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +17,22 @@ import torch
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.suggester import Suggester
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Input, Label, ProgressBar, RadioButton, RadioSet, Select, Static, Switch
 from textual.widgets._select import SelectOverlay
 
 from ...command_line import command_line
-from ...engine.config import (SETTINGS, ConfigError, Setting, TrainConfig, applies, field_error, from_text, preset,
-                              to_text)
+from ...engine.config import (SETTINGS, ConfigError, Setting, TrainConfig, applies, field_error, from_text,
+                              parse_model_args, parse_model_value, preset, to_text)
 from ...engine.data import DatasetUnavailable, load_raw
 from ...engine.distributed import gpus_missing
 from ...engine.lr_find import END_LR, START_LR, STEPS
 from ...engine.models import build_model, count_parameters
-from ...engine.registry import DATASETS, MODELS
+from ...engine.registry import DATASETS, MODELS, is_data_path, is_model_reference
 from ...engine.checkpoints import CheckpointError
 from ...runs.fork import FIXED as FORK_FIXED
 from ...runs.queue import new_sweep_id
@@ -37,6 +41,7 @@ from ...runs.store import StoreError
 from ...runs.sweep import MAX_RUNS, Axis, SweepError, SweepTooLarge, expand, parse_axis
 from ..markup import markup, plain
 from ..messages import DownloadFinished, DownloadProgress
+from ..model_files import ModelArg, ModelLook, arguments_of, find_models, inspect_model, layer_table, model_refused
 from ..paths import inside
 from ..widgets.footer import KeyFooter
 from ..widgets.gpu_line import GpuLine
@@ -48,6 +53,61 @@ from .prompt import PromptScreen
 # engine fills in itself, a model file's kept source).
 RADIOS = tuple(name for name, s in SETTINGS.items() if s.control == "radio")
 FIELDS = tuple(s for s in SETTINGS.values() if s.control != "radio" and s.typed)
+OWN_DATA = "your-data"  # the dataset radio whose path field names a folder, .npz or .csv
+
+
+class PathSuggester(Suggester):
+    """Completes a typed path with the first entry of its folder that starts so (a folder with its slash)."""
+
+    def __init__(self) -> None:
+        super().__init__(use_cache=False, case_sensitive=True)
+
+    async def get_suggestion(self, value: str) -> str | None:
+        folder, _, start = value.rpartition("/")
+        where = os.path.expanduser(folder or ".") if folder or not value.startswith("/") else "/"
+        try:
+            names = sorted(e.name + ("/" if e.is_dir() else "") for e in os.scandir(where)
+                           if e.name.startswith(start) and (start.startswith(".") or not e.name.startswith(".")))
+        except OSError:
+            return None
+        names = [n for n in names if n != start]
+        return f"{folder}/{names[0]}" if names and folder else names[0] if names else None
+
+
+class ModelLooked(Message):
+    """A model file's check and layers, from the worker that built it."""
+
+    def __init__(self, key: tuple, look: ModelLook) -> None:
+        super().__init__()
+        self.key, self.look = key, look
+
+
+def _arg_text(arg: ModelArg, value: object) -> str:
+    if arg.kind == "tuple" and isinstance(value, tuple):
+        return ", ".join(repr(v) for v in value)
+    return str(value)
+
+
+def _arg_value(arg: ModelArg, text: str) -> object:
+    """A model argument's field read as its kind; ValueError saying what it takes."""
+    text = text.strip()
+    if arg.kind == "int":
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"{arg.name}: got {text!r}; must be a whole number") from None
+    if arg.kind == "float":
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{arg.name}: got {text!r}; must be a number") from None
+    if arg.kind == "tuple":
+        value = parse_model_value(text) if text else ()
+        value = value if isinstance(value, tuple) else (value,)
+        if any(isinstance(v, str) and v == text for v in value) and text:
+            raise ValueError(f"{arg.name}: got {text!r}; must be values separated by commas (e.g. 64, 32)")
+        return value
+    return text  # str
 
 
 class _MenuOverlay(SelectOverlay):
@@ -114,6 +174,11 @@ class SetupScreen(Screen):
         self._loading = False
         self._downloading: str | None = None
         self._by_id: dict[str, Widget] | None = None
+        self._found: dict[str, Any] = {}
+        self._looks: dict[tuple, ModelLook] = {}  # a model file's check and layers, by what decides them
+        self._looking: set[tuple] = set()
+        self._arg_errors: dict[str, str] = {}
+        self._args_for: str | None = None  # the model whose argument fields are up
 
     # -- layout ------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -132,15 +197,21 @@ class SetupScreen(Screen):
                 with RadioSet(id="dataset"):
                     for name in SETTINGS["dataset"].choices:
                         yield RadioButton(self._dataset_label(name), name=name)
+                    yield RadioButton("your data…", name=OWN_DATA)
+                with Horizontal(classes="field-row", id="row-data-path"):
+                    yield Label("Path", classes="path-label")
+                    yield Input(placeholder="folder, .npz or .csv", id="data-path", compact=True,
+                                suggester=PathSuggester())
                 yield Static("", classes="field-sweep", id="sweep-dataset")
                 yield ProgressBar(id="download-bar", show_eta=True)
                 yield Static("", id="dataset-note", classes="note")
                 yield Label(SETTINGS["model"].label, classes="section")
                 with RadioSet(id="model"):
-                    for name in SETTINGS["model"].choices:
+                    for name in self._model_names():
                         yield RadioButton(name, name=name)
                 yield Static("", classes="field-sweep", id="sweep-model")
                 yield Static("", id="model-note", classes="note")
+                yield Static("", id="model-layers", classes="note")
             with VerticalScroll(id="params", can_focus=False):
                 yield Label("Hyperparameters", classes="section")
                 for spec in FIELDS:
@@ -149,6 +220,8 @@ class SetupScreen(Screen):
                         yield self._field_widget(spec)
                     yield Static("", classes="field-sweep", id=f"sweep-{spec.name}")
                     yield Static("", classes="field-error", id=f"error-{spec.name}")
+                    if spec.name == "model_args":  # a model file's own keyword arguments, a field each
+                        yield Vertical(id="model-arg-fields")
         yield Static("", id="fork-note")
         yield Static("", id="sweep-summary")
         yield Static("", id="command")
@@ -165,7 +238,27 @@ class SetupScreen(Screen):
         return Input(to_text(value), placeholder=placeholder, id=f"field-{spec.name}", compact=True)
 
     def _dataset_label(self, name: str) -> str:
+        if name == OWN_DATA:
+            return "your data…"
         return f"{name}  {self.app.dataset_status(name)}"
+
+    def _model_names(self) -> list[str]:
+        """The built-ins, then the models of the working directory's (and --models-dir's) .py files, then the
+        loaded config's model file where it is none of those."""
+        self._found = {f.reference: f for f in find_models(self._folders())}
+        names = [*SETTINGS["model"].choices, *self._found]
+        if is_model_reference(self.initial.model) and self.initial.model not in names:
+            names.append(self.initial.model)
+        return names
+
+    def _folders(self) -> list[Path]:
+        folders = getattr(self.app, "model_folders", None)
+        return folders() if folders else [Path.cwd()]
+
+    def _model_args_of(self, model: str) -> tuple[ModelArg, ...]:
+        if model in self._found:
+            return self._found[model].args
+        return arguments_of(model, self._folders()) if is_model_reference(model) else ()
 
     def on_mount(self) -> None:
         self.apply_config(self.initial)
@@ -207,7 +300,16 @@ class SetupScreen(Screen):
                 self._part(f"field-{spec.name}").value = to_text(value) if spec.control == "input" else value
             for set_id in RADIOS:
                 value = getattr(config, set_id)
-                buttons = [b for b in self.query_one(f"#{set_id}", RadioSet).query(RadioButton) if b.name == value]
+                radios = self.query_one(f"#{set_id}", RadioSet)
+                buttons = [b for b in radios.query(RadioButton) if b.name == value]
+                if not buttons and set_id == "dataset" and is_data_path(value):
+                    self._part("data-path").value = value
+                    buttons = [b for b in radios.query(RadioButton) if b.name == OWN_DATA]
+                if not buttons and set_id == "model" and is_model_reference(value):
+                    button = RadioButton(value, name=value)  # a loaded config's file: checked as any other
+                    radios.mount(button)
+                    self.call_after_refresh(setattr, button, "value", True)
+                    continue
                 for button in buttons:
                     button.value = True
                 if not buttons:
@@ -215,6 +317,7 @@ class SetupScreen(Screen):
         finally:
             self._loading = False
         self.validate()
+        self._fill_arg_fields()
         return missing
 
     def _parts(self) -> dict[str, Widget]:
@@ -234,6 +337,8 @@ class SetupScreen(Screen):
     def _picked(self) -> dict[str, object]:
         """The radios, selects and switches: always valid, and what decides which fields apply."""
         picked: dict[str, object] = {name: self._selected(name) or getattr(self.initial, name) for name in RADIOS}
+        if picked["dataset"] == OWN_DATA:
+            picked["dataset"] = self._part("data-path").value.strip()
         picked.update({s.name: self._part(f"field-{s.name}").value for s in FIELDS if s.control != "input"})
         return picked
 
@@ -242,6 +347,8 @@ class SetupScreen(Screen):
         values = self._picked()
         # what nobody types (a model file's kept source) stays the loaded config's; another model drops it
         values.update({s.name: getattr(self.initial, s.name) for s in SETTINGS.values() if not s.typed})
+        if values["model"] != self.initial.model:
+            values["model_source"] = ""  # another model's source is not this one's
         errors: dict[str, str] = {}
         for spec in FIELDS:
             if spec.control != "input":
@@ -263,6 +370,15 @@ class SetupScreen(Screen):
 
     def read_form(self) -> tuple[TrainConfig | None, dict[str, str]]:
         values, errors = self._read_values()
+        if self._selected("dataset") == OWN_DATA and not values["dataset"]:
+            errors["dataset"] = "dataset: give the path of your data: a folder of images, a .npz or a .csv"
+        if applies("model_source", values):
+            if why := model_refused(str(values["model"]), self._folders()):
+                errors["model"] = why
+            elif (look := self._looks.get(self._look_key(values))) is not None and look.error:
+                errors["model"] = look.error
+        if self._arg_errors:
+            errors["model_args"] = next(iter(self._arg_errors.values()))
         try:
             config = TrainConfig(**values)
         except ConfigError as exc:
@@ -301,19 +417,206 @@ class SetupScreen(Screen):
         self._update_model_note()
 
     def _update_model_note(self) -> None:
-        model, dataset = self._selected("model"), self._selected("dataset")
+        picked = self._picked()
+        model, dataset = self._selected("model"), str(picked["dataset"])
+        self._show_data_path(dataset)
         if not model or not dataset:
+            return
+        self._build_arg_fields(model)
+        note, layers = self._part("model-note"), self._part("model-layers")
+        values = {**self._read_values()[0], "model": model}
+        if applies("model_source", values):
+            self._show_model_file(values, note, layers)
+            return
+        layers.display = False
+        note.set_class(False, "error")
+        if dataset not in DATASETS or 0 in DATASETS.entry(dataset).image_shape:
+            note.update(plain(f"{MODELS.entry(model).summary}. Parameters counted once your data is read."))
             return
         hidden = self.config.hidden if self.config else self.initial.hidden
         count = parameter_count(model, dataset, hidden)
-        note = f"{MODELS.entry(model).summary}. {count:,} parameters for {DATASETS.entry(dataset).title}."
-        self.query_one("#model-note", Static).update(note)
+        note.update(plain(f"{MODELS.entry(model).summary}. {count:,} parameters for {DATASETS.entry(dataset).title}."))
+
+    def _show_data_path(self, dataset: str) -> None:
+        own = self._selected("dataset") == OWN_DATA
+        self._part("row-data-path").display = own
+        note = self._part("dataset-note")
+        if not own:
+            if note.has_class("own"):
+                note.set_classes("note")
+                note.update("")
+            return
+        note.add_class("own")
+        if not dataset:
+            status = "give a folder of images, a .npz or a .csv (Tab completes)"
+        elif dataset not in DATASETS:
+            status = "not a dataset path: a folder, a .npz or a .csv"
+        else:
+            try:
+                status = self.app.dataset_status(dataset)
+            except (KeyError, OSError, ValueError) as exc:
+                status = str(exc)
+        note.set_class(status in ("not found",) or status.startswith("not a"), "error")
+        note.update(plain(f"{dataset or 'your data'}: {status}"))
+
+    # -- a model from a file: its check, layers and argument fields ---------------------------------------
+    def _look_key(self, values: dict[str, object]) -> tuple:
+        args = json.dumps(values.get("model_args") or {}, sort_keys=True, default=str)
+        return (values["model"], values["dataset"], args, tuple(values.get("image_shape") or ()))
+
+    def _look_shape(self, values: dict[str, object]) -> tuple[tuple[int, int, int], int] | None:
+        dataset = str(values["dataset"])
+        if dataset not in DATASETS:
+            return None
+        entry = DATASETS.entry(dataset)
+        if 0 in entry.image_shape or not entry.classes:
+            return None  # your data: its shape and classes are known once it is read
+        return tuple(entry.image_shape), len(entry.classes)
+
+    def _show_model_file(self, values: dict[str, object], note: Static, layers: Static) -> None:
+        model = str(values["model"])
+        if why := model_refused(model, self._folders()):
+            note.set_class(True, "error")
+            note.update(plain(why))
+            layers.display = False
+            return
+        key, shape = self._look_key(values), self._look_shape(values)
+        look = self._looks.get(key)
+        if shape is None:
+            note.set_class(False, "error")
+            note.update(plain(f"Your model {model}: checked and counted once your data is read."))
+            layers.display = False
+            return
+        if look is None:
+            note.set_class(False, "error")
+            note.update(plain(f"Checking {model}…"))
+            layers.display = False
+            if key not in self._looking:
+                self._looking.add(key)
+                try:
+                    config = TrainConfig.from_dict({**self._form_as_far_as_valid().to_dict(), "model": model,
+                                                    "model_source": "", "dataset": values["dataset"],
+                                                    "model_args": values.get("model_args") or {}})
+                except ConfigError as exc:
+                    self._looking.discard(key)
+                    note.update(plain(str(exc)))
+                    return
+                self._look(key, config, *shape)
+            return
+        sha = f"sha256 {look.sha256[:12]}" if look.sha256 else ""
+        if look.error:
+            note.set_class(True, "error")
+            note.update(plain(f"{look.error}" + (f" ({sha})" if sha else "")))
+            layers.display = False
+            return
+        note.set_class(False, "error")
+        title = DATASETS.entry(str(values["dataset"])).title
+        note.update(plain(f"{model.rpartition(':')[0]} {sha}. {look.parameters:,} parameters for {title}."))
+        layers.update(plain(layer_table(look, width=max(30, self._part("choices").size.width - 4))))
+        layers.display = True
+
+    @work(thread=True, exit_on_error=False, group="model-look")
+    def _look(self, key: tuple, config: TrainConfig, image_shape: tuple[int, int, int], classes: int) -> None:
+        self.post_message(ModelLooked(key, inspect_model(config, image_shape, classes)))
+
+    def on_model_looked(self, message: ModelLooked) -> None:
+        self._looking.discard(message.key)
+        self._looks[message.key] = message.look
+        self.validate()
+
+    def _checking(self) -> bool:
+        values = self._read_values()[0]
+        return applies("model_source", values) and self._look_shape(values) is not None \
+            and not model_refused(str(values["model"]), self._folders()) and self._look_key(values) not in self._looks
+
+    def _build_arg_fields(self, model: str) -> None:
+        """A field per keyword argument of the chosen model file (typed from its annotation or default)."""
+        if model == self._args_for:
+            return
+        self._args_for = model
+        self._arg_errors.clear()
+        box = self._part("model-arg-fields")
+        box.remove_children()
+        rows = []
+        for arg in self._model_args_of(model) if is_model_reference(model) else ():
+            control = Switch(value=bool(arg.default), id=f"arg-{arg.name}", classes="model-arg") \
+                if arg.kind == "bool" else Input(_arg_text(arg, arg.default), id=f"arg-{arg.name}", compact=True,
+                                                 classes="model-arg", placeholder=arg.kind)
+            rows.append(Horizontal(Label(f"  {arg.name}", classes="field-label"), control, classes="field-row",
+                                   id=f"arg-row-{arg.name}"))
+            rows.append(Static("", classes="field-error", id=f"arg-error-{arg.name}"))
+        box.display = bool(rows)
+        if rows:
+            box.mount_all(rows)
+            self.call_after_refresh(self._fill_arg_fields)
+
+    def _arg_specs(self) -> dict[str, ModelArg]:
+        return {a.name: a for a in self._model_args_of(self._args_for)} if self._args_for and \
+            is_model_reference(self._args_for) else {}
+
+    def _typed_args(self) -> dict[str, object] | None:
+        try:
+            return parse_model_args(self._part("field-model_args").value)
+        except ConfigError:
+            return None
+
+    def _fill_arg_fields(self) -> None:
+        """Each argument field as the Model args field gives it (or its default)."""
+        args = self._typed_args()
+        if args is None:
+            return
+        for name, arg in self._arg_specs().items():
+            for widget in self.query(f"#arg-{name}"):
+                value = args.get(name, arg.default)
+                if isinstance(widget, Switch):
+                    widget.value = bool(value)
+                elif self._arg_read(arg, widget.value) != value:
+                    widget.value = _arg_text(arg, value)
+
+    @staticmethod
+    def _arg_read(arg: ModelArg, text: str) -> object:
+        try:
+            return _arg_value(arg, text)
+        except ValueError:
+            return None
+
+    def _arg_changed(self, widget: Widget) -> None:
+        """An argument field written into Model args: the values that differ from the file's defaults."""
+        name = (widget.id or "").removeprefix("arg-")
+        arg = self._arg_specs().get(name)
+        args = self._typed_args()
+        if arg is None or args is None:
+            return
+        try:
+            value = widget.value if isinstance(widget, Switch) else _arg_value(arg, widget.value)
+        except ValueError as exc:
+            self._arg_errors[name] = f"model_args: {exc}"
+        else:
+            self._arg_errors.pop(name, None)
+            if value == arg.default:
+                args.pop(name, None)
+            else:
+                args[name] = value
+            text = to_text(args)
+            if text != self._part("field-model_args").value:
+                self._part("field-model_args").value = text
+        for error in self.query(f"#arg-error-{name}"):
+            error.update(plain(self._arg_errors.get(name, "")))
+            error.display = name in self._arg_errors
+        widget.set_class(name in self._arg_errors, "invalid")
+        self.validate()
 
     @on(Input.Changed)
     @on(Select.Changed)
     @on(Switch.Changed)
-    def _field_changed(self) -> None:
+    def _field_changed(self, event: Message) -> None:
+        control = getattr(event, "control", None)
+        if control is not None and control.has_class("model-arg"):
+            self._arg_changed(control)
+            return
         self.validate()
+        if control is not None and control.id == "field-model_args":
+            self._fill_arg_fields()
 
     @on(RadioSet.Changed)
     def _choice_changed(self, event: RadioSet.Changed) -> None:
@@ -322,7 +625,9 @@ class SetupScreen(Screen):
             self._follow_gpu()
         if event.radio_set.id == "dataset" and not self._loading:
             name = event.pressed.name
-            if self.app.dataset_status(name).startswith("needs download"):
+            if name == OWN_DATA:
+                self.call_after_refresh(self._part("data-path").focus)
+            elif self.app.dataset_status(name).startswith("needs download"):
                 self.download(name)
 
     # -- downloads ---------------------------------------------------------
@@ -362,7 +667,8 @@ class SetupScreen(Screen):
         note.set_class(bool(message.error), "error")
         note.update(plain(message.error or f"{message.dataset} is ready."))
         for button in self.query_one("#dataset", RadioSet).query(RadioButton):
-            button.label = self._dataset_label(button.name)
+            if button.name != OWN_DATA:
+                button.label = self._dataset_label(button.name)
 
     # -- actions -----------------------------------------------------------
     def _ready(self, doing: str, swept: frozenset[str] = frozenset()) -> TrainConfig | None:
@@ -371,6 +677,9 @@ class SetupScreen(Screen):
         self.validate()
         if self._downloading:
             self.notify(f"Wait for the {self._downloading} download to finish.", severity="warning")
+            return None
+        if self._checking():
+            self.notify("The model file is being checked: a moment.", severity="warning")
             return None
         errors = {name: message for name, message in self.errors.items() if name not in swept}
         if errors:
@@ -381,7 +690,11 @@ class SetupScreen(Screen):
             if widget:
                 widget.first().focus()
             return None
-        return self.config or self._form_as_far_as_valid()
+        config = self.config or self._form_as_far_as_valid()
+        look = self._looks.get(self._look_key(config.to_dict() | {"model_args": config.model_args}))
+        if applies("model_source", config) and not config.model_source and look and look.source:
+            config = config.replace(model_source=look.source)  # the code checked and shown (its sha256) is the run's
+        return config
 
     def action_start(self) -> None:
         if (config := self._ready("Start")) is not None:
