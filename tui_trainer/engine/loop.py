@@ -79,6 +79,9 @@ class TrainingRun:
         self._graph: CudaGraphStep | None = None  # the captured step for full batches, on the graph path
         self._last_lr: float | None = None
         self._started = 0.0
+        # the last progress report; kept across epochs, so an epoch shorter than `progress_seconds` still
+        # gets one now and then (a checkpoint asked for is written at the next one)
+        self._last_report = 0.0
         self._seconds_before = 0.0  # run time spent before a resume
         self._paused_seconds = 0.0  # wall time spent paused in this process, left out of every rate
         # (sample order, step the epoch began at) of the epoch in progress, so a snapshot taken
@@ -159,7 +162,7 @@ class TrainingRun:
     # -- the run -----------------------------------------------------------
     def events(self) -> Iterator[Event]:
         self.setup()
-        self._started = time.perf_counter()
+        self._started = self._last_report = time.perf_counter()
         data, cfg = self.data, self.config
         yield RunStarted(
             config=cfg, device=str(self.device), device_name=device_label(self.device),
@@ -209,7 +212,7 @@ class TrainingRun:
         model.train()
         order, first = self._epoch_order(n)
         skipped = min(first * batch_size, n)  # samples a resumed epoch had already trained on
-        started = last_report = time.perf_counter()
+        started = time.perf_counter()
         paused_before = self._paused_seconds
 
         for batch in range(first, batches):
@@ -229,13 +232,13 @@ class TrainingRun:
 
             if self.step % PROGRESS_EVERY_STEPS == 0:
                 now = time.perf_counter()
-                report = now - last_report >= self.progress_seconds
+                report = now - self._last_report >= self.progress_seconds
                 if self.dist:
                     agreed = self.dist.agree(self.control, report, self.device)
                     yield from self._obey_agreed(agreed)
                     report = agreed.report
                 if report:
-                    last_report = now
+                    self._last_report = now
                     mean_loss, acc = self._epoch_so_far(end)
                     self._check_finite(mean_loss, epoch)
                     yield BatchProgress(

@@ -152,7 +152,8 @@ class RunView:
         self.monitor = Monitor(e.config.monitor)
         for epoch in self.epochs:
             self.monitor.update(epoch.epoch, epoch.val_loss, epoch.val_acc)
-        if kept and not (self.forked and self.segments == 1):  # a fork's first start: ForkedFrom said it
+        # a fork's first start: ForkedFrom said it; a resume part-way through epoch 1 has kept steps, no epoch
+        if (kept or kept_step) and not (self.forked and self.segments == 1):
             self.log.append(f"Resumed run {e.run_id} after epoch {kept}, step {kept_step:,}")
 
     def _batch_progress(self, e: BatchProgress, at: float) -> None:

@@ -234,6 +234,9 @@ class TrainerApp(App):
     # -- terminal size -----------------------------------------------------
     def on_unmount(self) -> None:
         self._collector.stop()
+        # however the app ends (a crash, a test's end, not only quit): the following thread goes, the run goes on;
+        # left to follow, it kept the process alive until the run ended
+        self._follow_stop.set()
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, (events.Key, events.MouseDown)):

@@ -128,7 +128,15 @@ class TrainScreen(Screen):
         self._chart_timer = None
         self.redraw()
 
+    def _shown(self) -> bool:
+        """On screen, or under a modal. Not while the app closes (an event still queued finds no widgets), nor once
+        switched out: a screen the next run's replaces is taken down while a redraw asked for as it came back on top
+        (popping the screens above it) is still due, and then finds no widgets."""
+        return self.app.is_running and self.is_attached and self.is_current
+
     def _tick_clock(self) -> None:
+        if not self._shown():
+            return
         if self.run_view.state == RunState.QUEUED and time.monotonic() - self._position_at >= QUEUE_SECONDS:
             self._draw_status()  # runs ahead of it start or leave the queue: its place moves without an event
         # a redraw for an event moved the clock already: a frame of its own would cost a paint for nothing
@@ -137,7 +145,7 @@ class TrainScreen(Screen):
 
     # -- drawing -----------------------------------------------------------
     def redraw(self) -> None:
-        if not (self.app.is_running and self.is_attached):  # closing: an event still queued finds no widgets
+        if not self._shown():
             return
         h = self.run_view
         if h.version != self._drawn_version:
