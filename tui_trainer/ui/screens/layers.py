@@ -36,16 +36,21 @@ class Following(Screen):
     def __init__(self, run_view: RunView) -> None:
         super().__init__()
         self.run_view = run_view
-        self._drawn = -1
+        self._drawn: object = None
 
     def on_mount(self) -> None:
         self.set_interval(FOLLOW_SECONDS, self._follow)
         self.call_after_refresh(self._follow)
 
     def _follow(self) -> None:
-        if self.run_view.version != self._drawn and self.is_attached:
-            self._drawn = self.run_view.version
+        if (key := self.drawn_from()) != self._drawn and self.is_attached:
+            self._drawn = key
             self.draw()
+
+    def drawn_from(self) -> object:
+        """What the screen shows of the view: it redraws when this moved (not on every progress report)."""
+        h = self.run_view
+        return h.segments, len(h.layer_stats), len(h.diagnoses)
 
     def draw(self) -> None:
         raise NotImplementedError
@@ -81,7 +86,10 @@ class LayersScreen(Following):
         h = self.run_view
         title = f"Layers at {probe_line(h.layer_stats[-1])}" if h.layer_stats else "Layers"
         self.query_one("#layers-title", Static).update(Text(title))
-        self.query_one("#layers-verdict", Static).update(verdict_text(h.diagnoses))
+        off = h.started is not None and not h.layer_stats and not getattr(h.started.config, "probe_every", 1)
+        self.query_one("#layers-verdict", Static).update(
+            Text("This run measures no layers: its Probe every (--probe-every) is 0.") if off
+            else verdict_text(h.diagnoses))
         self.query_one(LayerTable).show(h)
 
     @on(DataTable.RowSelected, "#layers-table")

@@ -65,6 +65,13 @@ def short(name: str, width: int = NAME) -> str:
     return name if len(name) <= width else "…" + name[-(width - 1):]
 
 
+def value(layer: Any, key: str) -> float | None:
+    """A LayerStat's number by its column; "dead": the dead or saturated share, whichever it has."""
+    if key == "dead":
+        return None if layer.dead is None and layer.saturated is None else max(layer.dead or 0, layer.saturated or 0)
+    return getattr(layer, key)
+
+
 def cells(layer: Any, history: list[Any] | None = None, spark: int = SPARK, name: int = NAME) -> list[Text]:
     """A layer's row: its name, then each number (red with "!" when out of range) and its sparkline."""
     bad = out_of_range(layer)
@@ -74,11 +81,7 @@ def cells(layer: Any, history: list[Any] | None = None, spark: int = SPARK, name
                       ("grad_norm", number(layer.grad_norm)), ("update_ratio", number(layer.update_ratio, ".0e"))):
         cell = Text(text + ("!" if key in bad else ""), style=BAD if key in bad else "")
         if spark and history:
-            field = (lambda x: max(x.dead or 0, x.saturated or 0)
-                     if x.dead is not None or x.saturated is not None else None) if key == "dead" \
-                else (lambda x, key=key: getattr(x, key))
-            line = sparkline([field(x) for x in history], spark)
-            cell.append(" " + line, style="cyan")
+            cell.append(" " + sparkline([value(x, key) for x in history], spark), style="cyan")
         row.append(cell)
     return row
 
