@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Static
 from ...runs.store import RunNotFound, StoreError
 from ...runs.view import RunView
 from ..widgets.footer import KeyFooter
-from ..widgets.layers import LayerTable, histogram_lines, layer_lines, probe_line, verdict
+from ..widgets.layers import LayerTable, histogram_lines, layer_lines, number, probe_line, verdict
 from .help import HELP_IN_FOOTER
 
 FOLLOW_SECONDS = 0.5  # a live run's new probe shows within this
@@ -182,7 +182,7 @@ class LayersCompareScreen(Screen):
         width = max(30, (self.size.width or 80) // 2 - 3)
         first, last = view.layer_stats[0], view.layer_stats[-1]
         for stats in [first] if last is first else [first, last]:
-            text.append(f"\n\nstep {stats.step:,} · loss {stats.loss if stats.loss is not None else '-'}",
+            text.append(f"\n\nstep {stats.step:,} · loss {number(stats.loss, '.4g')}",
                         style="bold")
             for line in layer_lines(stats, width):
                 text.append("\n")
