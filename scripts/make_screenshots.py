@@ -63,6 +63,13 @@ async def capture(size: tuple[int, int]) -> None:
         await wait_for(pilot, lambda: app.run_view.state == "finished")
         await pilot.pause(0.3)
         save("training-finished")
+        await pilot.press("i")  # the Layers view, then the first layer's histograms
+        await pilot.pause(0.8)
+        save("layers")
+        await pilot.press("enter")
+        await pilot.pause(0.8)
+        save("layer-histograms")
+        await pilot.press("escape", "escape")
         for key, name in (("1", "evaluation-per-class"), ("2", "evaluation-confusion"), ("3", "evaluation-samples")):
             await pilot.press("e" if key == "1" else key)
             if key == "1":

@@ -265,8 +265,9 @@ def test_command_line_leaves_out_what_the_model_and_optimizer_do_not_use():
     assert "--hidden 256,32 --init randn" in command_line(config.replace(model="scratch-mlp"))
     back = parse_line(command_line(config))
     used = [name for name in SETTINGS if applies(name, config)]
-    # hidden, init, momentum, nesterov; plateau's patience, factor, min_lr; a model file's arguments and source
-    assert len(used) == len(SETTINGS) - 4 - 3 - 2
+    # hidden, init, momentum, nesterov; plateau's patience, factor, min_lr; a model file's arguments and source;
+    # your data's image shape and resize
+    assert len(used) == len(SETTINGS) - 4 - 3 - 2 - 2
     assert [getattr(back, name) for name in used] == [getattr(config, name) for name in used]
     assert (back.hidden, back.momentum) == (TrainConfig().hidden, TrainConfig().momentum)
 

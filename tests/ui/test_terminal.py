@@ -231,6 +231,11 @@ def test_a_whole_session_at_80x24_by_keys_alone(tmp_path):
         term.keys("Space")
         term.wait_for("Paused — space resumes")
         term.wait_until_footer_is_whole()  # paused: the run cannot end while the footer is checked
+        term.keys("i")  # the Layers view: the init check's verdict above one row per layer
+        term.wait_for("Layers at step")
+        term.wait_for("layers.0")
+        term.keys("Escape")
+        term.wait_for("Paused — space resumes")
         term.keys("l")
         term.wait_for("New learning rate:")
         term.fill("0.0005")  # the current rate cleared, the new one typed

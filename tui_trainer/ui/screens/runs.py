@@ -34,6 +34,7 @@ from ..opening import open_run, queue_positions, queued_message
 from ..widgets.footer import KeyFooter
 from ..widgets.run_table import RunTable
 from .help import HELP_IN_FOOTER
+from .layers import LayersCompareScreen
 from .sweep import SweepScreen
 from .prompt import PromptScreen, confirm
 
@@ -148,11 +149,12 @@ class RunsScreen(Screen):
         Binding("space", "mark", "Mark"),
         Binding("o", "sort", "Sort", show=False),
         Binding("slash", "filter", "Filter"),
-        Binding("r", "rename", "Rename"),
+        Binding("r", "rename", "Rename", show=False),
         Binding("d", "delete", "Delete", show=False),
         Binding("x", "export", "Export", show=False),
         Binding("u", "resume", "Resume"),
         Binding("w", "sweep", "Sweep", tooltip="Sweep view: the table of the selected run's sweep"),
+        Binding("l", "compare_layers", "Layers", tooltip="Compare two marked runs layer by layer: at init and now"),
         Binding("f", "fork", "Fork", show=False,
                 tooltip="Fork the run from a checkpoint: setup opens with its config, F5 starts the fork"),
         Binding("c", "prune", "Prune", show=False,
@@ -461,6 +463,12 @@ class RunsScreen(Screen):
             self.marked.append(run_id)
         self._fill_table()
         self._draw_compare()
+
+    def action_compare_layers(self) -> None:
+        if len(self.marked) < 2:
+            self.notify("Mark two runs with space to compare their layers.", severity="warning")
+            return
+        self.app.push_screen(LayersCompareScreen(self.store, self.marked[:2]))
 
     def action_refresh(self) -> None:
         self.reload()

@@ -23,6 +23,7 @@ from ..widgets.charts import AccuracyChart, LossChart
 from ..widgets.footer import KeyFooter
 from ..widgets.gpu_line import GpuLine
 from .help import HELP_IN_FOOTER
+from .layers import LayersScreen
 from .prompt import PromptScreen
 
 # Below four cores torch's threads already take every core, and each wake-up of this process takes
@@ -41,7 +42,7 @@ class TrainScreen(Screen):
     # The footer fits 80 columns: short labels there, the full name (tooltip) in the palette and help;
     # the LR keys are on the status line instead.
     BINDINGS = [
-        Binding("space,p", "toggle_pause", "Pause", tooltip="Pause/Resume"),
+        Binding("p,space", "toggle_pause", "Pause", tooltip="Pause/Resume"),
         Binding("s", "stop", "Stop"),
         Binding("right_square_bracket,plus", "scale_lr(2)", "LR ×2", show=False),
         Binding("left_square_bracket,minus", "scale_lr(0.5)", "LR ÷2", show=False),
@@ -49,6 +50,7 @@ class TrainScreen(Screen):
         Binding("c", "checkpoint", "Checkpoint"),
         Binding("y", "log_scale", "Log y", show=False, tooltip="Loss scale: auto, log, linear"),
         Binding("e", "evaluation", "Eval", tooltip="Evaluation"),
+        Binding("i", "layers", "Layers", tooltip="Layers: inside the network, one row per layer (the probe's)"),
         Binding("n", "new_run", "New", tooltip="New run"),
         HELP_IN_FOOTER,
     ]
@@ -322,6 +324,9 @@ class TrainScreen(Screen):
             self.notify("This run has no checkpoint to evaluate.", severity="warning")
         else:  # stopped or interrupted: its best checkpoint stands in for the final weights
             self.app.evaluate_checkpoint(handle.run_id, "best")
+
+    def action_layers(self) -> None:
+        self.app.push_screen(LayersScreen(self.run_view))
 
     def action_new_run(self) -> None:
         if self.run_view.is_active and self.app.handle is not None:
