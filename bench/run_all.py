@@ -12,7 +12,9 @@ with like. Rows:
   accuracy read at each epoch's end, training seconds summed, evaluation left out);
 - the app's overhead (bench/ui_overhead.py, fewer rounds);
 - 2 gloo processes against 1 (bench/ddp_scaling.py) on the CPU;
-- torch.compile of the model inside an eager step, on CUDA, to show whether it pays here.
+- torch.compile of the model inside an eager step, on CUDA, to show whether it pays here;
+- the probe's cost (a run's wall time with the default --probe-every against none), and a user's model file
+  that defines the scratch MLP (examples/custom_linear_mlp.py) against the built-in, each on the chosen path.
 Targets (issue 9): H100 `scratch-mlp` epoch <= 80 ms, `cnn` epoch <= 300 ms, >= 30x the tutorial
 loop, 89% in <= 1.5 s, app overhead <= 5%; 2-core CPU >= 5x the tutorial loop, 89% in <= 5 s.
 """
@@ -58,6 +60,19 @@ def engine_run(config: TrainConfig, data, epochs: int) -> tuple[float, str]:
         elif isinstance(event, EpochEnded):
             seconds.append(event.seconds)
     return min(seconds), path
+
+
+def wall_seconds(config: TrainConfig, data, rounds: int = 3) -> float:
+    """The least wall time of a whole run's events (probes and epoch ends included, evaluation left out)."""
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for _ in TrainingRun(config, data=data, evaluate_at_end=False).events():
+            pass
+        if data.train_x.device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 def time_to(target: float, config: TrainConfig, data) -> tuple[float | None, int | None, float]:
@@ -183,6 +198,19 @@ def bench_device(name: str, skip: set[str], full: bool) -> Table:
         table.add(f"cnn epoch, {path32}", ms(graph_fp32), f"{cnn_eager / graph_fp32:.1f}x eager")
         cnn_s, path = engine_run(cnn, cnn_data, 3)
         table.add(f"cnn epoch, {path}", ms(cnn_s), f"{cnn_eager / cnn_s:.1f}x eager")
+
+    # the probe at its default cadence against none, over 3 epochs (its early probes all fall in the first)
+    probed = wall_seconds(mlp.replace(epochs=3), split)
+    unprobed = wall_seconds(mlp.replace(epochs=3, probe_every=0), split)
+    table.add(f"scratch-mlp 3 epochs, probe every {mlp.probe_every} steps / none", ms(probed),
+              f"{probed / unprobed:.3f} (target <= 1.03)")
+    from tui_trainer.engine.model_file import ready
+
+    mine = ready(mlp.replace(model=str(HERE.parent / "examples" / "custom_linear_mlp.py") + ":custom_mlp",
+                             epochs=3, probe_every=0))
+    mine_s = wall_seconds(mine, split)
+    table.add("the same MLP from a user's file (examples/custom_linear_mlp.py), 3 epochs / built-in", ms(mine_s),
+              f"{mine_s / unprobed:.3f} (target <= 1.05)")
 
     for label, recipe in (("defaults, 15 epochs", mlp), (SHORT_LABEL, mlp.replace(**SHORT_RECIPE))):
         seconds, epoch, final = time_to(89.0, recipe, split)

@@ -29,8 +29,9 @@ def test_train_prints_epoch_lines_and_the_test_line(capsys):
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].startswith("Training scratch-mlp (109,386 parameters) on Fashion-MNIST mini")
-    assert lines[1].startswith("Epoch 1/2  train loss ") and " val loss " in lines[1]
-    assert lines[2].startswith("Epoch 2/2")
+    assert lines[1].startswith("Init check: init looks healthy (loss ")  # the probe's verdict on step 0
+    assert lines[2].startswith("Epoch 1/2  train loss ") and " val loss " in lines[2]
+    assert lines[3].startswith("Epoch 2/2")
     test_line = next(line for line in lines if line.startswith("Test Loss: "))
     assert ", Test Accuracy: " in test_line and test_line.endswith("%")
 

@@ -59,7 +59,7 @@ def test_folder_with_test_split(tmp_path):
     pixels = data.train_images.double() / 255
     assert data.mean[0] == pytest.approx(pixels.mean().item())
     assert data.std[0] == pytest.approx(pixels.std().item())
-    assert seen and seen[-1][0] == seen[-1][1] and seen[-1][2] == "pets: converting images"
+    assert seen and seen[-1][0] == seen[-1][1] and seen[-1][2] == "Converting images of pets"
 
 
 def test_folder_without_test_split_holds_out_a_stratified_sixth(tmp_path):

@@ -59,7 +59,7 @@ def test_the_package_makes_openmp_threads_sleep_while_they_wait():
 
 def _epoch_losses() -> list[tuple[float, float]]:
     out = subprocess.run([sys.executable, "-m", "tui_trainer", "train", "--no-record", "--jsonl", "--device", "cpu",
-                          "--max-train-samples", "600", "--val-split", "0.1", "--epochs", "2", "--seed", "3"],
+                          "--max-train-samples", "400", "--epochs", "2", "--seed", "3"],
                          capture_output=True, text=True, check=True, timeout=120).stdout
     return [(e["train_loss"], e["val_loss"]) for e in map(json.loads, out.splitlines())
             if e["event"] == "epoch_end"]
@@ -67,7 +67,7 @@ def _epoch_losses() -> list[tuple[float, float]]:
 
 def test_the_same_command_gives_the_same_losses_on_an_idle_and_a_busy_machine():
     quiet = _epoch_losses()
-    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]  # both cores busy
     try:
         loaded = _epoch_losses()
     finally:

@@ -43,7 +43,7 @@ def test_kaiming_beats_the_tutorials_randn_init(small_data):
 
 
 def test_event_order_and_content(small_data):
-    config = TrainConfig(epochs=2, device="cpu", batch_size=32)
+    config = TrainConfig(epochs=2, device="cpu", batch_size=32, probe_every=0)  # the probe's events: test_probe.py
     events = run_all(config, small_data, progress_seconds=0)
     names = [e.event_name for e in events]
     assert names[0] == "run_started" and names[-2:] == ["eval_end", "run_finished"]
@@ -105,7 +105,7 @@ def test_validation_can_be_turned_off(mini_raw):
 
 def test_pause_resume_set_lr_and_stop_from_another_thread(small_data):
     control = TrainingControl()
-    config = TrainConfig(epochs=50, device="cpu", batch_size=16, schedule="constant")
+    config = TrainConfig(epochs=50, device="cpu", batch_size=16, schedule="constant", probe_every=0)
     run = TrainingRun(config, control, data=small_data, progress_seconds=0)
     seen = []
     paused = threading.Event()
@@ -159,7 +159,8 @@ def test_set_lr_rescales_the_schedule_from_the_new_value(small_data):
 
 def test_stop_while_paused_ends_the_run(small_data):
     control = TrainingControl()
-    run = TrainingRun(TrainConfig(epochs=20, device="cpu"), control, data=small_data, progress_seconds=0)
+    run = TrainingRun(TrainConfig(epochs=20, device="cpu", probe_every=0), control, data=small_data,
+                      progress_seconds=0)
     events = []
     for event in run.events():
         events.append(event)

@@ -100,7 +100,7 @@ def test_every_event_is_in_the_log_in_emit_order_with_each_command_before_its_ef
     assert received == [("pause", None), ("set_lr", 0.0005), ("checkpoint", None), ("resume", None), ("stop", None)]
     names = [e.event_name for _, e in log]
     kinds = {"run_paused", "lr_changed", "run_resumed", "run_stopped", "checkpoint_saved", "run_started",
-             "batch_progress", "command_received"}
+             "batch_progress", "command_received", "layer_stats", "diagnosis"}
     assert set(names) == kinds and names[0] == "run_started" and names[-1] == "run_stopped"
 
     def first(name, after=0, **fields):

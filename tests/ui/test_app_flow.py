@@ -256,7 +256,7 @@ async def test_command_palette_lists_the_screens_actions():
         await wait_for(pilot, lambda: app.run_view.state == "finished")
         commands = {c.title: c.help for c in app.get_system_commands(app.screen)}
         assert {"Pause/Resume", "Stop", "LR ×2", "LR ÷2", "Set LR", "Evaluation"} <= set(commands)
-        assert commands["LR ×2"] == "key: ], +" and commands["Pause/Resume"] == "key: space, p"  # as the footer
+        assert commands["LR ×2"] == "key: ], +" and commands["Pause/Resume"] == "key: p, space"  # as the footer
 
 
 async def test_cuda_memory_reported_by_the_training_process_is_shown():

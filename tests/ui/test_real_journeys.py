@@ -184,7 +184,7 @@ async def test_steer_a_real_run_pause_set_lr_checkpoint_resume_and_stop(store):
         shown = log_lines(app)
         assert_shows(shown, store.view(run_id).log)  # every line, in the log's order
         in_order(shown, "Training process started", "Paused at step", "Learning rate set to 0.0005",
-                 "Checkpoint requested", "Resumed at step", first_part(first.describe()), "Checkpoint requested",
+                 "Checkpoint requested", "Unpaused at step", first_part(first.describe()), "Checkpoint requested",
                  first_part(second.describe()), "Stopped after")
 
 
@@ -302,14 +302,14 @@ async def test_attach_late_to_a_run_steered_while_nobody_watched(store):
 
         # then live: this view steers it as the one that started it would
         await pilot.press("space")
-        await wait_for(pilot, lambda: any(line.startswith("Resumed at step") for line in log_lines(app)))
+        await wait_for(pilot, lambda: any(line.startswith("Unpaused at step") for line in log_lines(app)))
         await pilot.press("space")
         await wait_for(pilot, lambda: [line for line in log_lines(app) if line.startswith("Paused at step")][1:])
         await wait_for(pilot, lambda: text_of(app, "#status").startswith("Paused — space resumes"), timeout=5)
         shown = log_lines(app)
         assert_shows(shown, store.view(run_id).log)
         assert store.view(run_id).log[:len(expected)] == expected  # what it showed first stays first
-        in_order(shown, "Paused at step", "Learning rate set to 0.0005", "Resumed at step", "Paused at step")
+        in_order(shown, "Paused at step", "Learning rate set to 0.0005", "Unpaused at step", "Paused at step")
 
     # The app ends without quitting, as when its terminal closes: the run goes on, and nothing of the app is left
     # in this process (a thread of it left following the run once kept the process alive until the run ended).

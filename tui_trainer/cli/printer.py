@@ -60,9 +60,9 @@ class TerminalPrinter(LogLines):
         self._last_download_draw = now
         size = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
         if self.live:
-            self._progress(f"Downloading {label}  {size}")
+            self._progress(f"{label}  {size}")
         elif total and done == total:
-            print(f"Downloaded {label} ({size})", file=self.err)
+            print(f"{label}: done ({size})", file=self.err)
 
     def handle(self, event: Event) -> None:
         lines = self.lines(event)

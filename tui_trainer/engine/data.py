@@ -26,7 +26,7 @@ from .idx import IdxFormatError, read_idx
 from .registry import (CIFAR10_CLASSES, DATASETS, FASHION_CLASSES, KMNIST_CLASSES, MNIST_CLASSES, DatasetEntry,
                        resolve)
 
-# (bytes done, bytes total or None, what is being fetched)
+# (bytes done, bytes total or None, what is being done: "Downloading mnist", "Converting images of my-set")
 DownloadProgress = Callable[[int, int | None, str], None]
 
 IDX_FILES = {
@@ -41,7 +41,6 @@ FASHION_CLASSES = list(FASHION_CLASSES)
 MNIST_CLASSES = list(MNIST_CLASSES)
 KMNIST_CLASSES = list(KMNIST_CLASSES)
 CIFAR10_CLASSES = list(CIFAR10_CLASSES)
-DatasetSpec = DatasetEntry  # the name an entry had before the registry
 
 
 class DatasetUnavailable(RuntimeError):
@@ -255,7 +254,7 @@ def _fetch(url: str, dest: Path, progress: DownloadProgress | None, label: str) 
             out.write(chunk)
             done += len(chunk)
             if progress:
-                progress(done, total, label)
+                progress(done, total, f"Downloading {label}")
     tmp.replace(dest)
 
 

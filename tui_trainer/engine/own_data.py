@@ -272,7 +272,7 @@ class _Reporter:
         now = time.monotonic()
         if done >= total or now - self._last >= 0.05:
             self._last = now
-            self.progress(done, total, f"{self.name}: {what}")
+            self.progress(done, total, f"{what[:1].upper()}{what[1:]} of {self.name}")  # "Converting images of x"
 
 
 def _check_budget(path: Path, n_images: int, shape: tuple[int, int, int], budget: int) -> None:

@@ -315,7 +315,7 @@ class LogLines:
 
     def download_progress(self, done: int, total: int | None, label: str) -> None:
         if total and done == total:
-            self._say(f"Downloaded {label} ({total / 1e6:.1f} MB)")
+            self._say(f"{label}: done ({total / 1e6:.1f} MB)")
 
     def handle(self, event: Event) -> None:
         for line in self.lines(event):

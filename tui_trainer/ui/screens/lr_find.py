@@ -125,7 +125,7 @@ class LrFindScreen(Screen[float | None]):
         self.post_message(FinderDone(result))
 
     def on_finder_download(self, message: FinderDownload) -> None:
-        self.query_one("#lr-find-status", Static).update(plain(f"Downloading {message.label}"))
+        self.query_one("#lr-find-status", Static).update(plain(message.label))
 
     def on_finder_progress(self, message: FinderProgress) -> None:
         item = message.item

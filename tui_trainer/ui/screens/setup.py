@@ -658,7 +658,7 @@ class SetupScreen(Screen):
     def on_download_progress(self, message: DownloadProgress) -> None:
         bar = self.query_one("#download-bar", ProgressBar)
         bar.update(total=message.total, progress=message.done)
-        self.query_one("#dataset-note", Static).update(plain(f"Downloading {message.label}"))
+        self.query_one("#dataset-note", Static).update(plain(message.label))
 
     def on_download_finished(self, message: DownloadFinished) -> None:
         self._downloading = None
