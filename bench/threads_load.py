@@ -1,12 +1,12 @@
-"""Samples/s of the recommended MLP's training step with OpenMP's threads spinning or sleeping while they wait,
-on an idle machine and beside processes that keep every core busy.
+"""Samples/s of the recommended MLP's training step with OpenMP's threads spinning, sleeping, or spinning briefly
+(what tui_trainer sets) while they wait, on an idle machine and beside processes that keep every core busy.
 
     python bench/threads_load.py [--rounds 3] [--steps 300]
 
 Each measurement is its own process (OpenMP reads OMP_WAIT_POLICY once, at start), with the thread count
 pinned (all the cores this process may use, as a run's `threads` 0 pins it), so only the wait policy and
-the load differ. Ratios, side by side in one run: PASSIVE (what tui_trainer sets) against ACTIVE (OpenMP's
-spinning), and both against one thread.
+the load differ. Side by side in one run: GOMP_SPINCOUNT=3000 (what tui_trainer sets), OpenMP's default,
+PASSIVE (sleep at once), ACTIVE (spin), and one thread.
 """
 
 from __future__ import annotations
@@ -37,9 +37,13 @@ print(int(sys.argv[2]) * 128 / (time.perf_counter() - t))
 """
 
 
+POLICIES = {"spin 3000": {"GOMP_SPINCOUNT": "3000"}, "default": {}, "PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
+            "ACTIVE": {"OMP_WAIT_POLICY": "ACTIVE"}}
+
+
 def samples_per_s(policy: str, threads: int, steps: int) -> float:
-    env = {**os.environ, "OMP_WAIT_POLICY": policy}
-    env.pop("OMP_NUM_THREADS", None)
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env.update(POLICIES[policy])
     out = subprocess.run([sys.executable, "-c", STEP, str(threads), str(steps)], env=env, capture_output=True,
                          text=True, check=True).stdout
     return float(out)
@@ -56,7 +60,7 @@ def main() -> None:
 
     cores = len(os.sched_getaffinity(0))
     print(f"machine: {describe_machine(torch.device('cpu'))}; {cores} cores; medians of {args.rounds} rounds")
-    cases = [("PASSIVE", cores), ("ACTIVE", cores), ("PASSIVE", 1)]
+    cases = [(policy, cores) for policy in POLICIES] + [("spin 3000", 1)]
     for load in ("idle", "busy"):
         busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores if load == "busy"
                                                                                           else 0)]
@@ -67,10 +71,10 @@ def main() -> None:
             for process in busy:
                 process.kill()
                 process.wait()
-        passive, active, one = (got[case] for case in cases)
-        print(f"{load:>4} ({len(busy)} busy processes): PASSIVE {cores} threads {passive:9,.0f}/s · ACTIVE "
-              f"{active:9,.0f}/s · 1 thread {one:9,.0f}/s · PASSIVE/ACTIVE {passive / active:5.2f} · "
-              f"PASSIVE/1 thread {passive / one:5.2f}")
+        ours = got[("spin 3000", cores)]
+        print(f"{load} ({len(busy)} busy processes), {cores} threads: " + " · ".join(
+            f"{policy} {got[(policy, cores)]:,.0f}/s ({got[(policy, cores)] / ours:.2f})" for policy in POLICIES)
+            + f" · 1 thread {got[('spin 3000', 1)]:,.0f}/s ({got[('spin 3000', 1)] / ours:.2f})")
 
 
 if __name__ == "__main__":

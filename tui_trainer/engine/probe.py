@@ -23,7 +23,7 @@ from torch import nn
 
 from .events import Diagnosis, LayerStat, LayerStats
 
-PROBE_IMAGES = 256  # the fixed batch: enough to estimate a spread, small beside an epoch
+PROBE_IMAGES = 128  # the fixed batch: enough to estimate a spread, small beside an epoch (bench/run_all.py)
 EARLY_STEPS = 100  # the probe runs every `probe_every` steps this early on, then once an epoch
 BINS = 24  # histogram bins
 HEALTHY_UPDATE = 1e-3  # update-to-weight ratio per step, as makemore part 3 puts it

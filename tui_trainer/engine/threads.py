@@ -4,9 +4,9 @@ The thread count changes the order of float sums in the matrix products, so it i
 a run repeat bit for bit: `threads` 0 (auto) is pinned to a number when the run starts, recorded in its
 config and kept by its resumes, forks and repeats.
 
-Threads that spin-wait on cores another process keeps busy made a step ~10x slower (bench/threads_load.py).
-The cure is not fewer threads but threads that sleep while they wait: tui_trainer/__init__.py sets
-OpenMP's passive wait policy before torch loads its OpenMP runtime.
+Threads that spin-wait on cores another process keeps busy slow a step down (bench/threads_load.py). The
+cure is not fewer threads but threads that stop spinning soon: tui_trainer/__init__.py bounds OpenMP's
+spinning (GOMP_SPINCOUNT) before torch loads its OpenMP runtime.
 """
 
 from __future__ import annotations
