@@ -61,7 +61,7 @@ def test_the_package_bounds_openmp_spinning_unless_the_user_chose():
 
 def _epoch_losses() -> list[tuple[float, float]]:
     out = subprocess.run([sys.executable, "-m", "tui_trainer", "train", "--no-record", "--jsonl", "--device", "cpu",
-                          "--max-train-samples", "400", "--epochs", "2", "--seed", "3"],
+                          "--max-train-samples", "200", "--epochs", "2", "--seed", "3"],
                          capture_output=True, text=True, check=True, timeout=120).stdout
     return [(e["train_loss"], e["val_loss"]) for e in map(json.loads, out.splitlines())
             if e["event"] == "epoch_end"]

@@ -43,7 +43,7 @@ class Watched(StoredRun):
 
     def events(self, stop=None):
         for event in super().events(stop=stop):
-            time.sleep(REDRAW_SECONDS * 1.5)
+            time.sleep(REDRAW_SECONDS * 1.1)
             yield event
 
 

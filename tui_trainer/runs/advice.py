@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from ..engine.events import RunState
 
 if TYPE_CHECKING:  # names for the annotations only: the store itself writes this advice into its endings
-    from .store import RunLeft, RunRecord
+    from .store.records import RunLeft, RunRecord
 
 
 def resume_advice(run_id: str, left: RunLeft | None) -> str:
