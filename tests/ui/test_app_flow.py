@@ -428,11 +428,13 @@ async def test_at_80_columns_every_footer_key_fits_whole():
         assert footer_keys_cut_off(app) == []
         await pilot.press("f5")
         await wait_for(pilot, lambda: app.run_view.state == "finished" and isinstance(app.screen, TrainScreen))
-        await pilot.pause()
-        assert footer_keys_cut_off(app) == []
-        shown = {k.description for k in app.screen.query("FooterKey")}
+        def shown() -> set[str]:
+            return {k.description for k in app.screen.query("FooterKey")}
+
         # an ended run offers no steering (a training run's keys: tests/ui/test_layers_ui.py)
-        assert {"Eval", "New", "Help"} <= shown and not shown & {"Pause", "Stop", "Set LR", "Checkpoint"}
+        await wait_for(pilot, lambda: {"Eval", "New", "Help"} <= shown()
+                       and not shown() & {"Pause", "Stop", "Set LR", "Checkpoint"}, timeout=10)
+        assert footer_keys_cut_off(app) == []
         await pilot.press("e")
         await pilot.pause()
         assert footer_keys_cut_off(app) == []
