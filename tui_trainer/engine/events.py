@@ -93,6 +93,8 @@ class RunStarted(Event):
     threads: int = 0  # CPU threads it computes with (the config's, or auto pinned); 0 in older logs
     # sha256 of the model file's source the run builds from (config.model_source); "" for a built-in model
     model_sha256: str = ""
+    # "trained in pack P with …": a run trained together with others of its shape, in one process (engine/pack.py)
+    pack: str = ""
 
     def where(self) -> str:
         """Where it trains, as the CLI and the app say it: "cuda:0 (NVIDIA H100), 2 processes (DDP)"."""

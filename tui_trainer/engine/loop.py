@@ -97,6 +97,12 @@ class TrainingRun:
         # a copy of the best epoch's weights on the device: a few MB for these models, and no disk trip.
         self.monitor = Monitor(config.monitor)
         self._best_weights: dict[str, torch.Tensor] | None = None
+        # Set while the run trains in a pack (engine/pack.py), whose stacked weights are the live ones; the
+        # line says so in its record. `rng_state`: torch's global RNG as setup() left it (after the init): its
+        # dropout masks are drawn from there, and a pack keeps one per member.
+        self.pack: Any = None
+        self.pack_line = ""
+        self.rng_state: dict[str, torch.Tensor] = {}
 
     # -- setup -------------------------------------------------------------
     def setup(self) -> None:
@@ -141,6 +147,9 @@ class TrainingRun:
             self._net = DistributedDataParallel(self.model, device_ids=[self.device.index]
                                                 if self.device.type == "cuda" else None)
         self._capture()
+        self.rng_state = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            self.rng_state["cuda"] = torch.cuda.get_rng_state(self.device)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -161,33 +170,24 @@ class TrainingRun:
 
     # -- the run -----------------------------------------------------------
     def events(self) -> Iterator[Event]:
+        if self.pack is not None:  # its steps are the pack's: its events come from there (engine/pack.py)
+            return self.pack.member_events(self)
+        return self._events()
+
+    def _events(self) -> Iterator[Event]:
         self.setup()
         self._started = self._last_report = time.perf_counter()
         data, cfg = self.data, self.config
-        yield RunStarted(
-            config=cfg, device=str(self.device), device_name=device_label(self.device),
-            dataset_title=data.spec.title, classes=list(data.classes), image_shape=list(data.image_shape),
-            train_size=len(data.train_y), val_size=len(data.val_y), test_size=len(data.test_y),
-            parameters=count_parameters(self.model), steps_per_epoch=self.steps_per_epoch, run_id=self.run_id,
-            resumed_from_epoch=self.epoch, resumed_from_step=self.step, step_path=str(self.path),
-            data_fingerprint=data.fingerprint, versions=_versions(self.device), threads=self.threads,
-            processes=self.dist.world_size if self.dist else 1, model_sha256=_source_sha256(cfg),
-        )
+        yield self.started_event()
         together = True  # every rank ends here at the same step; false for a failure of this process alone
         try:
             while self.epoch < cfg.epochs:
-                # checked before an epoch rather than after one, so a run resumed from the checkpoint
-                # of the epoch that exhausted the patience stops too, instead of training one more
-                if self.monitor.exhausted(cfg.early_stopping):
-                    yield EarlyStopped(epoch=self.epoch, best_epoch=self.monitor.best_epoch, monitor=cfg.monitor,
-                                       best_value=self.monitor.best, patience=cfg.early_stopping, step=self.step)
+                stopped = self.early_stopped()
+                if stopped is not None:
+                    yield stopped
                     break
                 yield from self._train_one_epoch()
-            weights_epoch = yield from self._restore_best()
-            if self.evaluate_at_end:
-                yield evaluate(self.model, data.test_x, data.test_y, data.classes, data.test_images,
-                               weights_epoch=weights_epoch)
-            yield RunFinished(epochs_done=self.epoch, seconds=self.elapsed())
+            yield from self.finish()
         except _Stop:
             yield RunStopped(epochs_done=self.epoch, seconds=self.elapsed())
         except _NonFinite as exc:
@@ -203,6 +203,53 @@ class TrainingRun:
         finally:
             if self.dist:
                 self.dist.close(together)
+
+    def started_event(self) -> RunStarted:
+        data, cfg = self.data, self.config
+        return RunStarted(
+            config=cfg, device=str(self.device), device_name=device_label(self.device),
+            dataset_title=data.spec.title, classes=list(data.classes), image_shape=list(data.image_shape),
+            train_size=len(data.train_y), val_size=len(data.val_y), test_size=len(data.test_y),
+            parameters=count_parameters(self.model), steps_per_epoch=self.steps_per_epoch, run_id=self.run_id,
+            resumed_from_epoch=self.epoch, resumed_from_step=self.step, step_path=str(self.path),
+            data_fingerprint=data.fingerprint, versions=_versions(self.device), threads=self.threads,
+            processes=self.dist.world_size if self.dist else 1, model_sha256=_source_sha256(cfg),
+            pack=self.pack_line)
+
+    def early_stopped(self) -> EarlyStopped | None:
+        """EarlyStopped when the patience is spent. Checked before an epoch rather than after one, so a run
+        resumed from the checkpoint of the epoch that exhausted the patience stops too."""
+        if not self.monitor.exhausted(self.config.early_stopping):
+            return None
+        return EarlyStopped(epoch=self.epoch, best_epoch=self.monitor.best_epoch, monitor=self.config.monitor,
+                            best_value=self.monitor.best, patience=self.config.early_stopping, step=self.step)
+
+    def finish(self) -> Iterator[Event]:
+        """The ending of a run that trained its epochs (or stopped early): best weights, the test set, the end."""
+        data = self.data
+        weights_epoch = yield from self._restore_best()
+        if self.evaluate_at_end:
+            yield evaluate(self.model, data.test_x, data.test_y, data.classes, data.test_images,
+                           weights_epoch=weights_epoch)
+        yield RunFinished(epochs_done=self.epoch, seconds=self.elapsed())
+
+    def end_epoch(self, epoch: int, trained: int, skipped: int, seconds: float) -> Iterator[Event]:
+        """The epoch's end: its training sums read, the validation set measured, the monitor told."""
+        cfg, data = self.config, self.data
+        self._position = None
+        train_loss, train_acc = self._epoch_so_far(trained)
+        self._check_finite(train_loss, epoch)
+        val_loss, val_acc = loss_and_accuracy(self.model, data.val_x, data.val_y)
+        self.epoch = epoch
+        ended = EpochEnded(epoch=epoch, epochs=cfg.epochs, train_loss=train_loss, train_acc=train_acc,
+                           val_loss=val_loss, val_acc=val_acc, lr=self.lr, seconds=seconds,
+                           samples_per_s=(len(data.train_y) - skipped) / seconds, step=self.step)
+        # Before the yield: a checkpoint taken at the epoch end must hold what this epoch decided.
+        cut = self._watch(epoch, val_loss, val_acc)
+        yield ended
+        if cut is not None:
+            yield cut
+        yield from self.look_inside(epoch)  # once an epoch, on the weights it ends with
 
     def _train_one_epoch(self) -> Iterator[Event]:
         cfg, data, model, optimizer = self.config, self.data, self.model, self.optimizer
@@ -248,23 +295,10 @@ class TrainingRun:
                         **_cuda_memory(self.device), seconds=self.elapsed(),
                     )
 
-        self._position = None
         tail = n % batch_size
         trained = n - tail if self.dist and 0 < tail < self.dist.world_size else n  # that tail was left out
-        train_loss, train_acc = self._epoch_so_far(trained)
-        self._check_finite(train_loss, epoch)
         seconds = time.perf_counter() - started - (self._paused_seconds - paused_before)
-        val_loss, val_acc = loss_and_accuracy(model, data.val_x, data.val_y)
-        self.epoch = epoch
-        ended = EpochEnded(epoch=epoch, epochs=cfg.epochs, train_loss=train_loss, train_acc=train_acc,
-                           val_loss=val_loss, val_acc=val_acc, lr=self.lr, seconds=seconds,
-                           samples_per_s=(n - skipped) / seconds, step=self.step)
-        # Before the yield: a checkpoint taken at the epoch end must hold what this epoch decided.
-        cut = self._watch(epoch, val_loss, val_acc)
-        yield ended
-        if cut is not None:
-            yield cut
-        yield from self.look_inside(epoch)  # once an epoch, on the weights it ends with
+        yield from self.end_epoch(epoch, trained, skipped, seconds)
 
     def look_inside(self, epoch: int) -> Iterator[Event]:
         """The probe's layer statistics now, and what they say that has not been said (engine/probe.py)."""
@@ -454,6 +488,8 @@ class TrainingRun:
         """
         if self.model is None:
             raise RuntimeError("snapshot() needs a set-up run; call setup() or start events() first")
+        if self.pack is not None:  # its weights, optimizer state and RNG live in the pack's stacks
+            self.pack.sync(self)
         rng: dict[str, torch.Tensor] = {"torch": torch.get_rng_state(), "generator": self.generator.get_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)

@@ -117,6 +117,27 @@ def small_cnn(image_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
     return SmallCNN(*image_shape, num_classes)
 
 
+# Each model's forward as a list of standard layers, for packs (engine/pack.py), which stack them: the registry's
+# `layers` names these.
+def mlp_layers(model: ScratchMLP) -> list[nn.Module]:
+    """ScratchMLP.forward, as layers: flatten, then each Linear with a ReLU between."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    for layer in model.layers[:-1]:
+        layers += [layer, nn.ReLU()]
+    return [*layers, model.layers[-1]]
+
+
+def sequence_layers(model: nn.Module) -> list[nn.Module]:
+    """An nn.Sequential's layers, nested ones opened, in forward order."""
+    if isinstance(model, nn.Sequential):
+        return [layer for child in model for layer in sequence_layers(child)]
+    return [model]
+
+
+def cnn_layers(model: SmallCNN) -> list[nn.Module]:
+    return sequence_layers(model.features) + sequence_layers(model.classifier)
+
+
 def build_model(config: "TrainConfig | str", image_shape: tuple[int, int, int], num_classes: int,
                 hidden: tuple[int, ...] | None = None, init: str | None = None) -> nn.Module:
     """The model `config` names, built by its registry entry for these images and classes. A model's name alone

@@ -60,6 +60,9 @@ class ModelEntry:
     bf16: bool = False  # on a GPU with precision auto: bf16 autocast
     recommended: Mapping[str, Any] = field(default_factory=dict)  # the recommended preset's changes for it
     keeps_source: bool = False  # built from its source, kept with the run (a model from a file)
+    # (model) -> its layers in forward order, the form a pack stacks (engine/pack.py): several runs of its shape
+    # then train as one. None: each of its runs trains alone
+    layers: Ref = None
 
     def input_problem(self, image_shape: tuple[int, ...]) -> str:
         """Why it cannot take images of this shape, or ''."""
@@ -280,17 +283,19 @@ def model_from_file(name: str) -> ModelEntry:
 # -- the built-ins -------------------------------------------------------------------------------------------------
 register_model(ModelEntry(
     "scratch-mlp", "MLP of hand-written Linear layers: weights are bare nn.Parameters, x @ W.T + b",
-    factory="tui_trainer.engine.models:scratch_mlp", settings=("hidden", "init")))
+    factory="tui_trainer.engine.models:scratch_mlp", settings=("hidden", "init"),
+    layers="tui_trainer.engine.models:mlp_layers"))
 register_model(ModelEntry(
     "sequential-mlp", "The same MLP built from nn.Sequential(nn.Linear, nn.ReLU, ...)",
-    factory="tui_trainer.engine.models:sequential_mlp_of", settings=("hidden", "init")))
+    factory="tui_trainer.engine.models:sequential_mlp_of", settings=("hidden", "init"),
+    layers="tui_trainer.engine.models:sequence_layers"))
 # the recommended preset's changes: a sweep over 3 seeds on full Fashion-MNIST (bench/sweeps/recommended-cnn.toml;
 # README "Performance and accuracy"); the MLPs keep the defaults, which no config of recommended-mlp.toml beat by
 # more than the seeds' spread
 register_model(ModelEntry(
     "cnn", "Small CNN: two conv-batchnorm-relu-pool blocks and a classifier",
     factory="tui_trainer.engine.models:small_cnn", min_side=4, channels_last=True, bf16=True,
-    recommended={"batch_size": 64, "lr": 0.002, "augment": "flip"}))
+    recommended={"batch_size": 64, "lr": 0.002, "augment": "flip"}, layers="tui_trainer.engine.models:cnn_layers"))
 MODELS.register_pattern(Pattern(said="FILE.py:NAME or package.module:NAME", example="FILE.py:NAME",
                                 matches=is_model_reference, make=model_from_file))
 
