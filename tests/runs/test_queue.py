@@ -107,6 +107,7 @@ def starting_by_hand(monkeypatch) -> list[str]:
         return Spawned(run_id, os.getpid(), store_.log_path(run_id))
 
     monkeypatch.setattr(queue, "start_queued", start)
+    monkeypatch.setattr(queue, "DEFAULT_PACK", 1)  # each alone: packs are tests/runs/test_pack_runs.py's
     return started
 
 

@@ -39,6 +39,8 @@ def add_queue_parser(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--seeds", metavar="S1,S2,...", help="queue one run per seed (e.g. 0,1,2), sharing a sweep id")
     add.add_argument("--no-start", action="store_true", help="only queue; `scratch-tui queue start` starts the runner")
     add.add_argument("--per-device", type=int, metavar="N", help="runs at a time on each device, kept for the queue")
+    add.add_argument("--pack", type=int, metavar="N", help="queued runs of one shape trained together as one pack, "
+                                                           "at most N (8 unless set; 1: each alone), kept for the queue")
 
     action("ls", "list the queued runs in order, and the runner's state")
     rm = action("rm", "take queued runs off the queue (they are deleted: they never trained)")
@@ -71,7 +73,8 @@ def run_queue_command(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         return reader_gone()
     except (QueueError, RunNotFound) as exc:
-        return usage_error(str(exc).replace("per-device:", "--per-device:", 1), command)
+        return usage_error(str(exc).replace("per-device:", "--per-device:", 1).replace("pack:", "--pack:", 1),
+                           command)
     except ConfigError as exc:
         return usage_error(name_flags(exc), command)
     except (StoreError, SpawnError, OSError) as exc:
@@ -112,7 +115,7 @@ def _check_device(config: TrainConfig) -> None:
 
 
 def _add(store: "RunStore", args: argparse.Namespace) -> int:
-    from ..runs.queue import enqueue, ensure_runner, new_sweep_id, queued, set_per_device
+    from ..runs.queue import enqueue, ensure_runner, new_sweep_id, queued, set_pack_size, set_per_device
 
     config = config_from_args(args)
     base = config.name or config.model  # --name is a train flag: the config's name
@@ -125,6 +128,8 @@ def _add(store: "RunStore", args: argparse.Namespace) -> int:
     _check_device(config)
     if args.per_device is not None:
         set_per_device(store, args.per_device)  # a bad number is refused here, before anything is queued
+    if args.pack is not None:
+        set_pack_size(store, args.pack)
     ids = enqueue(store, configs, sweep_id, sweep_name, names)
     positions = {q.id: q.position for q in queued(store)}
     for run_id in ids:
@@ -150,7 +155,7 @@ def say_runner(store: "RunStore", pid: int | None, not_started: bool = False) ->
 
 
 def _ls(store: "RunStore", args: argparse.Namespace) -> int:
-    from ..runs.queue import queued, runner_status
+    from ..runs.queue import pack_size, queued, runner_status
 
     runs = queued(store, include_running=True)
     status = runner_status(store)
@@ -173,7 +178,8 @@ def _ls(store: "RunStore", args: argparse.Namespace) -> int:
     else:
         print("The queue is empty; add runs with `scratch-tui queue add`.")
     runner = f"working (pid {status.runner_pid})" if status.running else "not running"
-    print(f"Runner: {runner}; {status.per_device} run(s) at a time per device"
+    print(f"Runner: {runner}; {status.per_device} run(s) at a time per device, up to {pack_size(store)} of one "
+          f"shape trained as one pack"
           + ("; the queue is paused (`scratch-tui queue resume`)" if status.paused else ""))
     return 0
 

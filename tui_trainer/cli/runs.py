@@ -78,6 +78,8 @@ def _runs_show(store: "RunStore", args: argparse.Namespace) -> int:
         out.append(f"  {r.message}")
     out.append(f"  {r.model} on {r.dataset}, {r.epochs_done}/{r.epochs} epochs, {duration(r.duration_s)} of training")
     out += _model_file(r.config)
+    if view.pack:
+        out.append(f"  {view.pack}")
     out.append(f"  started {when(r.started_at)}" + (f", ended {when(r.ended_at)}" if r.ended_at else "")
                + (f", device {r.device} ({r.device_name})" if r.device else "")
                + (f", torch {r.torch_version}" if r.torch_version else "")

@@ -41,6 +41,9 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--parallel", type=int, metavar="N",
                      help="train up to N runs at a time on each device (the queue's runs-per-device setting, kept "
                           "for what it starts later too; 1 unless set)")
+    run.add_argument("--pack", type=int, metavar="N",
+                     help="train up to N queued runs of one shape together, as one pack in one process, each still "
+                          "its own run (the queue's pack setting, kept; 8 unless set); 1 trains each alone")
     run.add_argument("--detach", action="store_true", help="queue the runs, print the sweep id and return")
     run.add_argument("--yes", "-y", action="store_true",
                      help="queue a sweep of more runs than the usual maximum (1,000)")
@@ -94,7 +97,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 # -- sweep FILE.toml ---------------------------------------------------------------------------------------------
 def _run(args: argparse.Namespace) -> int:
     from ..engine.devices import DeviceError, resolve_device
-    from ..runs.queue import QueueError, enqueue, ensure_runner, new_sweep_id, set_halving, set_per_device
+    from ..runs.queue import (QueueError, enqueue, ensure_runner, new_sweep_id, set_halving, set_pack_size,
+                              set_per_device)
     from ..runs.store import RunStore
     from ..runs.sweep import SweepSpec
     from .queue import say_runner
@@ -111,6 +115,8 @@ def _run(args: argparse.Namespace) -> int:
         raise QueueError(str(exc)) from None
     if args.parallel is not None and args.parallel < 1:
         raise QueueError(f"--parallel: got {args.parallel}; must be a whole number of runs, 1 or more")
+    if args.pack is not None and args.pack < 1:
+        raise QueueError(f"--pack: got {args.pack}; must be a whole number of runs, 1 or more (1 trains each alone)")
     longest = max(c.epochs for c in configs)
     if args.halving is not None and not 1 <= args.halving <= longest:
         raise QueueError(f"--halving: got {args.halving}; must be an epoch the runs reach, from 1 to {longest}")
@@ -119,6 +125,8 @@ def _run(args: argparse.Namespace) -> int:
     with RunStore(args.runs_dir) as store:
         if args.parallel is not None:
             set_per_device(store, args.parallel)
+        if args.pack is not None:
+            set_pack_size(store, args.pack)
         sweep_id = new_sweep_id()
         ids = enqueue(store, configs, sweep_id, name, [c.name for c in configs])
         if args.halving is not None:  # after its runs exist: a runner already working sees them with it

@@ -413,6 +413,10 @@ class Pack:
             if isinstance(event, TERMINAL_EVENTS):
                 return
 
+    def waiting(self, run: "TrainingRun") -> int:
+        """How many of `run`'s events `member_events` has still to give."""
+        return len(next(m for m in self._everyone if m.run is run).events)
+
     def events(self) -> Iterator[tuple["TrainingRun", Event]]:
         """Train every member to its end: each event with the run it belongs to, in the order it happened, also
         kept for `member_events`. While a yield waits nothing moves, so a member's snapshot holds what its events

@@ -18,6 +18,7 @@ The API the app and the CLI use (ids may be unique prefixes):
     cancel(store, run_id) -> None                             a queued run is deleted: it never trained
     pause_queue(store) / unpause_queue(store) -> int | None    resume starts the runner; its pid if it did
     set_per_device(store, n) -> None                          runs at a time per device (default 1)
+    set_pack_size(store, n) -> None                           runs of one shape trained as one pack (default 8)
     ensure_runner(store) -> int | None                        start the runner when there is work for it
     runner_status(store) -> QueueStatus
     run_queue(store, poll_s) -> int                           the runner's loop (its process: `main`)
@@ -39,6 +40,10 @@ that can still get there), the runner stops the bottom half of the configs by me
 epoch: a stop command to their runs still training, and their queued runs end as stopped without
 training (kept, so the sweep table's done/total says what was cut). Once per sweep, said in its log.
 
+Packs: queued runs of one shape (the same model and settings, data, batch size, epochs and device; engine/pack.py
+says which fields may differ) start together as one pack, in one process that takes one slot, at most `pack_size`
+runs a pack (`--pack N`; 1 trains each alone). Each is still its own run: its log, checkpoints and commands.
+
 Device slots: a run takes the device its config names, `auto` resolved as training resolves it
 (cuda when present). With several GPUs, an `auto` or `cuda` run is pinned to the first GPU with a free
 slot. Every run training on this host counts against its device's slots, not only the queue's.
@@ -59,13 +64,18 @@ from typing import Iterable
 from ..engine.commands import Command
 from ..engine.config import ConfigError, TrainConfig
 from ..engine.events import RunFailed, RunState, RunStopped
-from .spawn import SpawnError, start_queued, start_runner
+from .spawn import SpawnError, start_pack, start_queued, start_runner
 from .store import QueuedRow, RunNotFound, RunRecord, RunStore, stored_config, why_unreadable
 from .sweep import RunResult, config_group, halving_plan
 
 PAUSED = "queue.paused"
 PER_DEVICE = "queue.per_device"
 DEFAULT_PER_DEVICE = 1
+PACK = "queue.pack"
+# At most this many queued runs of one shape train together as one pack (engine/pack.py); 1: each alone. Measured
+# on a 2-core CPU (bench/packs.py, bench/results/cpu-packs.txt): 8 mini-dataset runs end in well under half the
+# wall time of one process each, and more members only lengthen the wait for the first result.
+DEFAULT_PACK = 8
 POLL_S = 0.5  # how often the runner looks for free slots
 HALVING = "sweep.halving."  # + a sweep id: the setting that asks the runner for successive halving
 
@@ -189,6 +199,19 @@ def _per_device(store: RunStore) -> int:
         return max(1, int(store.setting(PER_DEVICE) or DEFAULT_PER_DEVICE))
     except ValueError:  # written by hand: the default rather than a runner that cannot start
         return DEFAULT_PER_DEVICE
+
+
+def set_pack_size(store: RunStore, n: int) -> None:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise QueueError(f"pack: got {n!r}; must be a whole number of runs, 1 or more (1 trains each run alone)")
+    store.set_setting(PACK, str(n))
+
+
+def pack_size(store: RunStore) -> int:
+    try:
+        return max(1, int(store.setting(PACK) or DEFAULT_PACK))
+    except ValueError:  # written by hand: the default rather than a runner that cannot start
+        return DEFAULT_PACK
 
 
 def runner_status(store: RunStore) -> QueueStatus:
@@ -370,7 +393,12 @@ def _start_what_fits(store: RunStore) -> list[int]:
         gpus = asked.get("gpus", 1)
         busy.update(_rank_slots(gpus) if gpus > 1 else [_slot(device or asked.get("device", "auto"))])
     started = []
-    for run in queued(store):
+    waiting = queued(store)
+    packs = form_packs(waiting, pack_size(store))
+    taken: set[str] = set()  # started already, in a pack
+    for run in waiting:
+        if run.id in taken:
+            continue
         if run.config is None:
             _fail_unreadable(store, run)
             continue
@@ -385,15 +413,41 @@ def _start_what_fits(store: RunStore) -> list[int]:
         if not slots or any(busy[s] >= limit for s in slots):
             continue
         try:
-            spawned = start_queued(store, run.id, pin)
+            members = packs.get(run.id)
+            spawned = start_pack(store, members, pin) if members else start_queued(store, run.id, pin)
+            taken.update(members or ())
         except (SpawnError, RunNotFound) as exc:
             print(f"run {run.id} could not start: {exc}", flush=True)
             continue
         if spawned is not None:
-            print(f"started run {run.id} on {', '.join(slots)} (pid {spawned.pid})", flush=True)
+            what = f"pack {' '.join(members)}" if members else f"run {run.id}"
+            print(f"started {what} on {', '.join(slots)} (pid {spawned.pid})", flush=True)
             busy.update(slots)
             started.append(spawned.pid)
     return started
+
+
+def form_packs(waiting: list[QueuedRun], size: int) -> dict[str, list[str]]:
+    """Which waiting runs train together: runs of one shape (engine/pack.py's `pack_key`: model and its settings,
+    data, batch size, epochs, device, ...), in queue order, at most `size` a pack. By the id of each pack's first
+    run, its runs' ids; a run with no partner forms none."""
+    if size <= 1:
+        return {}
+    from ..engine.pack import pack_key
+
+    open_packs: dict[str, list[str]] = {}
+    packs: dict[str, list[str]] = {}
+    for run in waiting:
+        key = pack_key(run.config) if run.config is not None and run.config.gpus == 1 else None
+        if key is None:
+            continue
+        members = open_packs.setdefault(key, [])
+        members.append(run.id)
+        if len(members) == size:
+            del open_packs[key]
+        if len(members) > 1:
+            packs[members[0]] = members
+    return packs
 
 
 def _fail_unreadable(store: RunStore, run: QueuedRun) -> None:

@@ -3,6 +3,7 @@
     start_run(store, config) / start_created(store, run_id)     a new run (a fork's, a replay's made already)
     resume_in_background(store, run_id, epochs)                 a stopped run, from its last checkpoint
     start_queued(store, run_id, device)                         a queued run (the queue's runner)
+    start_pack(store, run_ids, device)                          queued runs of one shape, as one pack (the runner)
     start_runner(store)                                         the queue's runner itself
 
 Each starts `python -m tui_trainer.runs.worker RUN_ID --store PATH` (runs/worker.py builds the run from its log),
@@ -77,6 +78,27 @@ def start_queued(store: RunStore, run_id: str, device: str | None = None) -> Spa
     if not store.take_queued(run_id, os.getpid(), device):
         return None
     return start_created(store, run_id)
+
+
+def start_pack(store: RunStore, run_ids: list[str], device: str | None = None) -> Spawned | None:
+    """Start queued runs of one shape (engine/pack.py) as one pack: one worker process trains them together, each
+    recorded as its own run. The runs no longer queued are left out; one left alone starts as `start_queued` does.
+    None when none was still queued."""
+    taken = [run_id for run_id in run_ids if store.take_queued(run_id, os.getpid(), device)]
+    if len(taken) <= 1:
+        return start_created(store, taken[0]) if taken else None
+    args = worker_args(store, taken[0])
+    command = [sys.executable, "-m", WORKER, *args[:1], *taken[1:], *args[1:]]
+    log = store.root / "logs" / f"pack-{taken[0]}.log"  # the process's own; each run's lines go to its own log
+    try:
+        pid = _detached(command, log)
+    except SpawnError as exc:
+        for run_id in taken:
+            fail(store, run_id, str(exc))
+        raise
+    for run_id in taken:
+        store.set_process(run_id, pid)
+    return Spawned(taken[0], pid, log)
 
 
 RUNNER_LOG = "queue-runner.log"

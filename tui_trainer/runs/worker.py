@@ -303,6 +303,81 @@ def train(store: RunStore, run_id: str, printer: Printer | None = None, *, epoch
     return drive(run, store if rank == 0 else None, printer, hangup=hangup, rank=rank)
 
 
+# -- a pack: several runs of one shape in this process ------------------------------------------------------------
+PACK_COMMAND_POLL_S = 0.1  # each member polls the store for its commands: K pollers, so less often than alone
+
+
+def prepare_pack(store: RunStore, run_ids: list[str], **kwargs: Any) -> list["TrainingRun"]:
+    """The stored runs `run_ids`, each prepared as `prepare` prepares one (a run that cannot start ends failed,
+    saying why, and is left out), on data loaded once and split once per seed. Packs are formed from runs that
+    have not started (a resumed member trains alone, from its own checkpoint)."""
+    from ..engine.pack import shared_data
+
+    records = [store.get_run(run_id) for run_id in run_ids]
+    configs = [r.train_config() for r in records]
+    data = shared_data(configs, kwargs.pop("download_progress", None))
+    runs = []
+    for record, split in zip(records, data):
+        try:
+            runs.append(prepare(store, record.id, data=split, **kwargs))
+        except Exception as exc:  # it ended failed, saying why (prepare); the pack goes on without it
+            print(f"run {record.id} could not start: {exc}", file=sys.stderr, flush=True)
+    return runs
+
+
+def drive_pack(runs: list["TrainingRun"], store: RunStore, printers: dict[str, Printer] | None = None,
+               name: str = "") -> list[Event]:
+    """Train `runs` as one pack (engine/pack.py), each recorded in `store` as it would be alone: its own log,
+    checkpoints and commands. A stop signal stops every member, with a checkpoint each. Returns each run's last
+    event, in the order of `runs`."""
+    from ..engine.events import TERMINAL_EVENTS
+    from ..engine.pack import Pack
+    from .recording import Recording
+
+    pack = Pack(runs, name=name)
+    recordings = {id(run): Recording(run, store, command_poll_s=PACK_COMMAND_POLL_S) for run in runs}
+    printers = printers or {}
+    final: dict[int, Event] = {}
+    interrupted: list[int] = []
+
+    def request_stop(signum: int, frame: Any) -> None:
+        if interrupted:
+            raise KeyboardInterrupt
+        interrupted.append(signum)
+        for run in runs:
+            run.control.stop()
+
+    def hand_on(run: "TrainingRun", event: Event) -> None:
+        final[id(run)] = event
+        printer = printers.get(run.run_id)
+        if printer is not None:
+            printer.handle(event)
+
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        # each event is recorded as it happens, while the pack waits: a checkpoint holds what the event said
+        for run, event in pack.events():
+            recording = recordings[id(run)]
+            if isinstance(event, TERMINAL_EVENTS):
+                for recorded_event in recording:  # its ending, and what the recording adds before it
+                    hand_on(run, recorded_event)
+            else:
+                while pack.waiting(run):
+                    hand_on(run, next(recording))
+    except KeyboardInterrupt:  # a second signal: every member not ended yet says it was interrupted
+        for run in runs:
+            if not isinstance(final.get(id(run)), TERMINAL_EVENTS):
+                try:
+                    recordings[id(run)]._events.throw(KeyboardInterrupt)
+                except (KeyboardInterrupt, StopIteration):
+                    pass
+        raise
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return [final.get(id(run)) for run in runs]
+
+
 # -- the process -------------------------------------------------------------------------------------------------
 class LogLines:
     """What a background worker writes to its log file: the run's start, a line per epoch, the test result,
@@ -340,6 +415,8 @@ def _parser() -> argparse.ArgumentParser:
                                      description="Train one stored run to its end, recorded in its store: the "
                                                  "process runs/spawn.py starts (alone, or each rank under torchrun).")
     parser.add_argument("run_id", metavar="RUN_ID")
+    parser.add_argument("pack", nargs="*", metavar="RUN_ID", help="more runs of its shape, trained with it as one "
+                                                                  "pack (engine/pack.py)")
     parser.add_argument("--store", required=True, metavar="PATH", help="the run store (its folder or database)")
     parser.add_argument("--to-epoch", type=int, metavar="N", help="resume the run to train N epochs in all")
     return parser
@@ -355,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from ..engine.distributed import exit_rank, launched_by_torchrun
 
+    if args.pack:
+        return _work_pack(args.store, [args.run_id, *args.pack])
     if not launched_by_torchrun():
         return _work(args.store, args.run_id, args.to_epoch, rank=0)
     exit_rank(_work(args.store, args.run_id, args.to_epoch, rank=int(os.environ.get("RANK", "0"))))
@@ -375,6 +454,28 @@ def _work(store_path: str, run_id: str, epochs: int | None, rank: int) -> int:
         # the run's own log says so too (RunFailed) when it was this process's to train
         print(f"{MODULE}{f' (rank {rank})' if rank else ''}: {exc}", file=sys.stderr, flush=True)
         return 1
+
+
+def _work_pack(store_path: str, run_ids: list[str]) -> int:
+    """The pack's process: each member's lines go to its own log file, as a lone worker's would."""
+    logs = []
+    try:
+        with RunStore(store_path) as store:
+            runs = prepare_pack(store, run_ids)
+            if not runs:
+                return 1
+            logs = [open(store.log_path(run.run_id), "a", encoding="utf-8") for run in runs]
+            printers = {run.run_id: LogLines(log) for run, log in zip(runs, logs)}
+            ended = drive_pack(runs, store, printers, name=run_ids[0])
+            return 1 if all(isinstance(e, RunFailed) for e in ended) else 0
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except (LookupError, ConfigError, StoreError, OSError) as exc:
+        print(f"{MODULE}: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        for log in logs:
+            log.close()
 
 
 if __name__ == "__main__":
