@@ -20,6 +20,8 @@ def format_epoch(e: EpochEnded) -> str:
     line = f"Epoch {e.epoch:>{width}}/{e.epochs}  train loss {e.train_loss:.4f}  acc {e.train_acc:6.2f}%"
     if e.val_loss is not None:
         line += f"  val loss {e.val_loss:.4f}  acc {e.val_acc:6.2f}%"
+    if e.ema_val_loss is not None:
+        line += f"  ema val loss {e.ema_val_loss:.4f}  acc {e.ema_val_acc:6.2f}%"
     return line + f"  {e.seconds:5.1f}s"
 
 

@@ -28,7 +28,7 @@ def _assert_same_numbers(alone, packed):
         member_epochs = [e for e in member if isinstance(e, EpochEnded)]
         assert len(member_epochs) == len(lone_epochs) == 2
         for a, b in zip(lone_epochs, member_epochs):
-            for field in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
+            for field in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "ema_val_loss", "ema_val_acc"):
                 assert getattr(b, field) == pytest.approx(getattr(a, field), abs=1e-4), (field, a.epoch)
         lone_test = [e.test_acc for e in lone if isinstance(e, EvaluationEnded)]
         assert [e.test_acc for e in member if isinstance(e, EvaluationEnded)] == pytest.approx(lone_test, abs=1e-4)
@@ -39,7 +39,7 @@ def _assert_same_numbers(alone, packed):
 def _mlp_configs(device):
     base = TrainConfig(epochs=2, device=device, max_train_samples=1024, batch_size=100, probe_every=0, threads=1)
     return [base, base.replace(seed=1, lr=0.01, weight_decay=0.0, label_smoothing=0.0),
-            base.replace(seed=2, schedule="cosine", init="randn", augment="flip")]
+            base.replace(seed=2, schedule="cosine", init="randn", augment="flip", ema=0.9)]
 
 
 def _cnn_configs(device):
@@ -51,6 +51,8 @@ def _cnn_configs(device):
 def test_a_pack_members_numbers_equal_the_runs_trained_alone_mlp_and_cnn_sgd():
     alone, packed = _train(_mlp_configs("cpu"))
     _assert_same_numbers(alone, packed)
+    # the third keeps a moving average of its weights, validated each epoch (and equal to its own alone's)
+    assert [e.ema_val_acc is not None for e in packed[2] + packed[0] if isinstance(e, EpochEnded)] == [1, 1, 0, 0]
     # the CNN (batch norm, dropout masks from each member's seed), with SGD and momentum: each its own
     sgd = [c.replace(optimizer="sgd", lr=0.02) for c in _cnn_configs("cpu")]
     sgd[1] = sgd[1].replace(momentum=0.5, weight_decay=0.0)

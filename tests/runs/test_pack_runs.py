@@ -42,7 +42,7 @@ def test_the_queue_packs_runs_of_one_shape_in_queue_order(store, monkeypatch):
 
 
 def test_a_packs_members_are_runs_of_their_own_and_one_resumes_alone(store):
-    ids = enqueue(store, [TINY, TINY.replace(seed=1, lr=0.01)])
+    ids = enqueue(store, [TINY, TINY.replace(seed=1, lr=0.01, ema=0.9)])
     for run_id in ids:  # as the runner hands them to the pack's process
         assert store.take_queued(run_id, os.getpid())
     runs = prepare_pack(store, ids)
@@ -56,6 +56,7 @@ def test_a_packs_members_are_runs_of_their_own_and_one_resumes_alone(store):
         assert f"Trained in pack {ids[0]} with 1 other run(s): {other}" in view.log
         checkpoint = load_checkpoint(record.last_checkpoint)
         assert (checkpoint.run_id, checkpoint.epoch, checkpoint.config.seed) == (run_id, 1, record.config["seed"])
+        assert ("ema" in checkpoint.state) == (record.config["ema"] > 0)  # the moving average, kept alongside
     assert store.get_run(ids[0]).test_acc != store.get_run(ids[1]).test_acc
 
     # resumed after the pack ended, a member trains alone from its own checkpoint

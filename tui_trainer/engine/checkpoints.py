@@ -216,7 +216,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except (ValueError, KeyError, TypeError, ConfigError) as exc:
         raise CheckpointError(f"{path} is not a usable scratch-tui checkpoint ({_first_line(exc)})") from None
     state["progress"] = progress
-    for key in ("position", "best_weights"):  # best_weights: kept for early stopping's restore of the best epoch
+    # best_weights: kept for early stopping's restore of the best epoch; ema: the weights' moving average
+    for key in ("position", "best_weights", "ema"):
         if key in data:
             state[key] = data[key]
     return Checkpoint(path=path, config=config, run_id=meta.get("run_id"), epoch=int(progress["epoch"]),

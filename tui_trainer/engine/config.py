@@ -257,6 +257,12 @@ class TrainConfig:
     keep_checkpoints: int = _setting(3, label="Keep checkpoints", low=1, high=10_000, metavar="N",
                                      help="epoch checkpoints a recorded run keeps besides its best; older ones "
                                           "are deleted as new ones are saved")
+    # An exponential moving average of the weights, updated after every step on the device (inside the CUDA graph on
+    # the graph path): each epoch validates both, the test set is evaluated on the average, checkpoints keep it.
+    ema: float = _setting(0.0, label="Weight EMA", low=0, high=1, bounds="[)", metavar="DECAY",
+                          note="(0 turns it off; e.g. 0.999)",
+                          help="keep an exponential moving average of the weights with this decay per step, "
+                               "validated each epoch and evaluated on the test set; 0 for none")
 
     def __post_init__(self) -> None:
         for name, s in SETTINGS.items():  # JSON and TOML give lists: the config holds tuples

@@ -136,12 +136,17 @@ class EpochEnded(Event):
     seconds: float
     samples_per_s: float
     step: int = 0
+    # with config.ema: the validation set on the moving average of the weights
+    ema_val_loss: float | None = None
+    ema_val_acc: float | None = None
 
     def describe(self) -> str:
         """In under 70 columns, so the app's log never scrolls sideways at 80x24."""
         line = f"Epoch {self.epoch}/{self.epochs}  train {self.train_loss:.4f} {self.train_acc:5.2f}%"
         if self.val_loss is not None:
             line += f"  val {self.val_loss:.4f} {self.val_acc:5.2f}%"
+        if self.ema_val_acc is not None:  # the loss said by `runs show` and the CLI's line; the width is short
+            return line + f"  ema {self.ema_val_acc:5.2f}%"
         return line + f"  {self.seconds:.1f}s"
 
 

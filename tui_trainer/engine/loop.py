@@ -11,6 +11,7 @@ be saved (`snapshot()`) and later continued exactly (`from_checkpoint`, `restore
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -101,6 +102,8 @@ class TrainingRun:
         # line says so in its record. `rng_state`: torch's global RNG as setup() left it (after the init): its
         # dropout masks are drawn from there, and a pack keeps one per member.
         self.pack: Any = None
+        # With config.ema: the moving average of the weights, one tensor per parameter, on the device
+        self.ema: list[torch.Tensor] | None = None
         self.pack_line = ""
         self.rng_state: dict[str, torch.Tensor] = {}
 
@@ -133,6 +136,7 @@ class TrainingRun:
         if self.path.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = build_optimizer(self.model, cfg)
+        self.ema = [p.detach().clone() for p in self.model.parameters()] if cfg.ema > 0 else None
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self._sums = torch.zeros(2, device=self.device)
         if self._pending_restore is not None:
@@ -216,6 +220,17 @@ class TrainingRun:
             processes=self.dist.world_size if self.dist else 1, model_sha256=_source_sha256(cfg),
             pack=self.pack_line)
 
+    @contextlib.contextmanager
+    def averaged(self) -> Iterator[None]:
+        """The model holding the moving average of its weights (config.ema) while the block runs."""
+        params = [p.detach() for p in self.model.parameters()]
+        live = [p.clone() for p in params]
+        torch._foreach_copy_(params, self.ema)
+        try:
+            yield
+        finally:
+            torch._foreach_copy_(params, live)
+
     def early_stopped(self) -> EarlyStopped | None:
         """EarlyStopped when the patience is spent. Checked before an epoch rather than after one, so a run
         resumed from the checkpoint of the epoch that exhausted the patience stops too."""
@@ -229,8 +244,12 @@ class TrainingRun:
         data = self.data
         weights_epoch = yield from self._restore_best()
         if self.evaluate_at_end:
-            yield evaluate(self.model, data.test_x, data.test_y, data.classes, data.test_images,
-                           weights_epoch=weights_epoch)
+            # the moving average's weights, where the run keeps one (and has not gone back to its best epoch's)
+            averaged = self.ema is not None and not (self.config.restore_best and self._best_weights is not None)
+            with self.averaged() if averaged else contextlib.nullcontext():
+                result = evaluate(self.model, data.test_x, data.test_y, data.classes, data.test_images,
+                                  weights_epoch=weights_epoch)
+            yield result
         yield RunFinished(epochs_done=self.epoch, seconds=self.elapsed())
 
     def end_epoch(self, epoch: int, trained: int, skipped: int, seconds: float) -> Iterator[Event]:
@@ -240,10 +259,15 @@ class TrainingRun:
         train_loss, train_acc = self._epoch_so_far(trained)
         self._check_finite(train_loss, epoch)
         val_loss, val_acc = loss_and_accuracy(self.model, data.val_x, data.val_y)
+        ema_loss = ema_acc = None
+        if self.ema is not None:
+            with self.averaged():
+                ema_loss, ema_acc = loss_and_accuracy(self.model, data.val_x, data.val_y)
         self.epoch = epoch
         ended = EpochEnded(epoch=epoch, epochs=cfg.epochs, train_loss=train_loss, train_acc=train_acc,
                            val_loss=val_loss, val_acc=val_acc, lr=self.lr, seconds=seconds,
-                           samples_per_s=(len(data.train_y) - skipped) / seconds, step=self.step)
+                           samples_per_s=(len(data.train_y) - skipped) / seconds, step=self.step,
+                           ema_val_loss=ema_loss, ema_val_acc=ema_acc)
         # Before the yield: a checkpoint taken at the epoch end must hold what this epoch decided.
         cut = self._watch(epoch, val_loss, val_acc)
         yield ended
@@ -350,6 +374,8 @@ class TrainingRun:
         loss.backward()                                                                       # backward
         optimizer.step()                                                                      # step
         with torch.no_grad():
+            if self.ema is not None:  # the average moves a (1 - decay) share of the way to the new weights
+                torch._foreach_lerp_(self.ema, [p.detach() for p in self.model.parameters()], 1 - self.config.ema)
             correct = (logits.argmax(1) == targets).sum()
             self._sums += torch.stack((loss * len(targets), correct.to(loss.dtype))).float()
         # Detached, so nothing keeps this step's autograd graph (and its grad accumulators) alive
@@ -385,6 +411,7 @@ class TrainingRun:
         if self.path.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         sums = self._sums.clone()  # warm-up adds to them
+        ema = None if self.ema is None else [t.clone() for t in self.ema]  # and moves the average
         try:
             self._graph = CudaGraphStep(self._train_step, self.model, self.optimizer, x, y)
         except Exception as exc:  # train on, eagerly (out of memory too: it will say so there); a user's model
@@ -393,6 +420,8 @@ class TrainingRun:
             self.path = dataclasses.replace(self.path, graph=False, fallback=f"cuda-graph capture failed: {reason}")
         finally:
             self._sums.copy_(sums)
+            if ema is not None:
+                torch._foreach_copy_(self.ema, ema)
 
     def _epoch_order(self, n: int) -> tuple[torch.Tensor, int]:
         """The epoch's sample order and the batch to start at: fresh, or where a checkpoint left it."""
@@ -501,6 +530,8 @@ class TrainingRun:
                                  "rng": rng, "progress": progress}
         if self._best_weights is not None:
             state["best_weights"] = self._best_weights  # replaced, never written in place: safe to share
+        if self.ema is not None:
+            state["ema"] = {name: e.clone() for (name, _), e in zip(self.model.named_parameters(), self.ema)}
         if self._position is not None:
             order, epoch_start = self._position
             progress["batches_done"] = self.step - epoch_start
@@ -529,6 +560,10 @@ class TrainingRun:
         self.epoch, self.step = int(progress["epoch"]), int(progress["step"])
         self.base_lr, self._seconds_before = float(progress["base_lr"]), float(progress.get("seconds", 0.0))
         self.monitor = Monitor.from_state(self.config.monitor, progress.get("monitor"))
+        if self.ema is not None and "ema" in state:
+            named = dict(state["ema"])
+            for (name, _), e in zip(self.model.named_parameters(), self.ema):
+                e.copy_(named[name])
         best = state.get("best_weights")
         self._best_weights = None if best is None else {k: v.to(device) for k, v in best.items()}
         rng = state.get("rng", {})

@@ -346,6 +346,10 @@ class Pack:
         self.optimizer = StackedOptimizer(first.config.optimizer, self.net.params, first.config.nesterov)
         for k, run in enumerate(runs):
             self.optimizer.load_member([run.optimizer.state.get(p, {}) for p in self.net.member_params(k)])
+        # the moving averages of the weights (config.ema), stacked as the weights are; a member without one has
+        # a row that never moves
+        self.ema = [torch.stack([self._ema_of(run, k)[i] for k, run in enumerate(runs)])
+                    for i in range(len(self.net.params))]
         # the members' data: each one's split, stacked once per distinct split
         splits: list[torch.Tensor] = []
         self.split_of: list[int] = []
@@ -366,6 +370,14 @@ class Pack:
         self._last_report = 0.0
 
     # -- membership ------------------------------------------------------------------------------------------
+    def _ema_of(self, run: "TrainingRun", k: int) -> list[torch.Tensor]:
+        """Member k's moving average in the order of the stacks (its weights where it keeps none)."""
+        mine = self.net.member_params(k)
+        if run.ema is None:
+            return [p.detach() for p in mine]
+        position = {id(p): i for i, p in enumerate(run.model.parameters())}
+        return [run.ema[position[id(p)]] for p in mine]
+
     def _index(self, run: "TrainingRun") -> int:
         return next(k for k, m in enumerate(self.members) if m.run is run)
 
@@ -373,6 +385,8 @@ class Pack:
         """The stacks' state of `run` into its own model, optimizer and RNG: what its snapshot and evaluation read."""
         k = self._index(run)
         self.net.unstack(k)
+        if run.ema is not None:
+            torch._foreach_copy_(self._ema_of(run, k), [e[k] for e in self.ema])
         run.optimizer.state.clear()
         for param, state in zip(self.net.member_params(k), self.optimizer.member_state(k)):
             if state and (self.optimizer.kind != "sgd" or run.config.momentum != 0):  # SGD without momentum: none
@@ -393,6 +407,7 @@ class Pack:
         index = torch.tensor(rows, device=self.device, dtype=torch.long)
         self.net.keep(rows)
         self.optimizer.keep(rows, self.net.params)
+        self.ema = [e.index_select(0, index) for e in self.ema]
         self.sums = self.sums.index_select(0, index)
         del self.members[k]
         for i, m in enumerate(self.members):
@@ -546,6 +561,10 @@ class Pack:
             configs = [m.run.config for m in members]
             self.optimizer.step(list(grads), [m.run.lr for m in members], [c.weight_decay for c in configs],
                                 [c.momentum for c in configs], on)
+            for k, config in enumerate(configs):
+                if on[k] and config.ema > 0:  # as TrainingRun._train_step moves a run's own average
+                    torch._foreach_lerp_([e[k] for e in self.ema], [p[k].detach() for p in self.net.params],
+                                         1 - config.ema)
             correct = (logits.detach().argmax(2) == y).sum(1)
             self.sums += torch.stack((losses.detach().float() * size, correct.float()), 1) * active.unsqueeze(1)
         for k, m in enumerate(members):
