@@ -59,7 +59,7 @@ def test_a_pack_members_numbers_equal_the_runs_trained_alone_mlp_and_cnn_sgd():
     alone, packed = _train(sgd, evaluate_at_end=False)  # the CNN on 2,000 test images: slow on 2 cores
     _assert_same_numbers(alone, packed)
     started = packed[0][0]
-    assert isinstance(started, RunStarted) and started.pack.startswith("trained in pack p with 1 other run")
+    assert isinstance(started, RunStarted) and started.pack_line().startswith("trained in pack p with 1 other run")
 
 
 @cuda

@@ -35,10 +35,11 @@ TEST_ACC = {(0.01, 0.0): 89.0, (0.01, 0.01): 88.0, (0.001, 0.0): 85.0, (0.001, 0
 EVALUATION = evaluation()
 
 
-def train(store: RunStore, run_id: str, config: TrainConfig, epochs: int = 2, finish: bool = True) -> None:
+def train(store: RunStore, run_id: str, config: TrainConfig, epochs: int = 2, finish: bool = True,
+          pack: str = "", pack_with: tuple[str, ...] = ()) -> None:
     """Record a run's log as its training process would: started, epochs, evaluation, finished."""
     test = TEST_ACC[(config.lr, config.weight_decay)] + (1 if config.seed else -1)
-    store.append(run_id, started(config))
+    store.append(run_id, replace(started(config), pack=pack, pack_with=list(pack_with)))
     for epoch in range(1, epochs + 1):
         store.append(run_id, EpochEnded(epoch=epoch, epochs=2, train_loss=1.0, train_acc=80.0, val_loss=0.5,
                                         val_acc=test - 3 + epoch, lr=config.lr, seconds=1.0, samples_per_s=100.0,
@@ -250,3 +251,22 @@ async def test_a_queued_run_says_its_place_and_goes_live_when_it_starts(store):
         await wait_for(pilot, lambda: text_of(app, "#status").startswith("Training"), timeout=5)
         store.append(waiting, RunFinished(epochs_done=1, seconds=1.0))  # so that the app's follow of it ends
         await wait_for(pilot, lambda: app.run_view.state == RunState.FINISHED, timeout=5)
+
+
+async def test_the_sweep_view_shows_which_runs_trained_together(tmp_path):
+    """Runs of one pack (engine/pack.py) say so in their RunStarted; the view gives each pack a label, P1, in a
+    column of its table and names it in the note."""
+    with RunStore(tmp_path / "runs") as store:
+        configs = [BASE.replace(lr=lr, weight_decay=0.0, seed=seed) for lr in (0.01, 0.001) for seed in (0, 1)]
+        ids = enqueue(store, configs, SWEEP, "lrs")
+        together = {ids[0]: [ids[1]], ids[1]: [ids[0]]}  # lr 0.01's two seeds trained as one pack
+        for run_id, config in zip(ids, configs):
+            train(store, run_id, config, pack=ids[0] if run_id in together else "", pack_with=together.get(run_id, ()))
+        app = make_app(store)
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_sweep_view(pilot)
+            await wait_for(pilot, lambda: screen.view is not None and screen.view.packs, timeout=5)
+            lines = table_lines(screen.query_one("#sweep-table", DataTable))
+            assert lines[0].split()[-1] == "pack"
+            assert [line.split()[-1] for line in lines[1:]] == ["P1", "-"]  # lr 0.01 first: the better config
+            assert f"Trained together: P1 pack {ids[0]} (2 runs)" in text_of(app, "#sweep-note")

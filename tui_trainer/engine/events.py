@@ -93,8 +93,15 @@ class RunStarted(Event):
     threads: int = 0  # CPU threads it computes with (the config's, or auto pinned); 0 in older logs
     # sha256 of the model file's source the run builds from (config.model_source); "" for a built-in model
     model_sha256: str = ""
-    # "trained in pack P with …": a run trained together with others of its shape, in one process (engine/pack.py)
+    # a run trained together with others of its shape, in one process (engine/pack.py): the pack, the others
     pack: str = ""
+    pack_with: list[str] = field(default_factory=list)
+
+    def pack_line(self) -> str:
+        """'trained in pack P with 2 other run(s): a b', or '' for a run trained alone."""
+        if not self.pack:
+            return ""
+        return f"trained in pack {self.pack} with {len(self.pack_with)} other run(s): {' '.join(self.pack_with)}"
 
     def where(self) -> str:
         """Where it trains, as the CLI and the app say it: "cuda:0 (NVIDIA H100), 2 processes (DDP)"."""

@@ -218,7 +218,7 @@ class TrainingRun:
             resumed_from_epoch=self.epoch, resumed_from_step=self.step, step_path=str(self.path),
             data_fingerprint=data.fingerprint, versions=_versions(self.device), threads=self.threads,
             processes=self.dist.world_size if self.dist else 1, model_sha256=_source_sha256(cfg),
-            pack=self.pack_line)
+            pack=self.pack_name, pack_with=list(self.pack_with))
 
     @contextlib.contextmanager
     def averaged(self) -> Iterator[None]:

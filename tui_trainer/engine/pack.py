@@ -365,8 +365,8 @@ class Pack:
         for k, run in enumerate(runs):
             run._sums = self.sums[k]  # a view: the member's epoch sums are its row of the pack's
             run.pack = self
-            others = [r.run_id or "?" for r in runs if r is not run]
-            run.pack_line = f"trained in pack {name or '-'} with {len(others)} other run(s): {' '.join(others)}"
+            run.pack_name = name or "-"
+            run.pack_with = [r.run_id or "?" for r in runs if r is not run]
         self._last_report = 0.0
 
     # -- membership ------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ Sweeps in the store (a sweep is the runs queued together under one sweep id):
     sweep_records(store, sweep_id) -> list[RunRecord]         its runs, in queue order
     sweep_results(store, sweep_id) -> list[RunResult]         the same, as the sweep table takes them (but those
                                                               this version cannot read: see RunRecord.unreadable)
+    sweep_packs(store, run_ids) -> dict[str, str]             run id -> the pack it trained in, for those that did
     list_sweeps(store) -> list[SweepSummary]                  newest first
 
 Bad input raises QueueError (a ValueError) whose message names the field and how to fix it.
@@ -265,6 +266,17 @@ def sweep_records(store: RunStore, sweep_id: str) -> list[RunRecord]:
 def sweep_results(store: RunStore, sweep_id: str) -> list[RunResult]:
     """The sweep's runs but those this version cannot read: without a config they belong to no row."""
     return [RunResult.from_record(r) for r in sweep_records(store, sweep_id) if not r.unreadable]
+
+
+def sweep_packs(store: RunStore, run_ids: Iterable[str]) -> dict[str, str]:
+    """Which of these runs trained together: run id -> the name of the pack it trained in (engine/pack.py), for
+    those that did."""
+    found = {}
+    for run_id in run_ids:
+        for started in store.logged(run_id, "run_started"):
+            if started.get("pack"):
+                found[run_id] = started["pack"]
+    return found
 
 
 def list_sweeps(store: RunStore) -> list[SweepSummary]:

@@ -101,6 +101,7 @@ class RunView:
     diagnoses: list[Diagnosis] = field(default_factory=list)  # the init check's verdict, then each flag once
     segments: int = 0  # RunStarted seen: 1, then one more per resume
     pack: str = ""  # "trained in pack P with …": kept when it resumes alone later
+    pack_id: str = ""  # that pack's name
     last_checkpoint: str = ""
     best_checkpoint: str = ""
     seconds: float = 0.0  # training seconds as the run last reported them, pauses left out
@@ -157,8 +158,8 @@ class RunView:
         if (kept or kept_step) and not (self.forked and self.segments == 1):
             self.log.append(f"Resumed run {e.run_id} after epoch {kept}, step {kept_step:,}")
         if e.pack:
-            self.pack = e.pack
-            self.log.append(e.pack[0].upper() + e.pack[1:])
+            self.pack, self.pack_id = e.pack_line(), e.pack
+            self.log.append(self.pack[0].upper() + self.pack[1:])
 
     def _batch_progress(self, e: BatchProgress, at: float) -> None:
         previous = self.progress

@@ -9,6 +9,7 @@ out, and reads the store again every REFRESH_S off the UI thread while the sweep
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from textual.widgets import DataTable, Static
 
 from ...engine.events import RunState
 from ...format import fit_columns
-from ...runs.queue import QueueError, halving, resolve_sweep, sweep_records
+from ...runs.queue import QueueError, halving, resolve_sweep, sweep_packs, sweep_records
 from ...runs.store import RunRecord, RunStore, StoreError
 from ...runs.sweep import METRICS, RunResult, SweepError, SweepRow, SweepTable, config_group, metric_by_field, \
     sweep_table
@@ -52,10 +53,36 @@ class SweepView:
     halving: dict | None = None
     records: tuple[RunRecord, ...] = field(default=(), compare=False)  # those in the table
     left_out: tuple[tuple[str, str], ...] = ()  # (run id, why) of the runs this version cannot read
+    packs: tuple[tuple[str, str], ...] = ()  # (run id, pack) of the runs that trained together in a pack
 
     def key(self) -> object:
         """Equal when nothing on screen would change."""
-        return self.table, self.runs, tuple(sorted(self.curves.items())), self.name, str(self.halving)
+        return self.table, self.runs, tuple(sorted(self.curves.items())), self.name, str(self.halving), self.packs
+
+    def cells(self) -> list[list[str]]:
+        """The table's cells, with a pack column where runs trained together: P1, P2, ... each a pack (named in
+        the note), '-' for a config whose runs trained alone."""
+        cells = self.table.cells()
+        if not self.packs:
+            return cells
+        labels = self.pack_labels()
+        of_run = dict(self.packs)
+        by_config: dict[object, list[str]] = {}
+        for record in self.records:
+            if record.id in of_run:
+                by_config.setdefault(config_group(record.train_config()), []).append(labels[of_run[record.id]])
+        rows = [cells[0] + ["pack"]]
+        for row, texts in zip(self.table.rows, cells[1:]):
+            mine = sorted(set(by_config.get(config_group(row.config), [])), key=lambda p: int(p[1:]))
+            rows.append(texts + [",".join(mine) or "-"])
+        return rows
+
+    def pack_labels(self) -> dict[str, str]:
+        """Each pack's label (P1, P2, ...) in the order its first run was queued."""
+        labels: dict[str, str] = {}
+        for _, pack in self.packs:
+            labels.setdefault(pack, f"P{len(labels) + 1}")
+        return labels
 
 
 def curve_run(row: SweepRow, records: list[RunRecord]) -> str:
@@ -118,6 +145,7 @@ class SweepScreen(Screen):
         self.view: SweepView | None = None
         self.exported: Path | None = None  # the last file written by c or j
         self._epochs: dict[tuple[str, str, int], tuple[tuple[float, float], ...]] = {}  # cache per run state
+        self._packs: dict[str, str] = {}  # run id -> its pack ('' alone), read once it has started
         self._fitted: dict[int, int] = {}
         self._loading = False
 
@@ -160,8 +188,12 @@ class SweepScreen(Screen):
                                                 if e.get("val_acc") is not None)
             curves[run_id] = self._epochs[cache_key]
         name = next((r.sweep_name for r in every if r.sweep_name), "")
+        started = [r.id for r in records if r.status != RunState.QUEUED]
+        if any(run_id not in self._packs for run_id in started):  # a run's pack is said once, as it starts
+            self._packs.update({run_id: "" for run_id in started}, **sweep_packs(self.store, started))
+        packs = tuple((r.id, self._packs[r.id]) for r in records if self._packs.get(r.id))
         return SweepView(self.sweep_id, name, table, tuple((r.id, r.status, r.epochs_done) for r in every), curves,
-                         halving(self.store, self.sweep_id), tuple(records), left_out)
+                         halving(self.store, self.sweep_id), tuple(records), left_out, packs)
 
     def _poll(self) -> None:
         if self._loading or self.view is None:
@@ -210,6 +242,10 @@ class SweepScreen(Screen):
             note += f"Halving at epoch {plan['epoch']} cut {plan.get('cut', 0)} config(s) · "
         elif plan:
             note += f"Halving at epoch {plan['epoch']} to come · "
+        if view.packs:
+            sizes = Counter(pack for _, pack in view.packs)
+            note += "Trained together: " + ", ".join(f"{label} pack {pack} ({sizes[pack]} runs)"
+                                                      for pack, label in view.pack_labels().items()) + " · "
         note += "Enter: best run · k: top k"
         self.query_one("#sweep-note", Static).update(Text(note, no_wrap=True, overflow="ellipsis"))
 
@@ -224,12 +260,12 @@ class SweepScreen(Screen):
         if len(cells) - 1 > max(table.size.height - 1, 0) and table.size.height:
             width -= table.styles.scrollbar_size_vertical
         return fit_columns(natural, minimum, width, 2 * table.cell_padding, squeeze=tuple(range(n)),
-                           drop=(n + 3, n + 2), gap_after_last=True)
+                           drop=(n + 3, n + 4, n + 2) if self.view.packs else (n + 3, n + 2), gap_after_last=True)
 
     def _fill_table(self) -> None:
         table = self.query_one("#sweep-table", DataTable)
         selected = self.selected_row()
-        cells = self.view.table.cells()
+        cells = self.view.cells()
         fitted = self._fit(cells)
         if fitted != self._fitted or len(table.columns) != len(fitted):
             table.clear(columns=True)
@@ -247,7 +283,7 @@ class SweepScreen(Screen):
 
     @on(SweepTableWidget.Resized)
     def _table_resized(self) -> None:
-        if self.view is not None and self._fit(self.view.table.cells()) != self._fitted:
+        if self.view is not None and self._fit(self.view.cells()) != self._fitted:
             self._fill_table()
 
     def fields(self) -> tuple[str, ...]:
