@@ -108,7 +108,7 @@ def test_runs_export_csv_and_json(finished, capsys, tmp_path):
     rows = list(csv.DictReader(io.StringIO(out)))
     assert code == 0 and [r["epoch"] for r in rows] == ["1", "2"]
     assert set(rows[0]) == {"epoch", "epochs", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
-                            "samples_per_s", "step"}
+                            "samples_per_s", "step", "ema_val_loss", "ema_val_acc"}
     target = tmp_path / "run.json"
     code, out, err = run_cli(["runs", "export", run_id, "--output", str(target), "--runs-dir", str(home)], capsys)
     assert code == 0 and out == "" and f"wrote {target}" in err

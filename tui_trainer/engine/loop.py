@@ -98,13 +98,14 @@ class TrainingRun:
         # a copy of the best epoch's weights on the device: a few MB for these models, and no disk trip.
         self.monitor = Monitor(config.monitor)
         self._best_weights: dict[str, torch.Tensor] | None = None
-        # Set while the run trains in a pack (engine/pack.py), whose stacked weights are the live ones; the
-        # line says so in its record. `rng_state`: torch's global RNG as setup() left it (after the init): its
-        # dropout masks are drawn from there, and a pack keeps one per member.
+        # Set while the run trains in a pack (engine/pack.py), whose stacked weights are the live ones; its name
+        # and the other runs' ids go in its record. `rng_state`: torch's global RNG as setup() left it (after the
+        # init): its dropout masks are drawn from there, and a pack keeps one per member.
         self.pack: Any = None
+        self.pack_name = ""
+        self.pack_with: list[str] = []
         # With config.ema: the moving average of the weights, one tensor per parameter, on the device
         self.ema: list[torch.Tensor] | None = None
-        self.pack_line = ""
         self.rng_state: dict[str, torch.Tensor] = {}
 
     # -- setup -------------------------------------------------------------
