@@ -98,11 +98,11 @@ def alone_seconds(config: TrainConfig) -> float:
     return time.perf_counter() - started
 
 
-def gpu_figures(epochs: int) -> list[tuple[str, str, str]]:
+def gpu_figures(epochs: int, dataset: str = "fashion-mnist") -> list[tuple[str, str, str]]:
     rows = []
-    base = TrainConfig(dataset="fashion-mnist", device="cuda", epochs=epochs, probe_every=0)
+    base = TrainConfig(dataset=dataset, device="cuda", epochs=epochs, probe_every=0)
     one = alone_seconds(base)
-    rows.append((f"one scratch-mlp run, {epochs} epochs, full Fashion-MNIST (cuda graph)", f"{one:.1f} s", ""))
+    rows.append((f"one scratch-mlp run, {epochs} epochs of {dataset} (cuda graph)", f"{one:.1f} s", ""))
     for k in (1, 2, 4, 8, 16, 32):
         configs = [base.replace(seed=i % 3, lr=LRS[i % len(LRS)]) for i in range(k)]
         seconds, _ = pack_seconds(configs)
@@ -124,6 +124,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gpu-only", action="store_true")
     parser.add_argument("--epochs", type=int, default=15, help="epochs of the GPU figures' runs")
+    parser.add_argument("--dataset", default="fashion-mnist", help="the GPU figures' data")
     args = parser.parse_args()
     print(f"# python bench/packs.py, {time.strftime('%Y-%m-%d %H:%M')}, load average "
           f"{os.getloadavg()[0]:.1f} at the start")
@@ -134,7 +135,7 @@ def main() -> None:
               f"{alone:.1f} s = {packed / alone:.2f} (target <= 0.5)")
     if torch.cuda.is_available():
         print(describe_machine(torch.device("cuda")))
-        for what, value, note in gpu_figures(args.epochs):
+        for what, value, note in gpu_figures(args.epochs, args.dataset):
             print(f"  {what}: {value}   {note}", flush=True)
     else:
         print("no CUDA device here: the GPU figures (the K curve, 24 MLP runs and 8 CNN runs against one) are not "

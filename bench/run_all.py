@@ -230,13 +230,23 @@ def bench_device(name: str, skip: set[str], full: bool) -> Table:
             table.add("torch.compile", "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0][:80]}")
     if not cuda and "ddp" not in skip:
         table.add("2 gloo processes / 1 process, samples/s", ddp_scaling())
+    if "packs" not in skip:  # bench/packs.py: the queue's packs against a process per run
+        from packs import cpu_queue, gpu_figures
+
+        if cuda:
+            for what, value, note in gpu_figures(15 if full else 2, dataset):
+                table.add(what, value, note)
+        else:
+            alone, packed = cpu_queue(rounds=1)
+            table.add("8-run mini sweep (scratch-tui sweep run), one pack / a process per run", f"{packed:.1f} s",
+                      f"{packed / alone:.2f} of {alone:.1f} s (target <= 0.5)")
     return table
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", default="cpu,cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--skip", default="", help="comma-separated: ui, compile, ddp")
+    parser.add_argument("--skip", default="", help="comma-separated: ui, compile, ddp, packs")
     args = parser.parse_args()
     full = dataset_status("fashion-mnist") == "on disk"
     skip = set(filter(None, args.skip.split(",")))
