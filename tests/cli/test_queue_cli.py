@@ -7,6 +7,7 @@ import time
 import pytest
 
 from tui_trainer import cli
+from tui_trainer.runs import queue
 from tui_trainer.runs.queue import runner_status
 from tui_trainer.runs.store import RunStore
 
@@ -83,7 +84,9 @@ def test_the_queue_is_listed_reordered_and_cancelled_without_starting_anything(r
 
 
 def test_train_seeds_queues_them_for_a_runner_that_trains_one_at_a_time_on_the_cpu(runs_home, capsys):
-    # `train --seeds` is `queue add --seeds` (the same enqueue and runner) that then waits and reports
+    # `train --seeds` is `queue add --seeds` (the same enqueue and runner) that then waits and reports; each run in
+    # its own process here (packs of them: tests/runs/test_pack_runs.py, the sweep test in test_sweep_cli.py)
+    queue.set_pack_size(RunStore(runs_home), 1)
     code, out, err = run_cli(["train", *TINY, "--seeds", "0,1"], capsys)
     assert code == 0, err
     assert "Started the queue's runner (pid" in out

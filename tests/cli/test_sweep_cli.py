@@ -39,6 +39,10 @@ def test_a_sweep_file_trains_through_the_queue_and_ends_with_its_table(runs_home
     ended = re.findall(rf"^\[(\d)/4\] run (\w+) smoke lr=([\d.]+) seed=(\d): finished, test accuracy ({NUMBER})%$",
                        out, re.M)
     assert [int(k) for k, *_ in ended] == [1, 2, 3, 4]
+    # its 4 runs, of one shape, trained as one pack (runs/queue.py), each recorded as its own run
+    with RunStore(runs_home) as store:
+        packs = {store.view(run_id).pack_id for _, run_id, *_ in ended}
+    assert len(packs) == 1 and "" not in packs
     assert f"Sweep {sweep_id} (smoke): 4/4 runs finished; 2 config(s), best first by test acc, mean ± std over seeds" \
         in out
 
@@ -127,7 +131,7 @@ def test_successive_halving_stops_the_losing_config_before_its_second_seed(runs_
     path = tmp_path / "halving.toml"
     path.write_text('dataset = "fashion-mnist-mini"\nmax_train_samples = 256\nepochs = 1\ndevice = "cpu"\n'
                     '[sweep]\nname = "halve"\nlr = [1e-6, 3e-3]\nseed = [0, 1]\n')
-    code, out, err = run_cli(["sweep", str(path), "--halving", "1", "--parallel", "1"], capsys)
+    code, out, err = run_cli(["sweep", str(path), "--halving", "1", "--parallel", "1", "--pack", "1"], capsys)
     assert code == 0, err  # a run cut by halving ended as asked
     assert re.search(r"\] run \w+ halve lr=1e-06 seed=1: stopped: successive halving at epoch 1", out)
     rows = [cells(r)[:2] for r in table_rows(out)]

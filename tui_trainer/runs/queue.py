@@ -398,7 +398,8 @@ def _release_if_done(store: RunStore) -> bool:
 
 
 def _start_what_fits(store: RunStore) -> list[int]:
-    """Start the waiting runs, in order, that a device has a free slot for; their pids."""
+    """Start the waiting runs, in order, that a device has a free slot for; their pids, one per run (a pack's runs
+    share theirs)."""
     limit = _per_device(store)
     busy: Counter[str] = Counter()
     for asked, device in store.training_here():
@@ -435,7 +436,7 @@ def _start_what_fits(store: RunStore) -> list[int]:
             what = f"pack {' '.join(members)}" if members else f"run {run.id}"
             print(f"started {what} on {', '.join(slots)} (pid {spawned.pid})", flush=True)
             busy.update(slots)
-            started.append(spawned.pid)
+            started += [spawned.pid] * len(members or [run.id])  # a pid per run started: a pack's is its runs' 
     return started
 
 
