@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from tui_trainer.engine import TrainConfig, TrainingRun
-from tui_trainer.engine.events import EpochEnded, EvaluationEnded, RunFinished, RunPaused, RunStarted, RunStopped
+from tui_trainer.engine.events import (EpochEnded, EvaluationEnded, LearningRateChanged, RunFinished, RunPaused,
+                                       RunStarted, RunStopped)
 from tui_trainer.engine.pack import Pack, pack_key, shared_data
 
 cuda = pytest.mark.cuda
@@ -79,18 +80,22 @@ def test_who_packs_with_whom():
 
 
 def test_steering_one_member_leaves_the_others_alone():
-    """Stop one member and pause another: the stopped one ends, the paused one's weights freeze while the third
-    trains on, and once let go the paused one trains to its end."""
+    """Stop one member, pause another and set the third's lr: the stopped one ends, the paused one's weights freeze
+    while the third trains on at its new lr, and once let go the paused one trains to its end."""
     configs = [TrainConfig(epochs=2, device="cpu", max_train_samples=512, batch_size=64, probe_every=0, seed=s,
                            threads=1) for s in range(3)]
     data = shared_data(configs)
     runs = [TrainingRun(c, data=d) for c, d in zip(configs, data)]
     pack = Pack(runs)
-    ended, frozen = {}, None
+    ended, frozen, changed = {}, None, []
     for run, event in pack.events():
         if run is runs[2] and isinstance(event, EpochEnded) and event.epoch == 1:
             runs[0].control.stop()
             runs[1].control.pause()
+            runs[2].control.set_lr(0.0005)
+        if isinstance(event, LearningRateChanged):
+            changed.append((run, event.lr))
+            assert runs[2].lr == 0.0005 and runs[1].lr != 0.0005  # that member's lr alone
         if isinstance(event, RunPaused):
             frozen = (runs[1].step, runs[1].snapshot()["model"]["layers.0.weight"].clone())
         if isinstance(event, (RunFinished, RunStopped)):
@@ -102,3 +107,4 @@ def test_steering_one_member_leaves_the_others_alone():
     assert isinstance(ended[id(runs[0])], RunStopped) and ended[id(runs[0])].epochs_done == 1
     assert isinstance(ended[id(runs[1])], RunFinished) and ended[id(runs[1])].epochs_done == 2
     assert isinstance(ended[id(runs[2])], RunFinished)
+    assert changed == [(runs[2], 0.0005)]
