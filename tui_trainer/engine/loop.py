@@ -24,7 +24,7 @@ from .config import ConfigError, TrainConfig, applies
 from .control import TrainingControl
 from .data import DeviceData, DownloadProgress, load_raw, prepare
 from .devices import device_label, resolve_device
-from .probe import PROBE_IMAGES, Probe, diagnose, due
+from .probe import PROBE_IMAGES, Probe, affordable, diagnose, due
 from .registry import MODELS
 from .threads import pin_cpu_threads
 from .distributed import Agreed, Distributed, launched_by_torchrun
@@ -70,6 +70,7 @@ class TrainingRun:
         self.threads = 0  # CPU threads it computes with, pinned by setup(): a resume keeps its run's count
         self._probe: Probe | None = None
         self._probed_step = -1
+        self._probe_spent = self._probe_cost = 0.0  # seconds in the probe since step 0, and its latest cost
         self._said: set[str] = set()  # the probe's flags said so far: each once
         self.run_id: str | None = None
         self.generator: torch.Generator | None = None
@@ -270,8 +271,15 @@ class TrainingRun:
         """The probe's layer statistics now, and what they say that has not been said (engine/probe.py)."""
         if self._probe is None or self._probed_step == self.step:
             return
+        steps_left = self.steps_per_epoch * epoch - self.step
+        if self.step and not affordable(self._probe_spent, self._probe_cost, self.elapsed(), self.step, steps_left):
+            return  # over its share of the time: a later due probe runs once training has earned it
         self._probed_step = self.step
-        stats = self._probe.measure(self.step, epoch)
+        started = time.perf_counter()
+        stats = self._probe.measure(self.step, epoch)  # it reads its numbers back, so the device is done with it
+        self._probe_cost = time.perf_counter() - started
+        if self.step:  # the init check is owed whatever it costs
+            self._probe_spent += self._probe_cost
         yield stats
         cfg = self.config
         hint = "`--init kaiming`" if "init" in MODELS.entry(cfg.model).settings and cfg.init != "kaiming" else ""

@@ -29,6 +29,23 @@ BINS = 24  # histogram bins
 HEALTHY_UPDATE = 1e-3  # update-to-weight ratio per step, as makemore part 3 puts it
 
 
+PROBE_SHARE = 0.03  # the most of the training time the probe may take, the init check at step 0 aside (issue 20)
+
+
+def affordable(spent: float, cost: float, trained: float, steps: int, steps_left: int,
+               share: float | None = None) -> bool:
+    """Whether one more probe of `cost` seconds keeps the `spent` probing within `share` of the training time by
+    the end of this epoch: `trained` seconds over `steps` steps so far, and the epoch's `steps_left` at that pace.
+
+    On the CPU a probe costs about two steps and the default cadence fits (bench/probe_cost.py). On a fast GPU a
+    step replays a CUDA graph in a fraction of a millisecond while the eager probe costs many steps: there this
+    spaces the probes out, beyond once an epoch if it must, rather than let them slow training down."""
+    share = PROBE_SHARE if share is None else share
+    if steps <= 0:
+        return True
+    return spent + cost <= share * trained / steps * (steps + steps_left)
+
+
 def due(step: int, probe_every: int, steps_per_epoch: int) -> bool:
     """Whether the probe runs before optimizer step `step` (0: before any update)."""
     if probe_every <= 0:
@@ -185,9 +202,11 @@ def diagnose(stats: LayerStats, init: bool, scaled_init_hint: str = "") -> list[
     (`--init kaiming` for a model with that setting)."""
     found: list[tuple[str, str]] = []  # (what and where, so that a flag is said once; the sentence)
     k, loss = stats.expected_loss, stats.loss
-    if init and loss is not None and k and loss > 3 * k:
+    if init and loss is not None and k and loss > 2 * k:  # a kaiming head starts near 1.3 ln K
         found.append(("loss", f"initial loss {loss:.3g} vs {k:.2f} expected for {round(math.exp(k))} classes"
                      + _first_blowup(stats, scaled_init_hint)))
+    if init and (collapse := _first_collapse(stats, scaled_init_hint)):
+        found.append(("collapse", collapse))
     for layer in stats.layers:
         if layer.dead is not None and layer.dead >= 0.5:
             found.append((f"dead {layer.name}", f"{layer.name}: {layer.dead:.0%} of ReLUs dead"
@@ -226,4 +245,18 @@ def _first_blowup(stats: LayerStats, hint: str) -> str:
             if hint:
                 line += f"; try {hint}"
         return line
+    return ""
+
+
+def _first_collapse(stats: LayerStats, hint: str) -> str:
+    """The first hidden layer whose output all but vanishes because its weights are far too small: the loss looks
+    healthy then (every logit near 0), but the signal and the gradient fade layer by layer."""
+    for layer in stats.layers[:-1]:  # the last layer's small outputs are small logits, which are fine
+        if layer.act_std is None or layer.weight_std is None or not layer.fan_in:
+            continue
+        scale = 1 / math.sqrt(layer.fan_in)
+        if layer.act_std < 0.1 and layer.weight_std < scale / 3:
+            return (f"{layer.name} output std {layer.act_std:.2g} (≈1 expected): weights with std "
+                    f"{layer.weight_std:.2g} are ~{scale / max(layer.weight_std, 1e-30):.0f}× too small for "
+                    f"{layer.fan_in} inputs, so the signal fades from there on" + (f"; try {hint}" if hint else ""))
     return ""
