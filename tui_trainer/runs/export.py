@@ -135,18 +135,20 @@ def _write_layers(writer: Any, stats: LayerStats) -> None:
                 _add_histogram(writer, f"layers/{layer.name}/{label}", histogram, stats.step)
 
 
-def _add_histogram(writer: Any, tag: str, flat: list[float], step: int) -> None:
-    """The probe's histogram, [low, high, count, ...], as TensorBoard's buckets (each named by its upper edge);
-    the sums are the buckets' middles times their counts, as near as the buckets tell."""
-    lows, highs, counts = flat[0::3], flat[1::3], flat[2::3]
-    middles = [(lo + hi) / 2 for lo, hi in zip(lows, highs)]
+def _add_histogram(writer: Any, tag: str, histogram: list[float], step: int) -> None:
+    """The probe's histogram, [low, high, count, count, ...] over equal bins (engine/probe.py), as TensorBoard's
+    buckets, each named by its upper edge; the sums are the bins' middles times their counts, as near as bins tell."""
+    low, high, counts = histogram[0], histogram[1], histogram[2:]
     total = sum(counts)
-    if not total:
+    if not counts or not total:
         return
-    writer.add_histogram_raw(tag, min=lows[0], max=highs[-1], num=total,
+    width = (high - low) / len(counts)
+    middles = [low + width * (i + 0.5) for i in range(len(counts))]
+    writer.add_histogram_raw(tag, min=low, max=high, num=total,
                              sum=sum(m * c for m, c in zip(middles, counts)),
                              sum_squares=sum(m * m * c for m, c in zip(middles, counts)),
-                             bucket_limits=highs, bucket_counts=counts, global_step=step)
+                             bucket_limits=[low + width * (i + 1) for i in range(len(counts))], bucket_counts=counts,
+                             global_step=step)
 
 
 def _safe(name: str) -> str:

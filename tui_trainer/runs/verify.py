@@ -91,19 +91,11 @@ def verify_run(store: RunStore, run_id: str, steps: int | None = None, *, determ
     try:
         run = build_run(store, record.id, from_start=True, progress_seconds=0.0, evaluate_at_end=False)
         run.config = run.config.replace(threads=threads or first.threads or run.config.threads)
-        now, started, failure, seconds = _train(run, end)
+        run.setup()  # the device, the data and the model: what the tolerance depends on
+        tolerance = 0.0 if deterministic or run.device.type == "cpu" else CUDA_TOLERANCE
+        compared, mismatch, started, failure, seconds = _train(run, end, recorded, tolerance)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
-
-    tolerance = 0.0 if started.device == "cpu" or deterministic else CUDA_TOLERANCE
-    mismatch = None
-    for step in sorted(recorded):
-        if step not in now:
-            continue  # the second training ended first (it failed: said below)
-        if not _agree(recorded[step], now[step], tolerance):
-            mismatch = Mismatch(step, recorded[step], now[step])
-            break
-    compared = [s for s in sorted(recorded) if s in now and (mismatch is None or s <= mismatch.step)]
     notes = []
     if not recorded:
         notes.append(f"its log holds no loss within the first {count} steps; ask for more with --steps")
@@ -128,10 +120,12 @@ def _recorded_seconds(store: RunStore, run_id: str, end: int) -> float | None:
     return None
 
 
-def _train(run: Any, end: int) -> tuple[dict[int, float], RunStarted, str, float]:
-    """Train `run` to step `end` (or its end, whichever is first): the running loss at each report, its start,
-    a failure's message, and the time it took."""
-    losses: dict[int, float] = {}
+def _train(run: Any, end: int, recorded: dict[int, float], tolerance: float
+           ) -> tuple[list[int], Mismatch | None, RunStarted, str, float]:
+    """Train `run` to step `end` (or its end), comparing each recorded loss as its step is reached and stopping at
+    the first that differs: the steps compared, that difference, the run's start, a failure's message, the time."""
+    compared: list[int] = []
+    mismatch: Mismatch | None = None
     started: RunStarted | None = None
     failure = ""
     events = run.events()
@@ -139,17 +133,21 @@ def _train(run: Any, end: int) -> tuple[dict[int, float], RunStarted, str, float
     try:
         for event in events:
             if isinstance(event, RunStarted):
-                started = event
-                began = time.perf_counter()
-            elif isinstance(event, (BatchProgress, EpochEnded)) and event.step <= end:
-                losses[event.step] = event.loss if isinstance(event, BatchProgress) else event.train_loss
+                started, began = event, time.perf_counter()
             elif isinstance(event, RunFailed):
                 failure = event.message
-            if getattr(event, "step", 0) >= end and isinstance(event, (BatchProgress, EpochEnded)):
-                break
+            elif isinstance(event, (BatchProgress, EpochEnded)):
+                loss = event.loss if isinstance(event, BatchProgress) else event.train_loss
+                if event.step in recorded and event.step not in compared:
+                    compared.append(event.step)
+                    if not _agree(recorded[event.step], loss, tolerance):
+                        mismatch = Mismatch(event.step, recorded[event.step], loss)
+                        break
+                if event.step >= end:
+                    break
     finally:
         events.close()
-    return losses, started, failure, time.perf_counter() - began
+    return compared, mismatch, started, failure, time.perf_counter() - began
 
 
 def _agree(recorded: float, now: float, tolerance: float) -> bool:
