@@ -40,7 +40,7 @@ def test_a_fresh_run_reproduces_bit_for_bit_and_forcing_another_thread_count_doe
     code, out, err = run_cli(["runs", "verify", mini, "--runs-dir", str(home)], capsys)
     assert code == 0, err
     # its log holds the losses at steps 25 and 50, the epoch's end (and always recorded)
-    assert re.search(rf"Run {mini}: reproduced: \d+ loss\(es\) over its first 50 steps agree bit for bit "
+    assert re.search(rf"Run {mini}: reproduced: \d+ loss\(es\) over 50 steps trained again agree bit for bit "
                      r"\(steps 25, 50\)", out)
     assert "environment: as recorded" in out
 

@@ -295,7 +295,7 @@ def verify_lines(result) -> list[str]:
     how = "bit for bit" if result.tolerance == 0 else f"within {result.tolerance:g} relative (CUDA)"
     compared = len(result.compared)
     if result.reproduced:
-        out = [f"Run {result.run_id}: reproduced: {compared} loss(es) over its first {result.steps} steps agree "
+        out = [f"Run {result.run_id}: reproduced: {compared} loss(es) over {result.steps} steps trained again agree "
                f"{how} (steps {', '.join(map(str, result.compared))})"]
     elif result.mismatch is not None:
         out = [f"Run {result.run_id}: not reproduced: the first difference is at {result.mismatch.describe()}; "

@@ -72,16 +72,24 @@ def verify_run(store: RunStore, run_id: str, steps: int | None = None, *, determ
     record = store.get_run(run_id)
     if not record.started:
         raise ValueError(f"run {record.id} never started training: there is nothing to verify")
-    first = _first_start(store, record.id) or event_from_dict(record.started)
+    starts = [event_from_dict(data) for data in store.logged(record.id, "run_started")]
+    first = starts[0] if starts else event_from_dict(record.started)
     if steps is not None and steps < 1:
         raise ValueError(f"--steps: got {steps}; give a number of steps of 1 or more")
     view = store.view(record.id)
     origin = first.resumed_from_step  # a fork starts at its parent's step
-    count = steps or min(first.steps_per_epoch, DEFAULT_STEPS)
+    # never past the end of the training it first started (a resume may have trained it further since)
+    count = min(steps or min(first.steps_per_epoch, DEFAULT_STEPS),
+                max(first.steps_per_epoch * first.config.epochs - origin, 1))
     end = origin + count
+    for later in starts[1:]:  # a resume with other settings (more epochs move a schedule): its steps are not these
+        if later.config.replace(threads=0) != first.config.replace(threads=0):
+            end = min(end, max(later.resumed_from_step, origin + 1))
+    count = end - origin
     recorded = {step: loss for step, loss in view.steps.items() if origin < step <= end}
     recorded.update({e.step: e.train_loss for e in view.epochs if origin < e.step <= end})
-    recorded_seconds = _recorded_seconds(store, record.id, end)
+    # a fork's times count its parent's too
+    recorded_seconds = _recorded_seconds(store, record.id, end) if not origin else None
 
     if deterministic:
         # cuBLAS needs a fixed workspace to be deterministic; it reads this when it starts, so set it before
@@ -101,13 +109,6 @@ def verify_run(store: RunStore, run_id: str, steps: int | None = None, *, determ
         notes.append(f"its log holds no loss within the first {count} steps; ask for more with --steps")
     return Verification(record.id, count, compared, tolerance, mismatch, receipt_diff(first, started), seconds,
                         recorded_seconds, deterministic, failure, notes)
-
-
-def _first_start(store: RunStore, run_id: str) -> RunStarted | None:
-    """The run's first RunStarted: what it trained its first steps with (a resume may have run elsewhere)."""
-    for data in store.logged(run_id, "run_started"):
-        return event_from_dict(data)
-    return None
 
 
 def _recorded_seconds(store: RunStore, run_id: str, end: int) -> float | None:

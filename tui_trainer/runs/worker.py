@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol, TextIO
 
-from ..engine.config import ConfigError
+from ..engine.config import ConfigError, TrainConfig
 from ..engine.events import EpochEnded, Event, RunFailed, RunStarted, RunState, RunStopped
 from ..format import format_epoch, format_started
 from .advice import still_running
@@ -83,7 +83,7 @@ def build_run(store: RunStore, run_id: str, epochs: int | None = None, control: 
     with the thread count it was pinned to and every lr change its log shows made at the step it was made.
     """
     from ..engine.loop import TrainingRun
-    from .replay import ReplayControl, as_trained, replay_control
+    from .replay import ReplayControl, replay_control
 
     record = store.get_run(run_id)
     start = init_from(record, from_start)
@@ -103,9 +103,10 @@ def build_run(store: RunStore, run_id: str, epochs: int | None = None, control: 
     elif start == "fork":
         from .fork import build_fork
 
-        run = build_fork(store, record.id, control, **kwargs)
+        run = build_fork(store, record.id, control, config=first_config(store, record) if from_start else None,
+                         **kwargs)
     else:
-        run = TrainingRun(as_trained(record), control, **kwargs)
+        run = TrainingRun(first_config(store, record) if from_start else record.train_config(), control, **kwargs)
     run.run_id = record.id
     if from_start:
         replaying = ReplayControl(store.view(record.id).lr_changes(), lambda: run.step)
@@ -114,6 +115,17 @@ def build_run(store: RunStore, run_id: str, epochs: int | None = None, control: 
     if replaying is not None:
         run.control = replaying
     return run
+
+
+def first_config(store: RunStore, record: RunRecord) -> "TrainConfig":
+    """The config the run first started with, its thread count as pinned then: a resume may since have asked for
+    more epochs, which moves a schedule's every step."""
+    from ..engine.events import event_from_dict
+
+    for data in store.logged(record.id, "run_started"):
+        first = event_from_dict(data)
+        return first.config.replace(threads=first.config.threads or first.threads)
+    return record.train_config()
 
 
 def check_epochs(record: RunRecord, epochs: int | None) -> None:
