@@ -21,8 +21,11 @@ MINI = ["--device", "cpu", "--epochs", "1", "--max-train-samples", "1600", "--ba
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     """Two recorded runs: the bundled mini dataset, and an .npz of the user's (whose file a test swaps)."""
+    import torch
+
     from tui_trainer import cli
 
+    threads = torch.get_num_threads()  # a run in this process pins its own: given back for the tests after
     root = tmp_path_factory.mktemp("verify")
     home, data = root / "runs", written_npz(root / "halves.npz")
     with pytest.MonkeyPatch.context() as patch:
@@ -30,6 +33,7 @@ def recorded(tmp_path_factory):
         assert cli.main(["train", *MINI, "--runs-dir", str(home), "--jsonl"]) == 0
         assert cli.main(["train", "--dataset", str(data), "--device", "cpu", "--epochs", "1", "--batch-size", "16",
                          "--runs-dir", str(home), "--jsonl"]) == 0
+    torch.set_num_threads(threads)
     with RunStore(home) as store:
         npz, mini = (r.id for r in store.list_runs())  # newest first
     return root, home, data, mini, npz

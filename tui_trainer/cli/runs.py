@@ -282,10 +282,11 @@ def _runs_verify(store: "RunStore", args: argparse.Namespace) -> int:
     from ..engine.data import DatasetUnavailable
     from ..engine.devices import DeviceError
 
+    record = store.get_run(args.run_id)  # an unknown id is said as every action says it
     try:
-        result = verify_run(store, args.run_id, args.steps, deterministic=args.deterministic, threads=args.threads)
+        result = verify_run(store, record.id, args.steps, deterministic=args.deterministic, threads=args.threads)
     except (DeviceError, DatasetUnavailable, ConfigError, CheckpointError, LookupError) as exc:
-        return usage_error(f"run {args.run_id} cannot be trained again here: {exc}", "runs verify")
+        return usage_error(f"run {record.id} cannot be trained again here: {exc}", "runs verify")
     for line in verify_lines(result):
         print(line)
     return 0 if result.reproduced else EXIT_FAILED

@@ -66,7 +66,7 @@ def summary_writer() -> type:
         import tensorboard  # noqa: F401  (torch's writer imports it late, with a less helpful message)
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise TensorBoardMissing(f"--format tensorboard needs the tensorboard package: {INSTALL_TENSORBOARD}") \
+        raise TensorBoardMissing(f"TensorBoard export needs the tensorboard package: {INSTALL_TENSORBOARD}") \
             from None
     return SummaryWriter
 

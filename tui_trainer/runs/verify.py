@@ -75,7 +75,9 @@ def verify_run(store: RunStore, run_id: str, steps: int | None = None, *, determ
     starts = [event_from_dict(data) for data in store.logged(record.id, "run_started")]
     first = starts[0] if starts else event_from_dict(record.started)
     if steps is not None and steps < 1:
-        raise ValueError(f"--steps: got {steps}; give a number of steps of 1 or more")
+        raise ValueError(f"steps: got {steps}; train 1 or more again")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads: got {threads}; compute with 1 or more")
     view = store.view(record.id)
     origin = first.resumed_from_step  # a fork starts at its parent's step
     # never past the end of the training it first started (a resume may have trained it further since)
@@ -94,7 +96,7 @@ def verify_run(store: RunStore, run_id: str, steps: int | None = None, *, determ
     if deterministic:
         # cuBLAS needs a fixed workspace to be deterministic; it reads this when it starts, so set it before
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    was_deterministic, was_threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
     torch.use_deterministic_algorithms(deterministic or was_deterministic)
     try:
         run = build_run(store, record.id, from_start=True, progress_seconds=0.0, evaluate_at_end=False)
@@ -102,11 +104,12 @@ def verify_run(store: RunStore, run_id: str, steps: int | None = None, *, determ
         run.setup()  # the device, the data and the model: what the tolerance depends on
         tolerance = 0.0 if deterministic or run.device.type == "cpu" else CUDA_TOLERANCE
         compared, mismatch, started, failure, seconds = _train(run, end, recorded, tolerance)
-    finally:
+    finally:  # this process as it was: verify may be called in one that goes on (a test, the app)
         torch.use_deterministic_algorithms(was_deterministic)
+        torch.set_num_threads(was_threads)
     notes = []
     if not recorded:
-        notes.append(f"its log holds no loss within the first {count} steps; ask for more with --steps")
+        notes.append(f"its log holds no loss within the first {count} steps; ask for more steps")
     return Verification(record.id, count, compared, tolerance, mismatch, receipt_diff(first, started), seconds,
                         recorded_seconds, deterministic, failure, notes)
 
