@@ -8,7 +8,10 @@ import numpy as np
 
 import pytest
 
+from tui_trainer.engine.events import LearningRateChanged
 from tui_trainer.runs.store import RunStore
+
+from ..runs.test_store import CONFIG, epoch_end, progress, started
 
 from .test_own_data_cli import written_npz
 from .test_runs_cli import run_cli
@@ -119,6 +122,21 @@ def test_tensorboard_reads_back_the_exported_scalars_equal_to_the_log(recorded, 
     again = run_cli(["runs", "export", mini, "--format", "tensorboard", "--output", str(target),
                      "--runs-dir", str(home)], capsys)
     assert again[0] == 0 and len(list((target / mini).glob("events.out.tfevents.*"))) == 1  # replaced, not added
+
+    # a steered run (its log written here, no training): the lr change as text at its step
+    with RunStore(root / "steered") as store:
+        steered = store.create_run(CONFIG)
+        for event in (started(), progress(1), progress(2), LearningRateChanged(lr=0.02, step=2, previous=0.01),
+                      progress(3), epoch_end(1)):
+            store.append(steered, event)
+    code, _, err = run_cli(["runs", "export", steered, "--format", "tensorboard", "--output", str(target),
+                            "--runs-dir", str(root / "steered")], capsys)
+    assert code == 0, err
+    reader = EventAccumulator(str(target / steered), size_guidance={"tensors": 0})
+    reader.Reload()
+    [text] = [tag for tag in reader.Tags()["tensors"] if tag.startswith("changes")]
+    [change] = reader.Tensors(text)
+    assert change.step == 2 and re.search(r"lr 0\.01 (→|->) 0\.02 \(set by you\)", change.tensor_proto.string_val[0].decode())
 
 
 def test_without_tensorboard_the_export_says_how_to_install_it_in_one_line(recorded, capsys, monkeypatch):
