@@ -136,7 +136,8 @@ def test_tensorboard_reads_back_the_exported_scalars_equal_to_the_log(recorded, 
     reader.Reload()
     [text] = [tag for tag in reader.Tags()["tensors"] if tag.startswith("changes")]
     [change] = reader.Tensors(text)
-    assert change.step == 2 and re.search(r"lr 0\.01 (→|->) 0\.02 \(set by you\)", change.tensor_proto.string_val[0].decode())
+    said = change.tensor_proto.string_val[0].decode()
+    assert change.step == 2 and re.search(r"lr 0\.01 (→|->) 0\.02 \(set by you\)", said)
 
 
 def test_without_tensorboard_the_export_says_how_to_install_it_in_one_line(recorded, capsys, monkeypatch):
