@@ -275,12 +275,11 @@ def _chosen_runs(store: "RunStore", args: argparse.Namespace) -> list[str]:
 
 
 def _runs_verify(store: "RunStore", args: argparse.Namespace) -> int:
-    from ..runs.verify import verify_run
-
     from ..engine.checkpoints import CheckpointError
     from ..engine.config import ConfigError
     from ..engine.data import DatasetUnavailable
     from ..engine.devices import DeviceError
+    from ..runs.verify import verify_run
 
     record = store.get_run(args.run_id)  # an unknown id is said as every action says it
     try:
@@ -293,6 +292,7 @@ def _runs_verify(store: "RunStore", args: argparse.Namespace) -> int:
 
 
 def verify_lines(result) -> list[str]:
+    """What `runs verify` prints: the verdict, what it cost, and what differs from the run's receipt."""
     how = "bit for bit" if result.tolerance == 0 else f"within {result.tolerance:g} relative (CUDA)"
     compared = len(result.compared)
     if result.reproduced:
