@@ -82,15 +82,15 @@ def fork_run(store: RunStore, parent_id: str, at: int | str | None, changes: dic
 
 
 def build_fork(store: RunStore, run_id: str, control: TrainingControl | None = None,
-                **kwargs: Any) -> TrainingRun | None:
+                config: TrainConfig | None = None, **kwargs: Any) -> TrainingRun | None:
     """The fork `run_id` (created, never trained: a detached child starts it) rebuilt from its parent's
-    checkpoint; None when the run is not a fork."""
+    checkpoint, with its recorded config (or `config`); None when the run is not a fork."""
     record = store.get_run(run_id)
     if not record.parent_id:
         return None
     forked = store.view(record.id, only=("forked_from",)).forked
     path = fork_source(store, record.parent_id, forked)
-    run = run_from(load_checkpoint(path), record.train_config(), control, forked.keep_steering, **kwargs)
+    run = run_from(load_checkpoint(path), config or record.train_config(), control, forked.keep_steering, **kwargs)
     run.run_id = record.id
     return run
 
