@@ -65,6 +65,8 @@ def fork_run(store: RunStore, parent_id: str, at: int | str | None, changes: dic
     a step checkpoint's name as `parse_fork` gives it, or None for its last) with `changes`. Raises RunNotFound,
     ForkRefused, ConfigError or CheckpointError."""
     parent = store.get_run(parent_id)
+    if parent.damaged:
+        raise ForkRefused(f"--fork: run {parent.id} cannot be opened: {parent.damaged}")
     try:
         path = fork_checkpoint(store, parent.id, at)
     except LookupError as exc:

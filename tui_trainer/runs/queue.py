@@ -60,7 +60,7 @@ from ..engine.commands import Command
 from ..engine.config import ConfigError, TrainConfig
 from ..engine.events import RunFailed, RunState, RunStopped
 from .spawn import SpawnError, start_queued, start_runner
-from .store import QueuedRow, RunNotFound, RunRecord, RunStore, stored_config, why_unreadable
+from .store import QueuedRow, RunDamaged, RunNotFound, RunRecord, RunStore, stored_config, why_unreadable
 from .sweep import RunResult, config_group, halving_plan
 
 PAUSED = "queue.paused"
@@ -281,7 +281,10 @@ def _halve(store: RunStore, sweep_id: str, epoch: int, scores: dict[str, float |
         except ConfigError:  # another version's run: not ranked, not cut
             continue
         if run_id not in scores and done >= epoch:  # its val acc at that epoch, read once
-            scores[run_id] = next((e["val_acc"] for e in store.epochs(run_id) if e["epoch"] == epoch), None)
+            try:
+                scores[run_id] = next((e["val_acc"] for e in store.epochs(run_id) if e["epoch"] == epoch), None)
+            except RunDamaged:  # its log cannot be read: no score, as if it had none yet
+                scores[run_id] = None
         runs.append((run_id, status, config, done, scores.get(run_id)))
     if not runs:
         return  # removed, or not queued yet

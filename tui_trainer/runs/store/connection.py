@@ -36,6 +36,11 @@ class StoreBusy(StoreError):
     """Another process has held the store's write lock for longer than the busy timeout: try again later."""
 
 
+class RunDamaged(StoreError):
+    """A run's log holds an event that cannot be read (its blob is not what was written): that run alone is
+    refused, in one line; the rest of the store works."""
+
+
 class StoreFull(StoreError):
     """The disk holding the store is full."""
 

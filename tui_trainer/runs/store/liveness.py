@@ -9,8 +9,8 @@ is processes.py's.
 
 from __future__ import annotations
 
-import json
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from .connection import StoreError
 from .ids import RunNotFound
 from .log import Log
 from .processes import process_alive, process_token
-from .records import RunLeft
+from .records import RunLeft, config_column
 from .schema import unpack
 
 MARK_WAIT_S = 0.5  # how long marking dead runs waits for the write lock before leaving it to the next look
@@ -84,14 +84,17 @@ class Liveness(Log):
         last = self._found_path(run_id, rows[0][0]) if rows else None
         if not last or not Path(last).exists():
             return RunLeft(checkpoint=False, epochs=rows[0][1] if rows else 0, unevaluated=False)
-        checkpoint = unpack(saved[0][0]) if saved else {}
+        try:
+            checkpoint = unpack(saved[0][0]) if saved else {}
+        except (zlib.error, ValueError):  # a damaged log: advice from the row alone
+            checkpoint = {}
         epochs, test_acc = rows[0][1], rows[0][2]
         unevaluated = checkpoint.get("reason") == "epoch" and checkpoint.get("epoch", 0) >= epochs and test_acc is None
         return RunLeft(checkpoint=True, epochs=epochs, unevaluated=unevaluated)
 
     def training_here(self) -> list[tuple[dict[str, Any], str]]:
         """(config, device) of each run that a process of this host trains."""
-        return [(json.loads(config), device) for config, device in self.query(
+        return [(config_column(config), device) for config, device in self.query(
             "SELECT config, device FROM runs WHERE status = 'running' AND host = ?", (self.host,))]
 
     def claim(self, run_id: str, pid: int, also: int | None = None) -> bool:
