@@ -227,6 +227,13 @@ def test_a_read_only_folder_can_be_listed_shown_and_evaluated(tiny):
         as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
     top = Path(tempfile.mkdtemp(prefix="scratch-tui-ro-"))  # outside pytest's private (0700) tmp folders
     try:
+        if as_nobody:  # nobody must be able to read Python, torch and this package where they are installed
+            probe = subprocess.run([*as_nobody, sys.executable, "-c", "import torch, tui_trainer.cli"], cwd=top,
+                                   capture_output=True, text=True, timeout=120)
+            if probe.returncode != 0:
+                why = (probe.stderr.strip().splitlines() or ["no output"])[-1]
+                pytest.skip(f"the user nobody cannot run scratch-tui from this environment, which is not "
+                            f"world-readable ({why}); the read-only folder cannot be tried as another user")
         folder = top / "runs"
         run_id, dead = _store_with_a_dead_run(folder, tiny)
         for path in [top, folder, *folder.rglob("*")]:
