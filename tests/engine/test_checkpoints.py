@@ -183,6 +183,19 @@ def test_a_process_killed_mid_write_leaves_the_previous_checkpoint(trained, tmp_
     assert list(tmp_path.iterdir()) == [path]
 
 
+def test_only_temporaries_whose_writer_is_gone_are_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # a process that has ended: its pid names no writer
+    names = {"dead": f".last.pt.{dead_pid}.abc123.tmp", "live": f".last.pt.{os.getppid()}.def456.tmp",
+             "mine": f".best.pt.{os.getpid()}.0a1b.tmp", "old": ".last.pt.x7y8z9.tmp", "new": ".last.pt.q1w2e3.tmp"}
+    for name in names.values():
+        (tmp_path / name).write_bytes(b"PK half a checkpoint")
+    os.utime(tmp_path / names["old"], (1, 1))  # an older release's untagged file, hours old
+    assert sorted(p.name for p in checkpoints.remove_stale_temporaries(tmp_path)) == sorted(
+        [names["dead"], names["old"]])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([names["live"], names["mine"], names["new"]])
+
+
 def test_best_is_a_separate_name_for_the_same_state(trained, tmp_path):
     last = save_checkpoint(tmp_path / "last.pt", trained)
     keep_as_best(last, tmp_path / "best.pt")

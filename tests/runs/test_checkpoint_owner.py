@@ -1,6 +1,9 @@
 """A run's checkpoint is checked against the run before `eval`, `--resume` or `--fork` use it: a CNN's last.pt
 copied over an MLP run's is refused in one line (exit 2), never evaluated, resumed or forked in its name."""
 
+import os
+from pathlib import Path
+
 from tui_trainer import cli
 from tui_trainer.engine.checkpoints import save_checkpoint
 from tui_trainer.engine.config import TrainConfig
@@ -29,6 +32,14 @@ def test_a_cnn_checkpoint_copied_over_an_mlp_run_is_refused_by_eval_resume_and_f
     with RunStore(tmp_path) as store:
         ids = {r.name: r.id for r in store.list_runs()}
         mlp = store.get_run(ids["mlp"])
+    folder = Path(mlp.last_checkpoint).parent  # a save killed midway left its temporary file: prune removes it
+    stale, live = folder / ".last.pt.999999999.abcd.tmp", folder / f".last.pt.{os.getppid()}.efgh.tmp"
+    for path in (stale, live):
+        path.write_bytes(b"PK half a checkpoint")
+    code, out, err = run_cli(["runs", "prune", ids["mlp"], *where], capsys)
+    assert code == 0, err
+    assert not stale.exists() and live.exists()  # a live process's write in progress is left alone
+    live.unlink()
     for kept in (mlp.last_checkpoint, mlp.best_checkpoint):
         save_checkpoint(kept, cnn)
     why = f"is run c0ffee00's checkpoint (cnn), not run {ids['mlp']}'s: refused"

@@ -37,6 +37,7 @@ import torch
 from .config import ConfigError, TrainConfig, applies
 
 from .checkpoint_files import BEST, LAST, PREVIOUS, epoch_file, step_file  # noqa: F401  (names kept where they were)
+from .checkpoint_files import remove_stale_temporaries, temporary_prefix
 
 FORMAT = 1
 _HEADER = ("format", "meta", "checksum")  # a checkpoint's keys that are not the run's state
@@ -160,9 +161,8 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Write to a temporary file beside `path`, flush it to disk, then rename it over `path`."""
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
-    for leftover in folder.glob(f".{path.name}.*.tmp"):  # from a process killed mid-write
-        leftover.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_temporaries(folder)  # from a process killed mid-write
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=temporary_prefix(path.name), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
@@ -177,7 +177,7 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
 
 def keep_as_best(last: Path, best: Path) -> None:
     """Make `best` the same bytes as `last`: a hard link when the filesystem has them (no copy), atomically."""
-    tmp = best.with_name(f".{best.name}.{secrets.token_hex(4)}.tmp")
+    tmp = best.with_name(f"{temporary_prefix(best.name)}{secrets.token_hex(4)}.tmp")
     try:
         try:
             os.link(last, tmp)

@@ -133,9 +133,10 @@ DAMAGED = "last.damaged.pt"  # a last checkpoint that failed to load, kept for a
 def resume_checkpoint(store: RunStore, record: RunRecord, warn: Callable[[str], None] | None) -> "Checkpoint":
     """The run's last checkpoint, or where that does not load the newest earlier one that does (said to `warn`)."""
     from ..engine.checkpoints import (BEST, LAST, PREVIOUS, CheckpointDamaged, CheckpointError, CheckpointForeign,
-                                      load_checkpoint)
+                                      load_checkpoint, remove_stale_temporaries)
 
     folder = store.checkpoint_dir(record.id)
+    remove_stale_temporaries(folder)  # what the process that ended without finishing left mid-write
     path = Path(record.last_checkpoint or folder / LAST)
     owner = {"run_id": record.id, "config": record.train_config()}
     try:
