@@ -59,7 +59,8 @@ from typing import Iterable
 from ..engine.commands import Command
 from ..engine.config import ConfigError, TrainConfig
 from ..engine.events import RunFailed, RunState, RunStopped
-from .spawn import SpawnError, start_queued, start_runner
+from .spawn import RUNNER_LOG, SpawnError, start_queued, start_runner
+from .store.processes import process_alive
 from .store import QueuedRow, RunDamaged, RunNotFound, RunRecord, RunStore, stored_config, why_unreadable
 from .sweep import RunResult, config_group, halving_plan
 
@@ -201,6 +202,24 @@ def ensure_runner(store: RunStore) -> int | None:
     status = runner_status(store)
     if status.running or status.paused or not status.waiting:
         return None
+    return start_runner(store)
+
+
+RUNNER_RESTARTS = 3  # a runner that dies this often while runs wait is left for the user to look at
+
+
+def revive_runner(store: RunStore, started: int | None, restarts: int) -> int | None:
+    """For a command that waits on queued runs: start the runner again where it is gone (killed, crashed) while
+    runs wait and the queue is not paused; its pid, or None where nothing had to be done. `started`: the runner
+    this command started last, which may not have claimed the queue yet. SpawnError, saying where the runner's
+    output is, once it has been started again `RUNNER_RESTARTS` times."""
+    status = runner_status(store)
+    if status.running or status.paused or not status.waiting or process_alive(started):
+        return None
+    if restarts >= RUNNER_RESTARTS:
+        raise SpawnError(f"the queue's runner keeps ending while {status.waiting} run(s) wait (started again "
+                         f"{restarts} times); see {store.root / 'logs' / RUNNER_LOG}, then `scratch-tui queue start` "
+                         f"starts it again")
     return start_runner(store)
 
 
