@@ -340,6 +340,40 @@ def test_the_end_of_a_run_waits_for_the_lock_rather_than_fail(tiny, tmp_path, mo
     store.close()
 
 
+def test_an_ending_held_up_past_its_bound_is_kept_aside_and_recorded_by_the_next_look(tmp_path, monkeypatch):
+    """A lock held for ever: the ending waits ENDING_WAIT_S, no longer, says so in one line, and its events land in
+    the log once the process is gone and the store is opened again."""
+    from tui_trainer.runs.recording import _Journal
+
+    from .test_store import epoch_end, started
+
+    monkeypatch.setattr(recording_module, "ENDING_WAIT_S", 0.3)
+    monkeypatch.setattr(recording_module, "RETRY_EVERY_S", 0.05)
+    store = RunStore(tmp_path, busy_timeout_s=0.1)
+    run_id = store.create_run(CONFIG)
+    warnings = []
+    journal = _Journal(store, run_id, warnings.append)
+    journal.write(started())
+    holder = sqlite3.connect(store.db_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # held past the end of the run
+    journal.write(epoch_end(1))
+    began = time.monotonic()
+    journal.write(RunFinished(epochs_done=1, seconds=2.0), wait=True)
+    assert time.monotonic() - began < 5  # bounded: 0.3 s and one busy timeout, give or take a loaded machine
+    kept = store.unrecorded_path(run_id)
+    assert warnings[-1] == (f"the run store {store.db_path} stayed locked for 0.3s; the last 2 events of run {run_id} "
+                            f"are kept in {kept}, and the next scratch-tui to open the store records them")
+    holder.execute("COMMIT")
+    holder.close()
+    with store.transaction() as db:  # the process that trained it has exited since
+        db.execute("UPDATE runs SET pid = 999999999, pid_token = NULL WHERE id = ?", (run_id,))
+    store.close()
+    with RunStore(tmp_path) as later:
+        assert later.get_run(run_id).status == "finished" and later.get_run(run_id).epochs_done == 1
+        assert [type(e).__name__ for _, e in later.events(run_id)] == ["RunStarted", "EpochEnded", "RunFinished"]
+    assert not kept.exists()
+
+
 # -- killed after the last epoch, before the evaluation ------------------------------------------------------
 def test_a_run_killed_before_its_evaluation_is_finished_by_resume(tiny, tmp_path, capsys):
     config = CONFIG.replace(epochs=1)
