@@ -28,7 +28,7 @@ from tui_trainer.runs.store import connection as store_module
 from tui_trainer.runs.evaluation import evaluate_checkpoint
 from tui_trainer.runs.export import export_run
 from tui_trainer.runs.recording import Recording, recorded
-from tui_trainer.runs.store import RunNotFound, RunStore, StoreBusy, StoreError, StoreFull
+from tui_trainer.runs.store import RunNotFound, RunStore, StoreBusy, StoreError, StoreFull, StoreMoved
 from tui_trainer.runs.worker import build_run
 
 QUICK = ["--epochs", "1", "--max-train-samples", "300", "--device", "cpu"]
@@ -372,6 +372,25 @@ def test_an_ending_held_up_past_its_bound_is_kept_aside_and_recorded_by_the_next
         assert later.get_run(run_id).status == "finished" and later.get_run(run_id).epochs_done == 1
         assert [type(e).__name__ for _, e in later.events(run_id)] == ["RunStarted", "EpochEnded", "RunFinished"]
     assert not kept.exists()
+
+
+def test_a_runs_folder_moved_while_a_run_trains_stops_the_run_saying_so(tiny, tmp_path):
+    """No split run: the checkpoints do not go to a new folder at the old path while the log goes to the moved
+    store; the run stops at its next checkpoint and its record, where the store went, says why."""
+    old, moved = tmp_path / "runs", tmp_path / "moved"
+    store = RunStore(old)
+    run = TrainingRun(CONFIG.replace(epochs=3), data=tiny, progress_seconds=0)
+    with pytest.raises(StoreMoved, match=f"the runs folder {old} was moved or deleted while this process used it"):
+        for event in Recording(run, store, warn=lambda message: None):
+            if isinstance(event, CheckpointSaved) and event.epoch == 1:
+                old.rename(moved)  # `mv` in another terminal
+    store.close()
+    assert not old.exists()  # nothing made again at the old path
+    with RunStore(moved) as there:
+        record = there.get_run(run.run_id)
+        assert record.status == "failed" and record.epochs_done == 2
+        assert record.message.startswith(f"the runs folder {old} was moved or deleted")
+        assert [p.name for p in there.checkpoint_dir(run.run_id).glob("epoch-*.pt")] == ["epoch-0001.pt"]
 
 
 # -- killed after the last epoch, before the evaluation ------------------------------------------------------

@@ -147,6 +147,9 @@ class Recording:
         if not self.checkpoints or self.run.model is None:
             return None
         folder = self.store.checkpoint_dir(self.run_id)
+        # the runs folder moved or deleted: the run stops (StoreMoved: its RunFailed says why, in the store it
+        # still has open) rather than make a new folder at the old path for its checkpoints
+        self.store.check_in_place()
         try:
             if (folder / LAST).exists():  # a hard link, no copy: what a resume falls back on if the new one rots
                 keep_as_best(folder / LAST, folder / PREVIOUS)

@@ -24,15 +24,15 @@ RunStore is the one object callers use. Its jobs are modules of their own, each 
 from __future__ import annotations
 
 from .commands import Commands
-from .connection import RunDamaged, StoreBusy, StoreError, StoreFull, default_runs_dir
+from .connection import RunDamaged, StoreBusy, StoreError, StoreFull, StoreMoved, default_runs_dir
 from .ids import RunNotFound
 from .queued import Queued, QueuedRow
 from .records import RunLeft, RunRecord, RunSummary, stored_config, why_unreadable
 from .settings import Settings
 from .sweeps import SweepRun, Sweeps
 
-__all__ = ["RunStore", "RunNotFound", "RunDamaged", "StoreError", "StoreBusy", "StoreFull", "RunSummary", "RunRecord", "RunLeft",
-           "QueuedRow", "SweepRun", "stored_config", "why_unreadable", "default_runs_dir"]
+__all__ = ["RunStore", "RunNotFound", "RunDamaged", "StoreError", "StoreBusy", "StoreFull", "StoreMoved", "RunSummary",
+           "RunRecord", "RunLeft", "QueuedRow", "SweepRun", "stored_config", "why_unreadable", "default_runs_dir"]
 
 
 class RunStore(Commands, Queued, Sweeps, Settings):
