@@ -39,8 +39,8 @@ def test_a_runner_that_dies_is_started_again_and_one_that_keeps_dying_is_said(ru
                         r"again 3 times\); see \S+queue-runner.log, then `scratch-tui queue start` starts it again\n",
                         err), err
     code, out, _ = run_cli(["queue", "ls"], capsys)
-    assert code == 0 and "Runner: not running; 1 run(s) at a time per device; 4 run(s) wait: `scratch-tui queue start` starts " \
-        "it" in out
+    said = "Runner: not running; 1 run(s) at a time per device; 4 run(s) wait: `scratch-tui queue start` starts it"
+    assert code == 0 and said in out
 
     def runner_that_finishes_them(store):  # a runner that lives: the sweep's runs end, the wait with them
         with RunStore(runs_home) as own:
