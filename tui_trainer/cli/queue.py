@@ -173,8 +173,10 @@ def _ls(store: "RunStore", args: argparse.Namespace) -> int:
     else:
         print("The queue is empty; add runs with `scratch-tui queue add`.")
     runner = f"working (pid {status.runner_pid})" if status.running else "not running"
+    gone = not status.running and status.waiting and not status.paused  # it died, or was never started
     print(f"Runner: {runner}; {status.per_device} run(s) at a time per device"
-          + ("; the queue is paused (`scratch-tui queue resume`)" if status.paused else ""))
+          + ("; the queue is paused (`scratch-tui queue resume`)" if status.paused else "")
+          + (f"; {status.waiting} run(s) wait: `scratch-tui queue start` starts it" if gone else ""))
     return 0
 
 

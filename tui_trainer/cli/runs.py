@@ -52,7 +52,7 @@ def _runs_list(store: "RunStore", args: argparse.Namespace) -> int:
         return 0
     rows = [("ID", "NAME", "MODEL", "DATASET", "STATUS", "EPOCHS", "BEST VAL", "TEST", "DURATION", "STARTED")]
     for r in runs:
-        status = str(r.state)
+        status = r.status_text
         rows.append((r.id, r.name or "-", r.model, r.dataset, status, f"{r.epochs_done}/{r.epochs}",
                      percent(r.best_val_acc), percent(r.test_acc), duration(r.duration_s), when(r.started_at)))
     # On a terminal the table fits its width: names, models and datasets are cut short, then duration,
@@ -60,6 +60,10 @@ def _runs_list(store: "RunStore", args: argparse.Namespace) -> int:
     # pipe or a file it is whole.
     for line in table(rows, terminal_width(), squeeze=(1, 2, 3), drop=(8, 9, 3, 2, 1)):
         print(line)
+    for r in runs:
+        if r.damaged:
+            print(f"scratch-tui runs: note: run {r.id} is {r.damaged}; it is left alone (`scratch-tui runs delete "
+                  f"{r.id}` removes it)", file=sys.stderr)
     return 0
 
 

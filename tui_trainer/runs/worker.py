@@ -150,12 +150,17 @@ DAMAGED = "last.damaged.pt"  # a last checkpoint that failed to load, kept for a
 
 def resume_checkpoint(store: RunStore, record: RunRecord, warn: Callable[[str], None] | None) -> "Checkpoint":
     """The run's last checkpoint, or where that does not load the newest earlier one that does (said to `warn`)."""
-    from ..engine.checkpoints import BEST, LAST, PREVIOUS, CheckpointDamaged, CheckpointError, load_checkpoint
+    from ..engine.checkpoints import (BEST, LAST, PREVIOUS, CheckpointDamaged, CheckpointError, CheckpointForeign,
+                                      load_checkpoint, remove_stale_temporaries)
 
     folder = store.checkpoint_dir(record.id)
+    remove_stale_temporaries(folder)  # what the process that ended without finishing left mid-write
     path = Path(record.last_checkpoint or folder / LAST)
+    owner = {"run_id": record.id, "config": record.train_config()}
     try:
-        return load_checkpoint(path)
+        return load_checkpoint(path, **owner)
+    except CheckpointForeign:  # put there by hand, not torn by a crash: said, never quietly worked around
+        raise
     except CheckpointError as exc:
         failure = exc
     # the one before the last, then the best: each a whole file of its own (written, then renamed)
@@ -163,7 +168,7 @@ def resume_checkpoint(store: RunStore, record: RunRecord, warn: Callable[[str], 
         if earlier == path or not earlier.is_file():
             continue
         try:
-            checkpoint = load_checkpoint(earlier)
+            checkpoint = load_checkpoint(earlier, **owner)
         except CheckpointError:
             continue
         if warn is not None:

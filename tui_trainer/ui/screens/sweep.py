@@ -25,7 +25,7 @@ from textual.widgets import DataTable, Static
 from ...engine.events import RunState
 from ...format import fit_columns
 from ...runs.queue import QueueError, halving, resolve_sweep, sweep_records
-from ...runs.store import RunRecord, RunStore, StoreError
+from ...runs.store import RunDamaged, RunRecord, RunStore, StoreError
 from ...runs.sweep import METRICS, RunResult, SweepError, SweepRow, SweepTable, config_group, metric_by_field, \
     sweep_table
 from ..widgets.charts import CurvesChart, FieldChart, Series
@@ -156,7 +156,11 @@ class SweepScreen(Screen):
             record = next(r for r in records if r.id == run_id)
             cache_key = (run_id, record.status, record.epochs_done)
             if cache_key not in self._epochs:  # a finished run's curve is read once
-                self._epochs[cache_key] = tuple((e["epoch"], e["val_acc"]) for e in self.store.epochs(run_id)
+                try:
+                    epochs = self.store.epochs(run_id)
+                except RunDamaged:  # its log cannot be read: no curve for it, the sweep shown all the same
+                    epochs = []
+                self._epochs[cache_key] = tuple((e["epoch"], e["val_acc"]) for e in epochs
                                                 if e.get("val_acc") is not None)
             curves[run_id] = self._epochs[cache_key]
         name = next((r.sweep_name for r in every if r.sweep_name), "")
