@@ -37,6 +37,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from engine_speed import bare_epochs, torchvision_root, tutorial_epochs  # noqa: E402
 from machine import describe_machine  # noqa: E402
+from probe_cost import probe_cost  # noqa: E402
 
 from tui_trainer.engine import TrainConfig, TrainingRun, preset  # noqa: E402
 from tui_trainer.engine.data import dataset_status, load_raw, prepare  # noqa: E402
@@ -200,10 +201,11 @@ def bench_device(name: str, skip: set[str], full: bool) -> Table:
         table.add(f"cnn epoch, {path}", ms(cnn_s), f"{cnn_eager / cnn_s:.1f}x eager")
 
     # the probe at its default cadence against none, over a default run (its early probes fall in the first epoch)
-    probed = wall_seconds(mlp, split)
-    unprobed = wall_seconds(mlp.replace(probe_every=0), split)
+    cost = probe_cost(mlp, split, rounds=3)
+    unprobed = cost["plain"]
     table.add(f"scratch-mlp default run ({mlp.epochs} epochs), probe every {mlp.probe_every} steps / none",
-              ms(probed), f"{probed / unprobed:.3f} (target <= 1.03)")
+              ms(cost["probed"]), f"{cost['ratio']:.3f}; {cost['share']:.1%} of the run inside the probe "
+              "(target <= 3%, bench/probe_cost.py)")
     from tui_trainer.engine.model_file import ready
 
     mine = ready(mlp.replace(model=str(HERE.parent / "examples" / "custom_linear_mlp.py") + ":custom_mlp",

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,7 @@ from tui_trainer.command_line import command_line
 from tui_trainer.engine.checkpoints import load_checkpoint
 from tui_trainer.engine.commands import Command
 from tui_trainer.engine.config import SETTINGS, TrainConfig, applies, preset
+from tui_trainer.runs.export import CSV_HEADER
 from tui_trainer.runs.queue import enqueue
 from tui_trainer.runs.store import RunStore
 
@@ -105,10 +107,18 @@ def test_runs_show_has_settings_epochs_evaluation_and_the_command(finished, caps
 def test_runs_export_csv_and_json(finished, capsys, tmp_path):
     home, run_id = finished
     code, out, _ = run_cli(["runs", "export", run_id, "--format", "csv", "--runs-dir", str(home)], capsys)
-    rows = list(csv.DictReader(io.StringIO(out)))
+    reader = csv.DictReader(io.StringIO(out))
+    rows = list(reader)
     assert code == 0 and [r["epoch"] for r in rows] == ["1", "2"]
-    assert set(rows[0]) == {"epoch", "epochs", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
-                            "samples_per_s", "step", "ema_val_loss", "ema_val_acc"}
+    # the header as the README documents it, in its order
+    assert reader.fieldnames == ["epoch", "epochs", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
+                                 "samples_per_s", "step", "ema_val_loss", "ema_val_acc"]
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert "\n" + ",".join(CSV_HEADER) + "\n" in readme and list(CSV_HEADER) == reader.fieldnames
+    with RunStore(home) as store:
+        logged = store.epochs(run_id)
+    assert [(float(r["train_loss"]), float(r["val_acc"]), int(r["step"])) for r in rows] == \
+        [(e["train_loss"], e["val_acc"], e["step"]) for e in logged]  # the log's numbers, read back exactly
     target = tmp_path / "run.json"
     code, out, err = run_cli(["runs", "export", run_id, "--output", str(target), "--runs-dir", str(home)], capsys)
     assert code == 0 and out == "" and f"wrote {target}" in err

@@ -2,6 +2,7 @@
 
 import dataclasses
 import errno
+import json
 import os
 import pickle
 import signal
@@ -13,7 +14,8 @@ import pytest
 import torch
 
 from tui_trainer.engine import checkpoints
-from tui_trainer.engine.checkpoints import (CheckpointDamaged, CheckpointError, CheckpointNotWritten, keep_as_best,
+from tui_trainer.engine.checkpoints import (CheckpointDamaged, CheckpointError, CheckpointForeign, CheckpointNotWritten,
+                                            keep_as_best,
                                             load_checkpoint, save_checkpoint)
 from tui_trainer.engine.config import TrainConfig
 from tui_trainer.engine.events import EpochEnded
@@ -121,13 +123,33 @@ def test_flipped_bytes_are_refused_by_the_checksum(trained, tmp_path):
     assert "\n" not in str(info.value)
 
 
-def test_a_checkpoint_without_a_checksum_still_loads(trained, tmp_path):
-    """Files written before checksums existed resume as they did."""
+def test_a_checkpoint_names_its_run_model_and_shapes_and_is_refused_by_another_run(trained, tmp_path):
+    path = save_checkpoint(tmp_path / "last.pt", trained)
+    loaded = load_checkpoint(path, run_id="abcd1234", config=trained.config)  # its own run: loads
+    assert loaded.meta["shapes"] == {k: list(v.shape) for k, v in trained.model.state_dict().items()}
+    with pytest.raises(CheckpointForeign, match=r"is run abcd1234's checkpoint \(scratch-mlp 128,64\), not run "
+                                                r"ffff0000's: refused"):
+        load_checkpoint(path, run_id="ffff0000", config=trained.config)
+    cnn = dataclasses.replace(trained.config, model="cnn")
+    with pytest.raises(CheckpointForeign, match="holds a scratch-mlp 128,64 model, but run abcd1234 trains a cnn "
+                                                r"\(model differ\)"):
+        load_checkpoint(path, run_id="abcd1234", config=cnn)
+
+
+def test_a_checkpoint_whose_checksum_or_shapes_were_tampered_with_is_refused(trained, tmp_path):
     path = save_checkpoint(tmp_path / "last.pt", trained)
     payload = torch.load(path, weights_only=True)
-    del payload["checksum"]
+    del payload["checksum"]  # the key deleted, so that flipped bytes would pass unseen
     torch.save(payload, path)
-    assert load_checkpoint(path).epoch == 1
+    with pytest.raises(CheckpointError, match="carries no checksum, so it cannot be told from a tampered file"):
+        load_checkpoint(path)
+    meta = json.loads(payload["meta"])  # shapes that are not the weights', with a checksum made to fit
+    meta["shapes"]["layers.0.weight"] = [1, 1]
+    payload["meta"] = json.dumps(meta)
+    payload["checksum"] = checkpoints._checksum(payload["meta"], payload)
+    torch.save(payload, path)
+    with pytest.raises(CheckpointDamaged, match="its weights are not of the shapes it names"):
+        load_checkpoint(path)
 
 
 KILLED_MID_WRITE = textwrap.dedent("""
@@ -159,6 +181,19 @@ def test_a_process_killed_mid_write_leaves_the_previous_checkpoint(trained, tmp_
     assert leftovers and all(p.name.startswith(".last.pt.") for p in leftovers)
     save_checkpoint(path, trained)  # the next write clears what the dead one left
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_only_temporaries_whose_writer_is_gone_are_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # a process that has ended: its pid names no writer
+    names = {"dead": f".last.pt.{dead_pid}.abc123.tmp", "live": f".last.pt.{os.getppid()}.def456.tmp",
+             "mine": f".best.pt.{os.getpid()}.0a1b.tmp", "old": ".last.pt.x7y8z9.tmp", "new": ".last.pt.q1w2e3.tmp"}
+    for name in names.values():
+        (tmp_path / name).write_bytes(b"PK half a checkpoint")
+    os.utime(tmp_path / names["old"], (1, 1))  # an older release's untagged file, hours old
+    assert sorted(p.name for p in checkpoints.remove_stale_temporaries(tmp_path)) == sorted(
+        [names["dead"], names["old"]])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([names["live"], names["mine"], names["new"]])
 
 
 def test_best_is_a_separate_name_for_the_same_state(trained, tmp_path):

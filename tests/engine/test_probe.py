@@ -4,6 +4,7 @@ import dataclasses
 
 import pytest
 
+from tui_trainer.engine import probe
 from tui_trainer.engine.config import TrainConfig
 from tui_trainer.engine.events import Diagnosis, EpochEnded, LayerStats, event_from_dict
 from tui_trainer.engine.loop import TrainingRun
@@ -31,7 +32,8 @@ def test_the_tutorials_init_is_named_on_its_first_layer_with_its_number(tiny):
     assert "~28× too large for 784 inputs" in verdict.text and "--init kaiming" in verdict.text
 
 
-def test_a_scaled_init_reads_healthy_and_is_said_once(tiny):
+def test_a_scaled_init_reads_healthy_and_is_said_once(tiny, monkeypatch):
+    monkeypatch.setattr(probe, "PROBE_SHARE", 1.0)  # the cadence alone: tiny epochs leave no time budget
     events = events_of(TrainConfig(device="cpu", epochs=2, batch_size=16, probe_every=25), tiny)
     said = [e for e in events if isinstance(e, Diagnosis)]
     assert said[0].healthy and said[0].text.startswith("init looks healthy")
@@ -96,3 +98,45 @@ def test_a_resumed_runs_statistics_are_its_whole_history_once():
     assert [s.step for s in view_of((None, e) for e in log).layer_stats] == [0, 25, 80, 160]
     log.insert(4, LayerStats(step=120, epoch=2, loss=1.5, logits_std=1.5, expected_loss=2.3))  # trained again
     assert [s.step for s in view_of((None, e) for e in log).layer_stats] == [0, 25, 80, 160]
+
+
+def test_the_probe_keeps_to_its_share_of_the_training_time(tiny, monkeypatch):
+    # 1 s a probe, 30 s trained over 300 steps, 100 steps left in the epoch: 40 s at that pace, 3% of it is 1.2 s
+    assert probe.affordable(spent=0.0, cost=1.0, trained=30.0, steps=300, steps_left=100)
+    assert not probe.affordable(spent=0.5, cost=1.0, trained=30.0, steps=300, steps_left=100)
+    assert probe.affordable(spent=0.5, cost=1.0, trained=30.0, steps=300, steps_left=100, share=0.05)
+    # with no time to spare, only the init check runs: it is owed whatever it costs
+    monkeypatch.setattr(probe, "PROBE_SHARE", 0.0)
+    events = events_of(TrainConfig(device="cpu", epochs=2, batch_size=16, probe_every=25), tiny)
+    assert [e.step for e in events if isinstance(e, LayerStats)] == [0]
+    assert any(isinstance(e, Diagnosis) and e.healthy for e in events)
+
+
+FAULTY = (
+    "import math, torch\n"
+    "from torch import nn\n\n"
+    "class Faulty(nn.Module):\n"
+    "    def __init__(self, image_shape, num_classes, middle_std=0.1):\n"
+    "        super().__init__()\n"
+    "        self.first, self.middle, self.head = nn.Linear(784, 64), nn.Linear(64, 64), nn.Linear(64, num_classes)\n"
+    "        nn.init.normal_(self.middle.weight, std=middle_std)\n"
+    "    def forward(self, x):\n"
+    "        x = torch.relu(self.first(x.flatten(1)))\n"
+    "        return self.head(torch.relu(self.middle(x)))\n")
+
+
+@pytest.mark.parametrize("middle_std, said", [
+    (3.0, "middle output std"),  # far too large: the loss blows up from there
+    (1e-4, "middle output std"),  # far too small: the loss looks fine, the signal fades
+])
+def test_a_fault_in_a_hidden_layer_is_named_at_that_layer(tmp_path, tiny, middle_std, said):
+    from tui_trainer.engine.model_file import ready
+
+    (tmp_path / "faulty.py").write_text(FAULTY)
+    config = ready(TrainConfig(device="cpu", epochs=1, model=f"{tmp_path / 'faulty.py'}:Faulty",
+                               model_args={"middle_std": middle_std}))
+    run = TrainingRun(config, data=tiny, evaluate_at_end=False)
+    run.setup()
+    verdicts = [e.text for e in run.look_inside(1) if isinstance(e, Diagnosis)]
+    assert any(said in text and "too " in text for text in verdicts), verdicts
+    assert not any("first output std" in text for text in verdicts)

@@ -8,7 +8,8 @@ import torch
 
 from tui_trainer.engine import ConfigError, TrainConfig, TrainingControl, TrainingRun
 from tui_trainer.engine.data import prepare
-from tui_trainer.engine.events import BatchProgress, EpochEnded, EvaluationEnded, RunFinished, RunStarted
+from tui_trainer.engine.events import (BatchProgress, EpochEnded, EvaluationEnded, RunFinished, RunStarted,
+                                       event_from_dict)
 from tui_trainer.engine.models import build_model
 from tui_trainer.engine.optim import build_optimizer
 from tui_trainer.engine.step import StepPath, choose_path, make_capturable, plain_optimizer_state
@@ -46,7 +47,16 @@ def test_every_run_records_its_path_data_fingerprint_and_versions(small_data, mi
     assert isinstance(started, RunStarted)
     assert started.step_path == "eager"
     assert len(started.data_fingerprint) == 16
-    assert started.versions["torch"] == torch.__version__ and started.versions["device"].startswith("CPU")
+    assert started.versions["torch"] == torch.__version__ and started.device_name.startswith("CPU")
+    # the receipt: versions, machine and numeric flags, with None (no GPU) left out of its flat form
+    receipt = started.receipt()
+    assert {"versions.python", "versions.numpy", "versions.torchvision", "versions.textual", "versions.scratch-tui",
+            "machine.cpu", "numerics.deterministic", "numerics.tf32_matmul", "data_fingerprint"} <= set(receipt)
+    assert started.versions["cuda"] is None and "machine.gpu" not in receipt and receipt["threads"] >= 1
+    # a log written before the receipt loads, and says only what it recorded
+    older = event_from_dict({k: v for k, v in started.to_dict().items()
+                             if k not in ("versions", "machine", "numerics", "threads", "model_sha256")})
+    assert set(older.receipt()) == {"device", "device_name", "processes", "step_path", "data_fingerprint"}
     again = prepare(mini_raw, CPU, val_split=0.1, seed=0, max_train_samples=3000)
     other = prepare(mini_raw, CPU, val_split=0.1, seed=0, max_train_samples=2999)
     reseeded = prepare(mini_raw, CPU, val_split=0.1, seed=1, max_train_samples=3000)

@@ -60,11 +60,14 @@ def test_the_package_bounds_openmp_spinning_unless_the_user_chose():
 
 
 def _epoch_losses() -> list[tuple[float, float]]:
+    # 50 steps of 32 images: enough that one thread and two sum differently (by step 25), so a count chosen by the
+    # load would show here
     out = subprocess.run([sys.executable, "-m", "tui_trainer", "train", "--no-record", "--jsonl", "--device", "cpu",
-                          "--max-train-samples", "200", "--epochs", "2", "--seed", "3"],
+                          "--max-train-samples", "1600", "--batch-size", "32", "--epochs", "1", "--seed", "3"],
                          capture_output=True, text=True, check=True, timeout=120).stdout
-    return [(e["train_loss"], e["val_loss"]) for e in map(json.loads, out.splitlines())
-            if e["event"] == "epoch_end"]
+    events = list(map(json.loads, out.splitlines()))
+    return [e["threads"] for e in events if e["event"] == "run_started"] + \
+        [(e["train_loss"], e["val_loss"]) for e in events if e["event"] == "epoch_end"]
 
 
 def test_the_same_command_gives_the_same_losses_on_an_idle_and_a_busy_machine():
@@ -75,4 +78,4 @@ def test_the_same_command_gives_the_same_losses_on_an_idle_and_a_busy_machine():
     finally:
         busy.kill()
         busy.wait()
-    assert len(quiet) == 2 and loaded == quiet  # bit for bit
+    assert len(quiet) == 2 and loaded == quiet  # the same thread count, and the epoch's losses bit for bit

@@ -28,7 +28,7 @@ from tui_trainer.runs.store import connection as store_module
 from tui_trainer.runs.evaluation import evaluate_checkpoint
 from tui_trainer.runs.export import export_run
 from tui_trainer.runs.recording import Recording, recorded
-from tui_trainer.runs.store import RunNotFound, RunStore, StoreBusy, StoreError, StoreFull
+from tui_trainer.runs.store import RunNotFound, RunStore, StoreBusy, StoreError, StoreFull, StoreMoved
 from tui_trainer.runs.worker import build_run
 
 QUICK = ["--epochs", "1", "--max-train-samples", "300", "--device", "cpu"]
@@ -227,6 +227,13 @@ def test_a_read_only_folder_can_be_listed_shown_and_evaluated(tiny):
         as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
     top = Path(tempfile.mkdtemp(prefix="scratch-tui-ro-"))  # outside pytest's private (0700) tmp folders
     try:
+        if as_nobody:  # nobody must be able to read Python, torch and this package where they are installed
+            probe = subprocess.run([*as_nobody, sys.executable, "-c", "import torch, tui_trainer.cli"], cwd=top,
+                                   capture_output=True, text=True, timeout=120)
+            if probe.returncode != 0:
+                why = (probe.stderr.strip().splitlines() or ["no output"])[-1]
+                pytest.skip(f"the user nobody cannot run scratch-tui from this environment, which is not "
+                            f"world-readable ({why}); the read-only folder cannot be tried as another user")
         folder = top / "runs"
         run_id, dead = _store_with_a_dead_run(folder, tiny)
         for path in [top, folder, *folder.rglob("*")]:
@@ -331,6 +338,59 @@ def test_the_end_of_a_run_waits_for_the_lock_rather_than_fail(tiny, tmp_path, mo
     assert store.get_run(run.run_id).status == "finished"
     holder.close()
     store.close()
+
+
+def test_an_ending_held_up_past_its_bound_is_kept_aside_and_recorded_by_the_next_look(tmp_path, monkeypatch):
+    """A lock held for ever: the ending waits ENDING_WAIT_S, no longer, says so in one line, and its events land in
+    the log once the process is gone and the store is opened again."""
+    from tui_trainer.runs.recording import _Journal
+
+    from .test_store import epoch_end, started
+
+    monkeypatch.setattr(recording_module, "ENDING_WAIT_S", 0.3)
+    monkeypatch.setattr(recording_module, "RETRY_EVERY_S", 0.05)
+    store = RunStore(tmp_path, busy_timeout_s=0.1)
+    run_id = store.create_run(CONFIG)
+    warnings = []
+    journal = _Journal(store, run_id, warnings.append)
+    journal.write(started())
+    holder = sqlite3.connect(store.db_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # held past the end of the run
+    journal.write(epoch_end(1))
+    began = time.monotonic()
+    journal.write(RunFinished(epochs_done=1, seconds=2.0), wait=True)
+    assert time.monotonic() - began < 5  # bounded: 0.3 s and one busy timeout, give or take a loaded machine
+    kept = store.unrecorded_path(run_id)
+    assert warnings[-1] == (f"the run store {store.db_path} stayed locked for 0.3s; the last 2 events of run {run_id} "
+                            f"are kept in {kept}, and the next scratch-tui to open the store records them")
+    holder.execute("COMMIT")
+    holder.close()
+    with store.transaction() as db:  # the process that trained it has exited since
+        db.execute("UPDATE runs SET pid = 999999999, pid_token = NULL WHERE id = ?", (run_id,))
+    store.close()
+    with RunStore(tmp_path) as later:
+        assert later.get_run(run_id).status == "finished" and later.get_run(run_id).epochs_done == 1
+        assert [type(e).__name__ for _, e in later.events(run_id)] == ["RunStarted", "EpochEnded", "RunFinished"]
+    assert not kept.exists()
+
+
+def test_a_runs_folder_moved_while_a_run_trains_stops_the_run_saying_so(tiny, tmp_path):
+    """No split run: the checkpoints do not go to a new folder at the old path while the log goes to the moved
+    store; the run stops at its next checkpoint and its record, where the store went, says why."""
+    old, moved = tmp_path / "runs", tmp_path / "moved"
+    store = RunStore(old)
+    run = TrainingRun(CONFIG.replace(epochs=3), data=tiny, progress_seconds=0)
+    with pytest.raises(StoreMoved, match=f"the runs folder {old} was moved or deleted while this process used it"):
+        for event in Recording(run, store, warn=lambda message: None):
+            if isinstance(event, CheckpointSaved) and event.epoch == 1:
+                old.rename(moved)  # `mv` in another terminal
+    store.close()
+    assert not old.exists()  # nothing made again at the old path
+    with RunStore(moved) as there:
+        record = there.get_run(run.run_id)
+        assert record.status == "failed" and record.epochs_done == 2
+        assert record.message.startswith(f"the runs folder {old} was moved or deleted")
+        assert [p.name for p in there.checkpoint_dir(run.run_id).glob("epoch-*.pt")] == ["epoch-0001.pt"]
 
 
 # -- killed after the last epoch, before the evaluation ------------------------------------------------------

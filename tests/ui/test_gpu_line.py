@@ -51,23 +51,27 @@ async def test_a_cuda_run_shows_its_cards_live_line_at_80x24(monkeypatch):
     app = TrainerApp(launcher=ScriptedLauncher(run_on("cuda:0")), devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(80, 24)) as pilot, stopping(app):
         await pilot.press("f5")
-        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen) and app.screen.query_one(GpuLine).display,
-                       timeout=10)
+        # each wait is for a condition, with the helper's generous bound: a loaded machine only makes it slower
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen) and app.screen.query_one(GpuLine).display)
         gpu = app.screen.query_one(GpuLine)
-        await wait_for(pilot, lambda: "peak" in line_of(app), timeout=5)
+        await wait_for(pilot, lambda: "peak" in line_of(app))
         assert line_of(app) == "GPU 0 87% · 3.1/79.2 GiB · 61°C · 312/700 W · run peak 1,536 MiB"
         assert gpu.region.height == 1 and gpu.region.width == 80 and len(line_of(app)) <= gpu.content_size.width
-        assert "GPU mem" not in text_of(app, "#stats")  # said once, on the GPU line
+        # said once, on the GPU line (the stats drop it at their next draw after the line's first reading)
+        await wait_for(pilot, lambda: "GPU mem" not in text_of(app, "#stats"))
         cards[1].util = 42
-        await wait_for(pilot, lambda: line_of(app).startswith("GPU 0 42% "), timeout=5)  # the timer reads again
+        await wait_for(pilot, lambda: line_of(app).startswith("GPU 0 42% "))  # the timer reads again
         assert gpu.reads >= 2
         await pilot.press("question_mark")  # help covers the screen: no readings while it is out of sight
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: gpu.paused)
         reads = gpu.reads
-        await pilot.pause(1.5)
+        await pilot.pause(1.5)  # longer than a reading's interval: one would have come
         assert gpu.reads == reads
         await pilot.press("escape")
-        await wait_for(pilot, lambda: gpu.reads > reads, timeout=3)
+        await wait_for(pilot, lambda: gpu.reads > reads)
+        app.handle.send(Command("stop"))  # an ended run's line goes, and its card is read no more
+        await wait_for(pilot, lambda: not gpu.display and not gpu.polling)
+        assert "GPU mem" not in text_of(app, "#stats")
 
 
 async def test_a_cpu_run_shows_no_gpu_line_and_reads_nothing(monkeypatch):
@@ -75,11 +79,12 @@ async def test_a_cpu_run_shows_no_gpu_line_and_reads_nothing(monkeypatch):
     app = TrainerApp(launcher=ScriptedLauncher(run_on("cpu")), devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(80, 24)) as pilot, stopping(app):
         await pilot.press("f5")
-        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen) and "GPU mem" in text_of(app, "#stats"),
-                       timeout=10)
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen) and "GPU mem" in text_of(app, "#stats"))
         gpu = app.screen.query_one(GpuLine)
         assert not gpu.display and not gpu.polling and gpu.reads == 0
+        app.handle.send(Command("stop"))  # the run's memory is not shown once it has ended
+        await wait_for(pilot, lambda: not app.run_view.is_active)
+        await wait_for(pilot, lambda: "GPU mem" not in text_of(app, "#stats"))
 
 
 async def test_setup_shows_the_chosen_cards_line_and_stops_for_the_cpu(monkeypatch):

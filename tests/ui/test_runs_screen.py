@@ -404,3 +404,46 @@ async def test_a_run_this_version_cannot_read_is_listed_and_enter_says_why(tmp_p
         await pilot.pause()
         assert isinstance(app.screen, RunsScreen) and [n.message for n in app._notifications] == said + [line]
     store.close()
+
+
+async def test_damaged_rows_are_listed_marked_and_the_app_goes_on(tmp_path):
+    """A config that is not JSON, an unknown status and an evaluation blob that cannot be read: each run is listed,
+    highlighting it says what is wrong, marking and opening it says so in one line, and the app stays up."""
+    import sqlite3
+
+    store = RunStore(tmp_path / "runs")
+    ids = {}
+    for name in ("sound", "config", "status", "blob"):
+        ids[name] = store.create_run(TrainConfig(name=name))
+        record_whole_run(store, ids[name])
+    with sqlite3.connect(tmp_path / "runs" / "runs.sqlite3") as db:
+        db.execute("UPDATE runs SET config = '{oops' WHERE id = ?", (ids["config"],))
+        db.execute("UPDATE runs SET status = 'weird' WHERE id = ?", (ids["status"],))
+        db.execute("UPDATE run_events SET data = x'0011' WHERE run_id = ? AND name = 'eval_end'", (ids["blob"],))
+    app = make_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f2")
+        screen = app.screen
+        table = screen.query_one("#runs-table", DataTable)
+        assert isinstance(screen, RunsScreen) and table.row_count == 4
+        for name, why in (("config", "its config in the store is not JSON"),
+                          ("status", "its status 'weird' is not one scratch-tui knows")):
+            table.move_cursor(row=table.get_row_index(ids[name]))
+            await pilot.pause()
+            assert "damaged" in " ".join(str(c) for c in table.get_row(ids[name]))
+            assert f"cannot be opened: damaged: {why}" in text_of(app, "#runs-detail")
+            await pilot.press("space", "enter")  # marked to compare, then opened
+            await pilot.pause()
+            assert isinstance(app.screen, RunsScreen)
+            assert app._notifications and why in list(app._notifications)[-1].message
+        table.move_cursor(row=table.get_row_index(ids["blob"]))
+        await pilot.pause()
+        await pilot.press("space", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen)
+        assert f"run {ids['blob']} is damaged: event" in list(app._notifications)[-1].message
+        table.move_cursor(row=table.get_row_index(ids["sound"]))
+        await pilot.press("enter")  # the sound run still opens its evaluation
+        await pilot.pause()
+        assert isinstance(app.screen, EvaluationScreen)
+    store.close()

@@ -234,6 +234,12 @@ def test_a_whole_session_at_80x24_by_keys_alone(tmp_path):
         term.keys("i")  # the Layers view: the init check's verdict above one row per layer
         term.wait_for("Layers at step")
         term.wait_for("layers.0")
+        term.keys("Enter")  # the highlighted layer's histograms, all three within 24 lines
+        screen = term.wait_for("gradients")
+        assert "activations" in screen and "weights" in screen
+        term.wait_until_footer_is_whole()
+        term.keys("Escape")
+        term.wait_for("Layers at step")
         term.keys("Escape")
         term.wait_for("Paused — space resumes")
         term.keys("l")

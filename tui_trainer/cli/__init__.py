@@ -89,9 +89,24 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--layers", action="store_true", help="print its layer statistics instead (the probe's)")
     show.add_argument("--epoch", type=int, metavar="N", help="with --layers: as probed at the end of epoch N "
                                                               "(default: the last probe)")
-    export = run_action("export", "write a run's metrics as CSV (epochs) or JSON (everything)")
-    export.add_argument("--format", choices=("csv", "json"), default="json")
-    export.add_argument("--output", metavar="FILE", help="write here instead of to stdout")
+    show.add_argument("--diff", metavar="OTHER_ID", help="name every difference between this run's receipt and "
+                                                         "settings and another's")
+    verify = run_action("verify", "train a run's first steps again and compare the losses with its log "
+                                  "(exit 0: reproduced, 1: not)")
+    verify.add_argument("--steps", type=int, metavar="N", help="steps to train again (default: one epoch or 200, "
+                                                               "whichever is fewer)")
+    verify.add_argument("--deterministic", action="store_true", help="use torch's deterministic algorithms: bitwise "
+                                                                     "on CUDA too, at some cost in speed")
+    verify.add_argument("--threads", type=int, metavar="N", help="compute with N CPU threads, not the recorded count")
+    export = actions.add_parser("export", help="write runs' metrics as CSV (epochs), JSON (everything) or "
+                                               "TensorBoard event files (one folder per run)")
+    export.add_argument("run_ids", nargs="*", metavar="RUN_ID")
+    export.add_argument("--runs-dir", metavar="DIR", default=argparse.SUPPRESS, help=RUNS_DIR_HELP)
+    export.add_argument("--all", action="store_true", help="every recorded run")
+    export.add_argument("--sweep", metavar="SWEEP_ID", default=argparse.SUPPRESS, help="every run of this sweep")
+    export.add_argument("--format", choices=("csv", "json", "tensorboard"), default="json")
+    export.add_argument("--output", metavar="FILE|DIR", help="write here instead of to stdout; for tensorboard, the "
+                                                             "folder that gets one folder per run (needed)")
     rm = run_action("rm", "delete a run and its checkpoints")
     rm.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     rm.add_argument("--force", action="store_true", help="delete it even while it is running")

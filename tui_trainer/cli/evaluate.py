@@ -22,7 +22,7 @@ def run_eval(args: argparse.Namespace) -> int:
         return error(str(exc), "eval")
     if r.unreadable:  # made by another version: its checkpoints hold a model this one cannot build
         return error(f"run {r.id} cannot be opened: {r.unreadable}", "eval")
-    from ..engine.checkpoints import CheckpointError
+    from ..engine.checkpoints import CheckpointError, CheckpointForeign
     from ..engine.data import DatasetUnavailable
     from ..engine.devices import DeviceError
     from ..runs.evaluation import NoCheckpoint, evaluate_checkpoint
@@ -34,6 +34,8 @@ def run_eval(args: argparse.Namespace) -> int:
         return usage_error(name_flags(exc), "eval")
     except DeviceError as exc:
         return usage_error(str(exc).replace("device:", "--device:", 1), "eval")
+    except CheckpointForeign as exc:  # another run's file where this run's should be
+        return usage_error(str(exc), "eval")
     except (NoCheckpoint, CheckpointError, DatasetUnavailable) as exc:
         return error(str(exc), "eval")
     if not args.jsonl:

@@ -155,7 +155,7 @@ def say_runner(store: "RunStore", pid: int | None, not_started: bool = False) ->
 
 
 def _ls(store: "RunStore", args: argparse.Namespace) -> int:
-    from ..runs.queue import pack_size, queued, runner_status
+    from ..runs.queue import queued, runner_status
 
     runs = queued(store, include_running=True)
     status = runner_status(store)
@@ -178,9 +178,10 @@ def _ls(store: "RunStore", args: argparse.Namespace) -> int:
     else:
         print("The queue is empty; add runs with `scratch-tui queue add`.")
     runner = f"working (pid {status.runner_pid})" if status.running else "not running"
-    print(f"Runner: {runner}; {status.per_device} run(s) at a time per device, up to {pack_size(store)} of one "
-          f"shape trained as one pack"
-          + ("; the queue is paused (`scratch-tui queue resume`)" if status.paused else ""))
+    gone = not status.running and status.waiting and not status.paused  # it died, or was never started
+    print(f"Runner: {runner}; {status.per_device} run(s) at a time per device"
+          + ("; the queue is paused (`scratch-tui queue resume`)" if status.paused else "")
+          + (f"; {status.waiting} run(s) wait: `scratch-tui queue start` starts it" if gone else ""))
     return 0
 
 

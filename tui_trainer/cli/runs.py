@@ -52,7 +52,7 @@ def _runs_list(store: "RunStore", args: argparse.Namespace) -> int:
         return 0
     rows = [("ID", "NAME", "MODEL", "DATASET", "STATUS", "EPOCHS", "BEST VAL", "TEST", "DURATION", "STARTED")]
     for r in runs:
-        status = str(r.state)
+        status = r.status_text
         rows.append((r.id, r.name or "-", r.model, r.dataset, status, f"{r.epochs_done}/{r.epochs}",
                      percent(r.best_val_acc), percent(r.test_acc), duration(r.duration_s), when(r.started_at)))
     # On a terminal the table fits its width: names, models and datasets are cut short, then duration,
@@ -60,6 +60,10 @@ def _runs_list(store: "RunStore", args: argparse.Namespace) -> int:
     # pipe or a file it is whole.
     for line in table(rows, terminal_width(), squeeze=(1, 2, 3), drop=(8, 9, 3, 2, 1)):
         print(line)
+    for r in runs:
+        if r.damaged:
+            print(f"scratch-tui runs: note: run {r.id} is {r.damaged}; it is left alone (`scratch-tui runs delete "
+                  f"{r.id}` removes it)", file=sys.stderr)
     return 0
 
 
@@ -71,6 +75,8 @@ def _runs_show(store: "RunStore", args: argparse.Namespace) -> int:
     view = store.view(r.id)
     if getattr(args, "layers", False):
         return _layers(view, r.id, args.epoch)
+    if getattr(args, "diff", None):
+        return _diff(store, r, store.get_run(args.diff))
     out: list[str] = [f"Run {r.id}" + (f" ({r.name})" if r.name else "") + f": {r.state}"]
     if why:
         out.append(f"  cannot be opened: {why}")
@@ -95,6 +101,8 @@ def _runs_show(store: "RunStore", args: argparse.Namespace) -> int:
         out += ["", "Repeat it with:", f"  {repeat_line(store, r)}", "", "Settings:"]
         # the model file's source is said above, by its hash: the settings name the file
         out += [f"  {line}" for line in r.train_config().replace(model_source="").to_toml().splitlines()]
+    if view.started is not None:  # what it trained with besides its settings; `--diff` compares these
+        out += ["", "Receipt:"] + [f"  {key} = {_text(value)}" for key, value in view.started.receipt().items()]
     if view.changes:
         out += ["", "Changes:"] + [f"  {c.describe()}" for c in view.changes]
     out += _checkpoints(store, r.id)
@@ -110,6 +118,28 @@ def _runs_show(store: "RunStore", args: argparse.Namespace) -> int:
         out += ["", "Evaluation:", f"  {result.describe()}"]
         out += [f"  {name:<12} {acc:6.2f}%" for name, acc in zip(result.classes, result.per_class_acc)]
     print("\n".join(out))
+    return 0
+
+
+def _diff(store: "RunStore", r, other) -> int:
+    """`runs show ID --diff OTHER`: every setting and every item of the receipt (versions, machine, device, threads,
+    data, model source) that differs between the two runs, one a line."""
+    from ..engine.events import event_from_dict
+    from ..runs.fork import config_diff
+    from ..runs.replay import as_trained
+
+    mine, theirs = as_trained(r).to_dict(), as_trained(other).to_dict()
+    lines = [f"  {key}: {_text(old)} {arrow()} {_text(new)}" for key, old, new in config_diff(mine, theirs)
+             if key != "model_source"]  # a model file's source differs as its hash, below
+    started = [event_from_dict(x.started).receipt() if x.started else {} for x in (r, other)]
+    for key in dict.fromkeys([*started[0], *started[1]]):
+        old, new = started[0].get(key), started[1].get(key)
+        if old != new:
+            lines.append(f"  {key}: {_text(old)} {arrow()} {_text(new)}")
+    if not started[0] or not started[1]:
+        lines.append(f"  (run {(r if not started[0] else other).id} never started: it has no receipt)")
+    head = f"Run {r.id} {arrow()} run {other.id}:"
+    print("\n".join([head, *lines]) if lines else f"{head} the same settings and receipt")
     return 0
 
 
@@ -208,15 +238,89 @@ def _runs_prune(store: "RunStore", args: argparse.Namespace) -> int:
 
 
 def _runs_export(store: "RunStore", args: argparse.Namespace) -> int:
-    from ..runs.export import export_run
+    from ..runs.export import TensorBoardMissing, export_run, export_tensorboard
 
-    text = export_run(store, args.run_id, args.format)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-        print(f"wrote {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
+    run_ids = _chosen_runs(store, args)
+    if not run_ids:
+        return usage_error("name the runs to export (RUN_ID ...), or pass --all or --sweep SWEEP_ID", "runs export")
+    if args.format == "tensorboard":
+        if not args.output:
+            return usage_error("--format tensorboard writes a folder per run: give the folder with --output DIR",
+                               "runs export")
+        try:
+            folders = export_tensorboard(store, run_ids, Path(args.output))
+        except TensorBoardMissing as exc:
+            return usage_error(str(exc), "runs export")
+        for folder in folders:
+            print(f"wrote {folder}", file=sys.stderr)
+        print(f"see them with: tensorboard --logdir {args.output}", file=sys.stderr)
+        return 0
+    if len(run_ids) > 1:
+        if not args.output:
+            return usage_error(f"{len(run_ids)} runs export as {args.format} to a file each: give the folder with "
+                               f"--output DIR", "runs export")
+        Path(args.output).mkdir(parents=True, exist_ok=True)
+    for run_id in run_ids:
+        text = export_run(store, run_id, args.format)
+        target = Path(args.output) / f"{store.resolve(run_id)}.{args.format}" if len(run_ids) > 1 else \
+            Path(args.output) if args.output else None
+        if target is None:
+            sys.stdout.write(text)
+        else:
+            target.write_text(text, encoding="utf-8")
+            print(f"wrote {target}", file=sys.stderr)
     return 0
+
+
+def _chosen_runs(store: "RunStore", args: argparse.Namespace) -> list[str]:
+    """The runs named, or every run (--all), or a sweep's (--sweep)."""
+    sweep = getattr(args, "sweep", None)
+    if args.all or sweep:
+        return [r.id for r in store.list_runs(sweep=sweep)] + list(args.run_ids)
+    return list(args.run_ids)
+
+
+def _runs_verify(store: "RunStore", args: argparse.Namespace) -> int:
+    from ..engine.checkpoints import CheckpointError
+    from ..engine.config import ConfigError
+    from ..engine.data import DatasetUnavailable
+    from ..engine.devices import DeviceError
+    from ..runs.verify import verify_run
+
+    record = store.get_run(args.run_id)  # an unknown id is said as every action says it
+    try:
+        result = verify_run(store, record.id, args.steps, deterministic=args.deterministic, threads=args.threads)
+    except (DeviceError, DatasetUnavailable, ConfigError, CheckpointError, LookupError) as exc:
+        return usage_error(f"run {record.id} cannot be trained again here: {exc}", "runs verify")
+    for line in verify_lines(result):
+        print(line)
+    return 0 if result.reproduced else EXIT_FAILED
+
+
+def verify_lines(result) -> list[str]:
+    """What `runs verify` prints: the verdict, what it cost, and what differs from the run's receipt."""
+    how = "bit for bit" if result.tolerance == 0 else f"within {result.tolerance:g} relative (CUDA)"
+    compared = len(result.compared)
+    if result.reproduced:
+        out = [f"Run {result.run_id}: reproduced: {compared} loss(es) over {result.steps} steps trained again agree "
+               f"{how} (steps {', '.join(map(str, result.compared))})"]
+    elif result.mismatch is not None:
+        out = [f"Run {result.run_id}: not reproduced: the first difference is at {result.mismatch.describe()}; "
+               f"compared {how}"]
+    elif result.failure:
+        out = [f"Run {result.run_id}: not reproduced: training it again failed: {result.failure}"]
+    else:
+        out = [f"Run {result.run_id}: not verified: nothing to compare"]
+    out += [f"  {note}" for note in result.notes]
+    recorded = f"; the record took {result.recorded_seconds:.2f}s" if result.recorded_seconds else ""
+    algorithms = "deterministic algorithms on" if result.deterministic else "torch's default algorithms"
+    out.append(f"  trained again in {result.seconds:.2f}s with {algorithms}{recorded}")
+    if result.differences:
+        out.append("  differs from the record:")
+        out += [f"    {key}: {_text(old)} then, {_text(new)} now" for key, old, new in result.differences]
+    else:
+        out.append("  environment: as recorded (versions, device, threads, data, model source)")
+    return out
 
 
 def _runs_rm(store: "RunStore", args: argparse.Namespace) -> int:
@@ -284,5 +388,5 @@ def _runs_control(store: "RunStore", args: argparse.Namespace) -> int:
     return 0
 
 
-_RUNS_ACTIONS = {"list": _runs_list, "show": _runs_show, "export": _runs_export, "rm": _runs_rm,
-                 "control": _runs_control, "prune": _runs_prune}
+_RUNS_ACTIONS = {"list": _runs_list, "show": _runs_show, "export": _runs_export, "verify": _runs_verify,
+                 "rm": _runs_rm, "control": _runs_control, "prune": _runs_prune}

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 ACTIONS = ("run", "show", "ls")  # `sweep FILE.toml` is `sweep run FILE.toml`
 POLL_S = 0.5
+RUNNER_CHECK_S = 5.0  # how often waiting makes sure the queue's runner lives
 ENDED = tuple(state for state in RunState if not state.active and state != RunState.QUEUED)
 
 
@@ -134,13 +135,14 @@ def _run(args: argparse.Namespace) -> int:
         seeds = len(spec.seeds_or_base)
         print(f"Queued sweep {sweep_id} ({name}): {len(ids)} runs, {len(ids) // seeds} config(s) x {seeds} seed(s)"
               + (f", halving at epoch {args.halving}" if args.halving else ""))
-        say_runner(store, ensure_runner(store))
+        runner = ensure_runner(store)
+        say_runner(store, runner)
         if args.detach:
             print(f"Watch it with `scratch-tui sweep show {sweep_id}` (its table) and `scratch-tui queue ls` "
                   f"(the queue).")
             return 0
         try:
-            ended = _wait(store, sweep_id, ids, sys.stdout)
+            ended = _wait(store, sweep_id, ids, sys.stdout, runner)
         except KeyboardInterrupt:
             print(f"\nStopped waiting; the sweep's runs go on in the background. `scratch-tui sweep show {sweep_id}` "
                   f"prints its table, `scratch-tui queue ls` the queue.", file=sys.stderr)
@@ -151,15 +153,26 @@ def _run(args: argparse.Namespace) -> int:
             else EXIT_FAILED
 
 
-def _wait(store: "RunStore", sweep_id: str, ids: list[str], out: TextIO) -> dict[str, str]:
+def _wait(store: "RunStore", sweep_id: str, ids: list[str], out: TextIO, runner: int | None = None) -> dict[str, str]:
     """Until every run has ended: a line per run as it ends, and on a terminal a live count. Each run's
-    status at its end ("removed" for one taken off the queue meanwhile)."""
+    status at its end ("removed" for one taken off the queue meanwhile). A queue runner that dies while the
+    sweep's runs wait is started again, and said so (`runner`: the one this command started)."""
+    from ..runs.queue import revive_runner
+
     live = out.isatty()
     ended: dict[str, str] = {}
     shown = ""  # the live line on screen now
+    restarts, checked = 0, time.monotonic()
     while True:
         now = {r.id: r for r in store.list_runs(sweep=sweep_id)}
         lines = []
+        if time.monotonic() - checked >= RUNNER_CHECK_S and any(r.status == RunState.QUEUED for r in now.values()):
+            checked = time.monotonic()
+            revived = revive_runner(store, runner, restarts)  # SpawnError once it keeps dying
+            if revived is not None:
+                runner, restarts = revived, restarts + 1
+                lines.append(f"The queue's runner had gone with runs of the sweep still queued; started it again "
+                             f"(pid {revived})")
         for run_id in ids:
             run = now.get(run_id)
             if run_id in ended or (run is not None and run.state not in ENDED):

@@ -88,6 +88,7 @@ def printer_for(args: argparse.Namespace) -> Any:
 def _refused(exc: Exception, flag: str = "", rank: int = 0) -> int:
     """A run that cannot be made, found or set up, as its one line and exit code: usage (2) for what the command
     line asked wrongly (`flag` names the one that gave a run id), else 1."""
+    from ..engine.checkpoints import CheckpointForeign
     from ..engine.devices import DeviceError
     from ..runs.fork import ForkRefused
     from ..runs.store import RunNotFound
@@ -98,7 +99,7 @@ def _refused(exc: Exception, flag: str = "", rank: int = 0) -> int:
         return usage_error(name_flags(exc))
     if isinstance(exc, DeviceError):
         return usage_error(str(exc).replace("device:", "--device:", 1))
-    if isinstance(exc, ForkRefused):
+    if isinstance(exc, (ForkRefused, CheckpointForeign)):  # another run's file given as this run's
         return usage_error(str(exc))
     return error(f"rank {rank}: {exc}" if rank else str(exc))
 

@@ -6,8 +6,11 @@ A checkpoint is `torch.save` of plain containers and tensors only:
      "model": state_dict, "optimizer": state_dict, "rng": {...}, "position": {...}}
 
 `position` is there only when saved part-way through an epoch. `checksum` covers the meta and
-every tensor and number of the state, so flipped bytes are refused instead of resumed (files
-written before it existed have none and load as before). Loading uses
+every tensor and number of the state, so flipped bytes are refused instead of resumed; a file
+without one (its key deleted) is refused too, as it cannot be told from a tampered one. The meta
+names the run, its settings (so its model) and the shape of every parameter: a reader that says
+whose checkpoint it expects (`load_checkpoint(path, run_id=..., config=...)`) refuses another
+run's file, or one whose model is not the run's (CheckpointForeign). Loading uses
 `torch.load(weights_only=True)`, which refuses any pickled class or function, so a
 crafted file cannot run code; config and metadata travel as a JSON string for the same reason.
 """
@@ -31,12 +34,15 @@ from typing import IO, Any, Callable
 
 import torch
 
-from .config import ConfigError, TrainConfig
+from .config import ConfigError, TrainConfig, applies
 
 from .checkpoint_files import BEST, LAST, PREVIOUS, epoch_file, step_file  # noqa: F401  (names kept where they were)
+from .checkpoint_files import remove_stale_temporaries, temporary_prefix
 
 FORMAT = 1
 _HEADER = ("format", "meta", "checksum")  # a checkpoint's keys that are not the run's state
+# the settings a checkpoint's weights are made of: a run's own checkpoints all have its values
+MODEL_SETTINGS = ("dataset", "model", "hidden", "model_args", "model_source")
 
 
 class CheckpointError(RuntimeError):
@@ -45,6 +51,11 @@ class CheckpointError(RuntimeError):
 
 class CheckpointDamaged(CheckpointError):
     """The file is there but its bytes are not what was saved (cut short, flipped): another may be whole."""
+
+
+class CheckpointForeign(CheckpointError):
+    """A whole checkpoint, but not of the run that asked for it (another run's file, another model): refused,
+    never resumed or evaluated in the run's name."""
 
 
 class CheckpointNotWritten(CheckpointError):
@@ -75,7 +86,7 @@ def save_checkpoint(path: str | Path, run: Any, reason: str = "epoch") -> Path:
     state = run.snapshot()
     progress = state.pop("progress")
     meta = {"format": FORMAT, "run_id": run.run_id, "config": run.config.to_dict(), "threads": run.threads,
-            **progress,
+            "shapes": _shapes(state["model"]), **progress,
             "reason": reason, "saved_at": time.time(), "torch": torch.__version__}
     meta_text = json.dumps(meta)
     payload = {"format": FORMAT, "meta": meta_text, "checksum": _checksum(meta_text, state), **state}
@@ -113,6 +124,13 @@ def _why_not_written(error: OSError, folder: Path) -> tuple[str, str]:
     return f"cannot write a checkpoint in {folder} ({error.strerror or error})", "fix that"
 
 
+def _shapes(weights: Any) -> dict[str, list[int]]:
+    """The shape of each parameter and buffer of a model's state_dict, as the meta keeps them."""
+    if not isinstance(weights, dict):
+        return {}
+    return {str(name): list(t.shape) for name, t in weights.items() if isinstance(t, torch.Tensor)}
+
+
 def _checksum(meta: str, state: dict[str, Any]) -> str:
     """sha256 of the meta and of every value of the state, tensors by dtype, shape and bytes."""
     digest = hashlib.sha256(meta.encode())
@@ -143,9 +161,8 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Write to a temporary file beside `path`, flush it to disk, then rename it over `path`."""
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
-    for leftover in folder.glob(f".{path.name}.*.tmp"):  # from a process killed mid-write
-        leftover.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_temporaries(folder)  # from a process killed mid-write
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=temporary_prefix(path.name), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
@@ -160,7 +177,7 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
 
 def keep_as_best(last: Path, best: Path) -> None:
     """Make `best` the same bytes as `last`: a hard link when the filesystem has them (no copy), atomically."""
-    tmp = best.with_name(f".{best.name}.{secrets.token_hex(4)}.tmp")
+    tmp = best.with_name(f"{temporary_prefix(best.name)}{secrets.token_hex(4)}.tmp")
     try:
         try:
             os.link(last, tmp)
@@ -187,8 +204,33 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
-    path = Path(path)
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *, run_id: str | None = None,
+                    config: TrainConfig | None = None) -> Checkpoint:
+    """The checkpoint at `path`, checked whole (its checksum, its shapes); with `run_id` (and `config`, the
+    run's settings), CheckpointForeign unless it is that run's, of that run's model."""
+    checkpoint = _load(Path(path), map_location)
+    if run_id is not None:
+        _check_owner(checkpoint, run_id, config)
+    return checkpoint
+
+
+def _check_owner(checkpoint: Checkpoint, run_id: str, config: TrainConfig | None) -> None:
+    def model_of(c: TrainConfig) -> str:
+        return c.model + (f" {','.join(map(str, c.hidden))}" if applies("hidden", c) else "")
+
+    path, theirs = checkpoint.path, checkpoint.run_id
+    if theirs != run_id:
+        whose = f"run {theirs}'s" if theirs else "an unrecorded run's"
+        raise CheckpointForeign(f"{path} is {whose} checkpoint ({model_of(checkpoint.config)}), not run {run_id}'s: "
+                                f"refused; put the run's own file back, or fork run {theirs or 'it'} instead")
+    differ = [name for name in MODEL_SETTINGS if config is not None and
+              getattr(checkpoint.config, name) != getattr(config, name)]
+    if differ:
+        raise CheckpointForeign(f"{path} holds a {model_of(checkpoint.config)} model, but run {run_id} trains a "
+                                f"{model_of(config)} ({', '.join(differ)} differ): refused; start the run again")
+
+
+def _load(path: Path, map_location: str | torch.device) -> Checkpoint:
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
@@ -203,7 +245,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                                 f"checkpoint or start the run again") from None
     if not (isinstance(data, dict) and data.get("format") == FORMAT and isinstance(data.get("meta"), str)):
         raise CheckpointError(f"{path} is not a scratch-tui checkpoint (format {FORMAT})")
-    if "checksum" in data and data["checksum"] != _checksum(data["meta"], data):
+    if not isinstance(data.get("checksum"), str):
+        raise CheckpointError(f"{path} carries no checksum, so it cannot be told from a tampered file: refused; "
+                              f"resume from another checkpoint or start the run again")
+    if data["checksum"] != _checksum(data["meta"], data):
         raise CheckpointDamaged(f"{path} is damaged: its contents no longer match the checksum saved with them; "
                                 f"resume from another checkpoint or start the run again")
     try:
@@ -213,8 +258,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         if "position" in data:
             progress["batches_done"] = int(meta["batches_done"])
         state = {k: data[k] for k in ("model", "optimizer", "rng")}
-    except (ValueError, KeyError, TypeError, ConfigError) as exc:
+        shapes = meta.get("shapes")  # files of this version before shapes were kept: the checksum vouches alone
+    except (ValueError, KeyError, TypeError, AttributeError, ConfigError) as exc:
         raise CheckpointError(f"{path} is not a usable scratch-tui checkpoint ({_first_line(exc)})") from None
+    if shapes is not None and shapes != _shapes(state["model"]):
+        raise CheckpointDamaged(f"{path} is damaged: its weights are not of the shapes it names; resume from another "
+                                f"checkpoint or start the run again")
     state["progress"] = progress
     # best_weights: kept for early stopping's restore of the best epoch; ema: the weights' moving average
     for key in ("position", "best_weights", "ema"):

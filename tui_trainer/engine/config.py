@@ -239,10 +239,11 @@ class TrainConfig:
                             help="CPU threads torch computes with; 0: the cores this process may use, pinned "
                                  "and recorded when the run starts, so a repeat computes the same sums")
     # The probe runs eagerly beside the step (engine/probe.py): at step 0, every N steps of the first 100, then
-    # once an epoch.
+    # once an epoch, each time only if it stays within 3% of the training time (probe.affordable).
     probe_every: int = _setting(25, label="Probe every", low=0, high=1_000_000, metavar="N", note="(0: off)",
                                 help="measure every layer on a fixed batch at step 0, every N steps of the first "
-                                     "100, then once an epoch (the Layers view, the init check); 0 turns it off")
+                                     "100, then once an epoch, within 3% of the training time (the Layers view, "
+                                     "the init check); 0 turns it off")
     # 0 keeps every training image; a smaller number makes quick experiments quick.
     max_train_samples: int = _setting(0, label="Max train images", low=0, note="(0: all)", metavar="N",
                                       help="train on at most N images; 0 for all")

@@ -88,7 +88,10 @@ class RunStarted(Event):
     step_path: str = "eager"
     # Provenance: a hash of the exact images and labels trained on, and what trained on them
     data_fingerprint: str = ""
-    versions: dict[str, str] = field(default_factory=dict)
+    # The receipt (engine/receipt.py): package versions, the machine, the numeric flags; empty in older logs
+    versions: dict[str, Any] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=dict)
+    numerics: dict[str, Any] = field(default_factory=dict)
     processes: int = 1  # ranks training the run together under torchrun, each on its own device
     threads: int = 0  # CPU threads it computes with (the config's, or auto pinned); 0 in older logs
     # sha256 of the model file's source the run builds from (config.model_source); "" for a built-in model
@@ -110,6 +113,18 @@ class RunStarted(Event):
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "config": self.config.to_dict()}
+
+    def receipt(self) -> dict[str, Any]:
+        """Everything the run trained with besides its settings, flat ("versions.torch", "threads"): what `runs show`
+        lists, `--diff` compares and `runs verify` holds against the machine it runs on. A value an older log
+        never recorded is left out, not guessed."""
+        flat: dict[str, Any] = {"device": self.device, "device_name": self.device_name,
+                                "threads": self.threads or None, "processes": self.processes,
+                                "step_path": self.step_path, "data_fingerprint": self.data_fingerprint or None,
+                                "model_sha256": self.model_sha256 or None}
+        for section in ("versions", "machine", "numerics"):
+            flat.update({f"{section}.{key}": value for key, value in getattr(self, section).items()})
+        return {key: value for key, value in flat.items() if value is not None}
 
 
 @dataclass(frozen=True)

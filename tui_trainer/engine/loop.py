@@ -25,7 +25,8 @@ from .config import ConfigError, TrainConfig, applies
 from .control import TrainingControl
 from .data import DeviceData, DownloadProgress, load_raw, prepare
 from .devices import device_label, resolve_device
-from .probe import PROBE_IMAGES, Probe, diagnose, due
+from .probe import PROBE_IMAGES, Probe, affordable, diagnose, due
+from .receipt import receipt
 from .registry import MODELS
 from .threads import pin_cpu_threads
 from .distributed import Agreed, Distributed, launched_by_torchrun
@@ -46,6 +47,14 @@ PROGRESS_EVERY_SECONDS = 0.25  # how often it pays for a device sync to report p
 
 class _Stop(Exception):
     pass
+
+
+def on_record(step: int) -> bool:
+    """Steps 25, 50, 100, 200, ... (doubling): reported whatever the clock says, so that every run's log holds its
+    running loss at the same steps, and `runs verify` has those to hold a second training against. A sync each,
+    a handful in a whole run."""
+    laps, rest = divmod(step, PROGRESS_EVERY_STEPS)
+    return rest == 0 and laps > 0 and laps & (laps - 1) == 0
 
 
 class _NonFinite(Exception):
@@ -71,6 +80,7 @@ class TrainingRun:
         self.threads = 0  # CPU threads it computes with, pinned by setup(): a resume keeps its run's count
         self._probe: Probe | None = None
         self._probed_step = -1
+        self._probe_spent = self._probe_cost = 0.0  # seconds in the probe since step 0, and its latest cost
         self._said: set[str] = set()  # the probe's flags said so far: each once
         self.run_id: str | None = None
         self.generator: torch.Generator | None = None
@@ -217,7 +227,7 @@ class TrainingRun:
             train_size=len(data.train_y), val_size=len(data.val_y), test_size=len(data.test_y),
             parameters=count_parameters(self.model), steps_per_epoch=self.steps_per_epoch, run_id=self.run_id,
             resumed_from_epoch=self.epoch, resumed_from_step=self.step, step_path=str(self.path),
-            data_fingerprint=data.fingerprint, versions=_versions(self.device), threads=self.threads,
+            data_fingerprint=data.fingerprint, **receipt(self.device), threads=self.threads,
             processes=self.dist.world_size if self.dist else 1, model_sha256=_source_sha256(cfg),
             pack=self.pack_name, pack_with=list(self.pack_with))
 
@@ -304,7 +314,7 @@ class TrainingRun:
 
             if self.step % PROGRESS_EVERY_STEPS == 0:
                 now = time.perf_counter()
-                report = now - self._last_report >= self.progress_seconds
+                report = now - self._last_report >= self.progress_seconds or on_record(self.step)
                 if self.dist:
                     agreed = self.dist.agree(self.control, report, self.device)
                     yield from self._obey_agreed(agreed)
@@ -329,8 +339,15 @@ class TrainingRun:
         """The probe's layer statistics now, and what they say that has not been said (engine/probe.py)."""
         if self._probe is None or self._probed_step == self.step:
             return
+        steps_left = self.steps_per_epoch * epoch - self.step
+        if self.step and not affordable(self._probe_spent, self._probe_cost, self.elapsed(), self.step, steps_left):
+            return  # over its share of the time: a later due probe runs once training has earned it
         self._probed_step = self.step
-        stats = self._probe.measure(self.step, epoch)
+        started = time.perf_counter()
+        stats = self._probe.measure(self.step, epoch)  # it reads its numbers back, so the device is done with it
+        self._probe_cost = time.perf_counter() - started
+        if self.step:  # the init check is owed whatever it costs
+            self._probe_spent += self._probe_cost
         yield stats
         cfg = self.config
         hint = "`--init kaiming`" if "init" in MODELS.entry(cfg.model).settings and cfg.init != "kaiming" else ""
@@ -639,20 +656,6 @@ def _source_sha256(config: TrainConfig) -> str:
     from .model_file import source_sha256
 
     return source_sha256(config.model_source)
-
-
-def _versions(device: torch.device) -> dict[str, str]:
-    """What trained the run: the project, torch and the device, for its record."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        project = version("scratch-tui")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        project = "unknown"
-    found = {"scratch-tui": project, "torch": torch.__version__, "device": device_label(device)}
-    if device.type == "cuda":
-        found["cuda"] = str(torch.version.cuda)
-    return found
 
 
 def _cuda_memory(device: torch.device) -> dict[str, float]:

@@ -46,7 +46,7 @@ def evaluate_checkpoint(record: RunRecord, which: str = "best", device: str | No
     from ..engine.loop import TrainingRun
 
     used, path = checkpoint_path(record, which)
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(path, run_id=record.id, config=record.train_config())
     run = TrainingRun.from_checkpoint(checkpoint, device=device, download_progress=download_progress)
     run.setup()
     data = run.data

@@ -20,7 +20,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from ..engine.checkpoints import Checkpoint, load_checkpoint, without_steering
+from ..engine.checkpoints import MODEL_SETTINGS, Checkpoint, load_checkpoint, without_steering
 from ..engine.config import SETTINGS, ConfigError, TrainConfig
 from ..engine.control import TrainingControl
 from ..engine.events import ForkedFrom
@@ -29,7 +29,7 @@ from .retention import epoch_checkpoint, fork_checkpoint, parse_fork_point, stab
 from .store import RunStore
 
 # what a checkpoint's weights and optimizer state are made of: a fork cannot change them
-FIXED = ("dataset", "model", "hidden", "init", "model_args", "model_source", "optimizer")
+FIXED = (*MODEL_SETTINGS, "init", "optimizer")
 
 
 class ForkRefused(ValueError):
@@ -65,11 +65,13 @@ def fork_run(store: RunStore, parent_id: str, at: int | str | None, changes: dic
     a step checkpoint's name as `parse_fork` gives it, or None for its last) with `changes`. Raises RunNotFound,
     ForkRefused, ConfigError or CheckpointError."""
     parent = store.get_run(parent_id)
+    if parent.damaged:
+        raise ForkRefused(f"--fork: run {parent.id} cannot be opened: {parent.damaged}")
     try:
         path = fork_checkpoint(store, parent.id, at)
     except LookupError as exc:
         raise ForkRefused(f"--fork: {exc}") from None
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(path, run_id=parent.id, config=parent.train_config())
     config = fork_config(checkpoint.config, changes)
     if config.epochs <= checkpoint.epoch and not checkpoint.mid_epoch:
         raise ConfigError({"epochs": f"epochs: got {config.epochs}; the fork starts after epoch {checkpoint.epoch}, "
@@ -82,15 +84,17 @@ def fork_run(store: RunStore, parent_id: str, at: int | str | None, changes: dic
 
 
 def build_fork(store: RunStore, run_id: str, control: TrainingControl | None = None,
-                **kwargs: Any) -> TrainingRun | None:
+                config: TrainConfig | None = None, **kwargs: Any) -> TrainingRun | None:
     """The fork `run_id` (created, never trained: a detached child starts it) rebuilt from its parent's
-    checkpoint; None when the run is not a fork."""
+    checkpoint, with its recorded config (or `config`); None when the run is not a fork."""
     record = store.get_run(run_id)
     if not record.parent_id:
         return None
     forked = store.view(record.id, only=("forked_from",)).forked
     path = fork_source(store, record.parent_id, forked)
-    run = run_from(load_checkpoint(path), record.train_config(), control, forked.keep_steering, **kwargs)
+    config = config or record.train_config()  # the parent's model, as fork_config kept it
+    run = run_from(load_checkpoint(path, run_id=record.parent_id, config=config), config, control,
+                   forked.keep_steering, **kwargs)
     run.run_id = record.id
     return run
 

@@ -65,8 +65,9 @@ from typing import Iterable
 from ..engine.commands import Command
 from ..engine.config import ConfigError, TrainConfig
 from ..engine.events import RunFailed, RunState, RunStopped
-from .spawn import SpawnError, start_pack, start_queued, start_runner
-from .store import QueuedRow, RunNotFound, RunRecord, RunStore, stored_config, why_unreadable
+from .spawn import RUNNER_LOG, SpawnError, start_pack, start_queued, start_runner
+from .store.processes import process_alive
+from .store import QueuedRow, RunDamaged, RunNotFound, RunRecord, RunStore, stored_config, why_unreadable
 from .sweep import RunResult, config_group, halving_plan
 
 PAUSED = "queue.paused"
@@ -228,6 +229,24 @@ def ensure_runner(store: RunStore) -> int | None:
     return start_runner(store)
 
 
+RUNNER_RESTARTS = 3  # a runner that dies this often while runs wait is left for the user to look at
+
+
+def revive_runner(store: RunStore, started: int | None, restarts: int) -> int | None:
+    """For a command that waits on queued runs: start the runner again where it is gone (killed, crashed) while
+    runs wait and the queue is not paused; its pid, or None where nothing had to be done. `started`: the runner
+    this command started last, which may not have claimed the queue yet. SpawnError, saying where the runner's
+    output is, once it has been started again `RUNNER_RESTARTS` times."""
+    status = runner_status(store)
+    if status.running or status.paused or not status.waiting or process_alive(started):
+        return None
+    if restarts >= RUNNER_RESTARTS:
+        raise SpawnError(f"the queue's runner keeps ending while {status.waiting} run(s) wait (started again "
+                         f"{restarts} times); see {store.root / 'logs' / RUNNER_LOG}, then `scratch-tui queue start` "
+                         f"starts it again")
+    return start_runner(store)
+
+
 # -- sweeps -----------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SweepSummary:
@@ -273,7 +292,11 @@ def sweep_packs(store: RunStore, run_ids: Iterable[str]) -> dict[str, str]:
     those that did."""
     found = {}
     for run_id in run_ids:
-        for started in store.logged(run_id, "run_started"):
+        try:
+            logged = store.logged(run_id, "run_started")
+        except RunDamaged:  # its log cannot be read: said elsewhere; here it is one run not known to have packed
+            continue
+        for started in logged:
             if started.get("pack"):
                 found[run_id] = started["pack"]
     return found
@@ -316,7 +339,10 @@ def _halve(store: RunStore, sweep_id: str, epoch: int, scores: dict[str, float |
         except ConfigError:  # another version's run: not ranked, not cut
             continue
         if run_id not in scores and done >= epoch:  # its val acc at that epoch, read once
-            scores[run_id] = next((e["val_acc"] for e in store.epochs(run_id) if e["epoch"] == epoch), None)
+            try:
+                scores[run_id] = next((e["val_acc"] for e in store.epochs(run_id) if e["epoch"] == epoch), None)
+            except RunDamaged:  # its log cannot be read: no score, as if it had none yet
+                scores[run_id] = None
         runs.append((run_id, status, config, done, scores.get(run_id)))
     if not runs:
         return  # removed, or not queued yet

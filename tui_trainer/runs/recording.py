@@ -36,6 +36,7 @@ from .store import RunStore, StoreBusy, StoreError, StoreFull
 COMMAND_POLL_S = 0.02  # how often the store is asked for queued commands: the key-to-loop budget is 50 ms
 RETRY_EVERY_S = 1.0  # while the store is locked, how often the waiting events are offered again
 RETRY_WAIT_S = 0.05  # and how long each offer waits for the lock: training must not stall on it
+ENDING_WAIT_S = 60.0  # how long a run's ending waits for a held lock before its events are kept in a file
 
 
 def warn_on_stderr(message: str) -> None:
@@ -146,6 +147,9 @@ class Recording:
         if not self.checkpoints or self.run.model is None:
             return None
         folder = self.store.checkpoint_dir(self.run_id)
+        # the runs folder moved or deleted: the run stops (StoreMoved: its RunFailed says why, in the store it
+        # still has open) rather than make a new folder at the old path for its checkpoints
+        self.store.check_in_place()
         try:
             if (folder / LAST).exists():  # a hard link, no copy: what a resume falls back on if the new one rots
                 keep_as_best(folder / LAST, folder / PREVIOUS)
@@ -188,7 +192,9 @@ class _Journal:
     While another process holds the store's write lock past its busy timeout (or its disk is full),
     events wait here, with one warning, and are offered again every RETRY_EVERY_S, each time waiting
     only RETRY_WAIT_S for the lock, so training goes on. Written late, they keep their order and seqs.
-    The run's ending waits for the lock: nothing is lost."""
+    The run's ending waits for the lock up to ENDING_WAIT_S; after that what waits goes to the run's file of
+    unrecorded events (said in one line), which the next process to open the store records: nothing is lost,
+    and no process waits for ever."""
 
     def __init__(self, store: RunStore, run_id: str, warn: Callable[[str], None]):
         self.store, self.run_id, self.warn = store, run_id, warn
@@ -205,8 +211,12 @@ class _Journal:
                 self._offer(None)  # nothing waits: the ordinary write, with the ordinary busy timeout
             elif time.monotonic() >= self._next_try:
                 self._offer(RETRY_WAIT_S)
+            deadline = time.monotonic() + ENDING_WAIT_S
             while wait and self._waiting:
-                time.sleep(max(0.0, self._next_try - time.monotonic()))
+                if time.monotonic() >= deadline:
+                    self._keep_aside()
+                    return
+                time.sleep(max(0.0, min(self._next_try, deadline) - time.monotonic()))
                 self._offer(None)
 
     def end(self, event: Event) -> None:
@@ -228,6 +238,22 @@ class _Journal:
             self.warn(f"the run store takes writes again: the {len(self._waiting)} events kept meanwhile are "
                       f"recorded")
             self._warned = False
+        self._waiting.clear()
+
+    def _keep_aside(self) -> None:
+        """The store stayed locked past ENDING_WAIT_S: the waiting events go to the run's file, for the next
+        process that opens the store to record."""
+        count = len(self._waiting)
+        try:
+            self.store.keep_unrecorded(self.run_id, self._waiting)
+        except OSError as exc:
+            self.warn(f"the run store {self.store.db_path} stayed locked for {ENDING_WAIT_S:g}s and the last {count} "
+                      f"events of run {self.run_id} could not be kept aside either ({exc.strerror or exc}); they are "
+                      f"lost, the run's checkpoints are not")
+        else:
+            self.warn(f"the run store {self.store.db_path} stayed locked for {ENDING_WAIT_S:g}s; the last {count} "
+                      f"events of run {self.run_id} are kept in {self.store.unrecorded_path(self.run_id)}, and the "
+                      f"next scratch-tui to open the store records them")
         self._waiting.clear()
 
     def _held_back(self, why: str) -> None:

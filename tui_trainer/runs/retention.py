@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..engine.checkpoint_files import (BEST, EPOCH_PATTERN as _EPOCH, LAST, PREVIOUS, STEP_PATTERN as _STEP,
-                                       epoch_file, step_file)
+                                       epoch_file, remove_stale_temporaries, step_file)
 from .store import RunStore
 
 __all__ = ["epoch_file", "step_file", "epoch_files", "step_files", "prune", "KeptCheckpoint", "kept_checkpoints",
@@ -49,9 +49,10 @@ def _same(a: Path, b: Path) -> bool:
 
 
 def prune(folder: Path, keep: int) -> list[Path]:
-    """Delete the epoch checkpoints older than the newest `keep` (at least one stays), except the best's, and the
-    checkpoints asked for older than the newest `keep`; returns what was deleted."""
-    deleted = []
+    """Delete the epoch checkpoints older than the newest `keep` (at least one stays), except the best's, the
+    checkpoints asked for older than the newest `keep`, and what a write killed midway left; returns what was
+    deleted."""
+    deleted = remove_stale_temporaries(folder)
     for files in (epoch_files(folder), step_files(folder)):
         for path in list(files.values())[:-max(1, keep)]:
             if _same(path, folder / BEST):

@@ -84,7 +84,7 @@ class RunView:
     progress: BatchProgress | None = None
     epochs: list[EpochEnded] = field(default_factory=list)
     step_losses: list[tuple[float, float]] = field(default_factory=list)  # (fractional epoch, interval mean loss)
-    steps: dict[int, float] = field(default_factory=dict)  # step -> its epoch's running loss, as reported
+    reports: dict[int, BatchProgress] = field(default_factory=dict)  # step -> its progress report
     evaluation: EvaluationEnded | None = None
     lr: float | None = None  # the lr in force, as the log last said it
     samples_per_s: float = 0.0  # the latest pace, from a progress report or an epoch's end
@@ -141,7 +141,7 @@ class RunView:
         kept, kept_step = e.resumed_from_epoch, e.resumed_from_step
         self.epochs = [x for x in self.epochs if x.epoch <= kept]
         self.step_losses = [p for p in self.step_losses if p[0] <= kept]
-        self.steps = {s: loss for s, loss in self.steps.items() if s <= kept_step}
+        self.reports = {s: report for s, report in self.reports.items() if s <= kept_step}
         self.marks = [m for m in self.marks if m.step <= kept_step]
         self.changes = [c for c in self.changes if c.step <= kept_step]
         self.layer_stats = [x for x in self.layer_stats if x.step <= kept_step]
@@ -170,7 +170,7 @@ class RunView:
             loss = e.loss
         self.progress, self.lr, self.samples_per_s = e, e.lr, e.samples_per_s
         self.step_losses.append((e.epoch - 1 + e.batch / e.batches, loss))
-        self.steps[e.step] = e.loss
+        self.reports[e.step] = e
 
     def _epoch_end(self, e: EpochEnded, at: float) -> None:
         self.epochs.append(e)
@@ -362,6 +362,11 @@ class RunView:
         else:
             batch = 0.0
         return batch, (done + batch) / max(self.total_epochs, 1)
+
+    @property
+    def steps(self) -> dict[int, float]:
+        """step -> its epoch's running loss, as reported."""
+        return {step: report.loss for step, report in self.reports.items()}
 
     def lr_changes(self) -> list[tuple[int, float]]:
         """(step, lr) of the lr changes made through the run's control (not the plateau's cuts, which the

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol, TextIO
 
-from ..engine.config import ConfigError
+from ..engine.config import ConfigError, TrainConfig
 from ..engine.events import EpochEnded, Event, RunFailed, RunStarted, RunState, RunStopped
 from ..format import format_epoch, format_started
 from .advice import still_running
@@ -59,15 +59,16 @@ class Printer(Protocol):
 
 
 # -- the switch --------------------------------------------------------------------------------------------------
-def init_from(record: RunRecord) -> str:
-    """'resume', 'fork' or 'scratch': how the run starts (the module docstring says when each)."""
-    if record.segment > 0:
+def init_from(record: RunRecord, from_start: bool = False) -> str:
+    """'resume', 'fork' or 'scratch': how the run starts (the module docstring says when each); `from_start`: as it
+    first started, whatever it trained since."""
+    if record.segment > 0 and not from_start:
         return "resume"
     return "fork" if record.parent_id else "scratch"
 
 
 def build_run(store: RunStore, run_id: str, epochs: int | None = None, control: Any = None, *, main: bool = True,
-              warn: Callable[[str], None] | None = None, **kwargs: Any) -> "TrainingRun":
+              warn: Callable[[str], None] | None = None, from_start: bool = False, **kwargs: Any) -> "TrainingRun":
     """The stored run `run_id` (an id or a unique prefix) as a TrainingRun under its own id, started the way
     `init_from` says. `epochs` trains a resumed run further (to that many in all). kwargs go to TrainingRun
     (`data=`, `progress_seconds=`, `download_progress=`). `main` is false for a rank other than 0: it warns of
@@ -77,12 +78,15 @@ def build_run(store: RunStore, run_id: str, epochs: int | None = None, control: 
     last checkpoint does not load, the run resumes from the previous good one, with a warning (`warn`; stderr by
     default), and the bad file is moved aside. Raises RunNotFound, ConfigError (the epochs asked),
     CheckpointError (nothing to resume from) or LookupError (a fork's parent checkpoint is gone).
+
+    `from_start` builds it as it first started (`runs verify` trains it again): from scratch or its fork point,
+    with the thread count it was pinned to and every lr change its log shows made at the step it was made.
     """
     from ..engine.loop import TrainingRun
-    from .replay import replay_control
+    from .replay import ReplayControl, replay_control
 
     record = store.get_run(run_id)
-    start = init_from(record)
+    start = init_from(record, from_start)
     if start == "resume":
         if warn is None:
             from .recording import warn_on_stderr as warn
@@ -99,15 +103,29 @@ def build_run(store: RunStore, run_id: str, epochs: int | None = None, control: 
     elif start == "fork":
         from .fork import build_fork
 
-        run = build_fork(store, record.id, control, **kwargs)
+        run = build_fork(store, record.id, control, config=first_config(store, record) if from_start else None,
+                         **kwargs)
     else:
-        run = TrainingRun(record.train_config(), control, **kwargs)
+        run = TrainingRun(first_config(store, record) if from_start else record.train_config(), control, **kwargs)
     run.run_id = record.id
-    # a run that replays another's lr changes goes on with those still ahead of where it starts
-    replaying = replay_control(store, record.id, lambda: run.step, run.step)
+    if from_start:
+        replaying = ReplayControl(store.view(record.id).lr_changes(), lambda: run.step)
+    else:  # a run that replays another's lr changes goes on with those still ahead of where it starts
+        replaying = replay_control(store, record.id, lambda: run.step, run.step)
     if replaying is not None:
         run.control = replaying
     return run
+
+
+def first_config(store: RunStore, record: RunRecord) -> "TrainConfig":
+    """The config the run first started with, its thread count as pinned then: a resume may since have asked for
+    more epochs, which moves a schedule's every step."""
+    from ..engine.events import event_from_dict
+
+    for data in store.logged(record.id, "run_started"):
+        first = event_from_dict(data)
+        return first.config.replace(threads=first.config.threads or first.threads)
+    return record.train_config()
 
 
 def check_epochs(record: RunRecord, epochs: int | None) -> None:
@@ -132,12 +150,17 @@ DAMAGED = "last.damaged.pt"  # a last checkpoint that failed to load, kept for a
 
 def resume_checkpoint(store: RunStore, record: RunRecord, warn: Callable[[str], None] | None) -> "Checkpoint":
     """The run's last checkpoint, or where that does not load the newest earlier one that does (said to `warn`)."""
-    from ..engine.checkpoints import BEST, LAST, PREVIOUS, CheckpointDamaged, CheckpointError, load_checkpoint
+    from ..engine.checkpoints import (BEST, LAST, PREVIOUS, CheckpointDamaged, CheckpointError, CheckpointForeign,
+                                      load_checkpoint, remove_stale_temporaries)
 
     folder = store.checkpoint_dir(record.id)
+    remove_stale_temporaries(folder)  # what the process that ended without finishing left mid-write
     path = Path(record.last_checkpoint or folder / LAST)
+    owner = {"run_id": record.id, "config": record.train_config()}
     try:
-        return load_checkpoint(path)
+        return load_checkpoint(path, **owner)
+    except CheckpointForeign:  # put there by hand, not torn by a crash: said, never quietly worked around
+        raise
     except CheckpointError as exc:
         failure = exc
     # the one before the last, then the best: each a whole file of its own (written, then renamed)
@@ -145,7 +168,7 @@ def resume_checkpoint(store: RunStore, record: RunRecord, warn: Callable[[str], 
         if earlier == path or not earlier.is_file():
             continue
         try:
-            checkpoint = load_checkpoint(earlier)
+            checkpoint = load_checkpoint(earlier, **owner)
         except CheckpointError:
             continue
         if warn is not None:

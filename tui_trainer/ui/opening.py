@@ -44,7 +44,11 @@ def open_run(app, store: RunStore, run_id: str) -> None:
     if record.status == RunState.RUNNING:
         app.attach(record.id)
         return
-    evaluation = store.evaluation(record.id)
+    try:
+        evaluation = store.evaluation(record.id)
+    except StoreError as exc:  # its log is damaged: the one line says which event
+        app.notify(str(exc), severity="error", markup=False)
+        return
     if evaluation is None:  # stopped or interrupted: evaluate its best checkpoint instead
         app.evaluate_checkpoint(record.id, "best")
         return

@@ -6,7 +6,8 @@ runs needs no replay. This package does not import torch, so listing runs stays 
 
 RunStore is the one object callers use. Its jobs are modules of their own, each a part of it:
 
-    connection  the file: opening (read-only where it must be), transactions, StoreError and its kinds,
+    connection  the file: opening (read-only where it must be), transactions, StoreError and its kinds (a
+                run whose log is damaged among them),
                 bringing an older store forward (schema: the migrations, and how an event is packed)
     ids         a run's full id from a prefix; its checkpoint folder and log file under the runs dir
     log         append, read, and the fold (RunView) that projects each run's summary row
@@ -23,15 +24,15 @@ RunStore is the one object callers use. Its jobs are modules of their own, each 
 from __future__ import annotations
 
 from .commands import Commands
-from .connection import StoreBusy, StoreError, StoreFull, default_runs_dir
+from .connection import RunDamaged, StoreBusy, StoreError, StoreFull, StoreMoved, default_runs_dir
 from .ids import RunNotFound
 from .queued import Queued, QueuedRow
 from .records import RunLeft, RunRecord, RunSummary, stored_config, why_unreadable
 from .settings import Settings
 from .sweeps import SweepRun, Sweeps
 
-__all__ = ["RunStore", "RunNotFound", "StoreError", "StoreBusy", "StoreFull", "RunSummary", "RunRecord", "RunLeft",
-           "QueuedRow", "SweepRun", "stored_config", "why_unreadable", "default_runs_dir"]
+__all__ = ["RunStore", "RunNotFound", "RunDamaged", "StoreError", "StoreBusy", "StoreFull", "StoreMoved", "RunSummary",
+           "RunRecord", "RunLeft", "QueuedRow", "SweepRun", "stored_config", "why_unreadable", "default_runs_dir"]
 
 
 class RunStore(Commands, Queued, Sweeps, Settings):

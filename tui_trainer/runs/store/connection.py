@@ -36,8 +36,18 @@ class StoreBusy(StoreError):
     """Another process has held the store's write lock for longer than the busy timeout: try again later."""
 
 
+class RunDamaged(StoreError):
+    """A run's log holds an event that cannot be read (its blob is not what was written): that run alone is
+    refused, in one line; the rest of the store works."""
+
+
 class StoreFull(StoreError):
     """The disk holding the store is full."""
+
+
+class StoreMoved(StoreError):
+    """The runs folder was moved or deleted while this process had its store open: what it would write by the old
+    path (checkpoints) would make a new, split runs folder there."""
 
 
 def default_runs_dir() -> Path:
@@ -83,6 +93,7 @@ class Connection:
                               (not self.db_path.exists() or os.access(self.db_path, os.W_OK)))
         if self.read_only:
             self._db = self._open_read_only()
+            self._opened_at = self._identity()
             return
         try:
             self._db = sqlite3.connect(self.db_path, timeout=self.busy_timeout_s, isolation_level=None,
@@ -102,6 +113,24 @@ class Connection:
         except StoreError:
             self._db.close()
             raise
+        self._opened_at = self._identity()
+
+    def _identity(self) -> tuple[int, int, int, int] | None:
+        """The (device, inode) of the runs folder and of the store file: which folder this is, wherever it goes."""
+        try:
+            folder, store = os.stat(self.root), os.stat(self.db_path)
+        except OSError:
+            return None
+        return folder.st_dev, folder.st_ino, store.st_dev, store.st_ino
+
+    def check_in_place(self) -> None:
+        """StoreMoved, in one line, where the runs folder (or its store) is no longer where it was opened: moved or
+        deleted. A process about to write files by the folder's path asks first."""
+        if self._opened_at is None or self._identity() == self._opened_at:
+            return
+        raise StoreMoved(f"the runs folder {self.root} was moved or deleted while this process used it; nothing more "
+                         f"is written there, so that no second, split runs folder is made at the old path; open the "
+                         f"runs where they are now with --runs-dir")
 
     def _open_read_only(self) -> sqlite3.Connection:
         """The store opened for reading only; nothing (no marking, no upgrade) is written."""

@@ -48,6 +48,10 @@ class Ids(Connection):
         """Where a detached run's output goes."""
         return self.root / "logs" / f"{_safe(run_id)}.log"
 
+    def unrecorded_path(self, run_id: str) -> Path:
+        """Where a run's last events wait when the store stayed locked at its end (liveness records them)."""
+        return self.root / "logs" / f"{_safe(run_id)}.unrecorded.jsonl"
+
     def _stored_path(self, path: str) -> str:
         """How a checkpoint path is kept: relative to the runs dir when inside it, so the folder can move."""
         if not path:

@@ -10,17 +10,19 @@ is processes.py's.
 from __future__ import annotations
 
 import json
+import os
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
-from ...engine.events import ProcessStarted, RunInterrupted, RunState
+from ...engine.events import TERMINAL_EVENTS, Event, ProcessStarted, RunInterrupted, RunState, event_from_dict
 from ..advice import resume_advice
 from .connection import StoreError
 from .ids import RunNotFound
 from .log import Log
 from .processes import process_alive, process_token
-from .records import RunLeft
+from .records import RunLeft, config_column
 from .schema import unpack
 
 MARK_WAIT_S = 0.5  # how long marking dead runs waits for the write lock before leaving it to the next look
@@ -57,13 +59,45 @@ class Liveness(Log):
                     if row is None:
                         continue  # another viewer got there first, or the run was resumed meanwhile
                     done, seconds, last_seen = row
-                    self._append(db, run_id, RunInterrupted(message=message, epochs_done=done, seconds=seconds),
-                                 last_seen)
+                    kept = self._kept_unrecorded(run_id)  # its ending among them, where the lock held it up
+                    for event in kept:
+                        self._append(db, run_id, event, last_seen)
+                    if not any(isinstance(event, TERMINAL_EVENTS) for event in kept):
+                        self._append(db, run_id, RunInterrupted(message=message, epochs_done=done, seconds=seconds),
+                                     last_seen)
+                try:
+                    self.unrecorded_path(run_id).unlink(missing_ok=True)
+                except OSError:  # recorded already: a file left behind is read by nobody (the run has ended)
+                    pass
             except StoreError:
                 self._gone_unrecorded[run_id] = message  # a reader must not fail for what it could not tidy
                 continue
             gone.append(run_id)
         return gone
+
+    def keep_unrecorded(self, run_id: str, events: list[Event]) -> None:
+        """Keep events that could not be written (the store stayed locked at the run's end) in the run's file, in
+        order, one JSON object a line; the next liveness check to find the run's process gone records them."""
+        path = self.unrecorded_path(run_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as out:
+            out.writelines(json.dumps(event.to_dict()) + "\n" for event in events)
+            out.flush()
+            os.fsync(out.fileno())
+
+    def _kept_unrecorded(self, run_id: str) -> list[Event]:
+        """The events kept in the run's file, in order; a line that cannot be read ends them (a torn write)."""
+        try:
+            lines = self.unrecorded_path(run_id).read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return []
+        kept = []
+        for line in lines:
+            try:
+                kept.append(event_from_dict(json.loads(line)))
+            except (ValueError, KeyError, TypeError):
+                break
+        return kept
 
     def _as_seen(self, row: tuple) -> tuple:
         """A row (id, name, model, dataset, status, ...) with a run found dead but not yet marked (the store
@@ -84,14 +118,17 @@ class Liveness(Log):
         last = self._found_path(run_id, rows[0][0]) if rows else None
         if not last or not Path(last).exists():
             return RunLeft(checkpoint=False, epochs=rows[0][1] if rows else 0, unevaluated=False)
-        checkpoint = unpack(saved[0][0]) if saved else {}
+        try:
+            checkpoint = unpack(saved[0][0]) if saved else {}
+        except (zlib.error, ValueError):  # a damaged log: advice from the row alone
+            checkpoint = {}
         epochs, test_acc = rows[0][1], rows[0][2]
         unevaluated = checkpoint.get("reason") == "epoch" and checkpoint.get("epoch", 0) >= epochs and test_acc is None
         return RunLeft(checkpoint=True, epochs=epochs, unevaluated=unevaluated)
 
     def training_here(self) -> list[tuple[dict[str, Any], str]]:
         """(config, device) of each run that a process of this host trains."""
-        return [(json.loads(config), device) for config, device in self.query(
+        return [(config_column(config), device) for config, device in self.query(
             "SELECT config, device FROM runs WHERE status = 'running' AND host = ?", (self.host,))]
 
     def claim(self, run_id: str, pid: int, also: int | None = None) -> bool:

@@ -14,11 +14,13 @@ import os
 import sqlite3
 import sys
 import time
-from typing import Any
+import zlib
+from typing import Any, Callable, Iterable
 
 from ...engine.config import ConfigError, TrainConfig
 from ...engine.events import EvaluationEnded, Event, RunStarted, RunState, ending_message, event_from_dict
 from ..view import RunView, view_of
+from .connection import RunDamaged, StoreError
 from .ids import Ids, RunNotFound
 from .processes import process_token
 from .records import status_of, stored_config
@@ -74,8 +76,9 @@ class Log(Ids):
             return cached[1]
         if len(self._views) >= VIEWS_KEPT:
             self._views.clear()
-        rows = db.execute("SELECT at, data FROM run_events WHERE run_id = ? AND seq < ? ORDER BY seq", (run_id, seq))
-        return view_of((at, _folded(unpack(data))) for at, data in rows)
+        rows = db.execute("SELECT seq, name, at, data FROM run_events WHERE run_id = ? AND seq < ? ORDER BY seq",
+                          (run_id, seq))
+        return _view_of(run_id, rows)
 
     def _project(self, db: sqlite3.Connection, run_id: str, view: RunView, now: float) -> None:
         """The runs row's summary, from the run's view: listing runs needs no fold. Any sign of life after an
@@ -114,24 +117,26 @@ class Log(Ids):
     def events(self, run_id: str, after: int = 0, limit: int = 1000) -> list[tuple[int, Event]]:
         """(seq, event) of the run's log with seq > `after`, in order: replay from 0, tail from the last seq."""
         run_id = self.resolve(run_id)
-        rows = self.query("SELECT seq, data FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        rows = self.query("SELECT seq, name, data FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                           (run_id, after, limit))
-        return [(seq, _event(run_id, unpack(data))) for seq, data in rows]
+        return [(seq, _read(run_id, seq, name, data, _event)) for seq, name, data in rows]
 
     def view(self, run_id: str, only: tuple[str, ...] = ()) -> RunView:
         """The run's log folded into its view; `only`: just the events of these names, for a reader that needs
         no more (a table of epochs needs no progress reports, nor the evaluation's images)."""
         run_id = self.resolve(run_id)
         names = f" AND name IN ({', '.join('?' * len(only))})" if only else ""
-        rows = self.query(f"SELECT at, data FROM run_events WHERE run_id = ?{names} ORDER BY seq", (run_id, *only))
-        return view_of((at, _folded(unpack(data))) for at, data in rows)
+        rows = self.query(f"SELECT seq, name, at, data FROM run_events WHERE run_id = ?{names} ORDER BY seq",
+                          (run_id, *only))
+        return _view_of(run_id, rows)
 
     def logged(self, run_id: str, *names: str) -> list[dict[str, Any]]:
         """The run's events of these names, in log order, as `to_dict()` gives them."""
         run_id = self.resolve(run_id)
         marks = ", ".join("?" * len(names))
-        return [unpack(r[0]) for r in self.query(
-            f"SELECT data FROM run_events WHERE run_id = ? AND name IN ({marks}) ORDER BY seq", (run_id, *names))]
+        return [_read(run_id, seq, name, data, lambda _, d: d) for seq, name, data in self.query(
+            f"SELECT seq, name, data FROM run_events WHERE run_id = ? AND name IN ({marks}) ORDER BY seq",
+            (run_id, *names))]
 
     def last_seq(self, run_id: str) -> int:
         return self.query("SELECT coalesce(max(seq), 0) FROM run_events WHERE run_id = ?", (run_id,))[0][0]
@@ -150,6 +155,28 @@ class Log(Ids):
     def evaluation(self, run_id: str) -> EvaluationEnded | None:
         """The evaluation of the run's latest segment (samples with images), or None."""
         return self.view(run_id, only=("run_started", "eval_end")).evaluation
+
+
+def _read(run_id: str, seq: int, name: str, blob: bytes, as_read: Callable[[str, dict[str, Any]], Any]) -> Any:
+    """One logged event, unpacked and read by `as_read(run_id, data)`; RunDamaged, naming the run and the event,
+    where its blob is not what was written (a torn or tampered row): the run is refused, the store goes on."""
+    try:
+        data = unpack(blob)
+        if not isinstance(data, dict):
+            raise ValueError("not an event")
+        return as_read(run_id, data)
+    except (ConfigError, StoreError):  # a config of another version, said as such
+        raise
+    except (zlib.error, ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        detail = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise RunDamaged(f"run {run_id} is damaged: event {seq} ({str(name)[:40]}) of its log cannot be read "
+                         f"({detail}); the other runs are unaffected; `scratch-tui runs delete {run_id}` removes "
+                         f"it") from None
+
+
+def _view_of(run_id: str, rows: Iterable[tuple[int, str, float, bytes]]) -> RunView:
+    """The fold of (seq, name, at, data) rows of the run's log."""
+    return view_of((at, _read(run_id, seq, name, data, lambda _, d: _folded(d))) for seq, name, at, data in rows)
 
 
 def _folded(data: dict[str, Any]) -> Event:

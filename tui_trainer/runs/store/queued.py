@@ -13,6 +13,7 @@ from typing import Any, Callable, NamedTuple
 from ...engine.config import TrainConfig
 from ...engine.events import RunQueued
 from .processes import process_alive, process_token
+from .records import config_column
 from .rows import Rows
 
 RUNNER_STALE_S = 60.0  # a runner on another host that has not beaten for this long is gone
@@ -36,7 +37,7 @@ _WAITING_ORDER = "ORDER BY queue_order, created_at, id"
 
 def _queued_row(row: tuple) -> QueuedRow:
     run_id, name, status, paused, config, sweep_id, sweep_name = row
-    return QueuedRow(run_id, name, status, bool(paused), json.loads(config), sweep_id, sweep_name)
+    return QueuedRow(run_id, name, status, bool(paused), config_column(config), sweep_id, sweep_name)
 
 
 class Queued(Rows):

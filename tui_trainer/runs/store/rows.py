@@ -15,24 +15,37 @@ from ...engine.config import TrainConfig
 from .ids import RunNotFound
 from .liveness import Liveness
 from .processes import process_token
-from .records import RunRecord, RunSummary
+from .records import DamagedConfig, RunRecord, RunSummary, config_column, row_damage, started_column
 
+# whether the row's JSON columns read as objects: SQLite's strict check passes most rows cheaply, and Python
+# (records.py) reads the rest, to tell the damaged from what only SQLite refuses (Python's NaN)
+_SOUND = ("(CASE WHEN json_valid(config) THEN json_type(config) = 'object' ELSE 0 END AND (coalesce(started, '') = '' "
+          "OR CASE WHEN json_valid(started) THEN json_type(started) = 'object' ELSE 0 END))")
 _SUMMARY_COLUMNS = ("id, name, model, dataset, status, epochs_done, epochs, best_val_acc, test_acc, run_seconds, "
-                    "active_since, created_at, ended_at, paused, sweep_id, sweep_name, state")
+                    f"active_since, created_at, ended_at, paused, sweep_id, sweep_name, state, {_SOUND}")
 _RECORD_COLUMNS = (_SUMMARY_COLUMNS + ", config, message, device, device_name, torch_version, pid, host, "
                    "last_checkpoint, best_checkpoint, started, updated_at, segment, parent_id, parent_epoch")
 
 
-_SUMMARY_WIDTH = 17  # columns of _SUMMARY_COLUMNS
+_SUMMARY_WIDTH = 18  # columns of _SUMMARY_COLUMNS
 
 
-def _summary_values(row: tuple, now: float) -> tuple[list[Any], dict[str, str]]:
-    """The positional and keyword arguments of RunSummary from a row of _SUMMARY_COLUMNS."""
+def _summary_values(row: tuple, now: float, damaged: str = "") -> tuple[list[Any], dict[str, str]]:
+    """The positional and keyword arguments of RunSummary from a row of _SUMMARY_COLUMNS; `damaged`: what is
+    wrong with it, where the caller has read its JSON columns."""
     (run_id, name, model, dataset, status, epochs_done, epochs, best, test, run_seconds, active_since, created,
-     ended, paused, sweep_id, sweep_name, folded) = row[:_SUMMARY_WIDTH]
+     ended, paused, sweep_id, sweep_name, folded, _) = row[:_SUMMARY_WIDTH]
     duration = run_seconds + (max(0.0, now - active_since) if status == "running" and active_since else 0.0)
     return ([run_id, name, model, dataset, status, epochs_done, epochs, best, test, duration, created, ended,
-             bool(paused)], {"sweep_id": sweep_id, "sweep_name": sweep_name, "folded": folded})
+             bool(paused)], {"sweep_id": sweep_id, "sweep_name": sweep_name, "folded": folded,
+                             "damaged": damaged or row_damage(status)})
+
+
+def _damage(config: Any, started: Any) -> tuple[dict[str, Any], dict[str, Any] | None, list[str]]:
+    """A row's config and start as read, and what is wrong with them."""
+    read = config_column(config)
+    start, start_fault = started_column(started)
+    return read, start, [read.why if isinstance(read, DamagedConfig) else "", start_fault]
 
 
 class Rows(Liveness):
@@ -61,7 +74,11 @@ class Rows(Liveness):
         rows = self.query(f"SELECT {_SUMMARY_COLUMNS} FROM runs {where} ORDER BY created_at DESC, id", args)
         summaries = []
         for row in rows:
-            values, keywords = _summary_values(self._as_seen(row), now)
+            damaged = ""
+            if not row[_SUMMARY_WIDTH - 1]:  # SQLite doubts its JSON: read it as the record would
+                columns = self.query("SELECT config, started FROM runs WHERE id = ?", (row[0],))
+                damaged = row_damage(row[4], *_damage(*columns[0])[2]) if columns else ""
+            values, keywords = _summary_values(self._as_seen(row), now, damaged)
             summaries.append(RunSummary(*values, **keywords))
         return summaries
 
@@ -74,11 +91,11 @@ class Rows(Liveness):
         (config, message, device, device_name, torch_version, pid, host, last, best, started, updated,
          segment, parent_id, parent_epoch) = row[_SUMMARY_WIDTH:]
         message = self._gone_unrecorded.get(run_id, message) if row[4] == "interrupted" else message
-        values, keywords = _summary_values(row, time.time())
-        return RunRecord(*values, json.loads(config), message, device, device_name, torch_version, pid, host,
+        config, started, faults = _damage(config, started)
+        values, keywords = _summary_values(row, time.time(), row_damage(row[4], *faults))
+        return RunRecord(*values, config, message, device, device_name, torch_version, pid, host,
                          self._found_path(run_id, last), self._found_path(run_id, best),
-                         json.loads(started) if started else None, updated, segment, parent_id=parent_id,
-                         parent_epoch=parent_epoch, **keywords)
+                         started, updated, segment, parent_id=parent_id, parent_epoch=parent_epoch, **keywords)
 
     def status(self, run_id: str) -> str:
         """The run's status column (its full id), as it was last written."""

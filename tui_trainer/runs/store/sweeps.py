@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, NamedTuple
 
 from .connection import Connection
+from .records import config_column
 
 
 class SweepRun(NamedTuple):
@@ -28,7 +28,7 @@ class Sweeps(Connection):
 
     def sweep_runs(self, sweep_id: str) -> list[SweepRun]:
         """Where each of the sweep's runs is (status, settings, epochs done), ordered by queue_order."""
-        return [SweepRun(run_id, status, json.loads(config), done) for run_id, status, config, done in self.query(
+        return [SweepRun(run_id, status, config_column(config), done) for run_id, status, config, done in self.query(
             "SELECT id, status, config, epochs_done FROM runs WHERE sweep_id = ? ORDER BY queue_order, id",
             (sweep_id,))]
 

@@ -108,7 +108,10 @@ def compare_series(store: RunStore, marked: list[str]) -> list[tuple[str, str, t
     for i, run_id in enumerate(marked):
         record = store.get_run(run_id)
         parent, at = getattr(record, "parent_id", ""), getattr(record, "parent_epoch", None)
-        points = curve(run_id)
+        try:
+            points = curve(run_id)
+        except StoreError:  # a damaged log: no line for it, the others drawn
+            points = []
         fork_at = None
         if parent and at is not None:
             try:
@@ -250,7 +253,7 @@ class RunsScreen(Screen):
         else:
             mark = Text(" ")
         position = self.positions.get(r.id)
-        status = f"queued #{position}" if r.status == RunState.QUEUED and position else str(r.state)
+        status = f"queued #{position}" if r.status == RunState.QUEUED and position else r.status_text
         # Text cells: a plain string cell is read as markup, and names are the user's
         return {"mark": mark, "id": Text(r.id), "name": Text(r.name or "-"), "model": Text(r.model),
                 "dataset": Text(r.dataset), "status": Text(status), "epochs": Text(f"{r.epochs_done}/{r.epochs}"),
@@ -376,8 +379,8 @@ class RunsScreen(Screen):
             record = self.store.get_run(key)
         except RunNotFound:
             return
-        status = record.status
-        if status == RunState.QUEUED and key in self.positions:
+        status = record.status_text
+        if record.status == RunState.QUEUED and key in self.positions:
             status = f"queued (position {self.positions[key]})"
         template = "[b]$id[/b] $name · $status\n$cli" + ("\n$message" if record.message else "")
         if record.sweep_id:
@@ -385,7 +388,10 @@ class RunsScreen(Screen):
         parent = ""
         if getattr(record, "parent_id", ""):
             template += "\nfork of $parent"
-            forked = self.store.view(record.id, only=("forked_from",)).forked
+            try:
+                forked = self.store.view(record.id, only=("forked_from",)).forked
+            except StoreError:  # a damaged log: the row's epoch is enough here
+                forked = None
             parent = f"{record.parent_id} at {forked.where() if forked else record.parent_epoch}"
         detail.update(markup(template, id=record.id, name=record.name, status=status,
                              cli=command_or_why(record), message=record.message,

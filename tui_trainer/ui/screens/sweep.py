@@ -26,7 +26,7 @@ from textual.widgets import DataTable, Static
 from ...engine.events import RunState
 from ...format import fit_columns
 from ...runs.queue import QueueError, halving, resolve_sweep, sweep_packs, sweep_records
-from ...runs.store import RunRecord, RunStore, StoreError
+from ...runs.store import RunDamaged, RunRecord, RunStore, StoreError
 from ...runs.sweep import METRICS, RunResult, SweepError, SweepRow, SweepTable, config_group, metric_by_field, \
     sweep_table
 from ..widgets.charts import CurvesChart, FieldChart, Series
@@ -184,13 +184,18 @@ class SweepScreen(Screen):
             record = next(r for r in records if r.id == run_id)
             cache_key = (run_id, record.status, record.epochs_done)
             if cache_key not in self._epochs:  # a finished run's curve is read once
-                self._epochs[cache_key] = tuple((e["epoch"], e["val_acc"]) for e in self.store.epochs(run_id)
+                try:
+                    epochs = self.store.epochs(run_id)
+                except RunDamaged:  # its log cannot be read: no curve for it, the sweep shown all the same
+                    epochs = []
+                self._epochs[cache_key] = tuple((e["epoch"], e["val_acc"]) for e in epochs
                                                 if e.get("val_acc") is not None)
             curves[run_id] = self._epochs[cache_key]
         name = next((r.sweep_name for r in every if r.sweep_name), "")
-        started = [r.id for r in records if r.status != RunState.QUEUED]
-        if any(run_id not in self._packs for run_id in started):  # a run's pack is said once, as it starts
-            self._packs.update({run_id: "" for run_id in started}, **sweep_packs(self.store, started))
+        # a run's pack is said once, as it starts: read once
+        new = [r.id for r in records if r.status != RunState.QUEUED and r.id not in self._packs]
+        if new:
+            self._packs.update({run_id: "" for run_id in new}, **sweep_packs(self.store, new))
         packs = tuple((r.id, self._packs[r.id]) for r in records if self._packs.get(r.id))
         return SweepView(self.sweep_id, name, table, tuple((r.id, r.status, r.epochs_done) for r in every), curves,
                          halving(self.store, self.sweep_id), tuple(records), left_out, packs)

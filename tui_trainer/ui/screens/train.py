@@ -175,7 +175,7 @@ class TrainScreen(Screen):
         # run id and who started it first: the one thing to know when coming back over a new SSH session
         where = "" if handle is None else f"run {handle.run_id} · {'started here' if handle.started_here else 'attached'}"
         s = self.run_view.started
-        self.gpu.follow(s.device if s else None)
+        self.gpu.follow(s.device if s and self.run_view.is_active else None)  # an ended run's card is not its own
         if not s:
             self._put("#run-title", "[b]$where[/b]", where=where)
             return
@@ -210,7 +210,8 @@ class TrainScreen(Screen):
         if h.lr is not None:
             parts.append(f"lr {h.lr:.3g}")
         self.gpu.set_peak(h.progress.peak_memory_mib if h.progress else None)
-        if h.progress and h.progress.memory_mib is not None and self.gpu.stats is None:  # else the GPU line has it
+        # while it trains (an ended run holds no memory), and only where the GPU line does not say it already
+        if h.progress and h.is_active and h.progress.memory_mib is not None and self.gpu.stats is None:
             parts.append(f"GPU mem {h.progress.memory_mib:,.0f} MiB (peak {h.progress.peak_memory_mib:,.0f})")
         self._put("#stats", "$stats", stats=" · ".join(parts))
 

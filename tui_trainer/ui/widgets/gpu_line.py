@@ -63,6 +63,11 @@ class GpuLine(Widget):
     def polling(self) -> bool:
         return self._timer is not None
 
+    @property
+    def paused(self) -> bool:
+        """Out of sight: no reading is asked for until resume()."""
+        return self._paused
+
     def follow(self, device: str | None) -> None:
         """Show the card behind `device` (cuda:N), or nothing for any other device."""
         if device == self.device or not self.is_attached:  # the same, or a screen being taken down
@@ -101,7 +106,9 @@ class GpuLine(Widget):
         self.display = False
 
     def _tick(self) -> None:
-        if self._reading:  # a slow driver: never more than one reading in flight
+        # a slow driver: never more than one reading in flight; paused: a tick already due when the screen went
+        # out of sight reads nothing
+        if self._reading or self._paused:
             return
         self._reading = True
         self.reads += 1
