@@ -11,6 +11,7 @@ from tui_trainer.runs import queue
 from tui_trainer.runs.queue import QueueError, enqueue, form_packs, queued
 from tui_trainer.runs.spawn import Spawned
 from tui_trainer.runs.store import RunStore
+from tui_trainer.runs.verify import verify_run
 from tui_trainer.runs.worker import drive_pack, prepare_pack, train
 
 TINY = TrainConfig(epochs=1, device="cpu", max_train_samples=256, batch_size=64, probe_every=0, threads=1)
@@ -58,6 +59,9 @@ def test_a_packs_members_are_runs_of_their_own_and_one_resumes_alone(store):
         assert (checkpoint.run_id, checkpoint.epoch, checkpoint.config.seed) == (run_id, 1, record.config["seed"])
         assert ("ema" in checkpoint.state) == (record.config["ema"] > 0)  # the moving average, kept alongside
     assert store.get_run(ids[0]).test_acc != store.get_run(ids[1]).test_acc
+    # trained again alone (`runs verify`), a member's recorded losses come back bit for bit
+    verified = verify_run(store, ids[0])
+    assert verified.reproduced and verified.tolerance == 0.0 and verified.compared
 
     # resumed after the pack ended, a member trains alone from its own checkpoint
     ended = train(store, ids[1], epochs=2)

@@ -25,7 +25,6 @@ Who packs with whom: `pack_key` is equal for configs that may share a pack (MEMB
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -37,6 +36,7 @@ from torch.optim import adam as torch_adam, sgd as torch_sgd
 
 from .config import TrainConfig
 from .events import TERMINAL_EVENTS, BatchProgress, Event, RunFailed, RunPaused, RunStopped, RunUnpaused
+from .loop import on_record
 from .probe import due
 from .registry import MODELS, resolve
 
@@ -592,7 +592,7 @@ class Pack:
                     self.sync(run)
                     for event in run.end_epoch(epoch, n, member.skipped, seconds):
                         yield run, event
-                elif report:
+                elif report or on_record(run.step):  # the steps every run's log holds, as alone
                     end = min(member.batch * cfg.batch_size, n)
                     loss, acc = run._epoch_so_far(end)
                     run._check_finite(loss, epoch)
