@@ -465,9 +465,16 @@ class Pack:
                 self._step(stepping)
                 yield from self._after_step()
         except Exception as exc:  # the stacked step itself failed: every member still in the pack ends with it
+            size = len(self.members)
             for member in list(self.members):
                 member.ended = True
-                yield member.run, _failure(member.run, exc)
+                if isinstance(exc, torch.cuda.OutOfMemoryError):
+                    yield member.run, RunFailed(
+                        message=f"the device ran out of memory training {size} runs as one pack; queue them again "
+                                f"with a smaller --pack (1 trains each alone)",
+                        epochs_done=member.run.epoch, seconds=member.run.elapsed())
+                else:
+                    yield member.run, _failure(member.run, exc)
             self.members.clear()
 
     def _before_step(self, member: _Member) -> Iterator[tuple["TrainingRun", Event]]:
