@@ -44,8 +44,8 @@ def _mlp_configs(device):
 
 
 def _cnn_configs(device):
-    base = TrainConfig(model="cnn", epochs=2, device=device, max_train_samples=256, batch_size=64, probe_every=0,
-                       threads=1, val_split=0.02, precision="fp32", step_mode="eager")
+    base = TrainConfig(model="cnn", epochs=2, device=device, max_train_samples=128, batch_size=64, probe_every=0,
+                       threads=1, val_split=0.01, precision="fp32", step_mode="eager")
     return [base, base.replace(seed=1, optimizer="adamw", lr=0.002, augment="flip")]
 
 
