@@ -10,7 +10,7 @@ import sys
 from typing import Sequence
 
 from .app import open_app, run_attach, run_devices, run_serve
-from .common import RUNS_DIR_HELP, Parser, package_version
+from .common import EXIT_INTERRUPTED, RUNS_DIR_HELP, Parser, package_version, reader_gone
 from .evaluate import run_eval
 from .flags import TRAIN_FLAGS
 from .inspect import add_inspect_parser, run_inspect
@@ -117,9 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--jsonl", action="store_true", help="print the evaluation as one JSON object")
     evaluate.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
 
-    sub.add_parser("devices", help="list the devices torch can train on")
+    sub.add_parser("devices", help="list the devices torch can train on",
+                   description="Print the torch, CUDA and cuDNN versions, then the devices torch can train on: each "
+                               "CUDA GPU with its name, memory and compute capability (and live readings with "
+                               "nvidia-ml-py), Apple MPS, and the CPU. `--device` takes the names of the first column.")
 
-    attach = sub.add_parser("attach", help="open the app on a running run (default: the latest), live")
+    attach = sub.add_parser("attach", help="open the app on a running run (default: the latest), live",
+                            description="Open the app on a run, live: its whole history so far, then each step as it "
+                                        "trains. With no RUN_ID, the latest run still training. Closing the app leaves "
+                                        "the run training; `scratch-tui attach` brings it back.")
     attach.add_argument("run_id", nargs="?", metavar="RUN_ID")
     attach.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
     attach.add_argument("--models-dir", metavar="DIR", default=argparse.SUPPRESS, help=MODELS_DIR_HELP)
@@ -133,8 +139,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line as the commands take it; a bad one exits 2 with one line naming what is wrong."""
+    args, unknown = build_parser().parse_known_args(with_default_action(argv))
+    if unknown:  # said by the command's own parser, so the line points at that command's --help
+        command = [args.command, getattr(args, f"{args.command}_command", None)] if args.command else []
+        Parser(prog=" ".join(["scratch-tui", *filter(None, command)])).error(
+            f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(with_default_action(sys.argv[1:] if argv is None else argv))
+    try:
+        code = _run(parse(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()  # here, where a reader that went away (`| head`) is caught
+        return code
+    except BrokenPipeError:
+        return reader_gone()
+    except KeyboardInterrupt:  # Ctrl-C before a command had its own say (a training run stops cleanly itself)
+        print("scratch-tui: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "train":
         return run_train(args)
     if args.command == "runs":

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from ..engine.user_text import printable, shortened
 from ..format import fit_columns
 
 EXIT_FAILED = 1
@@ -29,7 +30,7 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a bad flag is one line naming it (and where to look), never a usage dump."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 
 
 def table(rows: list[Sequence[str]], width: int | None = None, *, squeeze: Sequence[int] = (),
@@ -107,5 +108,13 @@ def usage_error(message: str, command: str = "train") -> int:
 
 
 def error(message: str, command: str = "train", code: int = EXIT_FAILED) -> int:
-    print(f"scratch-tui {command}: error: {message}", file=sys.stderr)
+    print(f"scratch-tui {command}: error: {one_line(message)}", file=sys.stderr)
     return code
+
+
+MESSAGE_LIMIT = 1000  # characters of one error line; the values in it are cut first, this is the backstop
+
+
+def one_line(message: str) -> str:
+    """An error message as printed: one line (control characters escaped, user text or not) of bounded length."""
+    return shortened(printable(message), MESSAGE_LIMIT)

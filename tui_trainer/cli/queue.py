@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..engine.config import PRESETS, ConfigError, TrainConfig
 from ..engine.events import RunState
+from ..engine.user_text import shown
 from .common import RUNS_DIR_HELP, EXIT_FAILED, Parser, error, reader_gone, table, terminal_width, usage_error
 from .flags import TRAIN_FLAGS, config_from_args, name_flags
 
@@ -84,10 +85,10 @@ def _parse_seeds(text: str) -> list[int]:
     try:
         seeds = [int(part) for part in text.split(",")]
     except ValueError:
-        raise QueueError(f"--seeds: got {text!r}; give whole numbers separated by commas, e.g. --seeds 0,1,2") \
+        raise QueueError(f"--seeds: got {shown(text)}; give whole numbers separated by commas, e.g. --seeds 0,1,2") \
             from None
     if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
-        raise QueueError(f"--seeds: got {text!r}; give each seed once, 0 or more, e.g. --seeds 0,1,2")
+        raise QueueError(f"--seeds: got {shown(text)}; give each seed once, 0 or more, e.g. --seeds 0,1,2")
     return seeds
 
 
