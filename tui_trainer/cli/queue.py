@@ -102,14 +102,14 @@ def seed_configs(config: TrainConfig, seeds_text: str, seed_given: bool) -> list
 
 
 def _check_device(config: TrainConfig) -> None:
-    """A device this machine lacks is bad input now, not a failed run later in a log."""
-    from ..engine.devices import DeviceError, resolve_device
+    """A device, GPUs or memory this machine lacks is bad input now, not a failed run later in a log."""
+    from ..engine.fits import check_fits
     from ..runs.queue import QueueError
 
     try:
-        resolve_device(config.device)
-    except DeviceError as exc:
-        raise QueueError(str(exc).replace("device:", "--device:", 1)) from None
+        check_fits([config])
+    except ConfigError as exc:
+        raise QueueError(name_flags(exc)) from None
 
 
 def _add(store: "RunStore", args: argparse.Namespace) -> int:

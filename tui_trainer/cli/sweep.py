@@ -93,8 +93,9 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 
 # -- sweep FILE.toml ---------------------------------------------------------------------------------------------
 def _run(args: argparse.Namespace) -> int:
-    from ..engine.devices import DeviceError, resolve_device
-    from ..runs.queue import QueueError, enqueue, ensure_runner, new_sweep_id, set_halving, set_per_device
+    from ..engine.fits import check_fits
+    from ..runs.queue import (MOST_PER_DEVICE, QueueError, enqueue, ensure_runner, new_sweep_id, set_halving,
+                              set_per_device)
     from ..runs.store import RunStore
     from ..runs.sweep import SweepSpec
     from .queue import say_runner
@@ -105,12 +106,10 @@ def _run(args: argparse.Namespace) -> int:
     from ..engine.model_file import ready_all
 
     configs = ready_all(configs)  # a model from a file: read once, kept by every run, checked before any is queued
-    try:
-        resolve_device(spec.base.device)  # the device is never swept: one check covers every run
-    except DeviceError as exc:
-        raise QueueError(str(exc)) from None
-    if args.parallel is not None and args.parallel < 1:
-        raise QueueError(f"--parallel: got {args.parallel}; must be a whole number of runs, 1 or more")
+    check_fits(configs)  # a device, GPUs or memory this machine lacks: a ConfigError before anything is queued
+    if args.parallel is not None and not 1 <= args.parallel <= MOST_PER_DEVICE:
+        raise QueueError(f"--parallel: got {args.parallel}; must be a whole number of runs from 1 to "
+                         f"{MOST_PER_DEVICE}")
     longest = max(c.epochs for c in configs)
     if args.halving is not None and not 1 <= args.halving <= longest:
         raise QueueError(f"--halving: got {args.halving}; must be an epoch the runs reach, from 1 to {longest}")

@@ -120,12 +120,13 @@ def _refused(exc: Exception, flag: str = "", rank: int = 0) -> int:
 
 
 def _device_refused(config: TrainConfig) -> int | None:
-    from ..engine.devices import DeviceError, resolve_device
+    """A device, GPUs or memory this machine lacks: a usage error now, before anything is recorded."""
+    from ..engine.fits import check_fits
 
     try:
-        resolve_device(config.device)
-    except DeviceError as exc:
-        return usage_error(str(exc).replace("device:", "--device:", 1))
+        check_fits([config])
+    except ConfigError as exc:
+        return usage_error(name_flags(exc))
     return None
 
 

@@ -67,6 +67,7 @@ from .sweep import RunResult, config_group, halving_plan
 PAUSED = "queue.paused"
 PER_DEVICE = "queue.per_device"
 DEFAULT_PER_DEVICE = 1
+MOST_PER_DEVICE = 32  # runs sharing one device: past a few, each waits on the others and memory runs out
 POLL_S = 0.5  # how often the runner looks for free slots
 HALVING = "sweep.halving."  # + a sweep id: the setting that asks the runner for successive halving
 
@@ -180,8 +181,8 @@ def unpause_queue(store: RunStore) -> int | None:
 
 
 def set_per_device(store: RunStore, n: int) -> None:
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise QueueError(f"per-device: got {shown(n)}; must be a whole number of runs, 1 or more")
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MOST_PER_DEVICE:
+        raise QueueError(f"per-device: got {shown(n)}; must be a whole number of runs from 1 to {MOST_PER_DEVICE}")
     store.set_setting(PER_DEVICE, str(n))
 
 

@@ -43,6 +43,10 @@ from ..engine.user_text import shown, shown_text
 from ..format import duration, fit_columns, percent
 
 MAX_RUNS = 1000
+# the most one sweep makes even when asked to go past MAX_RUNS: checked from the axes' sizes before any value
+# is built, so a range of 10**9 points is refused at once instead of filling the memory
+MOST_RUNS = 100_000
+_LISTED = 5  # values a message lists before "..."
 MODES = ("grid", "random")
 RANGE_SCALES = ("log", "lin")
 # Settings that say where and under what name a run goes, not what it learns: never swept, and left
@@ -115,7 +119,7 @@ class Axis:
             what = ("whole numbers" if SETTINGS[self.field].type is int
                     else f"values at {_SIGNIFICANT} significant digits")
             raise SweepError(f"{_key(self.field)}: {self.scale} range [{_show(lo)}, {_show(hi)}] with count {n} "
-                             f"repeats {what} ({', '.join(map(str, values))}); use count = {distinct} or less")
+                             f"repeats {what} ({_first_few(values)}); use count = {distinct} or less")
         return values
 
     def size(self) -> int:
@@ -141,7 +145,15 @@ class Axis:
 
 
 def _key(field: str) -> str:
-    return f"sweep.{field}"
+    return f"sweep.{shown_text(field)}"
+
+
+def _first_few(values: Sequence[Any]) -> str:
+    """The first values of a long list, as a message shows them: 1, 2, 3, 4, 5, ... (1,000 in all)."""
+    listed = ", ".join(shown_text(_show(v), 20) for v in values[:_LISTED])
+    return listed if len(values) <= _LISTED else f"{listed}, ... ({len(values):,} in all)"
+
+
 
 
 # An item of a table setting, swept on its own: "model_args.width" is model_args' width.
@@ -218,12 +230,18 @@ def _known(field: str) -> None:
 def list_axis(field: str, values: Iterable[Any]) -> Axis:
     """An axis of listed values, each checked by the field's own rules; no value twice."""
     _known(field)
+    values = tuple(values)
+    if len(values) > MOST_RUNS:
+        raise SweepError(f"{_key(field)}: {len(values):,} values, more than the {MOST_RUNS:,} runs one sweep may "
+                         f"make; list fewer")
     checked = tuple(_checked(field, v) for v in values)
     if not checked:
         raise SweepError(f"{_key(field)}: empty list; give at least one value")
-    for i, v in enumerate(checked):
-        if v in checked[:i]:
-            raise SweepError(f"{_key(field)}: {_show(v)} is listed twice")
+    seen: set[Any] = set()
+    for v in checked:  # every value is a number, text, true/false or a tuple of them: hashable
+        if v in seen:
+            raise SweepError(f"{_key(field)}: {shown_text(_show(v))} is listed twice")
+        seen.add(v)
     return Axis(field, values=checked)
 
 
@@ -244,6 +262,9 @@ def range_axis(field: str, scale: str, low: Any, high: Any, count: Any = None) -
         _checked(field, _number(field, end))
     if count is not None and not (isinstance(count, int) and not isinstance(count, bool) and count >= 1):
         raise SweepError(f"{_key(field)}: count must be a whole number of 1 or more, got {shown(count)}")
+    if count is not None and count > MOST_RUNS:  # before a single point is built
+        raise SweepError(f"{_key(field)}: count {count:,} is more than the {MOST_RUNS:,} runs one sweep may make; "
+                         f"lower it")
     axis = Axis(field, scale=scale, low=float(low), high=float(high), count=count)
     if count is not None:
         for v in axis.grid():  # refuses repeated whole numbers; each point checked by the field's rules
@@ -343,6 +364,10 @@ class SweepSpec:
         else:
             if self.samples:
                 raise SweepError('sweep.samples: only with mode = "random"')
+        if self.size() > MOST_RUNS:  # from the axes' sizes alone: nothing is built yet
+            raise SweepError(f"sweep: {self.size():,} runs, more than the {MOST_RUNS:,} one sweep may make; lower a "
+                             f"count or list fewer values")
+        if self.mode == "grid":
             for axis in self.axes:
                 axis.grid()  # a range without a count says so here
         if not self.axes and len(self.seeds) < 2:
