@@ -40,7 +40,9 @@ def table(rows: list[Sequence[str]], width: int | None = None, *, squeeze: Seque
     With a `width` (a terminal's) that the table overflows, the columns in `squeeze` are cut with an
     ellipsis, the widest first and never below their header (or 8 characters), and while that is not
     enough the columns in `drop` are left out, in that order. The other columns are always shown whole.
+    Control characters in a cell (a run named with terminal escapes) are printed as their escapes.
     """
+    rows = [[printable(cell) for cell in row] for row in rows]  # a name's escape sequences shown, not obeyed
     natural = {i: max(len(r[i]) for r in rows) for i in range(len(rows[0]))}
     minimum = {i: min(n, max(len(rows[0][i]), 8)) for i, n in natural.items()}
     widths = fit_columns(natural, minimum, width, 2, squeeze, drop)
@@ -97,6 +99,15 @@ def package_version() -> str:
                 return tomllib.load(f)["project"]["version"]
         except (OSError, KeyError, tomllib.TOMLDecodeError):
             return "unknown"
+
+
+def no_store(runs_dir: str | None) -> Path | None:
+    """The runs folder when it holds no run store (a reader has nothing to read, and must not create one); None
+    when it does."""
+    from ..runs.store import store_paths
+
+    root, db_path = store_paths(runs_dir)
+    return None if db_path.exists() else root
 
 
 def when(timestamp: float | None) -> str:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..engine.config import PRESETS, ConfigError, TrainConfig
 from ..engine.events import RunState
-from ..engine.user_text import shown
+from ..engine.user_text import printable, shown
 from .common import RUNS_DIR_HELP, EXIT_FAILED, Parser, error, reader_gone, table, terminal_width, usage_error
 from .flags import TRAIN_FLAGS, config_from_args, name_flags
 
@@ -131,7 +131,7 @@ def _add(store: "RunStore", args: argparse.Namespace) -> int:
     for run_id in ids:
         print(f"Queued run {run_id} at position {positions.get(run_id, '-')}")
     if sweep_id:
-        print(f"Sweep {sweep_id} ({sweep_name}): `scratch-tui runs --sweep {sweep_id}` lists its runs")
+        print(printable(f"Sweep {sweep_id} ({sweep_name}): `scratch-tui runs --sweep {sweep_id}` lists its runs"))
     say_runner(store, None if args.no_start else ensure_runner(store), args.no_start)
     return 0
 
@@ -170,7 +170,7 @@ def _ls(store: "RunStore", args: argparse.Namespace) -> int:
             print(line)
         for q in runs:
             if q.config is None:
-                print(f"Run {q.id} cannot be opened: {q.unreadable}.")
+                print(printable(f"Run {q.id} cannot be opened: {q.unreadable}."))
     else:
         print("The queue is empty; add runs with `scratch-tui queue add`.")
     runner = f"working (pid {status.runner_pid})" if status.running else "not running"

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from ..engine.events import arrow
 from ..format import duration, percent
-from .common import EXIT_FAILED, error, reader_gone, table, terminal_width, usage_error, when
+from ..engine.user_text import printable, shown_text
+from .common import EXIT_FAILED, error, no_store, reader_gone, table, terminal_width, usage_error, when
 
 if TYPE_CHECKING:
     from ..runs.store import RunStore
@@ -23,6 +24,11 @@ def run_runs(args: argparse.Namespace) -> int:
 
     action = args.runs_command or "list"
     command = "runs" if action == "list" else f"runs {action}"
+    if (empty := no_store(args.runs_dir)) is not None:  # reading creates nothing
+        if action != "list":
+            return usage_error(f"no runs recorded in {empty}; `scratch-tui train` starts one", command)
+        print(f"No runs recorded in {printable(str(empty))} yet; start one with `scratch-tui train`.")
+        return 0
     try:
         with RunStore(args.runs_dir) as store:
             if store.read_only and action in ("list", "show", "export"):
@@ -45,7 +51,7 @@ def _runs_list(store: "RunStore", args: argparse.Namespace) -> int:
     sweep = getattr(args, "sweep", None)
     runs = store.list_runs(sweep=sweep)
     if not runs and sweep:
-        print(f"No runs in a sweep {sweep}; `scratch-tui runs` lists every run.")
+        print(f"No runs in a sweep {shown_text(sweep)}; `scratch-tui runs` lists every run.")
         return 0
     if not runs:
         print(f"No runs recorded in {store.root} yet; start one with `scratch-tui train`.")
@@ -107,7 +113,7 @@ def _runs_show(store: "RunStore", args: argparse.Namespace) -> int:
     if result:
         out += ["", "Evaluation:", f"  {result.describe()}"]
         out += [f"  {name:<12} {acc:6.2f}%" for name, acc in zip(result.classes, result.per_class_acc)]
-    print("\n".join(out))
+    print("\n".join(printable(line) for line in out))  # names and messages are the user's: escapes shown
     return 0
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence, TextIO
 
 from ..engine.events import RunState
+from ..engine.user_text import printable
 from ..format import percent
 from .common import (EXIT_FAILED, EXIT_INTERRUPTED, RUNS_DIR_HELP, Parser, error, reader_gone, table, terminal_width,
                      usage_error, when)
@@ -123,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.halving is not None:  # after its runs exist: a runner already working sees them with it
             set_halving(store, sweep_id, args.halving)
         seeds = len(spec.seeds_or_base)
-        print(f"Queued sweep {sweep_id} ({name}): {len(ids)} runs, {len(ids) // seeds} config(s) x {seeds} seed(s)"
+        print(f"Queued sweep {sweep_id} ({printable(name)}): {len(ids)} runs, {len(ids) // seeds} config(s) x {seeds} seed(s)"
               + (f", halving at epoch {args.halving}" if args.halving else ""))
         say_runner(store, ensure_runner(store))
         if args.detach:
@@ -162,7 +163,7 @@ def _wait(store: "RunStore", sweep_id: str, ids: list[str], out: TextIO) -> dict
                 outcome = f"{run.status}, test accuracy {percent(run.test_acc)}"
             else:
                 outcome = f"{run.status}: {store.get_run(run_id).message or 'no test accuracy'}"
-            lines.append(f"[{len(ended)}/{len(ids)}] run {run_id} {run.name if run else ''}: {outcome}")
+            lines.append(printable(f"[{len(ended)}/{len(ids)}] run {run_id} {run.name if run else ''}: {outcome}"))
         training = sum(r.state.active for r in now.values() if r.id in ids)
         status = "" if len(ended) == len(ids) or not live else \
             f"{len(ended)}/{len(ids)} done, {training} training, {len(ids) - len(ended) - training} queued"
@@ -200,10 +201,10 @@ def _print_table(store: "RunStore", sweep_id: str, top: int | None = None) -> No
     shown = SweepTable(swept.fields, swept.rows[:top]) if top else swept
     metric = "test acc" if swept.sort_metric == "test_acc" else "best val"
     pm = "±" if _unicode() else "+-"
-    print(f"Sweep {full} ({summary.name}): {summary.done}/{summary.total} runs finished; {len(swept.rows)} "
+    print(f"Sweep {full} ({printable(summary.name)}): {summary.done}/{summary.total} runs finished; {len(swept.rows)} "
           f"config(s), best first by {metric}, mean {pm} std over seeds")
     for line in shown.render(terminal_width(), ascii_only=not _unicode()):
-        print(line)
+        print(printable(line))
     plan = halving(store, full)
     if plan and plan.get("applied"):
         print(f"Successive halving at epoch {plan['epoch']} cut {plan.get('cut', 0)} config(s).")
@@ -212,7 +213,7 @@ def _print_table(store: "RunStore", sweep_id: str, top: int | None = None) -> No
         print(f"Best run: {best} (`scratch-tui runs show {best}`, `scratch-tui eval {best}`)")
     for record in sweep_records(store, full):
         if record.unreadable:  # another version's run: no config to group it by
-            print(f"Left out run {record.id}: {record.unreadable}.")
+            print(printable(f"Left out run {record.id}: {record.unreadable}."))
 
 
 def _unicode() -> bool:

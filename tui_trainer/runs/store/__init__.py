@@ -23,7 +23,7 @@ RunStore is the one object callers use. Its jobs are modules of their own, each 
 from __future__ import annotations
 
 from .commands import Commands
-from .connection import StoreBusy, StoreError, StoreFull, default_runs_dir
+from .connection import StoreBusy, StoreError, StoreFull, default_runs_dir, store_paths
 from .ids import RunNotFound
 from .queued import Queued, QueuedRow
 from .records import RunLeft, RunRecord, RunSummary, stored_config, why_unreadable
@@ -31,7 +31,7 @@ from .settings import Settings
 from .sweeps import SweepRun, Sweeps
 
 __all__ = ["RunStore", "RunNotFound", "StoreError", "StoreBusy", "StoreFull", "RunSummary", "RunRecord", "RunLeft",
-           "QueuedRow", "SweepRun", "stored_config", "why_unreadable", "default_runs_dir"]
+           "QueuedRow", "SweepRun", "stored_config", "why_unreadable", "default_runs_dir", "store_paths"]
 
 
 class RunStore(Commands, Queued, Sweeps, Settings):
