@@ -30,6 +30,8 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a bad flag is one line naming it (and where to look), never a usage dump."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse quotes what was typed whole: a 5,000-digit --epochs is cut as any value in a message is
+        message = " ".join(shortened(word) for word in message.split(" "))
         self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 
 
