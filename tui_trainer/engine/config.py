@@ -289,9 +289,11 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         unknown = sorted(set(data) - set(SETTINGS))
-        if unknown:  # the first few: a file of a thousand typos is still one line
-            raise ConfigError({key: f"{shown_text(key)}: unknown setting; known settings are "
-                                    f"{', '.join(sorted(SETTINGS))}" for key in unknown[:3]})
+        if unknown:  # one message, naming the first few: a file of a thousand typos is still one line
+            named = ", ".join(shown_text(key, 40) or '""' for key in unknown[:3])
+            more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+            raise ConfigError({unknown[0]: f"{named}{more}: unknown setting{'s' if len(unknown) > 1 else ''}; known "
+                                           f"settings are {', '.join(sorted(SETTINGS))}"})
         return cls(**data)
 
     def to_toml(self) -> str:
