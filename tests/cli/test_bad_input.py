@@ -2,6 +2,7 @@
 nothing written. (tests/cli/test_fuzz.py looks for the cases nobody listed.)"""
 
 import io
+import signal
 
 import pytest
 import torch
@@ -152,3 +153,8 @@ def test_a_closed_pipe_and_ctrl_c_at_the_start_end_quietly(capsys, monkeypatch):
     monkeypatch.setattr(cli, "run_runs", interrupted)
     code, out, err = run_cli(["runs"], capsys)
     assert (code, out, err) == (130, "", "scratch-tui: interrupted\n")
+    # before main runs, while the modules import, the handler cli installs says the same and exits alike
+    with pytest.raises(SystemExit) as stopped:
+        cli._interrupted_while_starting(signal.SIGINT, None)
+    assert stopped.value.code == 130 and capsys.readouterr().err == "scratch-tui: interrupted\n"
+    assert signal.getsignal(signal.SIGINT) is not cli._interrupted_while_starting  # main put Python's back

@@ -5,9 +5,25 @@ Every run is recorded in the run store (`scratch-tui runs` lists them) unless --
 
 from __future__ import annotations
 
-import argparse
+import signal
 import sys
-from typing import Sequence
+import threading
+
+
+def _interrupted_while_starting(signum: int, frame: object) -> None:
+    print("scratch-tui: interrupted", file=sys.stderr)
+    raise SystemExit(130)  # 128 + SIGINT, as main's own; SystemExit leaves an import without a traceback
+
+
+# Ctrl-C while this package's modules import (before main can catch anything) ends with one line; main puts
+# Python's own handler back, under which each command stops in its own way
+_QUIET_START = threading.current_thread() is threading.main_thread() and \
+    signal.getsignal(signal.SIGINT) is signal.default_int_handler
+if _QUIET_START:
+    signal.signal(signal.SIGINT, _interrupted_while_starting)
+
+import argparse  # noqa: E402 (after the handler: the imports are what it covers)
+from typing import Sequence  # noqa: E402
 
 from .app import open_app, run_attach, run_devices, run_serve
 from .common import EXIT_INTERRUPTED, RUNS_DIR_HELP, Parser, package_version, reader_gone
@@ -150,6 +166,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if _QUIET_START and signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         code = _run(parse(sys.argv[1:] if argv is None else argv))
         sys.stdout.flush()  # here, where a reader that went away (`| head`) is caught
