@@ -136,10 +136,10 @@ def _layers(view, run_id: str, epoch: int | None) -> int:
 
     probes = [s for s in view.layer_stats if epoch is None or s.epoch == epoch]
     if not probes:
-        said = f" in epoch {epoch}" if epoch is not None else ""
-        print(f"scratch-tui runs: error: run {run_id} has no layer statistics{said} (it ran with --probe-every 0, "
-              f"or before the probe existed)", file=sys.stderr)
-        return 1
+        if epoch is not None:  # an epoch it never probed is a bad --epoch
+            return usage_error(f"--epoch: run {run_id} has no layer statistics in epoch {epoch}", "runs show")
+        return error(f"run {run_id} has no layer statistics (it ran with --probe-every 0, or before the probe "
+                     f"existed)", "runs show")
     print("\n".join(layer_rows(probes[-1])))
     for diagnosis in view.diagnoses:
         print(diagnosis.describe())

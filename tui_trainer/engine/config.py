@@ -418,7 +418,8 @@ def field_error(name: str, value: Any) -> str | None:
     """The message for a value the setting refuses on its own, or None."""
     if _accepts(SETTINGS[name], value):
         return None
-    return f"{name}: got {shown(value)}; {allowed(name)}"
+    too_big = ", and below 2**63" if _is_int(value) and abs(value) >= _INT64 and SETTINGS[name].type is int else ""
+    return f"{name}: got {shown(value)}; {allowed(name)}{too_big}"
 
 
 def _validate(cfg: TrainConfig) -> dict[str, str]:
