@@ -121,6 +121,10 @@ def test_listing_a_runs_dir_that_does_not_exist_creates_nothing(tmp_path, capsys
     code, out, err = run_cli(["runs", "--runs-dir", str(new)], capsys)
     assert code == 0 and out.startswith(f"No runs recorded in {new} yet") and err == ""
     refused(["runs", "show", "abc", "--runs-dir", str(new)], capsys, "no run abc; nothing is recorded in")
+    for args, said in ((["queue", "ls"], "The queue is empty"), (["sweep", "ls"], "No sweeps yet")):
+        code, out, _ = run_cli([*args, "--runs-dir", str(new)], capsys)
+        assert code == 0 and out.startswith(said)
+    refused(["sweep", "show", "abc", "--runs-dir", str(new)], capsys, "no sweep 'abc'")
     assert list(tmp_path.iterdir()) == []
 
 

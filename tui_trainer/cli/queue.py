@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 from ..engine.config import PRESETS, ConfigError, TrainConfig
 from ..engine.events import RunState
 from ..engine.user_text import printable, shown
-from .common import RUNS_DIR_HELP, EXIT_FAILED, Parser, error, reader_gone, table, terminal_width, usage_error
+from .common import (RUNS_DIR_HELP, EXIT_FAILED, Parser, error, no_store, reader_gone, table, terminal_width,
+                     usage_error)
 from .flags import TRAIN_FLAGS, config_from_args, name_flags
 
 if TYPE_CHECKING:
@@ -64,6 +65,12 @@ def run_queue_command(args: argparse.Namespace) -> int:
     from ..runs.store import RunNotFound, RunStore, StoreError
 
     command = f"queue {args.queue_command}"
+    if args.queue_command == "ls" and (empty := no_store(args.runs_dir)) is not None:  # reading creates nothing
+        from ..runs.queue import DEFAULT_PER_DEVICE
+
+        print("The queue is empty; add runs with `scratch-tui queue add`.")
+        print(f"Runner: not running; {DEFAULT_PER_DEVICE} run(s) at a time per device")
+        return 0
     try:
         with RunStore(args.runs_dir) as store:
             code = _ACTIONS[args.queue_command](store, args)

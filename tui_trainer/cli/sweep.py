@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Sequence, TextIO
 
 from ..engine.events import RunState
 from ..engine.user_text import printable
+from ..engine.user_text import shown as quoted
 from ..format import percent
-from .common import (EXIT_FAILED, EXIT_INTERRUPTED, RUNS_DIR_HELP, Parser, error, reader_gone, table, terminal_width,
-                     usage_error, when)
+from .common import (EXIT_FAILED, EXIT_INTERRUPTED, RUNS_DIR_HELP, Parser, error, no_store, reader_gone, table,
+                     terminal_width, usage_error, when)
 
 if TYPE_CHECKING:
     from ..runs.store import RunStore
@@ -78,6 +79,11 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     from ..runs.sweep import SweepError, SweepTooLarge
 
     command = "sweep" if args.sweep_command == "run" else f"sweep {args.sweep_command}"
+    if args.sweep_command != "run" and (empty := no_store(args.runs_dir)) is not None:  # reading creates nothing
+        if args.sweep_command == "ls":
+            print("No sweeps yet; `scratch-tui sweep FILE.toml` queues one.")
+            return 0
+        return usage_error(f"no sweep {quoted(args.sweep_id)}; `scratch-tui sweep ls` lists them", command)
     try:
         code = _ACTIONS[args.sweep_command](args)
         sys.stdout.flush()
