@@ -28,13 +28,15 @@ from tui_trainer.engine.config import (SETTINGS, ConfigError, TrainConfig, from_
 from tui_trainer.engine.fits import check_fits
 from tui_trainer.runs.queue import pause_queue
 from tui_trainer.runs.store import RunStore
-from tui_trainer.runs.sweep import SWEEP_KEYS, SweepError, SweepSpec, parse_axis
+from tui_trainer.runs.sweep import SWEEP_KEYS, SWEEPABLE, SweepError, SweepSpec, parse_axis
 
-settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True,
+FUZZ = bool(os.environ.get("SCRATCH_TUI_FUZZ"))
+# derandomized in the suite: the same examples every run, so a failure there is never a fluke of one run
+settings.register_profile("ci", max_examples=20, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 settings.register_profile("fuzz", max_examples=3000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-settings.load_profile("fuzz" if os.environ.get("SCRATCH_TUI_FUZZ") else "ci")
+settings.load_profile("fuzz" if FUZZ else "ci")
 
 pytestmark = pytest.mark.fuzz
 
@@ -100,8 +102,16 @@ def toml_text(data: dict) -> str:
 
 
 TOML = st.one_of(st.dictionaries(KEYS, VALUES, max_size=6).map(toml_text), st.text(max_size=200))
+# a sweep table mostly as the reader expects one (settings swept by lists and ranges), so that random values
+# reach the axes, the grid's size and the runs' configs, not only the first check
+AXES = st.one_of(st.lists(SCALARS, max_size=6),
+                 st.builds(lambda scale, ends, count: {scale: ends, **({"count": count} if count is not None else {})},
+                           st.sampled_from(["log", "lin"]), st.lists(SCALARS, min_size=2, max_size=2),
+                           st.none() | SCALARS | st.integers(min_value=1, max_value=10**20)),
+                 VALUES)
+SWEEP_TABLE = st.dictionaries(st.sampled_from([*SWEEPABLE, *SWEEP_KEYS, "model_args"]) | KEYS, AXES, max_size=4)
 SWEEP_TOML = st.builds(lambda base, table: toml_text({**base, "sweep": table}),
-                       st.dictionaries(KEYS, VALUES, max_size=3), st.dictionaries(KEYS, VALUES, max_size=4))
+                       st.dictionaries(KEYS, VALUES, max_size=3), SWEEP_TABLE)
 
 
 # -- the properties -----------------------------------------------------------------------------------------------
@@ -170,6 +180,7 @@ def _store_state(root: Path) -> tuple:
         return (tuple(r.id for r in store.list_runs()), tuple(store.query("SELECT key, value FROM settings")))
 
 
+@settings(max_examples=1000 if FUZZ else 8)  # each example opens a store and runs a command: the costliest
 @given(st.data())
 def test_commands_that_stop_before_training_write_nothing_when_they_refuse(data):
     """`train --save-config`, `queue add --no-start` and `sweep --detach` (on a paused queue, so no runner
