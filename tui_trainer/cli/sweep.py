@@ -130,7 +130,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.halving is not None:  # after its runs exist: a runner already working sees them with it
             set_halving(store, sweep_id, args.halving)
         seeds = len(spec.seeds_or_base)
-        print(f"Queued sweep {sweep_id} ({printable(name)}): {len(ids)} runs, {len(ids) // seeds} config(s) x {seeds} seed(s)"
+        print(f"Queued sweep {sweep_id} ({printable(name)}): {len(ids)} runs, {len(ids) // seeds} config(s) x "
+              f"{seeds} seed(s)"
               + (f", halving at epoch {args.halving}" if args.halving else ""))
         say_runner(store, ensure_runner(store))
         if args.detach:

@@ -144,8 +144,8 @@ _PLATEAU = ("schedule", ("plateau",))
 @dataclass(frozen=True)
 class TrainConfig:
     dataset: str = _setting("fashion-mnist-mini", label="Dataset", control="radio", choices=DATASETS,
-                            help="images to train on; a set not on disk yet downloads on first use (fashion-mnist-mini ships "
-                                 "with the package)")
+                            help="images to train on; a set not on disk yet downloads on first use "
+                                 "(fashion-mnist-mini ships with the package)")
     # A dataset of the user's (a folder, .npz or CSV) is converted once to one image shape (engine/user_data.py).
     image_shape: tuple[int, ...] = _setting(
         (), label="Image shape", only_when=("dataset", DATASETS.reading("image_shape")), metavar="C,H,W",

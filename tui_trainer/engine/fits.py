@@ -64,8 +64,8 @@ def _memory_problem(config: TrainConfig, device: torch.device) -> str | None:
     if memory is None or needed <= memory:
         return None
     return (f"hidden: a {'-'.join(map(str, sizes))} MLP has {parameters:,} parameters, about {needed / 2**30:,.1f} "
-            f"GiB with their gradients, {config.optimizer}'s state and a batch's activations, more than the {memory / 2**30:,.1f} GiB of "
-            f"{device}; choose smaller --hidden sizes")
+            f"GiB with their gradients, {config.optimizer}'s state and a batch's activations, more than the "
+            f"{memory / 2**30:,.1f} GiB of {device}; choose smaller --hidden sizes")
 
 
 def _memory_bytes(device: torch.device) -> int | None:

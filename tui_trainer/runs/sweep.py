@@ -154,8 +154,6 @@ def _first_few(values: Sequence[Any]) -> str:
     return listed if len(values) <= _LISTED else f"{listed}, ... ({len(values):,} in all)"
 
 
-
-
 # An item of a table setting, swept on its own: "model_args.width" is model_args' width.
 _TABLES = tuple(name for name, s in SETTINGS.items() if s.type == dict[str, Any])
 
@@ -194,8 +192,8 @@ def _checked(field: str, value: Any) -> Any:
     if (item := _item(field)) is not None:
         value = _tuples(value)
         if field_error(item[0], {item[1]: value}):
-            raise SweepError(f"{_key(field)}: got {shown(value)}; each value must be a number, text, true/false or a list "
-                             f"of them")
+            raise SweepError(f"{_key(field)}: got {shown(value)}; each value must be a number, text, true/false or a "
+                             f"list of them")
         return value
     if SETTINGS[field].type is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
@@ -315,7 +313,7 @@ def _axis_from_toml(field: str, value: Any) -> Axis:
         extra = sorted(set(value) - {*RANGE_SCALES, "count"})
         if len(scales) != 1 or extra:
             raise SweepError(f"{_key(field)}: a range is {{log = [lo, hi], count = n}} or {{lin = [lo, hi], count = n}}"
-                             f", got keys {', '.join(sorted(value)) or 'none'}")
+                             f", got keys {', '.join(shown_text(k, 20) for k in sorted(value)[:_LISTED]) or 'none'}")
         ends = value[scales[0]]
         if not (isinstance(ends, list) and len(ends) == 2):
             raise SweepError(f"{_key(field)}: {scales[0]} needs [lo, hi], got {shown(ends)}")
@@ -354,7 +352,8 @@ class SweepSpec:
             raise SweepError(f"sweep.mode: got {shown(self.mode)}; choose grid or random")
         if self.mode == "random":
             if not (isinstance(self.samples, int) and not isinstance(self.samples, bool) and self.samples >= 1):
-                raise SweepError(f"sweep.samples: random mode needs samples = n of 1 or more, got {shown(self.samples)}")
+                raise SweepError(f"sweep.samples: random mode needs samples = n of 1 or more, got "
+                                 f"{shown(self.samples)}")
             if not self.axes:
                 raise SweepError("sweep: random mode needs at least one field to sample")
             for axis in self.axes:

@@ -39,7 +39,8 @@ class Ids(Connection):
             return rows[0]
         if not rows:
             raise RunNotFound(f"no run {shown_text(run_id)}; `scratch-tui runs` lists them")
-        raise RunNotFound(f"run id {shown_text(run_id)} is ambiguous ({', '.join(rows[:5])}{', ...' if len(rows) > 5 else ''}); "
+        raise RunNotFound(f"run id {shown_text(run_id)} is ambiguous ({', '.join(rows[:5])}"
+                          f"{', ...' if len(rows) > 5 else ''}); "
                           f"type more of it")
 
     def checkpoint_dir(self, run_id: str) -> Path:
