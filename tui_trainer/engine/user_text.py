@@ -23,8 +23,12 @@ def printable(text: str) -> str:
 
 
 def shortened(text: str, limit: int = SHOWN) -> str:
-    """`text` cut to at most `limit` characters, the cut marked with an ellipsis."""
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    """`text` cut to at most `limit` characters in its middle, marked with an ellipsis: both ends stay, so a
+    long path keeps its file name and a quoted value its closing quote."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
 
 
 def shown(value: Any, limit: int = SHOWN) -> str:
