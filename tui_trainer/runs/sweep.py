@@ -252,7 +252,7 @@ def range_axis(field: str, scale: str, low: Any, high: Any, count: Any = None) -
     if scale not in RANGE_SCALES:
         raise SweepError(f"{_key(field)}: a range is log or lin, got {shown(scale)}")
     numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (low, high))
-    ends = f"[{_show(low)}, {_show(high)}]"
+    ends = f"[{_show(low)}, {_show(high)}]" if numbers else shown([low, high])  # not numbers: anything, quoted
     if not numbers or not low < high or (scale == "log" and not low > 0):
         need = "0 < lo < hi" if scale == "log" else "lo < hi"
         raise SweepError(f"{_key(field)}: {scale} range needs {need}, got {ends}")
