@@ -276,7 +276,8 @@ def train_seeds(args: argparse.Namespace, config: TrainConfig) -> int:
         with RunStore(args.runs_dir) as store:
             sweep_id = new_sweep_id()
             ids = enqueue(store, configs, sweep_id, f"seeds of {base}", [f"{base} seed {c.seed}" for c in configs])
-            print(f"Queued {len(ids)} runs of {base}, seeds {args.seeds} (sweep {sweep_id}): {', '.join(ids)}")
+            print(printable(f"Queued {len(ids)} runs of {base}, seeds {args.seeds} (sweep {sweep_id}): "
+                            f"{', '.join(ids)}"))
             say_runner(store, ensure_runner(store))
             if args.detach:
                 print(f"Follow them with `scratch-tui queue ls` and `scratch-tui runs --sweep {sweep_id}`.")
