@@ -176,8 +176,10 @@ def test_typed_values_model_arguments_and_sweep_axes_are_read_or_refused_in_one_
 
 
 def _store_state(root: Path) -> tuple:
+    """The runs and settings recorded, and the files under the runs dir (but SQLite's own -wal and -shm)."""
+    files = tuple(sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.name.endswith(("-wal", "-shm"))))
     with RunStore(root) as store:
-        return (tuple(r.id for r in store.list_runs()), tuple(store.query("SELECT key, value FROM settings")))
+        return (tuple(r.id for r in store.list_runs()), tuple(store.query("SELECT key, value FROM settings")), files)
 
 
 @settings(max_examples=1000 if FUZZ else 8)  # each example opens a store and runs a command: the costliest
