@@ -51,6 +51,9 @@ def test_config_files_that_cannot_be_read_or_written_are_one_line_and_nothing_is
     refused(["train", "--save-config", str(tmp_path)], capsys, "--save-config", "it is a folder")
     refused(["train", "--hidden", "128,,64", "--save-config", str(target)], capsys, "--hidden: got '128,,64'",
             "none empty")
+    # an empty path (an unset variable in a script) is refused, never taken as "the default": it trained them
+    for flag in ("--config", "--save-config", "--runs-dir"):
+        refused(["train", flag, ""], capsys, f"{flag}: got an empty path")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["deep.toml", "latin.toml", "number.toml"]
     assert list(runs_home.iterdir()) == []
 

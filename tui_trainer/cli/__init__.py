@@ -158,11 +158,20 @@ def build_parser() -> argparse.ArgumentParser:
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     """The command line as the commands take it; a bad one exits 2 with one line naming what is wrong."""
     args, unknown = build_parser().parse_known_args(with_default_action(argv))
-    if unknown:  # said by the command's own parser, so the line points at that command's --help
-        command = [args.command, getattr(args, f"{args.command}_command", None)] if args.command else []
-        Parser(prog=" ".join(["scratch-tui", *filter(None, command)])).error(
-            f"unrecognized arguments: {' '.join(unknown)}")
+    command = [args.command, getattr(args, f"{args.command}_command", None)] if args.command else []
+    said_by = Parser(prog=" ".join(["scratch-tui", *filter(None, command)]))  # the line points at its --help
+    if unknown:
+        said_by.error(f"unrecognized arguments: {' '.join(unknown)}")
+    # an empty path is a slip (an unset variable in a script), never "the default": `--config ""` trained the
+    # defaults, and `--runs-dir ""` would record in the working directory
+    for name in PATH_FLAGS:
+        if getattr(args, name, None) == "":
+            said_by.error(f"--{name.replace('_', '-')}: got an empty path; give a file or folder, or leave the flag "
+                          f"out")
     return args
+
+
+PATH_FLAGS = ("config", "save_config", "runs_dir", "models_dir", "output")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
