@@ -79,6 +79,8 @@ def test_runs_per_device_and_gpus_beyond_the_machine_are_refused_and_nothing_is_
                                                                                       runs_home):
     refused(["queue", "add", "--no-start", "--per-device", "1000000"], capsys, "--per-device: got 1000000",
             "from 1 to 32")
+    refused(["queue", "add", "--no-start", "--seeds", ",".join(map(str, range(100_000)))], capsys,
+            "--seeds: 100,000 seeds, more than the 1,000")
     sweep = tmp_path / "sweep.toml"
     sweep.write_text("epochs = 1\n[sweep]\nlr = [0.1, 0.2]\n")
     refused(["sweep", str(sweep), "--parallel", "100000"], capsys, "--parallel: got 100000", "from 1 to 32")

@@ -88,7 +88,11 @@ def run_queue_command(args: argparse.Namespace) -> int:
 
 def _parse_seeds(text: str) -> list[int]:
     from ..runs.queue import QueueError
+    from ..runs.sweep import MAX_RUNS
 
+    if text.count(",") >= MAX_RUNS:  # as a sweep without --yes: a slip of the script, not a thousand runs
+        raise QueueError(f"--seeds: {text.count(',') + 1:,} seeds, more than the {MAX_RUNS:,} runs one command "
+                         f"queues; give fewer")
     try:
         seeds = [int(part) for part in text.split(",")]
     except ValueError:
