@@ -24,8 +24,8 @@ from ..engine.checkpoints import Checkpoint, load_checkpoint, without_steering
 from ..engine.config import SETTINGS, ConfigError, TrainConfig
 from ..engine.control import TrainingControl
 from ..engine.events import ForkedFrom
-from ..engine.user_text import shown
 from ..engine.loop import TrainingRun
+from ..engine.user_text import shown
 from .retention import epoch_checkpoint, fork_checkpoint, parse_fork_point, stable_name
 from .store import RunStore
 

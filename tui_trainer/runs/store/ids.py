@@ -9,8 +9,8 @@ import os
 import re
 from pathlib import Path
 
-from .connection import Connection
 from ...engine.user_text import shown, shown_text
+from .connection import Connection
 
 _SAFE_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # ids become folder names
 
