@@ -96,7 +96,7 @@ BIG_GRID = "lr = {log = [1e-4, 1e-1], count = 40}\nseed = [" + ", ".join(map(str
 
 
 @pytest.mark.parametrize("text, args, message", [
-    ("epochs = 1\n[sweep]\nlr = [0.1, 0.2\n", [], "sweep file is not valid TOML: "),
+    ("epochs = 1\n[sweep]\nlr = [0.1, 0.2\n", [], "bad.toml is not valid TOML: "),
     ("epochs = 1\nlearning_rate = 0.1\n[sweep]\nlr = [0.1]\n", [], "learning_rate: unknown setting; known settings"),
     ("epochs = 1\n[sweep]\nlrr = [0.1, 0.2]\n", [], "sweep.lrr: unknown setting; settings that can be swept are"),
     ("epochs = 1\n[sweep]\nlr = []\n", [], "sweep.lr: empty list; give at least one value"),

@@ -42,6 +42,27 @@ def test_idx_round_trip_and_bad_files(tmp_path):
     (tmp_path / "short").write_bytes((tmp_path / "a-idx3-ubyte").read_bytes()[:-10])
     with pytest.raises(IdxFormatError, match="holds"):
         read_idx(tmp_path / "short")
+    (tmp_path / "header").write_bytes(b"\x00\x00\x08\x03\x00\x00")  # three sizes promised, none given
+    with pytest.raises(IdxFormatError, match="ends inside its header"):
+        read_idx(tmp_path / "header")
+    (tmp_path / "cut-idx3-ubyte.gz").write_bytes((tmp_path / "b-idx3-ubyte.gz").read_bytes()[:40])
+    with pytest.raises(IdxFormatError, match="not a complete gzip file"):
+        read_idx(tmp_path / "cut-idx3-ubyte.gz")
+
+
+def test_files_that_disagree_are_one_line_naming_the_split(tmp_path, monkeypatch):
+    """Fewer labels than images, or labels past the set's classes (files from two sets): refused at loading,
+    never a traceback in the middle of training."""
+    debian = tmp_path / "idx"
+    monkeypatch.setitem(DATASETS["fashion-mnist"].traits, "idx_folders", (str(debian),))
+    train_x, train_y, _, _ = write_mnist_family(debian)
+    write_idx(debian / "train-labels-idx1-ubyte", train_y[:20])
+    with pytest.raises(DatasetUnavailable, match="the training split has 30 images but 20 labels"):
+        load_raw("fashion-mnist", tmp_path / "cache", download=False)
+    write_idx(debian / "train-labels-idx1-ubyte", train_y + 5)
+    with pytest.raises(DatasetUnavailable, match="the training labels run from 5 to 14, but fashion-mnist has "
+                                                 "classes 0 to 9"):
+        load_raw("fashion-mnist", tmp_path / "cache", download=False)
 
 
 def test_bundled_set_is_balanced_and_small(mini_raw):

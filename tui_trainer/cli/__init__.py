@@ -5,12 +5,28 @@ Every run is recorded in the run store (`scratch-tui runs` lists them) unless --
 
 from __future__ import annotations
 
-import argparse
+import signal
 import sys
-from typing import Sequence
+import threading
+
+
+def _interrupted_while_starting(signum: int, frame: object) -> None:
+    print("scratch-tui: interrupted", file=sys.stderr)
+    raise SystemExit(130)  # 128 + SIGINT, as main's own; SystemExit leaves an import without a traceback
+
+
+# Ctrl-C while this package's modules import (before main can catch anything) ends with one line; main puts
+# Python's own handler back, under which each command stops in its own way
+_QUIET_START = threading.current_thread() is threading.main_thread() and \
+    signal.getsignal(signal.SIGINT) is signal.default_int_handler
+if _QUIET_START:
+    signal.signal(signal.SIGINT, _interrupted_while_starting)
+
+import argparse  # noqa: E402 (after the handler: the imports are what it covers)
+from typing import Sequence  # noqa: E402
 
 from .app import open_app, run_attach, run_devices, run_serve
-from .common import RUNS_DIR_HELP, Parser, package_version
+from .common import EXIT_INTERRUPTED, RUNS_DIR_HELP, Parser, package_version, reader_gone
 from .evaluate import run_eval
 from .flags import TRAIN_FLAGS
 from .inspect import add_inspect_parser, run_inspect
@@ -132,9 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--jsonl", action="store_true", help="print the evaluation as one JSON object")
     evaluate.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
 
-    sub.add_parser("devices", help="list the devices torch can train on")
+    sub.add_parser("devices", help="list the devices torch can train on",
+                   description="Print the torch, CUDA and cuDNN versions, then the devices torch can train on: each "
+                               "CUDA GPU with its name, memory and compute capability (and live readings with "
+                               "nvidia-ml-py), Apple MPS, and the CPU. `--device` takes the names of the first column.")
 
-    attach = sub.add_parser("attach", help="open the app on a running run (default: the latest), live")
+    attach = sub.add_parser("attach", help="open the app on a running run (default: the latest), live",
+                            description="Open the app on a run, live: its whole history so far, then each step as it "
+                                        "trains. With no RUN_ID, the latest run still training. Closing the app leaves "
+                                        "the run training; `scratch-tui attach` brings it back.")
     attach.add_argument("run_id", nargs="?", metavar="RUN_ID")
     attach.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
     attach.add_argument("--models-dir", metavar="DIR", default=argparse.SUPPRESS, help=MODELS_DIR_HELP)
@@ -148,8 +170,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line as the commands take it; a bad one exits 2 with one line naming what is wrong."""
+    args, unknown = build_parser().parse_known_args(with_default_action(argv))
+    command = [args.command, getattr(args, f"{args.command}_command", None)] if args.command else []
+    said_by = Parser(prog=" ".join(["scratch-tui", *filter(None, command)]))  # the line points at its --help
+    if unknown:
+        said_by.error(f"unrecognized arguments: {' '.join(unknown)}")
+    # an empty path is a slip (an unset variable in a script), never "the default": `--config ""` trained the
+    # defaults, and `--runs-dir ""` would record in the working directory
+    for name in PATH_FLAGS:
+        if getattr(args, name, None) == "":
+            said_by.error(f"--{name.replace('_', '-')}: got an empty path; give a file or folder, or leave the flag "
+                          f"out")
+    return args
+
+
+PATH_FLAGS = ("config", "save_config", "runs_dir", "models_dir", "output")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(with_default_action(sys.argv[1:] if argv is None else argv))
+    if _QUIET_START and signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        code = _run(parse(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()  # here, where a reader that went away (`| head`) is caught
+        return code
+    except BrokenPipeError:
+        return reader_gone()
+    except KeyboardInterrupt:  # Ctrl-C before a command had its own say (a training run stops cleanly itself)
+        print("scratch-tui: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "train":
         return run_train(args)
     if args.command == "runs":

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from ..engine.user_text import printable, shortened
 from ..format import fit_columns
 
 EXIT_FAILED = 1
@@ -29,7 +30,9 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a bad flag is one line naming it (and where to look), never a usage dump."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        # argparse quotes what was typed whole: a 5,000-digit --epochs is cut as any value in a message is
+        message = " ".join(shortened(word) for word in message.split(" "))
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 
 
 def table(rows: list[Sequence[str]], width: int | None = None, *, squeeze: Sequence[int] = (),
@@ -39,7 +42,9 @@ def table(rows: list[Sequence[str]], width: int | None = None, *, squeeze: Seque
     With a `width` (a terminal's) that the table overflows, the columns in `squeeze` are cut with an
     ellipsis, the widest first and never below their header (or 8 characters), and while that is not
     enough the columns in `drop` are left out, in that order. The other columns are always shown whole.
+    Control characters in a cell (a run named with terminal escapes) are printed as their escapes.
     """
+    rows = [[printable(cell) for cell in row] for row in rows]  # a name's escape sequences shown, not obeyed
     natural = {i: max(len(r[i]) for r in rows) for i in range(len(rows[0]))}
     minimum = {i: min(n, max(len(rows[0][i]), 8)) for i, n in natural.items()}
     widths = fit_columns(natural, minimum, width, 2, squeeze, drop)
@@ -98,6 +103,15 @@ def package_version() -> str:
             return "unknown"
 
 
+def no_store(runs_dir: str | None) -> Path | None:
+    """The runs folder when it holds no run store (a reader has nothing to read, and must not create one); None
+    when it does."""
+    from ..runs.store import store_paths
+
+    root, db_path = store_paths(runs_dir)
+    return None if db_path.exists() else root
+
+
 def when(timestamp: float | None) -> str:
     return "-" if timestamp is None else datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
 
@@ -107,5 +121,13 @@ def usage_error(message: str, command: str = "train") -> int:
 
 
 def error(message: str, command: str = "train", code: int = EXIT_FAILED) -> int:
-    print(f"scratch-tui {command}: error: {message}", file=sys.stderr)
+    print(f"scratch-tui {command}: error: {one_line(message)}", file=sys.stderr)
     return code
+
+
+MESSAGE_LIMIT = 1000  # characters of one error line; the values in it are cut first, this is the backstop
+
+
+def one_line(message: str) -> str:
+    """An error message as printed: one line (control characters escaped, user text or not) of bounded length."""
+    return shortened(printable(message), MESSAGE_LIMIT)

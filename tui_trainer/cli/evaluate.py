@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..engine.config import ConfigError
+from ..engine.user_text import printable
 from .common import error, usage_error
 from .flags import name_flags
 from .train import printer_for
@@ -39,6 +40,6 @@ def run_eval(args: argparse.Namespace) -> int:
     except (NoCheckpoint, CheckpointError, DatasetUnavailable) as exc:
         return error(str(exc), "eval")
     if not args.jsonl:
-        print(f"Evaluating {done.describe(r.id)} on the {done.dataset_title} test set, device {done.device}")
+        print(printable(f"Evaluating {done.describe(r.id)} on the {done.dataset_title} test set, device {done.device}"))
     printer.handle(done.result)
     return 0

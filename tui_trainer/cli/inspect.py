@@ -46,8 +46,11 @@ def layer_rows(stats: Any) -> list[str]:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    from ..engine.fits import check_fits
+
     try:
         config = config_from_args(args)
+        check_fits([config])  # a model too big for the memory is refused before it is built
     except ConfigError as exc:
         return usage_error(name_flags(exc), "inspect")
     from ..engine.data import DatasetUnavailable

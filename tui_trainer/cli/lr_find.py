@@ -49,8 +49,11 @@ def run_lr_find(args: argparse.Namespace) -> int:
         check_range(args.start_lr, args.end_lr, args.steps)
     except ConfigError as exc:
         return usage_error(_flagged(exc), "lr-find")
+    from ..engine.fits import check_fits
+
     try:
         config = config_from_args(args)
+        check_fits([config])
     except ConfigError as exc:
         return usage_error(name_flags(exc), "lr-find")
 

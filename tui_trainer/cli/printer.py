@@ -7,6 +7,7 @@ import time
 from typing import TextIO
 
 from ..engine.events import BatchProgress, EvaluationEnded, Event, RunFailed, RunInterrupted, RunStarted, RunStopped
+from ..engine.user_text import printable
 from ..format import clock
 from ..runs.worker import LogLines
 
@@ -74,12 +75,12 @@ class TerminalPrinter(LogLines):
             self._bar_width = None
         elif isinstance(event, (RunInterrupted, RunFailed)):
             what = "interrupted" if isinstance(event, RunInterrupted) else "failed"
-            print(f"scratch-tui train: run {what}: {event.message}", file=self.err)
+            print(printable(f"scratch-tui train: run {what}: {event.message}"), file=self.err)
             lines = []
         elif isinstance(event, RunStopped) and self.view.started and self.view.started.run_id:
             lines.append(f"Continue it with: scratch-tui train --resume {self.view.started.run_id}")
         for line in lines:
-            print(line, file=self.out)
+            print(printable(line), file=self.out)  # a run's name is the user's: its escapes shown, not obeyed
         self.out.flush()
 
 

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 
 from ..engine.config import PRESETS, ConfigError, TrainConfig
 from ..engine.events import RunState
-from .common import RUNS_DIR_HELP, EXIT_FAILED, Parser, error, reader_gone, table, terminal_width, usage_error
+from ..engine.user_text import printable, shown
+from .common import (RUNS_DIR_HELP, EXIT_FAILED, Parser, error, no_store, reader_gone, table, terminal_width,
+                     usage_error)
 from .flags import TRAIN_FLAGS, config_from_args, name_flags
 
 if TYPE_CHECKING:
@@ -65,6 +67,12 @@ def run_queue_command(args: argparse.Namespace) -> int:
     from ..runs.store import RunNotFound, RunStore, StoreError
 
     command = f"queue {args.queue_command}"
+    if args.queue_command == "ls" and (empty := no_store(args.runs_dir)) is not None:  # reading creates nothing
+        from ..runs.queue import DEFAULT_PER_DEVICE
+
+        print("The queue is empty; add runs with `scratch-tui queue add`.")
+        print(f"Runner: not running; {DEFAULT_PER_DEVICE} run(s) at a time per device")
+        return 0
     try:
         with RunStore(args.runs_dir) as store:
             code = _ACTIONS[args.queue_command](store, args)
@@ -83,14 +91,18 @@ def run_queue_command(args: argparse.Namespace) -> int:
 
 def _parse_seeds(text: str) -> list[int]:
     from ..runs.queue import QueueError
+    from ..runs.sweep import MAX_RUNS
 
+    if text.count(",") >= MAX_RUNS:  # as a sweep without --yes: a slip of the script, not a thousand runs
+        raise QueueError(f"--seeds: {text.count(',') + 1:,} seeds, more than the {MAX_RUNS:,} runs one command "
+                         f"queues; give fewer")
     try:
         seeds = [int(part) for part in text.split(",")]
     except ValueError:
-        raise QueueError(f"--seeds: got {text!r}; give whole numbers separated by commas, e.g. --seeds 0,1,2") \
+        raise QueueError(f"--seeds: got {shown(text)}; give whole numbers separated by commas, e.g. --seeds 0,1,2") \
             from None
     if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
-        raise QueueError(f"--seeds: got {text!r}; give each seed once, 0 or more, e.g. --seeds 0,1,2")
+        raise QueueError(f"--seeds: got {shown(text)}; give each seed once, 0 or more, e.g. --seeds 0,1,2")
     return seeds
 
 
@@ -104,14 +116,14 @@ def seed_configs(config: TrainConfig, seeds_text: str, seed_given: bool) -> list
 
 
 def _check_device(config: TrainConfig) -> None:
-    """A device this machine lacks is bad input now, not a failed run later in a log."""
-    from ..engine.devices import DeviceError, resolve_device
+    """A device, GPUs or memory this machine lacks is bad input now, not a failed run later in a log."""
+    from ..engine.fits import check_fits
     from ..runs.queue import QueueError
 
     try:
-        resolve_device(config.device)
-    except DeviceError as exc:
-        raise QueueError(str(exc).replace("device:", "--device:", 1)) from None
+        check_fits([config])
+    except ConfigError as exc:
+        raise QueueError(name_flags(exc)) from None
 
 
 def _add(store: "RunStore", args: argparse.Namespace) -> int:
@@ -135,7 +147,7 @@ def _add(store: "RunStore", args: argparse.Namespace) -> int:
     for run_id in ids:
         print(f"Queued run {run_id} at position {positions.get(run_id, '-')}")
     if sweep_id:
-        print(f"Sweep {sweep_id} ({sweep_name}): `scratch-tui runs --sweep {sweep_id}` lists its runs")
+        print(printable(f"Sweep {sweep_id} ({sweep_name}): `scratch-tui runs --sweep {sweep_id}` lists its runs"))
     say_runner(store, None if args.no_start else ensure_runner(store), args.no_start)
     return 0
 
@@ -174,7 +186,7 @@ def _ls(store: "RunStore", args: argparse.Namespace) -> int:
             print(line)
         for q in runs:
             if q.config is None:
-                print(f"Run {q.id} cannot be opened: {q.unreadable}.")
+                print(printable(f"Run {q.id} cannot be opened: {q.unreadable}."))
     else:
         print("The queue is empty; add runs with `scratch-tui queue add`.")
     runner = f"working (pid {status.runner_pid})" if status.running else "not running"
@@ -275,7 +287,8 @@ def train_seeds(args: argparse.Namespace, config: TrainConfig) -> int:
         with RunStore(args.runs_dir) as store:
             sweep_id = new_sweep_id()
             ids = enqueue(store, configs, sweep_id, f"seeds of {base}", [f"{base} seed {c.seed}" for c in configs])
-            print(f"Queued {len(ids)} runs of {base}, seeds {args.seeds} (sweep {sweep_id}): {', '.join(ids)}")
+            print(printable(f"Queued {len(ids)} runs of {base}, seeds {args.seeds} (sweep {sweep_id}): "
+                            f"{', '.join(ids)}"))
             say_runner(store, ensure_runner(store))
             if args.detach:
                 print(f"Follow them with `scratch-tui queue ls` and `scratch-tui runs --sweep {sweep_id}`.")

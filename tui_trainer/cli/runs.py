@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from ..engine.events import arrow
 from ..format import duration, percent
-from .common import EXIT_FAILED, error, reader_gone, table, terminal_width, usage_error, when
+from ..engine.user_text import printable, shown_text
+from .common import EXIT_FAILED, error, no_store, reader_gone, table, terminal_width, usage_error, when
 
 if TYPE_CHECKING:
     from ..runs.store import RunStore
@@ -23,6 +24,11 @@ def run_runs(args: argparse.Namespace) -> int:
 
     action = args.runs_command or "list"
     command = "runs" if action == "list" else f"runs {action}"
+    if (empty := no_store(args.runs_dir)) is not None:  # reading creates nothing
+        if action != "list":
+            return usage_error(f"no run {shown_text(args.run_id)}; nothing is recorded in {empty} yet", command)
+        print(f"No runs recorded in {printable(str(empty))} yet; start one with `scratch-tui train`.")
+        return 0
     try:
         with RunStore(args.runs_dir) as store:
             if store.read_only and action in ("list", "show", "export"):
@@ -45,7 +51,7 @@ def _runs_list(store: "RunStore", args: argparse.Namespace) -> int:
     sweep = getattr(args, "sweep", None)
     runs = store.list_runs(sweep=sweep)
     if not runs and sweep:
-        print(f"No runs in a sweep {sweep}; `scratch-tui runs` lists every run.")
+        print(f"No runs in a sweep {shown_text(sweep)}; `scratch-tui runs` lists every run.")
         return 0
     if not runs:
         print(f"No runs recorded in {store.root} yet; start one with `scratch-tui train`.")
@@ -117,7 +123,7 @@ def _runs_show(store: "RunStore", args: argparse.Namespace) -> int:
     if result:
         out += ["", "Evaluation:", f"  {result.describe()}"]
         out += [f"  {name:<12} {acc:6.2f}%" for name, acc in zip(result.classes, result.per_class_acc)]
-    print("\n".join(out))
+    print("\n".join(printable(line) for line in out))  # names and messages are the user's: escapes shown
     return 0
 
 
@@ -162,10 +168,10 @@ def _layers(view, run_id: str, epoch: int | None) -> int:
 
     probes = [s for s in view.layer_stats if epoch is None or s.epoch == epoch]
     if not probes:
-        said = f" in epoch {epoch}" if epoch is not None else ""
-        print(f"scratch-tui runs: error: run {run_id} has no layer statistics{said} (it ran with --probe-every 0, "
-              f"or before the probe existed)", file=sys.stderr)
-        return 1
+        if epoch is not None:  # an epoch it never probed is a bad --epoch
+            return usage_error(f"--epoch: run {run_id} has no layer statistics in epoch {epoch}", "runs show")
+        return error(f"run {run_id} has no layer statistics (it ran with --probe-every 0, or before the probe "
+                     f"existed)", "runs show")
     print("\n".join(layer_rows(probes[-1])))
     for diagnosis in view.diagnoses:
         print(diagnosis.describe())

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence, TextIO
 
 from ..engine.events import RunState
+from ..engine.user_text import printable
+from ..engine.user_text import shown as quoted
 from ..format import percent
-from .common import (EXIT_FAILED, EXIT_INTERRUPTED, RUNS_DIR_HELP, Parser, error, reader_gone, table, terminal_width,
-                     usage_error, when)
+from .common import (EXIT_FAILED, EXIT_INTERRUPTED, RUNS_DIR_HELP, Parser, error, no_store, reader_gone, table,
+                     terminal_width, usage_error, when)
 
 if TYPE_CHECKING:
     from ..runs.store import RunStore
@@ -81,6 +83,11 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     from ..runs.sweep import SweepError, SweepTooLarge
 
     command = "sweep" if args.sweep_command == "run" else f"sweep {args.sweep_command}"
+    if args.sweep_command != "run" and (empty := no_store(args.runs_dir)) is not None:  # reading creates nothing
+        if args.sweep_command == "ls":
+            print("No sweeps yet; `scratch-tui sweep FILE.toml` queues one.")
+            return 0
+        return usage_error(f"no sweep {quoted(args.sweep_id)}; `scratch-tui sweep ls` lists them", command)
     try:
         code = _ACTIONS[args.sweep_command](args)
         sys.stdout.flush()
@@ -97,9 +104,9 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 
 # -- sweep FILE.toml ---------------------------------------------------------------------------------------------
 def _run(args: argparse.Namespace) -> int:
-    from ..engine.devices import DeviceError, resolve_device
-    from ..runs.queue import (QueueError, enqueue, ensure_runner, new_sweep_id, set_halving, set_pack_size,
-                              set_per_device)
+    from ..engine.fits import check_fits
+    from ..runs.queue import (MOST_PER_DEVICE, QueueError, enqueue, ensure_runner, new_sweep_id, set_halving,
+                              set_pack_size, set_per_device)
     from ..runs.store import RunStore
     from ..runs.sweep import SweepSpec
     from .queue import say_runner
@@ -110,12 +117,10 @@ def _run(args: argparse.Namespace) -> int:
     from ..engine.model_file import ready_all
 
     configs = ready_all(configs)  # a model from a file: read once, kept by every run, checked before any is queued
-    try:
-        resolve_device(spec.base.device)  # the device is never swept: one check covers every run
-    except DeviceError as exc:
-        raise QueueError(str(exc)) from None
-    if args.parallel is not None and args.parallel < 1:
-        raise QueueError(f"--parallel: got {args.parallel}; must be a whole number of runs, 1 or more")
+    check_fits(configs)  # a device, GPUs or memory this machine lacks: a ConfigError before anything is queued
+    if args.parallel is not None and not 1 <= args.parallel <= MOST_PER_DEVICE:
+        raise QueueError(f"--parallel: got {args.parallel}; must be a whole number of runs from 1 to "
+                         f"{MOST_PER_DEVICE}")
     if args.pack is not None and args.pack < 1:
         raise QueueError(f"--pack: got {args.pack}; must be a whole number of runs, 1 or more (1 trains each alone)")
     longest = max(c.epochs for c in configs)
@@ -133,7 +138,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.halving is not None:  # after its runs exist: a runner already working sees them with it
             set_halving(store, sweep_id, args.halving)
         seeds = len(spec.seeds_or_base)
-        print(f"Queued sweep {sweep_id} ({name}): {len(ids)} runs, {len(ids) // seeds} config(s) x {seeds} seed(s)"
+        print(f"Queued sweep {sweep_id} ({printable(name)}): {len(ids)} runs, {len(ids) // seeds} config(s) x "
+              f"{seeds} seed(s)"
               + (f", halving at epoch {args.halving}" if args.halving else ""))
         runner = ensure_runner(store)
         say_runner(store, runner)
@@ -184,7 +190,7 @@ def _wait(store: "RunStore", sweep_id: str, ids: list[str], out: TextIO, runner:
                 outcome = f"{run.status}, test accuracy {percent(run.test_acc)}"
             else:
                 outcome = f"{run.status}: {store.get_run(run_id).message or 'no test accuracy'}"
-            lines.append(f"[{len(ended)}/{len(ids)}] run {run_id} {run.name if run else ''}: {outcome}")
+            lines.append(printable(f"[{len(ended)}/{len(ids)}] run {run_id} {run.name if run else ''}: {outcome}"))
         training = sum(r.state.active for r in now.values() if r.id in ids)
         status = "" if len(ended) == len(ids) or not live else \
             f"{len(ended)}/{len(ids)} done, {training} training, {len(ids) - len(ended) - training} queued"
@@ -222,10 +228,10 @@ def _print_table(store: "RunStore", sweep_id: str, top: int | None = None) -> No
     shown = SweepTable(swept.fields, swept.rows[:top]) if top else swept
     metric = "test acc" if swept.sort_metric == "test_acc" else "best val"
     pm = "±" if _unicode() else "+-"
-    print(f"Sweep {full} ({summary.name}): {summary.done}/{summary.total} runs finished; {len(swept.rows)} "
+    print(f"Sweep {full} ({printable(summary.name)}): {summary.done}/{summary.total} runs finished; {len(swept.rows)} "
           f"config(s), best first by {metric}, mean {pm} std over seeds")
     for line in shown.render(terminal_width(), ascii_only=not _unicode()):
-        print(line)
+        print(printable(line))
     plan = halving(store, full)
     if plan and plan.get("applied"):
         print(f"Successive halving at epoch {plan['epoch']} cut {plan.get('cut', 0)} config(s).")
@@ -234,7 +240,7 @@ def _print_table(store: "RunStore", sweep_id: str, top: int | None = None) -> No
         print(f"Best run: {best} (`scratch-tui runs show {best}`, `scratch-tui eval {best}`)")
     for record in sweep_records(store, full):
         if record.unreadable:  # another version's run: no config to group it by
-            print(f"Left out run {record.id}: {record.unreadable}.")
+            print(printable(f"Left out run {record.id}: {record.unreadable}."))
 
 
 def _unicode() -> bool:

@@ -14,6 +14,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ..engine.config import ConfigError, TrainConfig
+from ..engine.user_text import printable, shown_text
 from .common import EXIT_INTERRUPTED, error, usage_error
 from .flags import config_from_args, given_train_flags, name_flags
 
@@ -52,9 +53,7 @@ def _train(args: argparse.Namespace) -> int:
 
         return train_seeds(args, config)
     if args.save_config:
-        config.replace(model_source="").save(args.save_config)  # it names the model's file; a run keeps the source
-        print(f"wrote {args.save_config}")
-        return 0
+        return _save_config(config, args.save_config)
     if args.no_record and args.detach:
         return usage_error("--detach records the run so you can follow it; drop --no-record")
 
@@ -75,6 +74,23 @@ def _train(args: argparse.Namespace) -> int:
         return error(f"{exc} (or train with --no-record)")
     with store:
         return _work(store, store.create_run(config), printer_for(args))
+
+
+def _save_config(config: TrainConfig, path: str) -> int:
+    """--save-config: the resolved settings as TOML; a path that cannot take them is one line, nothing written."""
+    import errno
+
+    why = {errno.ENOENT: "its folder does not exist; create it first or choose another path",
+           errno.EISDIR: "it is a folder; give a file name inside it, e.g. config.toml"}
+    try:
+        config.replace(model_source="").save(path)  # it names the model's file; a run keeps the source
+    except OSError as exc:
+        return usage_error(f"--save-config: cannot write {shown_text(path)}: "
+                           f"{why.get(exc.errno) or (exc.strerror or str(exc)) + '; choose another path'}")
+    except ValueError:  # a NUL in the path
+        return usage_error(f"--save-config: cannot write {shown_text(path)}: a path holds no NUL character")
+    print(f"wrote {printable(path)}")
+    return 0
 
 
 def printer_for(args: argparse.Namespace) -> Any:
@@ -105,12 +121,13 @@ def _refused(exc: Exception, flag: str = "", rank: int = 0) -> int:
 
 
 def _device_refused(config: TrainConfig) -> int | None:
-    from ..engine.devices import DeviceError, resolve_device
+    """A device, GPUs or memory this machine lacks: a usage error now, before anything is recorded."""
+    from ..engine.fits import check_fits
 
     try:
-        resolve_device(config.device)
-    except DeviceError as exc:
-        return usage_error(str(exc).replace("device:", "--device:", 1))
+        check_fits([config])
+    except ConfigError as exc:
+        return usage_error(name_flags(exc))
     return None
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .registry import DATASETS, MODELS
+from .user_text import shown, shown_text
 
 INIT_NAMES = ("kaiming", "randn")
 OPTIMIZER_NAMES = ("sgd", "adam", "adamw")
@@ -143,7 +144,8 @@ _PLATEAU = ("schedule", ("plateau",))
 @dataclass(frozen=True)
 class TrainConfig:
     dataset: str = _setting("fashion-mnist-mini", label="Dataset", control="radio", choices=DATASETS,
-                            help="images to train on; all but fashion-mnist-mini download on first use")
+                            help="images to train on; a set not on disk yet downloads on first use "
+                                 "(fashion-mnist-mini ships with the package)")
     # A dataset of the user's (a folder, .npz or CSV) is converted once to one image shape (engine/user_data.py).
     image_shape: tuple[int, ...] = _setting(
         (), label="Image shape", only_when=("dataset", DATASETS.reading("image_shape")), metavar="C,H,W",
@@ -294,10 +296,11 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         unknown = sorted(set(data) - set(SETTINGS))
-        if unknown:
-            raise ConfigError(
-                {key: f"{key}: unknown setting; known settings are {', '.join(sorted(SETTINGS))}" for key in unknown}
-            )
+        if unknown:  # one message, naming the first few: a file of a thousand typos is still one line
+            named = ", ".join(shown_text(key, 40) or '""' for key in unknown[:3])
+            more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+            raise ConfigError({unknown[0]: f"{named}{more}: unknown setting{'s' if len(unknown) > 1 else ''}; known "
+                                           f"settings are {', '.join(sorted(SETTINGS))}"})
         return cls(**data)
 
     def to_toml(self) -> str:
@@ -307,24 +310,51 @@ class TrainConfig:
                        if data[name] is not None and data[name] not in ({}, "") or name == "name")
 
     @classmethod
-    def from_toml(cls, text: str) -> "TrainConfig":
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError({"toml": f"config file is not valid TOML: {exc}"}) from None
-        return cls.from_dict(data)
+    def from_toml(cls, text: str, source: str = "config file") -> "TrainConfig":
+        return cls.from_dict(toml_data(text, source))
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError({"config": f"cannot read config file {path}: {exc.strerror}"}) from None
-        return cls.from_toml(text)
+        source = f"config file {shown_text(str(path))}"
+        return cls.from_toml(read_text_file(path, source), source)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_toml(), encoding="utf-8")
+
+
+_MAX_FILE = 10_000_000  # bytes of a config or sweep file: far more than any holds, far less than /dev/zero
+
+
+def read_text_file(path: str | Path, source: str) -> str:
+    """A config or sweep file's text; a ConfigError that names it (`source`) and says what to do."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(_MAX_FILE + 1)
+    except OSError as exc:
+        raise ConfigError({"config": f"cannot read {source}: {exc.strerror or exc}"}) from None
+    except ValueError:  # a NUL in the path
+        raise ConfigError({"config": f"cannot read {source}: the path holds a NUL character"}) from None
+    if len(data) > _MAX_FILE:
+        raise ConfigError({"config": f"cannot read {source}: it is over {_MAX_FILE // 1_000_000} MB, more than a "
+                                     f"config holds; check the path"})
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError({"config": f"cannot read {source}: it is not UTF-8 text; save it as UTF-8"}) from None
+
+
+def toml_data(text: str, source: str = "config file") -> dict[str, Any]:
+    """TOML text as a dict; a ConfigError naming `source` for anything tomllib cannot read."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError({"toml": f"{source} is not valid TOML: {exc}"}) from None
+    except RecursionError:
+        raise ConfigError({"toml": f"{source} nests lists or tables too deeply to read; a config holds plain "
+                                   f"values and one [model_args] table"}) from None
+    except ValueError as exc:  # a whole number of over 4,300 digits
+        raise ConfigError({"toml": f"{source} holds a value TOML cannot read ({shown_text(str(exc))}); "
+                                   f"fix that value"}) from None
 
 
 def _completed(field: dataclasses.Field, hint: Any) -> Setting:
@@ -395,8 +425,8 @@ def field_error(name: str, value: Any) -> str | None:
     """The message for a value the setting refuses on its own, or None."""
     if _accepts(SETTINGS[name], value):
         return None
-    shown = repr(value)
-    return f"{name}: got {shown if len(shown) <= 80 else shown[:79] + '…'}; {allowed(name)}"
+    too_big = ", and below 2**63" if _is_int(value) and abs(value) >= _INT64 and SETTINGS[name].type is int else ""
+    return f"{name}: got {shown(value)}; {allowed(name)}{too_big}"
 
 
 def _validate(cfg: TrainConfig) -> dict[str, str]:
@@ -431,7 +461,7 @@ def from_text(name: str, text: str) -> Any:
     if kind is bool:
         word = text.strip().lower()
         if word not in _BOOL_WORDS:
-            raise ConfigError({name: f"{name}: got {text!r}; must be true or false (or yes/no, 1/0)"})
+            raise ConfigError({name: f"{name}: got {shown(text)}; must be true or false (or yes/no, 1/0)"})
         return _BOOL_WORDS[word]
     try:
         if kind is int:
@@ -440,7 +470,7 @@ def from_text(name: str, text: str) -> Any:
             return float(text)
     except ValueError:
         noun = "whole number" if kind is int else "number"
-        raise ConfigError({name: f"{name}: got {text!r}; must be a {noun}"}) from None
+        raise ConfigError({name: f"{name}: got {shown(text)}; must be a {noun}"}) from None
     if kind == str | None:
         return text or None
     return text
@@ -479,7 +509,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def preset(name: str, base: TrainConfig | None = None) -> TrainConfig:
     if name not in PRESETS:
-        raise ConfigError({"preset": f"preset: unknown {name!r}; choose one of {', '.join(PRESETS)}"})
+        raise ConfigError({"preset": f"preset: unknown {shown(name)}; choose one of {', '.join(PRESETS)}"})
     base = base or TrainConfig()
     if name == "recommended":
         defaults = TrainConfig()
@@ -508,21 +538,22 @@ def _toml_value(value: Any) -> str:
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
-    """'128,64' -> (128, 64); raises ConfigError naming the field."""
-    try:
-        sizes = tuple(int(part) for part in text.replace(" ", "").split(",") if part)
-    except ValueError:
-        sizes = ()
-    if not sizes:
-        raise ConfigError({"hidden": f"hidden: got {text!r}; must be comma-separated whole numbers (e.g. 128,64)"})
-    return sizes
+    """'128,64' -> (128, 64); raises ConfigError naming the field (an empty item, as in 128,,64, is a typo)."""
+    parts = text.replace(" ", "").split(",")
+    if not all(part.isdigit() and part.isascii() and len(part) < 1000 for part in parts):
+        raise ConfigError({"hidden": f"hidden: got {shown(text)}; must be comma-separated whole numbers, none "
+                                     f"empty (e.g. 128,64)"})
+    return tuple(int(part) for part in parts)
 
 
 def parse_sizes(name: str, text: str, shape: str | None) -> tuple[int, ...]:
     """'1,28,28' -> (1, 28, 28), '' -> () (not set); a ConfigError names the field and the shape it takes."""
-    parts = [part for part in text.replace(" ", "").split(",") if part]
-    if not all(part.isdigit() for part in parts):
-        raise ConfigError({name: f"{name}: got {text!r}; must be {shape} as whole numbers, or empty"})
+    parts = text.replace(" ", "").split(",")
+    if parts == [""]:
+        return ()
+    if not all(part.isdigit() and part.isascii() and len(part) < 1000 for part in parts):
+        raise ConfigError({name: f"{name}: got {shown(text)}; must be {shape} as whole numbers, none empty, or "
+                                 f"nothing"})
     return tuple(int(part) for part in parts)
 
 
@@ -539,7 +570,7 @@ def parse_model_arg(text: str) -> tuple[str, Any]:
     key, equals, value = text.partition("=")
     key = key.strip()
     if not equals or not key.isidentifier() or keyword.iskeyword(key):
-        raise ConfigError({"model_args": f"model_args: got {text!r}; give NAME=VALUE, NAME a Python identifier "
+        raise ConfigError({"model_args": f"model_args: got {shown(text)}; give NAME=VALUE, NAME a Python identifier "
                                          f"(e.g. width=32)"})
     return key, parse_model_value(value)
 
@@ -553,7 +584,7 @@ def parse_model_args(text: str) -> dict[str, Any]:
     except SyntaxError:
         call = None
     if not isinstance(call, ast.Call) or call.args or any(k.arg is None for k in call.keywords):
-        raise ConfigError({"model_args": f"model_args: got {text!r}; give NAME=VALUE pairs separated by commas "
+        raise ConfigError({"model_args": f"model_args: got {shown(text)}; give NAME=VALUE pairs separated by commas "
                                          f"(e.g. width=32, act='relu')"})
     source = f"f({text})"
     return {k.arg: parse_model_value(ast.get_source_segment(source, k.value) or "") for k in call.keywords}

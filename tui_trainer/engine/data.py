@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -134,10 +136,27 @@ def _read_idx_dir(spec: DatasetEntry, folder: Path) -> RawDataset:
         plain = folder / IDX_FILES[key]
         return read_idx(plain if plain.exists() else plain.with_name(plain.name + ".gz"))
 
-    images = {k: load(k).unsqueeze(1) for k in ("train_images", "test_images")}
+    images = {k: load(k) for k in ("train_images", "test_images")}
+    if any(v.dim() != 3 for v in images.values()):
+        raise IdxFormatError(f"{folder}: the image files do not hold N images of H×W pixels")
     labels = {k: load(k).long() for k in ("train_labels", "test_labels")}
-    return RawDataset(spec, images["train_images"], labels["train_labels"],
-                      images["test_images"], labels["test_labels"], str(folder))
+    return checked(RawDataset(spec, images["train_images"].unsqueeze(1), labels["train_labels"],
+                              images["test_images"].unsqueeze(1), labels["test_labels"], str(folder)))
+
+
+def checked(raw: RawDataset) -> RawDataset:
+    """`raw` when its files agree with each other and with its entry: one label per image, each a class of the
+    entry's; else IdxFormatError saying which split is wrong (files cut short, or mixed from two sets)."""
+    classes = len(raw.spec.classes)
+    for split, images, labels in (("training", raw.train_images, raw.train_labels),
+                                  ("test", raw.test_images, raw.test_labels)):
+        if labels.dim() != 1 or len(labels) != len(images):
+            raise IdxFormatError(f"{raw.source}: the {split} split has {len(images):,} images but "
+                                 f"{labels.numel():,} labels")
+        if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < classes):
+            raise IdxFormatError(f"{raw.source}: the {split} labels run from {int(labels.min())} to "
+                                 f"{int(labels.max())}, but {raw.spec.name} has classes 0 to {classes - 1}")
+    return raw
 
 
 # -- torchvision's folders -----------------------------------------------------------------------------------------
@@ -190,8 +209,8 @@ def _load_torchvision(spec: DatasetEntry, root: Path) -> RawDataset:
     def labels(ds) -> torch.Tensor:
         return torch.as_tensor(ds.targets, dtype=torch.long)
 
-    return RawDataset(spec, images(train), labels(train), images(test), labels(test),
-                      str(_torchvision_folder(spec, root)))
+    return checked(RawDataset(spec, images(train), labels(train), images(test), labels(test),
+                              str(_torchvision_folder(spec, root))))
 
 
 def _candidate_places(spec: DatasetEntry, root: Path) -> list[Path]:
@@ -219,7 +238,9 @@ def load_torchvision(spec: DatasetEntry, data_dir: str | Path | None = None,
         for folder in _idx_folders(spec):
             if _idx_dir_complete(folder):
                 return _read_idx_dir(spec, folder)
-    except (IdxFormatError, RuntimeError, OSError, ValueError) as exc:
+    # torchvision checks its files' headers with asserts; a gzip cut short ends in EOFError or zlib.error
+    except (IdxFormatError, RuntimeError, OSError, ValueError, AssertionError, EOFError, zlib.error,
+            struct.error) as exc:
         raise DatasetUnavailable(f"{name}: the files in {_torchvision_folder(spec, root)} could not be read "
                                  f"({exc}); delete them to download afresh") from None
     places = ", ".join(str(p) for p in _candidate_places(spec, root))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from pathlib import Path
 
 import torch
@@ -18,14 +19,19 @@ class IdxFormatError(ValueError):
 def read_idx(path: str | Path) -> torch.Tensor:
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
+    try:
+        with opener(path, "rb") as fh:
+            data = fh.read()
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:  # a download cut short
+        raise IdxFormatError(f"{path} is not a complete gzip file ({exc})") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise IdxFormatError(f"{path} is not an IDX file (bad magic number)")
     dtype_code, ndim = data[2], data[3]
     if dtype_code not in _DTYPES:
         raise IdxFormatError(f"{path}: IDX element type 0x{dtype_code:02x} is not supported (only unsigned bytes)")
     header = 4 + 4 * ndim
+    if len(data) < header:
+        raise IdxFormatError(f"{path}: the file ends inside its header ({len(data)} bytes of {header})")
     shape = struct.unpack(f">{ndim}I", data[4:header])
     count = 1
     for size in shape:

@@ -25,6 +25,7 @@ from ..engine.config import SETTINGS, ConfigError, TrainConfig
 from ..engine.control import TrainingControl
 from ..engine.events import ForkedFrom
 from ..engine.loop import TrainingRun
+from ..engine.user_text import shown
 from .retention import epoch_checkpoint, fork_checkpoint, parse_fork_point, stable_name
 from .store import RunStore
 
@@ -40,13 +41,13 @@ def parse_fork(text: str) -> tuple[str, int | str | None]:
     """'RUN_ID', 'RUN_ID@EPOCH' or 'RUN_ID@step-STEP' -> (run id, the epoch, the step checkpoint's name or None)."""
     run_id, at, point = text.partition("@")
     if not run_id.strip():
-        raise ForkRefused(f"--fork: got {text!r}; give RUN_ID, RUN_ID@EPOCH or RUN_ID@step-STEP")
+        raise ForkRefused(f"--fork: got {shown(text)}; give RUN_ID, RUN_ID@EPOCH or RUN_ID@step-STEP")
     if not at:
         return run_id.strip(), None
     try:
         return run_id.strip(), parse_fork_point(point)
     except ValueError as exc:
-        raise ForkRefused(f"--fork: got {text!r}; {exc}") from None
+        raise ForkRefused(f"--fork: got {shown(text)}; {exc}") from None
 
 
 def fork_config(parent: TrainConfig, changes: dict[str, Any]) -> TrainConfig:

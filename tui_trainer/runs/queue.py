@@ -65,6 +65,7 @@ from typing import Iterable
 from ..engine.commands import Command
 from ..engine.config import ConfigError, TrainConfig
 from ..engine.events import RunFailed, RunState, RunStopped
+from ..engine.user_text import shown
 from .spawn import RUNNER_LOG, SpawnError, start_pack, start_queued, start_runner
 from .store.processes import process_alive
 from .store import QueuedRow, RunDamaged, RunNotFound, RunRecord, RunStore, stored_config, why_unreadable
@@ -73,6 +74,7 @@ from .sweep import RunResult, config_group, halving_plan
 PAUSED = "queue.paused"
 PER_DEVICE = "queue.per_device"
 DEFAULT_PER_DEVICE = 1
+MOST_PER_DEVICE = 32  # runs sharing one device: past a few, each waits on the others and memory runs out
 PACK = "queue.pack"
 # At most this many queued runs of one shape train together as one pack (engine/pack.py); 1: each alone. Measured
 # on a 2-core CPU (bench/packs.py, bench/results/cpu-packs.txt): 8 mini-dataset runs end in well under half the
@@ -191,8 +193,8 @@ def unpause_queue(store: RunStore) -> int | None:
 
 
 def set_per_device(store: RunStore, n: int) -> None:
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise QueueError(f"per-device: got {n!r}; must be a whole number of runs, 1 or more")
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MOST_PER_DEVICE:
+        raise QueueError(f"per-device: got {shown(n)}; must be a whole number of runs from 1 to {MOST_PER_DEVICE}")
     store.set_setting(PER_DEVICE, str(n))
 
 
@@ -263,9 +265,9 @@ def resolve_sweep(store: RunStore, sweep_id: str) -> str:
     prefix = sweep_id.strip().lower()
     found = store.sweep_ids(prefix)
     if not prefix or not found:
-        raise QueueError(f"no sweep {sweep_id!r}; `scratch-tui sweep ls` lists them")
+        raise QueueError(f"no sweep {shown(sweep_id)}; `scratch-tui sweep ls` lists them")
     if len(found) > 1:
-        raise QueueError(f"sweep {sweep_id!r} is ambiguous ({', '.join(found)}); give more of its id")
+        raise QueueError(f"sweep {shown(sweep_id)} is ambiguous ({', '.join(found)}); give more of its id")
     return found[0]
 
 
@@ -310,7 +312,7 @@ def list_sweeps(store: RunStore) -> list[SweepSummary]:
 def set_halving(store: RunStore, sweep_id: str, epoch: int) -> None:
     """Ask the runner for successive halving of this sweep at `epoch` (once its runs are queued)."""
     if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
-        raise QueueError(f"halving: got {epoch!r}; must be an epoch, 1 or more")
+        raise QueueError(f"halving: got {shown(epoch)}; must be an epoch, 1 or more")
     store.set_setting(HALVING + sweep_id, json.dumps({"epoch": epoch}))
 
 

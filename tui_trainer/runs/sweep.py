@@ -32,17 +32,21 @@ import json
 import math
 import random
 import statistics
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..engine.config import (SETTINGS, ConfigError, TrainConfig, field_error, from_text, model_arg_text,
-                              parse_model_value, to_text)
+                              parse_model_value, read_text_file, to_text, toml_data)
 from ..engine.events import RunState
+from ..engine.user_text import shown, shown_text
 from ..format import duration, fit_columns, percent
 
 MAX_RUNS = 1000
+# the most one sweep makes even when asked to go past MAX_RUNS: checked from the axes' sizes before any value
+# is built, so a range of 10**9 points is refused at once instead of filling the memory
+MOST_RUNS = 100_000
+_LISTED = 5  # values a message lists before "..."
 MODES = ("grid", "random")
 RANGE_SCALES = ("log", "lin")
 # Settings that say where and under what name a run goes, not what it learns: never swept, and left
@@ -115,7 +119,7 @@ class Axis:
             what = ("whole numbers" if SETTINGS[self.field].type is int
                     else f"values at {_SIGNIFICANT} significant digits")
             raise SweepError(f"{_key(self.field)}: {self.scale} range [{_show(lo)}, {_show(hi)}] with count {n} "
-                             f"repeats {what} ({', '.join(map(str, values))}); use count = {distinct} or less")
+                             f"repeats {what} ({_first_few(values)}); use count = {distinct} or less")
         return values
 
     def size(self) -> int:
@@ -141,7 +145,13 @@ class Axis:
 
 
 def _key(field: str) -> str:
-    return f"sweep.{field}"
+    return f"sweep.{shown_text(field)}"
+
+
+def _first_few(values: Sequence[Any]) -> str:
+    """The first values of a long list, as a message shows them: 1, 2, 3, 4, 5, ... (1,000 in all)."""
+    listed = ", ".join(shown_text(_show(v), 20) for v in values[:_LISTED])
+    return listed if len(values) <= _LISTED else f"{listed}, ... ({len(values):,} in all)"
 
 
 # An item of a table setting, swept on its own: "model_args.width" is model_args' width.
@@ -182,8 +192,8 @@ def _checked(field: str, value: Any) -> Any:
     if (item := _item(field)) is not None:
         value = _tuples(value)
         if field_error(item[0], {item[1]: value}):
-            raise SweepError(f"{_key(field)}: got {value!r}; each value must be a number, text, true/false or a list "
-                             f"of them")
+            raise SweepError(f"{_key(field)}: got {shown(value)}; each value must be a number, text, true/false or a "
+                             f"list of them")
         return value
     if SETTINGS[field].type is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
@@ -204,7 +214,7 @@ def _known(field: str) -> None:
         if table not in _TABLES:
             raise SweepError(f"{_key(field)}: unknown setting; only {', '.join(_TABLES)} sweeps its items one by one")
         if not key.isidentifier():
-            raise SweepError(f"{_key(field)}: {key!r} is not an argument name (a Python identifier)")
+            raise SweepError(f"{_key(field)}: {shown(key)} is not an argument name (a Python identifier)")
         return
     if field in _TABLES:
         raise SweepError(f"{_key(field)}: sweep its items one at a time, as {field}.NAME = [values] "
@@ -218,12 +228,18 @@ def _known(field: str) -> None:
 def list_axis(field: str, values: Iterable[Any]) -> Axis:
     """An axis of listed values, each checked by the field's own rules; no value twice."""
     _known(field)
+    values = tuple(values)
+    if len(values) > MOST_RUNS:
+        raise SweepError(f"{_key(field)}: {len(values):,} values, more than the {MOST_RUNS:,} runs one sweep may "
+                         f"make; list fewer")
     checked = tuple(_checked(field, v) for v in values)
     if not checked:
         raise SweepError(f"{_key(field)}: empty list; give at least one value")
-    for i, v in enumerate(checked):
-        if v in checked[:i]:
-            raise SweepError(f"{_key(field)}: {_show(v)} is listed twice")
+    seen: set[Any] = set()
+    for v in checked:  # every value is a number, text, true/false or a tuple of them: hashable
+        if v in seen:
+            raise SweepError(f"{_key(field)}: {shown_text(_show(v))} is listed twice")
+        seen.add(v)
     return Axis(field, values=checked)
 
 
@@ -234,16 +250,19 @@ def range_axis(field: str, scale: str, low: Any, high: Any, count: Any = None) -
     if kind not in (int, float):
         raise SweepError(f"{_key(field)}: a range needs a number setting; give a list of values instead")
     if scale not in RANGE_SCALES:
-        raise SweepError(f"{_key(field)}: a range is log or lin, got {scale!r}")
+        raise SweepError(f"{_key(field)}: a range is log or lin, got {shown(scale)}")
     numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (low, high))
-    ends = f"[{_show(low)}, {_show(high)}]"
+    ends = f"[{_show(low)}, {_show(high)}]" if numbers else shown([low, high])  # not numbers: anything, quoted
     if not numbers or not low < high or (scale == "log" and not low > 0):
         need = "0 < lo < hi" if scale == "log" else "lo < hi"
         raise SweepError(f"{_key(field)}: {scale} range needs {need}, got {ends}")
     for end in (low, high):
         _checked(field, _number(field, end))
     if count is not None and not (isinstance(count, int) and not isinstance(count, bool) and count >= 1):
-        raise SweepError(f"{_key(field)}: count must be a whole number of 1 or more, got {count!r}")
+        raise SweepError(f"{_key(field)}: count must be a whole number of 1 or more, got {shown(count)}")
+    if count is not None and count > MOST_RUNS:  # before a single point is built
+        raise SweepError(f"{_key(field)}: count {count:,} is more than the {MOST_RUNS:,} runs one sweep may make; "
+                         f"lower it")
     axis = Axis(field, scale=scale, low=float(low), high=float(high), count=count)
     if count is not None:
         for v in axis.grid():  # refuses repeated whole numbers; each point checked by the field's rules
@@ -260,7 +279,7 @@ def parse_axis(field: str, text: str) -> Axis:
     words = text.split()
     if words and words[0].lower() in RANGE_SCALES:
         if len(words) not in (3, 4):
-            raise SweepError(f"{_key(field)}: a range is '{words[0]} LO HI COUNT', got {text.strip()!r}")
+            raise SweepError(f"{_key(field)}: a range is '{words[0]} LO HI COUNT', got {shown(text.strip())}")
         low, high = (_from_text(field, w) for w in words[1:3])
         count = _whole_count(field, words[3]) if len(words) == 4 else None
         return range_axis(field, words[0].lower(), low, high, count)
@@ -282,7 +301,7 @@ def _whole_count(field: str, text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise SweepError(f"{_key(field)}: count must be a whole number of 1 or more, got {text!r}") from None
+        raise SweepError(f"{_key(field)}: count must be a whole number of 1 or more, got {shown(text)}") from None
 
 
 def _axis_from_toml(field: str, value: Any) -> Axis:
@@ -294,10 +313,10 @@ def _axis_from_toml(field: str, value: Any) -> Axis:
         extra = sorted(set(value) - {*RANGE_SCALES, "count"})
         if len(scales) != 1 or extra:
             raise SweepError(f"{_key(field)}: a range is {{log = [lo, hi], count = n}} or {{lin = [lo, hi], count = n}}"
-                             f", got keys {', '.join(sorted(value)) or 'none'}")
+                             f", got keys {', '.join(shown_text(k, 20) for k in sorted(value)[:_LISTED]) or 'none'}")
         ends = value[scales[0]]
         if not (isinstance(ends, list) and len(ends) == 2):
-            raise SweepError(f"{_key(field)}: {scales[0]} needs [lo, hi], got {ends!r}")
+            raise SweepError(f"{_key(field)}: {scales[0]} needs [lo, hi], got {shown(ends)}")
         return range_axis(field, scales[0], ends[0], ends[1], value.get("count"))
     raise SweepError(f"{_key(field)}: give a list of values or a range; one value belongs in the config above [sweep]")
 
@@ -330,10 +349,11 @@ class SweepSpec:
         if "seed" in fields:
             raise SweepError("sweep.seed: seeds are repeats; give them as seeds, not as an axis")
         if self.mode not in MODES:
-            raise SweepError(f"sweep.mode: got {self.mode!r}; choose grid or random")
+            raise SweepError(f"sweep.mode: got {shown(self.mode)}; choose grid or random")
         if self.mode == "random":
             if not (isinstance(self.samples, int) and not isinstance(self.samples, bool) and self.samples >= 1):
-                raise SweepError(f"sweep.samples: random mode needs samples = n of 1 or more, got {self.samples!r}")
+                raise SweepError(f"sweep.samples: random mode needs samples = n of 1 or more, got "
+                                 f"{shown(self.samples)}")
             if not self.axes:
                 raise SweepError("sweep: random mode needs at least one field to sample")
             for axis in self.axes:
@@ -343,12 +363,16 @@ class SweepSpec:
         else:
             if self.samples:
                 raise SweepError('sweep.samples: only with mode = "random"')
+        if self.size() > MOST_RUNS:  # from the axes' sizes alone: nothing is built yet
+            raise SweepError(f"sweep: {self.size():,} runs, more than the {MOST_RUNS:,} one sweep may make; lower a "
+                             f"count or list fewer values")
+        if self.mode == "grid":
             for axis in self.axes:
                 axis.grid()  # a range without a count says so here
         if not self.axes and len(self.seeds) < 2:
             raise SweepError("sweep: nothing to sweep; list values or a range of a setting under [sweep]")
         if not isinstance(self.name, str) or field_error("name", self.name):
-            raise SweepError(f"sweep.name: got {self.name!r}; must be text (a short name for the sweep)")
+            raise SweepError(f"sweep.name: got {shown(self.name)}; must be text (a short name for the sweep)")
         for axis in self.axes:
             self._check_applies(axis)
 
@@ -453,7 +477,7 @@ class SweepSpec:
         samples = table.pop("samples", 0)
         sample_seed = table.pop("sample_seed", 0)
         if not (isinstance(sample_seed, int) and not isinstance(sample_seed, bool)):
-            raise SweepError(f"sweep.sample_seed: got {sample_seed!r}; must be a whole number")
+            raise SweepError(f"sweep.sample_seed: got {shown(sample_seed)}; must be a whole number")
         if mode != "random" and "sample_seed" in table_keys:
             raise SweepError('sweep.sample_seed: only with mode = "random"')
         seeds: tuple[int, ...] = ()
@@ -472,23 +496,21 @@ class SweepSpec:
         return cls(base=base, axes=axes, seeds=seeds, mode=mode, samples=samples, sample_seed=sample_seed, name=name)
 
     @classmethod
-    def from_toml(cls, text: str) -> "SweepSpec":
+    def from_toml(cls, text: str, source: str = "sweep file") -> "SweepSpec":
         try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise SweepError(f"sweep file is not valid TOML: {exc}") from None
+            data = toml_data(text, source)
+        except ConfigError as exc:
+            raise SweepError(str(exc)) from None
         return cls.from_dict(data)
 
     @classmethod
     def load(cls, path: str | Path) -> "SweepSpec":
-        path = Path(path)
+        source = f"sweep file {shown_text(str(path))}"
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise SweepError(f"cannot read sweep file {path}: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise SweepError(f"cannot read sweep file {path}: it is not UTF-8 text") from None
-        return cls.from_toml(text)
+            text = read_text_file(path, source)
+        except ConfigError as exc:
+            raise SweepError(str(exc)) from None
+        return cls.from_toml(text, source)
 
 
 def expand(base: TrainConfig, axes: Mapping[str, Axis] | Sequence[Axis], mode: str = "grid", samples: int = 0,
@@ -692,7 +714,7 @@ def metric_by_field(table: SweepTable, field: str, metric: str | None = None) ->
         raise SweepError(f"{_key(field)}: not varied in this sweep; choose one of {', '.join(table.fields) or 'none'}")
     metric = metric or table.sort_metric
     if metric not in METRICS:
-        raise ValueError(f"metric: got {metric!r}; choose one of {', '.join(METRICS)}")
+        raise ValueError(f"metric: got {shown(metric)}; choose one of {', '.join(METRICS)}")
     by_value: dict[Any, list[float]] = {}
     for row in table.rows:
         mean = row.metric(metric).mean

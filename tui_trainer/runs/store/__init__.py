@@ -24,7 +24,7 @@ RunStore is the one object callers use. Its jobs are modules of their own, each 
 from __future__ import annotations
 
 from .commands import Commands
-from .connection import RunDamaged, StoreBusy, StoreError, StoreFull, StoreMoved, default_runs_dir
+from .connection import RunDamaged, StoreBusy, StoreError, StoreFull, StoreMoved, default_runs_dir, store_paths
 from .ids import RunNotFound
 from .queued import Queued, QueuedRow
 from .records import RunLeft, RunRecord, RunSummary, stored_config, why_unreadable
@@ -32,7 +32,8 @@ from .settings import Settings
 from .sweeps import SweepRun, Sweeps
 
 __all__ = ["RunStore", "RunNotFound", "RunDamaged", "StoreError", "StoreBusy", "StoreFull", "StoreMoved", "RunSummary",
-           "RunRecord", "RunLeft", "QueuedRow", "SweepRun", "stored_config", "why_unreadable", "default_runs_dir"]
+           "RunRecord", "RunLeft", "QueuedRow", "SweepRun", "stored_config", "why_unreadable", "default_runs_dir",
+           "store_paths"]
 
 
 class RunStore(Commands, Queued, Sweeps, Settings):

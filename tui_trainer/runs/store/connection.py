@@ -60,6 +60,14 @@ def default_runs_dir() -> Path:
     return Path(user_data_dir("scratch-tui"))
 
 
+def store_paths(path: str | Path | None = None) -> tuple[Path, Path]:
+    """The runs folder and the store's file that `path` (a folder, the .sqlite3 file, None for the default)
+    names; whether the file exists tells a reader that there is nothing to read, without creating it."""
+    path = Path(path).expanduser() if path is not None else default_runs_dir()
+    path = Path(os.path.abspath(path))  # a relative --runs-dir means the same folder after a chdir
+    return (path.parent, path) if path.suffix == ".sqlite3" else (path, path / STORE_FILE)
+
+
 def _disk_full(folder: Path) -> bool:
     # SQLite reports some failed writes as a plain I/O error; an empty disk is then the reason
     try:
@@ -73,12 +81,7 @@ class Connection:
     through `query` and writes through `transaction`."""
 
     def __init__(self, path: str | Path | None = None, busy_timeout_s: float | None = None):
-        path = Path(path).expanduser() if path is not None else default_runs_dir()
-        path = Path(os.path.abspath(path))  # a relative --runs-dir means the same folder after a chdir
-        if path.suffix == ".sqlite3":
-            self.root, self.db_path = path.parent, path
-        else:
-            self.root, self.db_path = path, path / STORE_FILE
+        self.root, self.db_path = store_paths(path)
         self.busy_timeout_s = BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
         self.host = socket.gethostname()
         self._lock = threading.RLock()

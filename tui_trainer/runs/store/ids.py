@@ -9,6 +9,7 @@ import os
 import re
 from pathlib import Path
 
+from ...engine.user_text import shown, shown_text
 from .connection import Connection
 
 _SAFE_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # ids become folder names
@@ -22,7 +23,7 @@ class RunNotFound(LookupError):
 def _safe(run_id: str) -> str:
     # A tampered database must not turn `delete` into removing folders outside the runs dir.
     if not _SAFE_ID.fullmatch(run_id):
-        raise RunNotFound(f"run id {run_id!r} is not a valid id; `scratch-tui runs` lists them")
+        raise RunNotFound(f"run id {shown(run_id)} is not a valid id; `scratch-tui runs` lists them")
     return run_id
 
 
@@ -37,8 +38,9 @@ class Ids(Connection):
         if len(rows) == 1:
             return rows[0]
         if not rows:
-            raise RunNotFound(f"no run {run_id}; `scratch-tui runs` lists them")
-        raise RunNotFound(f"run id {run_id} is ambiguous ({', '.join(rows[:5])}{', ...' if len(rows) > 5 else ''}); "
+            raise RunNotFound(f"no run {shown_text(run_id)}; `scratch-tui runs` lists them")
+        raise RunNotFound(f"run id {shown_text(run_id)} is ambiguous ({', '.join(rows[:5])}"
+                          f"{', ...' if len(rows) > 5 else ''}); "
                           f"type more of it")
 
     def checkpoint_dir(self, run_id: str) -> Path:
