@@ -127,7 +127,8 @@ def _check_device(config: TrainConfig) -> None:
 
 
 def _add(store: "RunStore", args: argparse.Namespace) -> int:
-    from ..runs.queue import enqueue, ensure_runner, new_sweep_id, queued, set_pack_size, set_per_device
+    from ..runs.queue import (check_pack_size, enqueue, ensure_runner, new_sweep_id, queued, set_pack_size,
+                              set_per_device)
 
     config = config_from_args(args)
     base = config.name or config.model  # --name is a train flag: the config's name
@@ -138,6 +139,8 @@ def _add(store: "RunStore", args: argparse.Namespace) -> int:
     else:
         configs, sweep_id, sweep_name, names = [config], None, "", [config.name]
     _check_device(config)
+    if args.pack is not None:
+        check_pack_size(args.pack)  # refused before the per-device setting is written
     if args.per_device is not None:
         set_per_device(store, args.per_device)  # a bad number is refused here, before anything is queued
     if args.pack is not None:

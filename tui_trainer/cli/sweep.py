@@ -106,7 +106,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from ..engine.fits import check_fits
     from ..runs.queue import (MOST_PER_DEVICE, QueueError, enqueue, ensure_runner, new_sweep_id, set_halving,
-                              set_pack_size, set_per_device)
+                              check_pack_size, set_pack_size, set_per_device)
     from ..runs.store import RunStore
     from ..runs.sweep import SweepSpec
     from .queue import say_runner
@@ -121,8 +121,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.parallel is not None and not 1 <= args.parallel <= MOST_PER_DEVICE:
         raise QueueError(f"--parallel: got {args.parallel}; must be a whole number of runs from 1 to "
                          f"{MOST_PER_DEVICE}")
-    if args.pack is not None and args.pack < 1:
-        raise QueueError(f"--pack: got {args.pack}; must be a whole number of runs, 1 or more (1 trains each alone)")
+    if args.pack is not None:
+        try:
+            check_pack_size(args.pack)
+        except QueueError as exc:  # the runs layer names no flag: the flag is said here
+            raise QueueError(f"--{exc}") from None
     longest = max(c.epochs for c in configs)
     if args.halving is not None and not 1 <= args.halving <= longest:
         raise QueueError(f"--halving: got {args.halving}; must be an epoch the runs reach, from 1 to {longest}")

@@ -205,9 +205,14 @@ def _per_device(store: RunStore) -> int:
         return DEFAULT_PER_DEVICE
 
 
-def set_pack_size(store: RunStore, n: int) -> None:
+def check_pack_size(n: int) -> None:
+    """QueueError for what cannot be a pack's size, before anything is written."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise QueueError(f"pack: got {n!r}; must be a whole number of runs, 1 or more (1 trains each run alone)")
+        raise QueueError(f"pack: got {shown(n)}; must be a whole number of runs, 1 or more (1 trains each alone)")
+
+
+def set_pack_size(store: RunStore, n: int) -> None:
+    check_pack_size(n)
     store.set_setting(PACK, str(n))
 
 
