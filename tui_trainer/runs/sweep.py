@@ -39,7 +39,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from ..engine.config import (SETTINGS, ConfigError, TrainConfig, field_error, from_text, model_arg_text,
                               parse_model_value, read_text_file, to_text, toml_data)
 from ..engine.events import RunState
-from ..engine.user_text import shown, shown_text
+from ..engine.user_text import shown, shown_path, shown_text
 from ..format import duration, fit_columns, percent
 
 MAX_RUNS = 1000
@@ -505,7 +505,7 @@ class SweepSpec:
 
     @classmethod
     def load(cls, path: str | Path) -> "SweepSpec":
-        source = f"sweep file {shown_text(str(path))}"
+        source = f"sweep file {shown_path(path)}"
         try:
             text = read_text_file(path, source)
         except ConfigError as exc:
