@@ -80,7 +80,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     from ..runs.sweep import SweepError, SweepTooLarge
 
     command = "sweep" if args.sweep_command == "run" else f"sweep {args.sweep_command}"
-    if args.sweep_command != "run" and (empty := no_store(args.runs_dir)) is not None:  # reading creates nothing
+    if args.sweep_command != "run" and no_store(args.runs_dir) is not None:  # reading creates nothing
         if args.sweep_command == "ls":
             print("No sweeps yet; `scratch-tui sweep FILE.toml` queues one.")
             return 0
