@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Sequence, TextIO
 
 from ..engine.events import RunState
 from ..format import percent
+from .study import add_study_flags, print_study, run_study_sweep
 from .common import (EXIT_FAILED, EXIT_INTERRUPTED, RUNS_DIR_HELP, Parser, error, reader_gone, table, terminal_width,
                      usage_error, when)
 
@@ -48,6 +49,7 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
                      help="successive halving: once every config has a run at EPOCH, stop the bottom half by val "
                           "accuracy (their runs in training and their queued seeds)")
     run.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
+    add_study_flags(run)
 
     show = actions.add_parser("show", help="a sweep's table: one row per config, mean ± std over seeds, best first")
     show.add_argument("sweep_id", metavar="SWEEP_ID", help="a sweep id or a unique prefix")
@@ -74,6 +76,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     from ..runs.queue import QueueError
     from ..runs.spawn import SpawnError
     from ..runs.store import RunNotFound, StoreError
+    from ..runs.study import StudyError
     from ..runs.sweep import SweepError, SweepTooLarge
 
     command = "sweep" if args.sweep_command == "run" else f"sweep {args.sweep_command}"
@@ -85,7 +88,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         return reader_gone()
     except SweepTooLarge as exc:
         return usage_error(f"{exc}; pass --yes to queue them all", command)
-    except (SweepError, ConfigError, QueueError, RunNotFound) as exc:
+    except (SweepError, ConfigError, QueueError, RunNotFound, StudyError) as exc:
         return usage_error(str(exc), command)
     except (StoreError, SpawnError, OSError) as exc:
         return error(str(exc), command)
@@ -101,6 +104,11 @@ def _run(args: argparse.Namespace) -> int:
 
     # every check before anything is queued: bad input leaves the store as it was
     spec = SweepSpec.load(args.file)
+    if spec.is_study or args.storage is not None or args.study is not None:
+        if args.halving is not None or args.parallel is not None:
+            raise QueueError("--halving/--parallel: not with a study; its pruner stops weak trials (pruner = "
+                             "\"asha\") and `queue` settings say how many run at a time")
+        return run_study_sweep(args, args.runs_dir)
     configs = spec.configs(allow_large=args.yes)
     from ..engine.model_file import ready_all
 
@@ -232,6 +240,12 @@ def _show(args: argparse.Namespace) -> int:
     if args.top is not None and args.top < 1:
         raise QueueError(f"--top: got {args.top}; must be a number of configs, 1 or more")
     with RunStore(args.runs_dir) as store:
+        from ..runs.study import load, study_link
+
+        link = study_link(store, args.sweep_id)
+        if link is not None and not (args.csv or args.json):
+            print_study(store, load(link))
+            return 0
         if not (args.csv or args.json):
             _print_table(store, args.sweep_id, args.top)
             return 0

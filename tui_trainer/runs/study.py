@@ -1,0 +1,662 @@
+"""A sweep as an Optuna study: one search that every box draws trials from, each trial an ordinary local run.
+
+    link = open_link(store, spec, data, storage, name)   # create the study (or join it: its space must match)
+    link = join_link(store, storage, name)               # join a study someone made, its sweep read from it
+    draw_trials(store, has_slot)                         # the queue runner, each poll: a trial per free slot
+    reporter = trial_reporter(store, run_id)             # the run's worker: epochs reported, pruned, told
+    trials(store, sweep_id)                              # every box's trials, as `sweep show` lists them
+
+Optuna keeps the search (samplers: TPE, random, QMC; the grid is sweep.py's own, enqueued in order), the pruners
+(ASHA, Hyperband, median) and the storage many processes share: a journal file (on a shared filesystem) or an
+RDB URL (PostgreSQL, MySQL; SQLite only for one box). The run store stays local: a trial is queued in the run
+store of the box that draws it, trained by that box's queue runner like any run (attach, pause, lr, fork), and
+its epochs are reported to the trial by the run's own process, which also tells the study its end.
+
+Seeds stay repeats of a config: a trial is one run with one seed, and a fresh config's other seeds are enqueued
+as trials of the same params, so the sweep table groups them into mean ± std as before.
+
+A trial whose run dies (kill -9, a lost box) stops beating. Whoever draws next fails it once it is stale, and
+Optuna's RetryFailedTrialCallback enqueues it again, once, for any box. Both the box's runner (while the run
+waits or lives) and the run itself beat, so losing either alone loses nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from ..engine.commands import Command
+from ..engine.config import SETTINGS, TrainConfig, to_text
+from ..engine.events import EpochEnded, EvaluationEnded, Event, RunFailed, RunFinished, RunStopped
+from .store import RunStore
+from .sweep import SweepError, SweepSpec
+
+if TYPE_CHECKING:
+    import optuna
+
+JOURNAL_FILE = "studies.journal"  # beside the run store, for a study without --storage
+LINK = "study.link."  # + a sweep id: the study this store's sweep draws from (a setting of the run store)
+TRIAL = "study.trial."  # + a run id: the trial that run trains
+SPEC_ATTR = "scratch_tui.sweep"  # the study's sweep file (as a dict): a joining box builds its runs from it
+SPACE_ATTR = "scratch_tui.space"  # what a joining file must match: the search space, seeds, base config, search
+HOSTS_ATTR = "scratch_tui.hosts"
+BEAT_ATTR = "scratch_tui.beat"  # a trial's last heartbeat (time.time())
+RETRIES = 1  # a trial whose run died is trained again once, by any box
+STALE_BEATS = 3  # a running trial silent for this many heartbeats is failed
+SWEEP_EXTRA = "pip install 'scratch-tui[sweep]'"
+
+
+class StudyError(ValueError):
+    """A study that cannot be made, reached or joined: one line naming what and how to fix it."""
+
+
+def require_optuna(flag: str = "--storage") -> Any:
+    try:
+        import optuna
+    except ImportError:
+        raise StudyError(f"{flag} needs Optuna, which is not installed; install the sweep extra: {SWEEP_EXTRA}") \
+            from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+# -- where a study lives ---------------------------------------------------------------------------------------
+def is_sqlite(storage: str) -> bool:
+    return storage.startswith("sqlite:")
+
+
+def is_journal(storage: str) -> bool:
+    return "://" not in storage and not is_sqlite(storage)
+
+
+def storage_place(storage: str | None, store: RunStore) -> str:
+    """The storage as kept in the run store: an RDB URL as given, a journal file as its absolute path."""
+    if storage is None:
+        return str(store.root / JOURNAL_FILE)
+    return storage if not is_journal(storage) else str(Path(storage).expanduser().resolve())
+
+
+def sweep_id_of(storage: str, name: str) -> str:
+    """The sweep id every box gives a study's runs: the same on each, made from where the study lives."""
+    return hashlib.sha1(f"{storage}\n{name}".encode()).hexdigest()[:8]
+
+
+def _storage(storage: str, heartbeat_s: float) -> Any:
+    optuna = require_optuna()
+    retry = optuna.storages.RetryFailedTrialCallback(max_retry=RETRIES)
+    if is_journal(storage):
+        folder = Path(storage).parent
+        if not folder.is_dir():
+            raise StudyError(f"--storage: the folder of journal file {storage} does not exist; create it or give "
+                             f"another path")
+        try:
+            backend = optuna.storages.journal.JournalFileBackend(storage)
+        except OSError as exc:
+            raise StudyError(f"--storage: cannot open journal file {storage} ({exc.strerror}); give a writable path")
+        return _beating_journal(optuna)(backend, heartbeat_s, retry)
+    try:
+        return optuna.storages.RDBStorage(storage, heartbeat_interval=max(1, math.ceil(heartbeat_s)),
+                                          grace_period=max(1, math.ceil(heartbeat_s * STALE_BEATS)),
+                                          failed_trial_callback=retry)
+    except ImportError as exc:
+        raise StudyError(f"--storage: {storage.split(':')[0]} needs a database driver that is not installed "
+                         f"({exc.name}); install it, or use a journal file path") from None
+    except Exception as exc:  # SQLAlchemy's errors: a server that does not answer, a bad URL, refused login
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise StudyError(f"--storage: cannot reach {storage} ({first}); check the URL and that the database "
+                         f"answers") from None
+
+
+_JOURNAL_CLASS: list[type] = []
+
+
+def _beating_journal(optuna: Any) -> type:
+    """Optuna's JournalStorage with the heartbeat its RDB storage has: beats kept as a trial system attribute."""
+    if _JOURNAL_CLASS:
+        return _JOURNAL_CLASS[0]
+    from optuna.storages._heartbeat import BaseHeartbeat
+    from optuna.trial import TrialState
+
+    class BeatingJournal(optuna.storages.JournalStorage, BaseHeartbeat):
+        def __init__(self, backend: Any, heartbeat_s: float, callback: Callable | None) -> None:
+            super().__init__(backend)
+            self.heartbeat_s, self.callback = heartbeat_s, callback
+
+        def record_heartbeat(self, trial_id: int) -> None:
+            self.set_trial_system_attr(trial_id, BEAT_ATTR, time.time())
+
+        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+            now = time.time()
+            return [t._trial_id for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+                    if now - _last_sign(t) > self.heartbeat_s * STALE_BEATS]
+
+        def get_heartbeat_interval(self) -> float:
+            return self.heartbeat_s
+
+        def get_heartbeat_stale_trial_callback(self) -> Callable | None:
+            return self.callback
+
+    _JOURNAL_CLASS.append(BeatingJournal)
+    return BeatingJournal
+
+
+def _last_sign(trial: Any) -> float:
+    """When a running trial last showed it lives: its last beat, or its start (a retry carries its
+    predecessor's beat, older than its own start)."""
+    started = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
+    return max(float(trial.system_attrs.get(BEAT_ATTR, 0.0)), started)
+
+
+# -- the search space ------------------------------------------------------------------------------------------
+def _choice(value: Any) -> Any:
+    """A listed value as an Optuna category: numbers, text and booleans as they are, lists as their text."""
+    return value if isinstance(value, (bool, int, float, str)) or value is None else to_text(value)
+
+
+def distributions(spec: SweepSpec) -> dict[str, Any]:
+    """The Optuna distribution of each axis: a range as float or int (log when it is), a list (or a grid's
+    points) as categorical."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    found: dict[str, Any] = {}
+    for axis in spec.axes:
+        if axis.is_range and spec.search != "grid":
+            if SETTINGS[axis.field.partition(".")[0]].type is int:
+                found[axis.field] = IntDistribution(int(axis.low), int(axis.high), log=axis.scale == "log")
+            else:
+                found[axis.field] = FloatDistribution(axis.low, axis.high, log=axis.scale == "log")
+        else:
+            found[axis.field] = CategoricalDistribution([_choice(v) for v in axis.grid()])
+    return found
+
+
+def _values(spec: SweepSpec, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's params as the settings they stand for (a categorical's text back to its value)."""
+    values: dict[str, Any] = {}
+    for axis in spec.axes:
+        value = params[axis.field]
+        if not axis.is_range or spec.search == "grid":
+            value = next(v for v in axis.grid() if _choice(v) == value)
+        elif SETTINGS[axis.field.partition(".")[0]].type is float:
+            value = float(f"{value:.6g}")
+        values[axis.field] = value
+    return values
+
+
+def trial_config(spec: SweepSpec, params: Mapping[str, Any], seed: int) -> TrainConfig:
+    return spec._config({**_values(spec, params), "seed": seed})
+
+
+def _space(spec: SweepSpec) -> str:
+    """What two boxes must agree on to share a study, as one canonical text."""
+    from optuna.distributions import distribution_to_json
+
+    return json.dumps({"params": {f: json.loads(distribution_to_json(d)) for f, d in distributions(spec).items()},
+                       "seeds": list(spec.seeds_or_base), "base": spec.base.replace(name="").to_dict(),
+                       "search": spec.search, "samples": spec.samples}, sort_keys=True, default=str)
+
+
+def _sampler(spec: SweepSpec) -> Any:
+    optuna = require_optuna()
+    seed = spec.sample_seed
+    if spec.search == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if spec.search == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)  # random; a grid's trials are all enqueued
+
+
+def pruner(spec: SweepSpec) -> Any:
+    optuna = require_optuna()
+    epochs = spec.base.epochs
+    if spec.pruner == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
+    if spec.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1), reduction_factor=2)
+    if spec.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+    return optuna.pruners.NopPruner()
+
+
+def direction(spec: SweepSpec) -> str:
+    return "minimize" if spec.base.monitor == "val_loss" else "maximize"
+
+
+def _planned(spec: SweepSpec) -> int:
+    """How many trials the sweep trains: its configs times its seeds."""
+    return spec.size()
+
+
+# -- the link between a run store and a study ------------------------------------------------------------------
+@dataclass(frozen=True)
+class StudyLink:
+    storage: str  # a journal file's absolute path, or an RDB URL
+    name: str
+
+    @property
+    def sweep_id(self) -> str:
+        return sweep_id_of(self.storage, self.name)
+
+    def to_json(self) -> str:
+        return json.dumps({"storage": self.storage, "study": self.name})
+
+    @classmethod
+    def from_json(cls, text: str) -> "StudyLink":
+        data = json.loads(text)
+        return cls(data["storage"], data["study"])
+
+
+@dataclass
+class OpenStudy:
+    link: StudyLink
+    study: Any  # optuna.Study
+    spec: SweepSpec
+
+    @property
+    def trials(self) -> list[Any]:
+        return self.study.get_trials(deepcopy=False)
+
+
+_OPEN: dict[StudyLink, OpenStudy] = {}  # a long-lived runner reads each study's journal incrementally
+
+
+def load(link: StudyLink) -> OpenStudy:
+    """The study a link names, with its sweep read back from it (cached for this process)."""
+    if link in _OPEN:
+        return _OPEN[link]
+    optuna = require_optuna()
+    storage = _storage(link.storage, 1.0)
+    try:
+        summary = optuna.load_study(study_name=link.name, storage=storage)
+    except KeyError:
+        raise StudyError(f"--study: no study {link.name!r} in {link.storage}; start it with `scratch-tui sweep FILE "
+                         f"--storage {link.storage} --study {link.name}`") from None
+    data = summary.user_attrs.get(SPEC_ATTR)
+    if data is None:
+        raise StudyError(f"--study: study {link.name!r} in {link.storage} was not made by scratch-tui (it has no "
+                         f"sweep); give another --study name")
+    spec = SweepSpec.from_dict(data)
+    storage.heartbeat_s = spec.heartbeat  # type: ignore[attr-defined]  (a journal's; RDB's set below)
+    if hasattr(storage, "heartbeat_interval"):
+        storage.heartbeat_interval = max(1, math.ceil(spec.heartbeat))
+        storage.grace_period = max(1, math.ceil(spec.heartbeat * STALE_BEATS))
+    study = optuna.load_study(study_name=link.name, storage=storage, sampler=_sampler(spec), pruner=pruner(spec))
+    _OPEN[link] = OpenStudy(link, study, spec)
+    return _OPEN[link]
+
+
+def open_link(store: RunStore, spec: SweepSpec, data: Mapping[str, Any], storage: str | None, name: str, *,
+              slurm: bool = False) -> StudyLink:
+    """Make the study of `spec` (the sweep file's `data`), or join the one of that name whose space is the same;
+    the link is kept in the store, so its queue runner draws trials from it."""
+    optuna = require_optuna()
+    place = storage_place(storage, store)
+    if is_sqlite(place) and slurm:
+        raise StudyError(f"--storage: SQLite ({place}) cannot be shared by Slurm's workers on several nodes; use a "
+                         f"journal file on a shared filesystem or a PostgreSQL URL")
+    link = StudyLink(place, name)
+    backend = _storage(place, spec.heartbeat)
+    study = optuna.create_study(study_name=name, storage=backend, sampler=_sampler(spec), pruner=pruner(spec),
+                                direction=direction(spec), load_if_exists=True)
+    space = _space(spec)
+    attrs = study.user_attrs
+    if SPACE_ATTR in attrs:
+        if attrs[SPACE_ATTR] != space:
+            raise StudyError(f"--study: study {name!r} in {place} has another search space than this file "
+                             f"({_difference(attrs[SPACE_ATTR], space)}); give another --study name, or join it "
+                             f"with `scratch-tui worker --storage {place} --study {name}`")
+    else:
+        study.set_user_attr(SPEC_ATTR, _jsonable(data))
+        study.set_user_attr(SPACE_ATTR, space)
+        if spec.search == "grid":  # the grid as sweep.py orders it: seeds outermost, the last axis fastest
+            for config_index, values in enumerate(spec._grid() * len(spec.seeds_or_base)):
+                seed = spec.seeds_or_base[config_index // max(len(spec._grid()), 1)]
+                study.enqueue_trial({f: _choice(v) for f, v in values.items()},
+                                    user_attrs={"seed": seed, "planned": True})
+    _check_boxes(study, place, store.host)
+    store.set_setting(LINK + link.sweep_id, link.to_json())
+    return link
+
+
+def join_link(store: RunStore, storage: str, name: str) -> StudyLink:
+    """Join a study made elsewhere (`scratch-tui worker`): its sweep comes from the study itself."""
+    place = storage_place(storage, store)
+    link = StudyLink(place, name)
+    opened = load(link)
+    _check_boxes(opened.study, place, store.host)
+    store.set_setting(LINK + link.sweep_id, link.to_json())
+    return link
+
+
+def _check_boxes(study: Any, place: str, host: str) -> None:
+    hosts = list(study.user_attrs.get(HOSTS_ATTR, []))
+    if is_sqlite(place) and any(h != host for h in hosts):
+        raise StudyError(f"--storage: SQLite ({place}) cannot be shared between boxes ({hosts[0]} uses it already); "
+                         f"use a journal file on a shared filesystem or a PostgreSQL URL")
+    if host not in hosts:
+        study.set_user_attr(HOSTS_ATTR, hosts + [host])
+
+
+def _difference(theirs: str, ours: str) -> str:
+    a, b = json.loads(theirs), json.loads(ours)
+    for key in ("params", "seeds", "search", "samples", "base"):
+        if a.get(key) != b.get(key):
+            if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
+                names = sorted(k for k in {*a[key], *b[key]} if a[key].get(k) != b[key].get(k))
+                return f"{key}: {', '.join(names)} differ"
+            return f"{key} differ"
+    return "it differs"
+
+
+def _jsonable(data: Mapping[str, Any]) -> Any:
+    return json.loads(json.dumps(data, default=str))
+
+
+def links(store: RunStore) -> list[StudyLink]:
+    found = []
+    for _, value in store.settings_under(LINK):
+        try:
+            found.append(StudyLink.from_json(value))
+        except (ValueError, KeyError):
+            continue  # written by hand: nothing to draw from
+    return found
+
+
+def study_link(store: RunStore, sweep_id: str) -> StudyLink | None:
+    """The study of a sweep (its id or a unique prefix) that this store draws from; None for a sweep of the store
+    alone."""
+    found = [link for link in links(store) if link.sweep_id.startswith(sweep_id.strip().lower())]
+    return found[0] if len(found) == 1 and sweep_id.strip() else None
+
+
+# -- drawing trials (the queue runner) -------------------------------------------------------------------------
+def _fresh(trial: Any) -> bool:
+    """A trial the sampler chose (not a planned grid point or seed repeat, a retry or a surplus draw)."""
+    return not ("failed_trial" in trial.system_attrs or trial.user_attrs.get("planned")
+                or trial.user_attrs.get("surplus"))
+
+
+def trials_left(opened: OpenStudy) -> bool:
+    from optuna.trial import TrialState
+
+    trials = opened.trials
+    samples = 0 if opened.spec.search == "grid" else opened.spec.samples
+    return any(t.state == TrialState.WAITING for t in trials) or sum(map(_fresh, trials)) < samples
+
+
+def still_open(opened: OpenStudy) -> bool:
+    """Trials to draw, or trials training somewhere that may die and come back as retries."""
+    from optuna.trial import TrialState
+
+    return trials_left(opened) or any(t.state == TrialState.RUNNING for t in opened.trials)
+
+
+def _ask(opened: OpenStudy) -> Any | None:
+    """A trial to train, its seed set; None when the study has none left (another box took the last)."""
+    if not trials_left(opened):
+        return None
+    study, spec = opened.study, opened.spec
+    trial = study.ask(distributions(spec))
+    if "seed" in trial.user_attrs:
+        return trial
+    samples = 0 if spec.search == "grid" else spec.samples
+    fresh_before = sum(1 for t in opened.trials if t.number < trial.number and _fresh(t))
+    if fresh_before >= samples:  # two boxes drew the last config at once: this one is left out
+        trial.set_user_attr("surplus", True)
+        study.tell(trial, state=require_optuna().trial.TrialState.FAIL)
+        return None
+    seeds = spec.seeds_or_base
+    trial.set_user_attr("seed", seeds[0])
+    for seed in seeds[1:]:
+        study.enqueue_trial(trial.params, user_attrs={"seed": seed, "planned": True})
+    return trial
+
+
+def draw_trials(store: RunStore, has_slot: Callable[[TrainConfig], bool]) -> list[str]:
+    """For each study this store draws from: fail its stale trials (their retries enqueued), and while a slot
+    is free for its runs, ask a trial and queue it as a run of this store. The queued run ids."""
+    from optuna.storages import fail_stale_trials
+
+    queued: list[str] = []
+    for link in links(store):
+        try:
+            opened = load(link)
+        except StudyError as exc:
+            print(f"study {link.name}: {exc}", flush=True)
+            continue
+        fail_stale_trials(opened.study)
+        if not has_slot(opened.spec.base):
+            continue
+        trial = _ask(opened)
+        if trial is None:
+            continue
+        seed = trial.user_attrs["seed"]
+        config = trial_config(opened.spec, trial.params, seed)
+        name = opened.spec.name or link.name
+        [run_id] = store.create_queued([(config, config.name)], link.sweep_id, name)
+        store.set_setting(TRIAL + run_id, json.dumps({**json.loads(link.to_json()), "trial": trial.number}))
+        for key, value in (("run_id", run_id), ("host", store.host)):
+            trial.set_user_attr(key, value)
+        queued.append(run_id)
+        print(f"study {link.name}: trial {trial.number} queued as run {run_id}", flush=True)
+    return queued
+
+
+def beat_trials(store: RunStore, every_s: float | None = None, _last: dict[str, float] = {}) -> None:
+    """The runner's heartbeat for its trials whose runs wait or train here (the run beats too, once it trains),
+    so a trial of this box stays its own until the run ends or dies."""
+    from optuna.trial import TrialState
+
+    now = time.time()
+    for run_id, value in store.settings_under(TRIAL):
+        run_id = run_id[len(TRIAL):]
+        try:
+            status = store.status(run_id)
+        except LookupError:
+            continue
+        if status not in ("queued", "running"):
+            continue
+        data = json.loads(value)
+        link = StudyLink(data["storage"], data["study"])
+        opened = load(link)
+        if now - _last.get(run_id, 0.0) < (every_s or opened.spec.heartbeat):
+            continue
+        _last[run_id] = now
+        trial = opened.study.get_trials(deepcopy=False)[data["trial"]]
+        if trial.state == TrialState.RUNNING:
+            opened.study._storage.record_heartbeat(trial._trial_id)
+
+
+def studies_open(store: RunStore) -> bool:
+    """Whether a study this store draws from may still give it a trial: the runner waits for it."""
+    for link in links(store):
+        try:
+            if still_open(load(link)):
+                return True
+        except StudyError:
+            continue
+    return False
+
+
+# -- the run's side (its worker) -------------------------------------------------------------------------------
+class TrialReporter:
+    """In the process that trains a trial's run: each epoch's monitored metric reported to the trial, the stop
+    command sent when the pruner says so, the end told to the study, and a heartbeat while it trains."""
+
+    def __init__(self, store: RunStore, run_id: str, opened: OpenStudy, number: int):
+        self.store, self.run_id, self.opened, self.number = store, run_id, opened, number
+        self.trial = opened.study.get_trials(deepcopy=False)[number]
+        self.best: float | None = None
+        self.pruned_at: int | None = None
+        self.run: Any = None
+        self._stop = threading.Event()
+        self._beats: threading.Thread | None = None
+
+    def attach(self, run: Any) -> None:
+        """Before training: the run (whose control takes the pruner's reason) and the heartbeat."""
+        self.run = run
+        storage = self.opened.study._storage
+        storage.record_heartbeat(self.trial._trial_id)
+
+        def beat() -> None:
+            while not self._stop.wait(self.opened.spec.heartbeat):
+                try:
+                    storage.record_heartbeat(self.trial._trial_id)
+                except Exception:  # a finished trial, a storage gone for a moment: the next beat tries again
+                    pass
+
+        self._beats = threading.Thread(target=beat, daemon=True, name="trial-heartbeat")
+        self._beats.start()
+
+    def __call__(self, event: Event) -> None:
+        optuna = require_optuna()
+        study, spec = self.opened.study, self.opened.spec
+        if isinstance(event, EpochEnded):
+            value = event.val_loss if spec.base.monitor == "val_loss" else event.val_acc
+            if value is None:
+                return
+            if self.best is None or (value < self.best if direction(spec) == "minimize" else value > self.best):
+                self.best = value
+            trial = optuna.Trial(study, self.trial._trial_id)
+            trial.report(value, event.epoch)
+            if self.pruned_at is None and event.epoch < event.epochs and trial.should_prune():
+                self.pruned_at = event.epoch
+                if self.run is not None:
+                    self.run.control.stop_reason = f"pruned by {spec.pruner} at epoch {event.epoch}"
+                self.store.send(self.run_id, Command("stop"))  # as successive halving stops a run
+        elif isinstance(event, EvaluationEnded):
+            study._storage.set_trial_user_attr(self.trial._trial_id, "test_acc", event.test_acc)
+        elif isinstance(event, (RunFinished, RunStopped, RunFailed)):
+            self._tell(event)
+
+    def _tell(self, event: Event) -> None:
+        from optuna.exceptions import UpdateFinishedTrialError
+        from optuna.trial import TrialState
+
+        self.close()
+        study = self.opened.study
+        seconds = getattr(event, "seconds", 0.0)
+        study._storage.set_trial_user_attr(self.trial._trial_id, "seconds", seconds)
+        try:
+            if isinstance(event, RunFinished) and self.best is not None:
+                study.tell(self.number, self.best)
+            elif isinstance(event, RunStopped) and self.pruned_at is not None:
+                study.tell(self.number, state=TrialState.PRUNED)
+            else:  # failed, or stopped by someone: `sweep retry` trains it again
+                why = getattr(event, "message", "") or getattr(event, "reason", "")
+                study._storage.set_trial_user_attr(self.trial._trial_id, "ended", why)
+                study.tell(self.number, state=TrialState.FAIL)
+        except (UpdateFinishedTrialError, RuntimeError, ValueError):
+            pass  # failed meanwhile as stale by another box: its retry stands
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+def trial_reporter(store: RunStore, run_id: str) -> TrialReporter | None:
+    """The reporter of a run that trains a study's trial; None for any other run (no Optuna imported)."""
+    value = store.setting(TRIAL + run_id)
+    if not value:
+        return None
+    data = json.loads(value)
+    opened = load(StudyLink(data["storage"], data["study"]))
+    return TrialReporter(store, run_id, opened, data["trial"])
+
+
+# -- reading a study (`sweep show`) ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrialRow:
+    number: int
+    state: str  # Optuna's: COMPLETE, PRUNED, FAIL, RUNNING, WAITING
+    host: str
+    run_id: str
+    seed: int | None
+    values: dict[str, Any]
+    value: float | None
+    test_acc: float | None
+    seconds: float | None
+    last_epoch: int | None  # the last epoch reported (a pruned trial's epoch)
+    retry_of: int | None
+
+    @property
+    def config(self) -> str:
+        return " ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={to_text(v)}"
+                        for k, v in self.values.items())
+
+
+def trial_rows(opened: OpenStudy) -> list[TrialRow]:
+    """Every trial but surplus draws, in order, with the box and run that trained it."""
+    rows = []
+    for t in opened.trials:
+        if t.user_attrs.get("surplus"):
+            continue
+        values = _values(opened.spec, t.params) if set(t.params) >= {a.field for a in opened.spec.axes} else {}
+        rows.append(TrialRow(
+            number=t.number, state=t.state.name, host=t.user_attrs.get("host", ""), run_id=t.user_attrs.get("run_id", "")
+            if t.state.name != "WAITING" else "", seed=t.user_attrs.get("seed"), values=values, value=t.value,
+            test_acc=t.user_attrs.get("test_acc"), seconds=t.user_attrs.get("seconds"),
+            last_epoch=max(t.intermediate_values) if t.intermediate_values else None,
+            retry_of=t.system_attrs.get("failed_trial")))
+    return rows
+
+
+def trial_results(opened: OpenStudy) -> list[Any]:
+    """The finished trials as the sweep table takes runs (RunResult), so configs get mean ± std over seeds."""
+    from ..engine.events import RunState
+    from .sweep import RunResult
+
+    states = {"COMPLETE": RunState.FINISHED, "PRUNED": RunState.STOPPED, "FAIL": RunState.FAILED,
+              "RUNNING": RunState.RUNNING, "WAITING": RunState.QUEUED}
+    results = []
+    for row in trial_rows(opened):
+        if not row.values or row.seed is None:
+            continue
+        best_val = row.value if direction(opened.spec) == "maximize" else None
+        results.append(RunResult(config=opened.spec._config({**row.values, "seed": row.seed}), best_val_acc=best_val,
+                                 test_acc=row.test_acc, seconds=row.seconds or 0.0,
+                                 state=states.get(row.state, RunState.FAILED), run_id=row.run_id))
+    return results
+
+
+def check_spec(spec: SweepSpec) -> None:
+    """What a study needs of a sweep beyond sweep.py's own checks."""
+    if not spec.axes:
+        raise SweepError("sweep: a study needs at least one setting to search; list values or a range under [sweep]")
+
+
+# -- where the run store may live ------------------------------------------------------------------------------
+NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph", "glusterfs", "lustre", "gpfs")
+
+
+def network_filesystem(path: Path, mounts: str = "/proc/mounts") -> str | None:
+    """The type of the network filesystem (NFS, CIFS, a FUSE mount) that `path` lives on; None when it is local."""
+    try:
+        lines = Path(mounts).read_text().splitlines()
+    except OSError:
+        return None  # no /proc: nothing to tell
+    path = Path(path).expanduser().resolve()
+    best, kind = "", ""
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        point = parts[1].replace("\\040", " ")
+        if (path == Path(point) or Path(point) in path.parents) and len(point) >= len(best):
+            best, kind = point, parts[2]
+    if kind in NETWORK_FILESYSTEMS or kind.startswith("fuse") and kind not in ("fuseblk", "fusectl"):
+        return kind
+    return None
+
+
+def check_local_store(path: Path, mounts: str = "/proc/mounts") -> None:
+    kind = network_filesystem(path, mounts)
+    if kind:
+        raise StudyError(f"--runs-dir: {path} is on a network filesystem ({kind}), where the run store's SQLite WAL "
+                         f"cannot work across hosts; keep runs on local disk (the default) and share the study "
+                         f"instead (--storage)")
