@@ -27,6 +27,7 @@ import json
 import math
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -35,7 +36,7 @@ from ..engine.commands import Command
 from ..engine.config import SETTINGS, TrainConfig, to_text
 from ..engine.events import EpochEnded, EvaluationEnded, Event, RunFailed, RunFinished, RunStopped
 from .store import RunStore
-from .sweep import SweepError, SweepSpec
+from .sweep import SweepError, SweepSpec, _number
 
 if TYPE_CHECKING:
     import optuna
@@ -89,7 +90,10 @@ def sweep_id_of(storage: str, name: str) -> str:
 
 def _storage(storage: str, heartbeat_s: float) -> Any:
     optuna = require_optuna()
-    retry = optuna.storages.RetryFailedTrialCallback(max_retry=RETRIES)
+    with warnings.catch_warnings():  # renamed in Optuna 4.9 (RetryHeartbeatStaleTrialCallback), marked experimental
+        warnings.simplefilter("ignore")
+        retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback",
+                        optuna.storages.RetryFailedTrialCallback)(max_retry=RETRIES)
     if is_journal(storage):
         folder = Path(storage).parent
         if not folder.is_dir():
@@ -183,8 +187,8 @@ def _values(spec: SweepSpec, params: Mapping[str, Any]) -> dict[str, Any]:
         value = params[axis.field]
         if not axis.is_range or spec.search == "grid":
             value = next(v for v in axis.grid() if _choice(v) == value)
-        elif SETTINGS[axis.field.partition(".")[0]].type is float:
-            value = float(f"{value:.6g}")
+        else:  # a sampled point at the 3 significant digits a range's points have (sweep.py)
+            value = _number(axis.field, value)
         values[axis.field] = value
     return values
 
@@ -631,13 +635,14 @@ def check_spec(spec: SweepSpec) -> None:
 
 
 # -- where the run store may live ------------------------------------------------------------------------------
+MOUNTS = "/proc/mounts"
 NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph", "glusterfs", "lustre", "gpfs")
 
 
-def network_filesystem(path: Path, mounts: str = "/proc/mounts") -> str | None:
+def network_filesystem(path: Path, mounts: str | None = None) -> str | None:
     """The type of the network filesystem (NFS, CIFS, a FUSE mount) that `path` lives on; None when it is local."""
     try:
-        lines = Path(mounts).read_text().splitlines()
+        lines = Path(mounts or MOUNTS).read_text().splitlines()
     except OSError:
         return None  # no /proc: nothing to tell
     path = Path(path).expanduser().resolve()
@@ -654,7 +659,7 @@ def network_filesystem(path: Path, mounts: str = "/proc/mounts") -> str | None:
     return None
 
 
-def check_local_store(path: Path, mounts: str = "/proc/mounts") -> None:
+def check_local_store(path: Path, mounts: str | None = None) -> None:
     kind = network_filesystem(path, mounts)
     if kind:
         raise StudyError(f"--runs-dir: {path} is on a network filesystem ({kind}), where the run store's SQLite WAL "

@@ -1,0 +1,99 @@
+"""Sweeps as Optuna studies (runs/study.py, cli/study.py): two boxes, each with its own HOME and run store, share one
+journal file and finish a TPE study together, even when one box is killed mid-trial; bad input is one line, exit 2."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tui_trainer.runs import study as study_module
+from tui_trainer.runs.queue import set_per_device
+from tui_trainer.runs.store import RunStore
+
+from .test_queue_cli import run_cli, wait_until
+
+pytest.importorskip("optuna")
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = """dataset = "fashion-mnist-mini"
+max_train_samples = 128
+epochs = 1
+device = "cpu"
+monitor = "val_acc"
+hidden = [8]
+"""
+
+
+def sweep_file(tmp_path, table, name="study.toml"):
+    path = tmp_path / name
+    path.write_text(BASE + "\n[sweep]\n" + table)
+    return path
+
+
+def box_env(home):
+    env = dict(os.environ, SCRATCH_TUI_HOME=str(home / "runs"), HOME=str(home), PYTHONPATH=str(ROOT))
+    return env
+
+
+def test_two_boxes_share_one_study_and_lose_no_trial_to_kill_9(tmp_path, capsys, monkeypatch):
+    journal = tmp_path / "shared" / "study.journal"
+    journal.parent.mkdir()
+    spec = sweep_file(tmp_path, 'search = "tpe"\nsamples = 12\nlr = {log = [1e-3, 1e-1]}\nheartbeat = 1\n')
+    box_a, box_b = tmp_path / "a", tmp_path / "b"
+    for box in (box_a, box_b):  # three trials at a time on each box: the test's time is mostly starting processes
+        with RunStore(box / "runs") as store:
+            set_per_device(store, 3)
+    monkeypatch.setenv("SCRATCH_TUI_HOME", str(box_a / "runs"))
+    code, out, err = run_cli(["sweep", str(spec), "--storage", str(journal), "--study", "two", "--detach"], capsys)
+    assert code == 0, err
+    sweep_id = re.search(r"sweep (\w{8}), 12 trial\(s\), search tpe", out).group(1)
+
+    store_a = RunStore(box_a / "runs")
+    runner_a = int(re.search(r"Started the queue's runner \(pid (\d+)\)", out).group(1))
+    worker_b = subprocess.Popen([sys.executable, "-m", "tui_trainer", "worker", "--storage", str(journal), "--study",
+                                 "two"], env=box_env(box_b), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        # box A is lost mid-trial: its runner and the run it trains, kill -9
+        def training_on_a():
+            return [r for r in store_a.list_runs(sweep=sweep_id) if r.status == "running" and r.epochs_done == 0]
+
+        wait_until(lambda: training_on_a(), 60, "box A to train a trial")
+        victim = store_a.get_run(training_on_a()[0].id)
+        os.kill(runner_a, signal.SIGKILL)
+        os.kill(victim.pid, signal.SIGKILL)
+        out_b, _ = worker_b.communicate(timeout=180)
+    finally:
+        worker_b.kill()
+    assert worker_b.returncode == 0, out_b
+
+    opened = study_module.load(study_module.StudyLink(str(journal), "two"))
+    trials = opened.study.get_trials()
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    assert len(complete) == 12
+    assert [t.user_attrs["run_id"] for t in failed] == [victim.id]  # the killed trial, and no other, failed
+    retry = next(t for t in complete if t.system_attrs.get("failed_trial") == failed[0].number)
+    assert retry.params == failed[0].params and retry.user_attrs["run_id"] != victim.id
+
+    # each complete trial is one finished run in one box's store; no run trained twice, none lost
+    store_b = RunStore(box_b / "runs")
+    finished = {r.id for s in (store_a, store_b) for r in s.list_runs(sweep=sweep_id) if r.status == "finished"}
+    assert sorted(finished) == sorted(t.user_attrs["run_id"] for t in complete)
+    assert {store_b.get_run(t.user_attrs["run_id"]).host for t in complete
+            if t.user_attrs["run_id"] not in {r.id for r in store_a.list_runs()}} == {store_b.host}
+    assert store_a.get_run(victim.id).status != "finished"
+
+    # `sweep show` on box B lists all 12 with their hosts and run ids
+    monkeypatch.setenv("SCRATCH_TUI_HOME", str(box_b / "runs"))
+    code, out, err = run_cli(["sweep", "show", sweep_id], capsys)
+    assert code == 0, err
+    rows = re.findall(r"^(\d+)\s+complete\s+(\S+)\s+([0-9a-f]{8})\s", out, re.M)
+    assert len(rows) == 12 and {host for _, host, _ in rows} == {store_b.host}
+    assert sorted(run for *_, run in rows) == sorted(finished)
+    assert re.search(rf"^{failed[0].number}\s+fail\s+\S+\s+{victim.id}", out, re.M)
+    assert "Best config: lr=" in out
