@@ -97,3 +97,63 @@ def test_two_boxes_share_one_study_and_lose_no_trial_to_kill_9(tmp_path, capsys,
     assert sorted(run for *_, run in rows) == sorted(finished)
     assert re.search(rf"^{failed[0].number}\s+fail\s+\S+\s+{victim.id}", out, re.M)
     assert "Best config: lr=" in out
+
+
+TPE = 'search = "tpe"\nsamples = 4\nlr = {log = [1e-3, 1e-1]}\n'
+
+
+@pytest.mark.parametrize("table, args, says", [
+    ('search = "bayes"\nsamples = 4\nlr = [0.01, 0.1]\n', [], "sweep.search: got 'bayes'; choose one of tpe, random, grid, qmc"),
+    ('search = "tpe"\npruner = "fast"\nsamples = 4\nlr = [0.01, 0.1]\n', [],
+     "sweep.pruner: got 'fast'; choose one of asha, hyperband, median, none"),
+    (TPE, ["--storage", "sqlite:////nonexistent/folder/s.db", "--study", "s"], "--storage: cannot reach sqlite:////nonexistent"),
+    (TPE, ["--storage", "/nonexistent/folder/s.journal", "--study", "s"],
+     "--storage: the folder of journal file /nonexistent/folder/s.journal does not exist"),
+    (TPE, ["--halving", "1"], "--halving/--parallel: not with a study"),
+])
+def test_bad_study_input_is_one_line_and_exit_2(tmp_path, capsys, runs_home, table, args, says):
+    code, out, err = run_cli(["sweep", str(sweep_file(tmp_path, table)), *args, "--detach"], capsys)
+    assert code == 2 and err.count("\n") == 1 and says in err, err
+    assert not (runs_home / "logs").exists()  # no runner started: nothing was queued
+
+
+def test_a_study_refuses_another_space_a_shared_sqlite_and_a_runs_dir_on_nfs(tmp_path, capsys, runs_home,
+                                                                            monkeypatch):
+    from tui_trainer.runs.queue import pause_queue
+
+    with RunStore(runs_home) as store:
+        pause_queue(store)  # the study is made, nothing trains
+    journal = tmp_path / "s.journal"
+    code, out, err = run_cli(["sweep", str(sweep_file(tmp_path, TPE)), "--storage", str(journal), "--study", "s",
+                              "--detach"], capsys)
+    assert code == 0, err
+    other = sweep_file(tmp_path, 'search = "tpe"\nsamples = 4\nlr = {log = [1e-4, 1e-1]}\n', "other.toml")
+    code, out, err = run_cli(["sweep", str(other), "--storage", str(journal), "--study", "s"], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "study 's' in " in err and "has another search space than this file (params: lr differ)" in err
+
+    # SQLite is for one box: a second host joining the same database is refused
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    code, out, err = run_cli(["sweep", str(sweep_file(tmp_path, TPE)), "--storage", db, "--study", "q", "--detach"],
+                             capsys)
+    assert code == 0, err
+    monkeypatch.setattr("socket.gethostname", lambda: "another-box")
+    code, out, err = run_cli(["worker", "--storage", db, "--study", "q"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "SQLite" in err and "cannot be shared between boxes" in err, err
+
+    # a run store on NFS: one line saying keep runs local and share the study
+    mounts = tmp_path / "mounts"
+    mounts.write_text(f"/dev/sda1 / ext4 rw 0 0\nserver:/export {tmp_path / 'nfs'} nfs4 rw 0 0\n")
+    monkeypatch.setattr(study_module, "MOUNTS", str(mounts))
+    code, out, err = run_cli(["worker", "--storage", str(journal), "--study", "s", "--runs-dir",
+                              str(tmp_path / "nfs" / "runs")], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "is on a network filesystem (nfs4)" in err and "keep runs on local disk" in err and "--storage" in err
+    assert not (tmp_path / "nfs").exists()  # refused before a store was made there
+
+
+def test_without_optuna_the_study_flags_name_the_extra(tmp_path, capsys, runs_home, monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    code, out, err = run_cli(["sweep", str(sweep_file(tmp_path, TPE)), "--detach"], capsys)
+    assert code == 2 and "needs Optuna, which is not installed; install the sweep extra: pip install " \
+                          "'scratch-tui[sweep]'" in err, err

@@ -105,9 +105,11 @@ def _storage(storage: str, heartbeat_s: float) -> Any:
             raise StudyError(f"--storage: cannot open journal file {storage} ({exc.strerror}); give a writable path")
         return _beating_journal(optuna)(backend, heartbeat_s, retry)
     try:
-        return optuna.storages.RDBStorage(storage, heartbeat_interval=max(1, math.ceil(heartbeat_s)),
-                                          grace_period=max(1, math.ceil(heartbeat_s * STALE_BEATS)),
-                                          failed_trial_callback=retry)
+        with warnings.catch_warnings():  # the heartbeat's arguments are marked experimental, the callback renamed
+            warnings.simplefilter("ignore")
+            return optuna.storages.RDBStorage(storage, heartbeat_interval=max(1, math.ceil(heartbeat_s)),
+                                              grace_period=max(1, math.ceil(heartbeat_s * STALE_BEATS)),
+                                              failed_trial_callback=retry)
     except ImportError as exc:
         raise StudyError(f"--storage: {storage.split(':')[0]} needs a database driver that is not installed "
                          f"({exc.name}); install it, or use a journal file path") from None
