@@ -481,7 +481,7 @@ class SweepSpec:
         if not (isinstance(sample_seed, int) and not isinstance(sample_seed, bool)):
             raise SweepError(f"sweep.sample_seed: got {sample_seed!r}; must be a whole number")
         if mode != "random" and "sample_seed" in table_keys:
-            raise SweepError('sweep.sample_seed: only with mode = "random" (or a search that samples)')
+            raise SweepError('sweep.sample_seed: only with mode = "random"')
         seeds: tuple[int, ...] = ()
         if "seed" in table:
             seed_axis = _axis_from_toml("seed", table.pop("seed"))
