@@ -109,7 +109,8 @@ TPE = 'search = "tpe"\nsamples = 4\nlr = {log = [1e-3, 1e-1]}\n'
     (TPE, ["--storage", "sqlite:////nonexistent/folder/s.db", "--study", "s"], "--storage: cannot reach sqlite:////nonexistent"),
     (TPE, ["--storage", "/nonexistent/folder/s.journal", "--study", "s"],
      "--storage: the folder of journal file /nonexistent/folder/s.journal does not exist"),
-    (TPE, ["--halving", "1"], "--halving/--parallel: not with a study"),
+    (TPE, ["--parallel", "2"], "--parallel: not with a study"),
+    (TPE, ["--halving", "9"], "sweep.halving: got 9; must be an epoch the runs reach, from 1 to 1"),
 ])
 def test_bad_study_input_is_one_line_and_exit_2(tmp_path, capsys, runs_home, table, args, says):
     code, out, err = run_cli(["sweep", str(sweep_file(tmp_path, table)), *args, "--detach"], capsys)

@@ -84,6 +84,10 @@ def run_study_sweep(args: argparse.Namespace, store_dir: str | None) -> int:
         spec = dataclasses.replace(spec, search="grid" if spec.mode == "grid" else "random")
         data.setdefault("sweep", {})["search"] = spec.search
         data["sweep"].pop("mode", None)
+    if args.halving is not None:  # asynchronous successive halving, its first rung at that epoch
+        data.setdefault("sweep", {}).update(halving=args.halving, pruner="asha" if spec.pruner == "none"
+                                            else spec.pruner)
+        spec = dataclasses.replace(spec, halving=args.halving, pruner=data["sweep"]["pruner"])
     check_spec(spec)
     if spec.search == "grid":
         spec.configs(allow_large=args.yes)  # the grid's own checks: its size, ranges with a count

@@ -47,7 +47,8 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
                      help="queue a sweep of more runs than the usual maximum (1,000)")
     run.add_argument("--halving", type=int, metavar="EPOCH",
                      help="successive halving: once every config has a run at EPOCH, stop the bottom half by val "
-                          "accuracy (their runs in training and their queued seeds)")
+                          "accuracy (their runs in training and their queued seeds); in a study, asynchronous "
+                          "successive halving (pruner asha) with its first rung at EPOCH")
     run.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
     add_study_flags(run)
 
@@ -105,10 +106,10 @@ def _run(args: argparse.Namespace) -> int:
     # every check before anything is queued: bad input leaves the store as it was
     spec = SweepSpec.load(args.file)
     if spec.is_study or args.storage is not None or args.study is not None:
-        if args.halving is not None or args.parallel is not None:
-            raise QueueError("--halving/--parallel: not with a study; its pruner stops weak trials (pruner = "
-                             "\"asha\") and `queue` settings say how many run at a time")
-        return run_study_sweep(args, args.runs_dir)
+        if args.parallel is not None:
+            raise QueueError("--parallel: not with a study; `scratch-tui queue add --per-device N` sets how many "
+                             "trials train at a time on each device")
+        return run_study_sweep(args, args.runs_dir)  # --halving: asynchronous successive halving from that epoch
     configs = spec.configs(allow_large=args.yes)
     from ..engine.model_file import ready_all
 

@@ -222,11 +222,12 @@ def pruner(spec: SweepSpec) -> Any:
     optuna = require_optuna()
     epochs = spec.base.epochs
     if spec.pruner == "asha":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=spec.halving, reduction_factor=2)
     if spec.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1), reduction_factor=2)
+        return optuna.pruners.HyperbandPruner(min_resource=spec.halving, max_resource=max(epochs, 1),
+                                              reduction_factor=2)
     if spec.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=spec.halving - 1)
     return optuna.pruners.NopPruner()
 
 

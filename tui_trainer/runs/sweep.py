@@ -60,7 +60,7 @@ NOT_SWEPT: dict[str, str] = {
 }
 SWEEPABLE = tuple(name for name in SETTINGS if name not in NOT_SWEPT)
 # keys of [sweep] that are not settings ("name" is the sweep's own name there)
-SWEEP_KEYS = ("name", "mode", "samples", "sample_seed", "search", "pruner", "heartbeat")
+SWEEP_KEYS = ("name", "mode", "samples", "sample_seed", "search", "pruner", "heartbeat", "halving")
 HEARTBEAT_S = 10  # a study's trials beat this often; one silent for 3 beats is failed and retried
 # a range's points as a person would type them, and as run names and tables show them: lr=0.00316,
 # not 0.0031622776601683794 (nor 1e-4 * 10**1's 0.0010000000000000002)
@@ -325,6 +325,7 @@ class SweepSpec:
     search: str = ""  # "" for a sweep of the store alone; else an Optuna study's sampler (SEARCHES)
     pruner: str = "none"
     heartbeat: float = HEARTBEAT_S
+    halving: int = 1  # the pruner's first rung (its min resource): no trial is pruned before this epoch
 
     @property
     def is_study(self) -> bool:
@@ -351,6 +352,10 @@ class SweepSpec:
         if not (isinstance(self.heartbeat, (int, float)) and not isinstance(self.heartbeat, bool)
                 and self.heartbeat > 0):
             raise SweepError(f"sweep.heartbeat: got {self.heartbeat!r}; must be a number of seconds above 0")
+        if not (isinstance(self.halving, int) and not isinstance(self.halving, bool)
+                and 1 <= self.halving <= self.base.epochs):
+            raise SweepError(f"sweep.halving: got {self.halving!r}; must be an epoch the runs reach, from 1 to "
+                             f"{self.base.epochs}")
         if self.mode == "random":
             if not (isinstance(self.samples, int) and not isinstance(self.samples, bool) and self.samples >= 1):
                 raise SweepError(f"sweep.samples: random mode needs samples = n of 1 or more, got {self.samples!r}")
@@ -476,6 +481,10 @@ class SweepSpec:
             raise SweepError('sweep.pruner: only with search = "tpe", "random", "grid" or "qmc" (an Optuna study)')
         mode = table.pop("mode", "grid" if search in ("", "grid") else "random")
         heartbeat = table.pop("heartbeat", HEARTBEAT_S)
+        halving = table.pop("halving", 1)
+        if "halving" in table_keys and not search:
+            raise SweepError('sweep.halving: only in a study (search = ...); `sweep FILE --halving EPOCH` halves a '
+                             'sweep of this box')
         samples = table.pop("samples", 0)
         sample_seed = table.pop("sample_seed", 0)
         if not (isinstance(sample_seed, int) and not isinstance(sample_seed, bool)):
@@ -496,7 +505,7 @@ class SweepSpec:
                 axes.append(_axis_from_toml(field, value))
         axes = tuple(axes)
         return cls(base=base, axes=axes, seeds=seeds, mode=mode, samples=samples, sample_seed=sample_seed, name=name,
-                   search=search, pruner=pruner or "none", heartbeat=heartbeat)
+                   search=search, pruner=pruner or "none", heartbeat=heartbeat, halving=halving)
 
     @classmethod
     def from_toml(cls, text: str) -> "SweepSpec":
