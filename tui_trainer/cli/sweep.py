@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ..runs.store import RunStore
     from ..runs.sweep import SweepTable
 
-ACTIONS = ("run", "show", "ls")  # `sweep FILE.toml` is `sweep run FILE.toml`
+ACTIONS = ("run", "show", "ls", "extend", "retry", "continue")  # `sweep FILE.toml` is `sweep run FILE.toml`
 POLL_S = 0.5
 ENDED = tuple(state for state in RunState if not state.active and state != RunState.QUEUED)
 
@@ -62,6 +62,23 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
 
     ls = actions.add_parser("ls", help="one line per sweep: id, name, runs done, best test accuracy")
     ls.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
+
+    extend = actions.add_parser("extend", help="queue the configs and seeds of FILE.toml that a sweep lacks, under "
+                                               "its id")
+    extend.add_argument("sweep_id", metavar="SWEEP_ID", help="a sweep id or a unique prefix")
+    extend.add_argument("file", metavar="FILE.toml")
+    extend.add_argument("--yes", "-y", action="store_true", help="queue more runs than the usual maximum (1,000)")
+    extend.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
+    retry = actions.add_parser("retry", help="queue a sweep's failed or interrupted runs again (a study: its failed "
+                                             "trials, for any box)")
+    retry.add_argument("sweep_id", metavar="SWEEP_ID", help="a sweep id or a unique prefix")
+    retry.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
+    more = actions.add_parser("continue", help="fork the best runs of a sweep's top K configs to train on to E "
+                                               "epochs, in the sweep")
+    more.add_argument("sweep_id", metavar="SWEEP_ID", help="a sweep id or a unique prefix")
+    more.add_argument("--top", type=int, required=True, metavar="K", help="how many of the best configs")
+    more.add_argument("--epochs", type=int, required=True, metavar="E", help="the epochs each fork trains in all")
+    more.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
 
 
 def with_default_action(argv: Sequence[str]) -> list[str]:
@@ -275,4 +292,39 @@ def _ls(args: argparse.Namespace) -> int:
     return 0
 
 
-_ACTIONS = {"run": _run, "show": _show, "ls": _ls}
+def _grow(args: argparse.Namespace) -> int:
+    """`sweep extend`, `sweep retry`, `sweep continue`: more runs under the same sweep id, then the runner."""
+    from ..runs import sweep_life
+    from ..runs.queue import ensure_runner
+    from ..runs.store import RunStore
+    from ..runs.sweep import SweepSpec
+    from .queue import say_runner
+
+    spec = SweepSpec.load(args.file) if args.sweep_command == "extend" else None
+    with RunStore(args.runs_dir) as store:
+        if args.sweep_command == "extend":
+            ids = sweep_life.extend(store, args.sweep_id, spec, allow_large=args.yes)
+            said = f"Queued {len(ids)} more run(s) in sweep"
+        elif args.sweep_command == "retry":
+            ids = sweep_life.retry(store, args.sweep_id)
+            said = f"Queued {len(ids)} run(s) (or trials) again in sweep"
+        else:
+            from ..engine.checkpoints import CheckpointError
+            from ..runs.fork import ForkRefused
+            from ..runs.queue import QueueError
+
+            try:
+                ids = sweep_life.continue_best(store, args.sweep_id, args.top, args.epochs)
+            except (ForkRefused, CheckpointError) as exc:
+                raise QueueError(f"sweep continue: {exc}") from None
+            said = f"Queued {len(ids)} fork(s) to {args.epochs} epochs in sweep"
+        if not ids:
+            print(f"Nothing to retry in sweep {args.sweep_id}: no run failed or was interrupted.")
+            return 0
+        print(f"{said} {args.sweep_id}: {' '.join(ids)}")
+        say_runner(store, ensure_runner(store, study=True))
+        print(f"`scratch-tui sweep show {args.sweep_id}` prints its table.")
+    return 0
+
+
+_ACTIONS = {"run": _run, "show": _show, "ls": _ls, "extend": _grow, "retry": _grow, "continue": _grow}

@@ -68,6 +68,7 @@ PER_DEVICE = "queue.per_device"
 DEFAULT_PER_DEVICE = 1
 POLL_S = 0.5  # how often the runner looks for free slots
 HALVING = "sweep.halving."  # + a sweep id: the setting that asks the runner for successive halving
+RETRIED = "sweep.retried."  # + a run id: the run `sweep retry` queued in its place (runs/sweep_life.py)
 
 
 class QueueError(ValueError):
@@ -241,8 +242,15 @@ def sweep_records(store: RunStore, sweep_id: str) -> list[RunRecord]:
 
 
 def sweep_results(store: RunStore, sweep_id: str) -> list[RunResult]:
-    """The sweep's runs but those this version cannot read: without a config they belong to no row."""
-    return [RunResult.from_record(r) for r in sweep_records(store, sweep_id) if not r.unreadable]
+    """The sweep's runs but those this version cannot read (without a config they belong to no row) and those
+    queued again by `sweep retry` (their retries count instead)."""
+    again = retried(store)
+    return [RunResult.from_record(r) for r in sweep_records(store, sweep_id) if not r.unreadable and r.id not in again]
+
+
+def retried(store: RunStore) -> set[str]:
+    """The runs `sweep retry` queued again."""
+    return {key[len(RETRIED):] for key, _ in store.settings_under(RETRIED)}
 
 
 def list_sweeps(store: RunStore) -> list[SweepSummary]:

@@ -576,6 +576,24 @@ def trial_reporter(store: RunStore, run_id: str) -> TrialReporter | None:
     return TrialReporter(store, run_id, opened, data["trial"])
 
 
+def retry_failed(opened: OpenStudy) -> list[int]:
+    """Enqueue again, for any box, each failed trial that has no retry yet (`sweep retry`); their numbers."""
+    optuna = require_optuna()
+    trials = opened.trials
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+    again = []
+    for t in trials:
+        if t.state.name != "FAIL" or t.user_attrs.get("surplus") or t.number in retried:
+            continue
+        history = list(t.system_attrs.get("retry_history", [])) + [t.number]
+        opened.study.add_trial(optuna.trial.create_trial(
+            state=optuna.trial.TrialState.WAITING, params=t.params, distributions=t.distributions,
+            user_attrs={"seed": t.user_attrs.get("seed"), "planned": True},
+            system_attrs={"failed_trial": t.system_attrs.get("failed_trial", t.number), "retry_history": history}))
+        again.append(t.number)
+    return again
+
+
 # -- reading a study (`sweep show`) ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrialRow:
