@@ -3,6 +3,7 @@ journal file and finish a TPE study together, even when one box is killed mid-tr
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -158,3 +159,71 @@ def test_without_optuna_the_study_flags_name_the_extra(tmp_path, capsys, runs_ho
     code, out, err = run_cli(["sweep", str(sweep_file(tmp_path, TPE)), "--detach"], capsys)
     assert code == 2 and "needs Optuna, which is not installed; install the sweep extra: pip install " \
                           "'scratch-tui[sweep]'" in err, err
+
+
+def test_slurm_workers_through_submitits_local_executor_finish_a_study(tmp_path, capsys, runs_home, monkeypatch):
+    """Without Slurm here, `--slurm` hands the workers to submitit's local executor: a 2-task array joins the
+    study (one runner per store: the second task finds the first at work) and trains its trial."""
+    from submitit.slurm.slurm import SlurmExecutor
+
+    monkeypatch.setattr(SlurmExecutor, "affinity", classmethod(lambda cls: -1))  # as on a box without Slurm
+    journal = tmp_path / "s.journal"
+    spec = sweep_file(tmp_path, 'search = "grid"\nlr = [0.01]\n')
+    code, out, err = run_cli(["sweep", str(spec), "--storage", str(journal), "--study", "slurm", "--slurm",
+                              "--array", "2", "--time", "00:10:00"], capsys)
+    assert code == 0, err
+    assert re.search(r"Submitted 2 worker\(s\) to submitit's local executor \(no Slurm here\): job\(s\) \d+ \d+", out)
+    sweep_id = re.search(r"sweep (\w{8})", out).group(1)
+    opened = study_module.load(study_module.StudyLink(str(journal), "slurm"))
+    wait_until(lambda: sum(t.state.name == "COMPLETE" for t in opened.study.get_trials()) == 1, 120,
+               "the workers to finish the study")
+    code, out, err = run_cli(["sweep", "show", sweep_id], capsys)
+    assert code == 0 and len(re.findall(r"^\d+\s+complete\s", out, re.M)) == 1
+
+
+def test_bad_slurm_input_is_one_line(tmp_path, capsys, runs_home, monkeypatch):
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    code, out, err = run_cli(["sweep", str(sweep_file(tmp_path, TPE)), "--storage", db, "--study", "q", "--slurm"],
+                             capsys)
+    assert code == 2 and err.count("\n") == 1 and "SQLite" in err and "cannot be shared by Slurm's workers" in err
+    code, out, err = run_cli(["sweep", str(sweep_file(tmp_path, TPE)), "--storage", str(tmp_path / "j"), "--study",
+                              "q", "--slurm", "--time", "soon"], capsys)
+    assert code == 2 and "--time: got 'soon'" in err
+    monkeypatch.setitem(sys.modules, "submitit", None)
+    code, out, err = run_cli(["sweep", str(sweep_file(tmp_path, TPE)), "--slurm"], capsys)
+    assert code == 2 and "--slurm needs submitit, which is not installed; install the slurm extra: pip install " \
+                          "'scratch-tui[slurm]'" in err
+
+
+@pytest.fixture
+def slurm_node(tmp_path_factory, monkeypatch):
+    """A real single-node Slurm on loopback (bench/slurm_node.sh: munged, slurmctld, slurmd); skipped, saying why,
+    where it cannot start."""
+    if not all(shutil.which(p) for p in ("slurmctld", "slurmd", "munged", "sbatch")):
+        pytest.skip("Slurm is not installed (apt-get install -y slurm-wlm munge); bench/slurm_node.sh checks by hand")
+    if os.geteuid() != 0:
+        pytest.skip("starting slurmctld and slurmd needs root here; bench/slurm_node.sh checks by hand")
+    folder = tmp_path_factory.mktemp("slurm")
+    script = ROOT / "bench" / "slurm_node.sh"
+    started = subprocess.run([str(script), "start", str(folder)], capture_output=True, text=True, timeout=90)
+    if started.returncode != 0:
+        subprocess.run([str(script), "stop", str(folder)], timeout=30)
+        pytest.skip(f"the Slurm node did not start: {(started.stderr or started.stdout).strip()[-200:]}")
+    monkeypatch.setenv("SLURM_CONF", str(folder / "slurm.conf"))
+    yield folder
+    subprocess.run(["scancel", "--user", "root"], env=dict(os.environ, SLURM_CONF=str(folder / "slurm.conf")),
+                   timeout=30)
+    subprocess.run([str(script), "stop", str(folder)], timeout=30)
+
+
+def test_a_real_single_node_slurm_finishes_a_sweep(slurm_node, tmp_path, capsys, runs_home):
+    journal = tmp_path / "s.journal"
+    spec = sweep_file(tmp_path, 'search = "grid"\nlr = [0.01, 0.1]\n')
+    code, out, err = run_cli(["sweep", str(spec), "--storage", str(journal), "--study", "real", "--slurm",
+                              "--array", "2", "--time", "5"], capsys)
+    assert code == 0, err
+    jobs = re.search(r"Submitted 2 worker\(s\) to Slurm: job\(s\) (\S+) (\S+);", out).groups()
+    assert f"squeue -j {jobs[0].split('_')[0]}" in out
+    opened = study_module.load(study_module.StudyLink(str(journal), "real"))
+    wait_until(lambda: sum(t.state.name == "COMPLETE" for t in opened.study.get_trials()) == 2, 150,
+               "the Slurm workers to finish the study")

@@ -30,6 +30,16 @@ def add_study_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage", metavar="URL", help=STORAGE_HELP)
     parser.add_argument("--study", metavar="NAME", help="the study's name in that storage: the same name on "
                                                         "another box joins it")
+    slurm = parser.add_argument_group("Slurm (through submitit; without Slurm, its local executor runs them here)")
+    slurm.add_argument("--slurm", action="store_true", help="submit the study's workers as a Slurm job array "
+                                                            "instead of training on this box")
+    slurm.add_argument("--array", type=int, default=1, metavar="N", help="how many workers (default 1)")
+    slurm.add_argument("--partition", metavar="P", help="the Slurm partition")
+    slurm.add_argument("--gpus-per-task", type=int, metavar="G", help="GPUs for each worker")
+    slurm.add_argument("--time", metavar="T", help="each worker's time limit (minutes or HH:MM:SS); a worker cut "
+                                                   "off is requeued and resumes its run")
+    slurm.add_argument("--slurm-arg", action="append", default=[], metavar="KEY=VALUE",
+                       help="any other sbatch option, as --KEY=VALUE (repeatable)")
 
 
 def add_worker_parser(sub: argparse._SubParsersAction) -> None:
@@ -78,6 +88,10 @@ def run_study_sweep(args: argparse.Namespace, store_dir: str | None) -> int:
     from .queue import say_runner
 
     require_optuna()
+    if args.slurm:
+        from ..runs.slurm import require_submitit
+
+        require_submitit()
     data = tomllib.loads(Path(args.file).read_text(encoding="utf-8"))
     spec = SweepSpec.from_dict(data)
     if not spec.is_study:  # --storage/--study on a file that names no search: its mode says which
@@ -97,7 +111,9 @@ def run_study_sweep(args: argparse.Namespace, store_dir: str | None) -> int:
         link = open_link(store, spec, data, args.storage, name, slurm=getattr(args, "slurm", False))
         opened = load(link)
         print(f"Study {link.name} ({_where(link)}): sweep {link.sweep_id}, {spec.size()} trial(s), search "
-              f"{spec.search}, pruner {spec.pruner}; this box draws from it", flush=True)
+              f"{spec.search}, pruner {spec.pruner}" + ("" if args.slurm else "; this box draws from it"), flush=True)
+        if args.slurm:
+            return _submit(args, link, store_dir)
         say_runner(store, ensure_runner(store, study=True))
         if args.detach:
             print(f"Watch it with `scratch-tui sweep show {link.sweep_id}`; join another box with `scratch-tui worker "
@@ -111,6 +127,31 @@ def run_study_sweep(args: argparse.Namespace, store_dir: str | None) -> int:
             return EXIT_INTERRUPTED
         print_study(store, opened)
         return 0 if _all_done(opened) else EXIT_FAILED
+
+
+def _submit(args: argparse.Namespace, link: "StudyLink", store_dir: str | None) -> int:
+    from ..runs.slurm import SlurmRequest, submit
+    from ..runs.study import StudyError, is_journal
+
+    extra = {}
+    for item in args.slurm_arg:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise StudyError(f"--slurm-arg: got {item!r}; give KEY=VALUE, as sbatch's --KEY=VALUE")
+        extra[key.strip().lstrip("-").replace("-", "_")] = value
+    request = SlurmRequest(array=args.array, partition=args.partition, gpus_per_task=args.gpus_per_task,
+                           time=args.time, extra=extra)
+    # submitit's pickles and logs must be readable on every node: beside a shared journal, else here
+    folder = (Path(link.storage).parent if is_journal(link.storage) else Path.cwd()) / "scratch-tui-slurm" / "%j"
+    cluster, jobs = submit(link, store_dir, request, folder)
+    where = "Slurm" if cluster == "slurm" else f"submitit's {cluster} executor (no Slurm here)"
+    print(f"Submitted {len(jobs)} worker(s) to {where}: job(s) {' '.join(jobs)}; logs in {folder.parent}")
+    if cluster == "slurm":
+        print(f"Follow them with `squeue -j {','.join(j.split('_')[0] for j in jobs[:1])}`, the study with "
+              f"`scratch-tui sweep show {link.sweep_id}`.")
+    else:
+        print(f"Follow the study with `scratch-tui sweep show {link.sweep_id}`.")
+    return 0
 
 
 def _where(link: "StudyLink") -> str:
