@@ -107,9 +107,9 @@ TPE = 'search = "tpe"\nsamples = 4\nlr = {log = [1e-3, 1e-1]}\n'
     ('search = "bayes"\nsamples = 4\nlr = [0.01, 0.1]\n', [], "sweep.search: got 'bayes'; choose one of tpe, random, grid, qmc"),
     ('search = "tpe"\npruner = "fast"\nsamples = 4\nlr = [0.01, 0.1]\n', [],
      "sweep.pruner: got 'fast'; choose one of asha, hyperband, median, none"),
-    (TPE, ["--storage", "sqlite:////nonexistent/folder/s.db", "--study", "s"], "--storage: cannot reach sqlite:////nonexistent"),
+    (TPE, ["--storage", "sqlite:////nonexistent/folder/s.db", "--study", "s"], "storage: cannot reach sqlite:////nonexistent"),
     (TPE, ["--storage", "/nonexistent/folder/s.journal", "--study", "s"],
-     "--storage: the folder of journal file /nonexistent/folder/s.journal does not exist"),
+     "storage: the folder of journal file /nonexistent/folder/s.journal does not exist"),
     (TPE, ["--parallel", "2"], "--parallel: not with a study"),
     (TPE, ["--halving", "9"], "sweep.halving: got 9; must be an epoch the runs reach, from 1 to 1"),
 ])
@@ -188,10 +188,10 @@ def test_bad_slurm_input_is_one_line(tmp_path, capsys, runs_home, monkeypatch):
     assert code == 2 and err.count("\n") == 1 and "SQLite" in err and "cannot be shared by Slurm's workers" in err
     code, out, err = run_cli(["sweep", str(sweep_file(tmp_path, TPE)), "--storage", str(tmp_path / "j"), "--study",
                               "q", "--slurm", "--time", "soon"], capsys)
-    assert code == 2 and "--time: got 'soon'" in err
+    assert code == 2 and "time: got 'soon'" in err
     monkeypatch.setitem(sys.modules, "submitit", None)
     code, out, err = run_cli(["sweep", str(sweep_file(tmp_path, TPE)), "--slurm"], capsys)
-    assert code == 2 and "--slurm needs submitit, which is not installed; install the slurm extra: pip install " \
+    assert code == 2 and "Slurm workers need submitit, which is not installed; install the slurm extra: pip install " \
                           "'scratch-tui[slurm]'" in err
 
 

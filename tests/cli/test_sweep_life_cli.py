@@ -71,4 +71,4 @@ def test_extend_retry_and_continue_a_sweep(runs_home, tmp_path, capsys):
     wait_until(lambda: store.get_run(fork).status == "finished", 90, "the fork to train")
     assert [e["epoch"] for e in store.epochs(fork)] == [2]  # one more epoch, from its parent's checkpoint
     code, out, err = run_cli(["sweep", "continue", "11fe", "--top", "1", "--epochs", "1"], capsys)
-    assert code == 2 and "--epochs: got 1" in err
+    assert code == 2 and "epochs: got 1" in err

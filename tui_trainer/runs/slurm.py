@@ -27,7 +27,7 @@ def require_submitit() -> Any:
     try:
         import submitit
     except ImportError:
-        raise StudyError(f"--slurm needs submitit, which is not installed; install the slurm extra: {SLURM_EXTRA}") \
+        raise StudyError(f"Slurm workers need submitit, which is not installed; install the slurm extra: {SLURM_EXTRA}") \
             from None
     return submitit
 
@@ -46,7 +46,7 @@ class SlurmRequest:
             return None
         match = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", self.time.strip())
         if not match:
-            raise StudyError(f"--time: got {self.time!r}; give minutes, HH:MM:SS or D-HH:MM:SS as Slurm reads them")
+            raise StudyError(f"time: got {self.time!r}; give minutes, HH:MM:SS or D-HH:MM:SS as Slurm reads them")
         days, a, b, c = (int(x) if x else None for x in match.groups())
         if days is not None:  # D-HH[:MM[:SS]]
             total = days * 1440 + a * 60 + (b or 0) + (c or 0) / 60
@@ -118,10 +118,10 @@ def submit(link: StudyLink, runs_dir: str | None, request: SlurmRequest, folder:
     without Slurm) and the job ids."""
     submitit = require_submitit()
     if is_sqlite(link.storage):
-        raise StudyError(f"--storage: SQLite ({link.storage}) cannot be shared by Slurm's workers on several nodes; "
+        raise StudyError(f"storage: SQLite ({link.storage}) cannot be shared by Slurm's workers on several nodes; "
                          f"use a journal file on a shared filesystem or a PostgreSQL URL")
     if request.array < 1:
-        raise StudyError(f"--array: got {request.array}; must be a number of workers, 1 or more")
+        raise StudyError(f"array: got {request.array}; must be a number of workers, 1 or more")
     minutes = request.minutes()
     executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
     params: dict[str, Any] = {"name": f"scratch-tui-{link.name}"[:64]}

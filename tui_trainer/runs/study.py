@@ -57,7 +57,7 @@ class StudyError(ValueError):
     """A study that cannot be made, reached or joined: one line naming what and how to fix it."""
 
 
-def require_optuna(flag: str = "--storage") -> Any:
+def require_optuna(flag: str = "a study") -> Any:
     try:
         import optuna
     except ImportError:
@@ -97,12 +97,12 @@ def _storage(storage: str, heartbeat_s: float) -> Any:
     if is_journal(storage):
         folder = Path(storage).parent
         if not folder.is_dir():
-            raise StudyError(f"--storage: the folder of journal file {storage} does not exist; create it or give "
+            raise StudyError(f"storage: the folder of journal file {storage} does not exist; create it or give "
                              f"another path")
         try:
             backend = optuna.storages.journal.JournalFileBackend(storage)
         except OSError as exc:
-            raise StudyError(f"--storage: cannot open journal file {storage} ({exc.strerror}); give a writable path")
+            raise StudyError(f"storage: cannot open journal file {storage} ({exc.strerror}); give a writable path")
         return _beating_journal(optuna)(backend, heartbeat_s, retry)
     try:
         with warnings.catch_warnings():  # the heartbeat's arguments are marked experimental, the callback renamed
@@ -111,11 +111,11 @@ def _storage(storage: str, heartbeat_s: float) -> Any:
                                               grace_period=max(1, math.ceil(heartbeat_s * STALE_BEATS)),
                                               failed_trial_callback=retry)
     except ImportError as exc:
-        raise StudyError(f"--storage: {storage.split(':')[0]} needs a database driver that is not installed "
+        raise StudyError(f"storage: {storage.split(':')[0]} needs a database driver that is not installed "
                          f"({exc.name}); install it, or use a journal file path") from None
     except Exception as exc:  # SQLAlchemy's errors: a server that does not answer, a bad URL, refused login
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise StudyError(f"--storage: cannot reach {storage} ({first}); check the URL and that the database "
+        raise StudyError(f"storage: cannot reach {storage} ({first}); check the URL and that the database "
                          f"answers") from None
 
 
@@ -282,11 +282,11 @@ def load(link: StudyLink) -> OpenStudy:
     try:
         summary = optuna.load_study(study_name=link.name, storage=storage)
     except KeyError:
-        raise StudyError(f"--study: no study {link.name!r} in {link.storage}; start it with `scratch-tui sweep FILE "
+        raise StudyError(f"study: no study {link.name!r} in {link.storage}; start it with `scratch-tui sweep FILE "
                          f"--storage {link.storage} --study {link.name}`") from None
     data = summary.user_attrs.get(SPEC_ATTR)
     if data is None:
-        raise StudyError(f"--study: study {link.name!r} in {link.storage} was not made by scratch-tui (it has no "
+        raise StudyError(f"study: study {link.name!r} in {link.storage} was not made by scratch-tui (it has no "
                          f"sweep); give another --study name")
     spec = SweepSpec.from_dict(data)
     storage.heartbeat_s = spec.heartbeat  # type: ignore[attr-defined]  (a journal's; RDB's set below)
@@ -305,7 +305,7 @@ def open_link(store: RunStore, spec: SweepSpec, data: Mapping[str, Any], storage
     optuna = require_optuna()
     place = storage_place(storage, store)
     if is_sqlite(place) and slurm:
-        raise StudyError(f"--storage: SQLite ({place}) cannot be shared by Slurm's workers on several nodes; use a "
+        raise StudyError(f"storage: SQLite ({place}) cannot be shared by Slurm's workers on several nodes; use a "
                          f"journal file on a shared filesystem or a PostgreSQL URL")
     link = StudyLink(place, name)
     backend = _storage(place, spec.heartbeat)
@@ -315,7 +315,7 @@ def open_link(store: RunStore, spec: SweepSpec, data: Mapping[str, Any], storage
     attrs = study.user_attrs
     if SPACE_ATTR in attrs:
         if attrs[SPACE_ATTR] != space:
-            raise StudyError(f"--study: study {name!r} in {place} has another search space than this file "
+            raise StudyError(f"study: study {name!r} in {place} has another search space than this file "
                              f"({_difference(attrs[SPACE_ATTR], space)}); give another --study name, or join it "
                              f"with `scratch-tui worker --storage {place} --study {name}`")
     else:
@@ -344,7 +344,7 @@ def join_link(store: RunStore, storage: str, name: str) -> StudyLink:
 def _check_boxes(study: Any, place: str, host: str) -> None:
     hosts = list(study.user_attrs.get(HOSTS_ATTR, []))
     if is_sqlite(place) and any(h != host for h in hosts):
-        raise StudyError(f"--storage: SQLite ({place}) cannot be shared between boxes ({hosts[0]} uses it already); "
+        raise StudyError(f"storage: SQLite ({place}) cannot be shared between boxes ({hosts[0]} uses it already); "
                          f"use a journal file on a shared filesystem or a PostgreSQL URL")
     if host not in hosts:
         study.set_user_attr(HOSTS_ATTR, hosts + [host])
@@ -683,6 +683,6 @@ def network_filesystem(path: Path, mounts: str | None = None) -> str | None:
 def check_local_store(path: Path, mounts: str | None = None) -> None:
     kind = network_filesystem(path, mounts)
     if kind:
-        raise StudyError(f"--runs-dir: {path} is on a network filesystem ({kind}), where the run store's SQLite WAL "
+        raise StudyError(f"runs dir: {path} is on a network filesystem ({kind}), where the run store's SQLite WAL "
                          f"cannot work across hosts; keep runs on local disk (the default) and share the study "
                          f"instead (--storage)")

@@ -64,7 +64,7 @@ def continue_best(store: RunStore, sweep_id: str, top: int, epochs: int) -> list
     from .fork import fork_run
 
     if not (isinstance(top, int) and top >= 1):
-        raise QueueError(f"--top: got {top!r}; must be a number of configs, 1 or more")
+        raise QueueError(f"top: got {top!r}; must be a number of configs, 1 or more")
     full = resolve_sweep(store, sweep_id)
     _refuse_study(store, full, "continue")
     table = sweep_table(sweep_results(store, full))
@@ -76,7 +76,7 @@ def continue_best(store: RunStore, sweep_id: str, top: int, epochs: int) -> list
     for row in best:
         parent = store.get_run(row.best_run_id)
         if epochs <= parent.epochs_done:
-            raise QueueError(f"--epochs: got {epochs}; run {parent.id} has trained {parent.epochs_done} epochs "
+            raise QueueError(f"epochs: got {epochs}; run {parent.id} has trained {parent.epochs_done} epochs "
                              f"already, so ask for more")
         run = fork_run(store, parent.id, None, {"epochs": epochs})
         store.append(run.run_id, RunQueued(position=store.waiting_count() + 1, sweep_id=full, sweep_name=name))
