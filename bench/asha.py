@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
+import random
+import statistics
 import sys
 from pathlib import Path
 
@@ -46,22 +48,35 @@ def curves(epochs: int, device: str) -> dict[float, list[float]]:
     return found
 
 
-def one_rung(acc: dict[float, list[float]], epochs: int, rung: int) -> tuple[int, float]:
-    """Epochs trained by halving at one rung, and the best lr among those kept (by final val accuracy)."""
+def one_rung(acc: dict[float, list[float]], epochs: int, rung: int, slots: int, order: list[float]) -> tuple[int, float]:
+    """Epochs trained by the queue runner's one-rung halving with `slots` runs at once (runs/queue.py): configs
+    start in order and train on; once every config has reached the rung, the bottom half by val accuracy there
+    is stopped (those still training) or never started. The best lr among those it kept (by final val acc)."""
     configs = {lr: TrainConfig(lr=lr) for lr in acc}
-    plan = halving_plan((configs[lr], acc[lr][rung - 1]) for lr in acc)
-    kept = [lr for lr in acc if config_group(configs[lr]) in plan.keep]
-    trained = sum(epochs if lr in kept else rung for lr in acc)
-    return trained, max(kept, key=lambda lr: acc[lr][-1])
+    waiting, done, running, judged, kept = list(order), {lr: 0 for lr in acc}, [], False, set(acc)
+    while waiting or running:
+        while waiting and len(running) < slots:
+            running.append(waiting.pop(0))
+        for lr in running:  # one epoch each, side by side
+            done[lr] += 1
+        running = [lr for lr in running if done[lr] < epochs]
+        if not judged and all(done[lr] >= rung for lr in acc):
+            plan = halving_plan((configs[lr], acc[lr][rung - 1]) for lr in acc)
+            kept = {lr for lr in acc if config_group(configs[lr]) in plan.keep}
+            running = [lr for lr in running if lr in kept]
+            waiting = [lr for lr in waiting if lr in kept]
+            judged = True
+    return sum(done.values()), max(kept, key=lambda lr: acc[lr][-1])
 
 
-def asha(acc: dict[float, list[float]], epochs: int, rung: int, slots: int) -> tuple[int, float, dict[float, int]]:
+def asha(acc: dict[float, list[float]], epochs: int, rung: int, slots: int,
+         order: list[float]) -> tuple[int, float, dict[float, int]]:
     """Epochs trained under ASHA with `slots` trials at once, each epoch taking one unit of time; the best lr
     of those trained to the end; each lr's epochs."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0),
                                 pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=rung, reduction_factor=2))
-    waiting = list(acc)
+    waiting = list(order)
     running: list[tuple[int, int, float, object]] = []  # (time its next epoch ends, order, lr, trial)
     order, now, done = 0, 0, {}
 
@@ -100,6 +115,7 @@ def main() -> None:
     parser.add_argument("--rung", type=int, default=2, help="the halving epoch; ASHA's first rung")
     parser.add_argument("--slots", type=int, default=2, help="trials training at once under ASHA")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--orders", type=int, default=20, help="random arrival orders to average over")
     parser.add_argument("--curves", type=Path, help="play the policies on curves a previous run saved (JSON)")
     args = parser.parse_args()
     saved = Path(__file__).resolve().parent / "results" / "asha-curves.json"
@@ -109,17 +125,25 @@ def main() -> None:
         acc = curves(args.epochs, args.device)
         saved.write_text(json.dumps(acc) + "\n")
     full = len(acc) * args.epochs
-    rung_epochs, rung_best = one_rung(acc, args.epochs, args.rung)
-    asha_epochs, asha_best, each = asha(acc, args.epochs, args.rung, args.slots)
+    ascending = sorted(acc)
+    rung_epochs, rung_best = one_rung(acc, args.epochs, args.rung, args.slots, ascending)
+    asha_epochs, asha_best, each = asha(acc, args.epochs, args.rung, args.slots, ascending)
+    # a search draws configs in no particular order: the same curves, in 20 random orders
+    shuffled = [random.Random(seed).sample(ascending, len(ascending)) for seed in range(args.orders)]
+    rung_many = [one_rung(acc, args.epochs, args.rung, args.slots, o)[0] for o in shuffled]
+    asha_many = [asha(acc, args.epochs, args.rung, args.slots, o)[0] for o in shuffled]
     lines = [
-        f"# bench/asha.py --epochs {args.epochs} --rung {args.rung} --slots {args.slots} --device {args.device}",
+        f"# bench/asha.py --epochs {args.epochs} --rung {args.rung} --slots {args.slots} --device {args.device}"
+        + (f" --curves {args.curves}" if args.curves else ""),
         f"# {describe_machine(resolve_device(args.device))}",
         f"8 configs x {args.epochs} epochs, no halving: {full} epochs; best lr {max(acc, key=lambda k: acc[k][-1]):g}",
-        f"one-rung halving at epoch {args.rung}: {rung_epochs} epochs ({rung_epochs / full:.0%}); best kept lr "
-        f"{rung_best:g}",
-        f"ASHA, first rung {args.rung}, {args.slots} slots: {asha_epochs} epochs ({asha_epochs / full:.0%}); best "
-        f"kept lr {asha_best:g}",
-        "ASHA epochs per lr: " + ", ".join(f"{lr:g}: {n}" for lr, n in each.items()),
+        f"lr ascending, {args.slots} slots: one-rung halving at epoch {args.rung}: {rung_epochs} epochs "
+        f"({rung_epochs / full:.0%}), best kept lr {rung_best:g}; ASHA (first rung {args.rung}): {asha_epochs} epochs "
+        f"({asha_epochs / full:.0%}), best kept lr {asha_best:g}",
+        "ASHA epochs per lr (ascending order): " + ", ".join(f"{lr:g}: {n}" for lr, n in each.items()),
+        f"{args.orders} random orders, {args.slots} slots: one-rung halving {statistics.fmean(rung_many):.1f} epochs "
+        f"(min {min(rung_many)}, max {max(rung_many)}); ASHA {statistics.fmean(asha_many):.1f} epochs "
+        f"(min {min(asha_many)}, max {max(asha_many)})",
         "val acc per epoch: " + "; ".join(f"{lr:g}: " + " ".join(f"{v:.1f}" for v in acc[lr]) for lr in acc),
     ]
     text = "\n".join(lines) + "\n"
