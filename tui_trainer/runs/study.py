@@ -409,7 +409,9 @@ def _ask(opened: OpenStudy) -> Any | None:
     if not trials_left(opened):
         return None
     study, spec = opened.study, opened.spec
-    trial = study.ask(distributions(spec))
+    with warnings.catch_warnings():  # Optuna's heartbeat warns outside Study.optimize: this ask/tell loop beats
+        warnings.simplefilter("ignore")
+        trial = study.ask(distributions(spec))
     if "seed" in trial.user_attrs:
         return trial
     samples = 0 if spec.search == "grid" else spec.samples
@@ -437,7 +439,9 @@ def draw_trials(store: RunStore, has_slot: Callable[[TrainConfig], bool]) -> lis
         except StudyError as exc:
             print(f"study {link.name}: {exc}", flush=True)
             continue
-        fail_stale_trials(opened.study)
+        with warnings.catch_warnings():  # marked experimental since Optuna 2.9
+            warnings.simplefilter("ignore")
+            fail_stale_trials(opened.study)
         if not has_slot(opened.spec.base):
             continue
         trial = _ask(opened)

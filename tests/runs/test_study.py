@@ -1,0 +1,59 @@
+"""runs/study.py in-process: a trial drawn into the store's queue with its seed repeats enqueued, and a trial's
+reporter that sends the stop command when the pruner says so, records why, and tells the study it was pruned."""
+
+import types
+
+import pytest
+
+from tui_trainer.engine.commands import Command
+from tui_trainer.engine.control import TrainingControl
+from tui_trainer.engine.events import EpochEnded, RunStopped
+from tui_trainer.runs import study as study_module
+from tui_trainer.runs.store import RunStore
+from tui_trainer.runs.sweep import SweepSpec
+
+optuna = pytest.importorskip("optuna")
+DATA = {"dataset": "fashion-mnist-mini", "epochs": 3, "device": "cpu", "monitor": "val_acc",
+        "sweep": {"search": "tpe", "pruner": "asha", "samples": 3, "lr": {"log": [1e-3, 1e-1]}, "seed": [0, 1]}}
+
+
+def epoch(n, acc):
+    return EpochEnded(epoch=n, epochs=3, train_loss=1.0, train_acc=50.0, val_loss=1.0, val_acc=acc, lr=0.01,
+                      seconds=1.0, samples_per_s=1.0, step=n)
+
+
+def test_a_drawn_trial_is_a_queued_run_and_the_pruner_stops_it_with_a_reason(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    spec = SweepSpec.from_dict(DATA)
+    link = study_module.open_link(store, spec, DATA, str(tmp_path / "s.journal"), "p")
+    study = study_module.load(link).study
+    for value in (80.0, 85.0):  # two earlier trials that did well at epoch 1
+        study.add_trial(optuna.trial.create_trial(
+            state=optuna.trial.TrialState.COMPLETE, params={"lr": 0.01}, value=value,
+            distributions=study_module.distributions(spec), intermediate_values={1: value},
+            user_attrs={"seed": 0, "planned": True}, system_attrs={"completed_rung_0": value}))  # as ASHA marks it
+
+    [run_id] = study_module.draw_trials(store, lambda config: True)
+    record = store.get_run(run_id)
+    assert record.status == "queued" and record.sweep_id == link.sweep_id == study_module.sweep_id_of(link.storage, "p")
+    trial = next(t for t in study.get_trials() if t.user_attrs.get("run_id") == run_id)
+    assert trial.state.name == "RUNNING" and trial.number == 2
+    assert trial.user_attrs["seed"] == 0 and record.config["seed"] == 0
+    assert record.config["lr"] == pytest.approx(trial.params["lr"], rel=5e-3)  # at the 3 digits a range's points have
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    # its other seed, to come: the same params, fixed for whoever asks next
+    assert [(t.system_attrs["fixed_params"], t.user_attrs["seed"]) for t in waiting] == [(trial.params, 1)]
+
+    reporter = study_module.trial_reporter(store, run_id)
+    run = types.SimpleNamespace(control=TrainingControl())
+    reporter.attach(run)
+    reporter(epoch(1, 10.0))  # far below the others at the first rung
+    assert run.control.stop_reason == "pruned by asha at epoch 1"
+    assert store.take_commands(run_id) == [Command("stop")]
+    reporter(RunStopped(epochs_done=1, seconds=1.0, reason=run.control.stop_reason))
+    trial = study.get_trials()[trial.number]
+    assert trial.state.name == "PRUNED" and trial.intermediate_values == {1: 10.0}
+    assert study_module.BEAT_ATTR in trial.system_attrs  # it beat while it trained
+    rows = {r.number: r for r in study_module.trial_rows(study_module.load(link))}
+    assert rows[trial.number].last_epoch == 1 and rows[trial.number].run_id == run_id
+    store.close()
