@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tui_trainer.runs import study as study_module
+from tui_trainer.runs import study_storage
 from tui_trainer.runs.queue import set_per_device
 from tui_trainer.runs.store import RunStore
 
@@ -146,7 +147,7 @@ def test_a_study_refuses_another_space_a_shared_sqlite_and_a_runs_dir_on_nfs(tmp
     # a run store on NFS: one line saying keep runs local and share the study
     mounts = tmp_path / "mounts"
     mounts.write_text(f"/dev/sda1 / ext4 rw 0 0\nserver:/export {tmp_path / 'nfs'} nfs4 rw 0 0\n")
-    monkeypatch.setattr(study_module, "MOUNTS", str(mounts))
+    monkeypatch.setattr(study_storage, "MOUNTS", str(mounts))
     code, out, err = run_cli(["worker", "--storage", str(journal), "--study", "s", "--runs-dir",
                               str(tmp_path / "nfs" / "runs")], capsys)
     assert code == 2 and err.count("\n") == 1

@@ -10,7 +10,9 @@ from tui_trainer.engine.control import TrainingControl
 from tui_trainer.engine.events import EpochEnded, RunStopped
 from tui_trainer.runs import study as study_module
 from tui_trainer.runs.store import RunStore
+from tui_trainer.runs.study_storage import BEAT_ATTR
 from tui_trainer.runs.sweep import SweepSpec
+from tui_trainer.runs.trial_report import trial_reporter
 
 optuna = pytest.importorskip("optuna")
 DATA = {"dataset": "fashion-mnist-mini", "epochs": 3, "device": "cpu", "monitor": "val_acc",
@@ -44,7 +46,7 @@ def test_a_drawn_trial_is_a_queued_run_and_the_pruner_stops_it_with_a_reason(tmp
     # its other seed, to come: the same params, fixed for whoever asks next
     assert [(t.system_attrs["fixed_params"], t.user_attrs["seed"]) for t in waiting] == [(trial.params, 1)]
 
-    reporter = study_module.trial_reporter(store, run_id)
+    reporter = trial_reporter(store, run_id)
     run = types.SimpleNamespace(control=TrainingControl())
     reporter.attach(run)
     reporter(epoch(1, 10.0))  # far below the others at the first rung
@@ -53,7 +55,29 @@ def test_a_drawn_trial_is_a_queued_run_and_the_pruner_stops_it_with_a_reason(tmp
     reporter(RunStopped(epochs_done=1, seconds=1.0, reason=run.control.stop_reason))
     trial = study.get_trials()[trial.number]
     assert trial.state.name == "PRUNED" and trial.intermediate_values == {1: 10.0}
-    assert study_module.BEAT_ATTR in trial.system_attrs  # it beat while it trained
+    assert BEAT_ATTR in trial.system_attrs  # it beat while it trained
     rows = {r.number: r for r in study_module.trial_rows(study_module.load(link))}
     assert rows[trial.number].last_epoch == 1 and rows[trial.number].run_id == run_id
+    store.close()
+
+
+def test_sweep_show_exports_a_studys_configs_from_every_box(tmp_path, capsys, monkeypatch):
+    from ..cli.test_queue_cli import run_cli
+
+    monkeypatch.setenv("SCRATCH_TUI_HOME", str(tmp_path / "runs"))
+    store = RunStore(tmp_path / "runs")
+    spec = SweepSpec.from_dict(DATA)
+    link = study_module.open_link(store, spec, DATA, str(tmp_path / "s.journal"), "x")
+    study = study_module.load(link).study
+    for lr, seed, test, host in ((0.01, 0, 80.0, "a"), (0.01, 1, 82.0, "b"), (0.05, 0, 70.0, "b")):
+        study.add_trial(optuna.trial.create_trial(
+            state=optuna.trial.TrialState.COMPLETE, params={"lr": lr}, value=test - 1,
+            distributions=study_module.distributions(spec),
+            user_attrs={"seed": seed, "host": host, "run_id": f"{host}{seed}{int(lr * 100):06d}", "test_acc": test,
+                        "seconds": 2.0}))
+    code, out, err = run_cli(["sweep", "show", link.sweep_id[:5], "--csv"], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("lr,done,total,test_acc_mean,test_acc_std,")
+    assert lines[1].startswith("0.01,2,2,81.0,1.414") and lines[2].startswith("0.05,1,1,70.0,,")
     store.close()

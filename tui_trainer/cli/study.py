@@ -55,7 +55,8 @@ def add_worker_parser(sub: argparse._SubParsersAction) -> None:
 def run_worker(args: argparse.Namespace) -> int:
     from ..runs.queue import run_queue
     from ..runs.store import RunStore, default_runs_dir
-    from ..runs.study import StudyError, check_local_store, join_link, load
+    from ..runs.study import join_link, load
+    from ..runs.study_storage import StudyError, check_local_store
     from ..runs.sweep import SweepError
 
     try:
@@ -83,7 +84,8 @@ def run_study_sweep(args: argparse.Namespace, store_dir: str | None) -> int:
     by this box's queue runner, watched until it has no trial left, then its table. Raises StudyError."""
     from ..runs.queue import ensure_runner, new_sweep_id
     from ..runs.store import RunStore, default_runs_dir
-    from ..runs.study import check_local_store, check_spec, load, open_link, require_optuna
+    from ..runs.study import check_spec, load, open_link
+    from ..runs.study_storage import check_local_store, require_optuna
     from ..runs.sweep import SweepSpec
     from .queue import say_runner
 
@@ -131,7 +133,7 @@ def run_study_sweep(args: argparse.Namespace, store_dir: str | None) -> int:
 
 def _submit(args: argparse.Namespace, link: "StudyLink", store_dir: str | None) -> int:
     from ..runs.slurm import SlurmRequest, submit
-    from ..runs.study import StudyError, is_journal
+    from ..runs.study_storage import StudyError, is_journal
 
     extra = {}
     for item in args.slurm_arg:
@@ -155,7 +157,7 @@ def _submit(args: argparse.Namespace, link: "StudyLink", store_dir: str | None) 
 
 
 def _where(link: "StudyLink") -> str:
-    from ..runs.study import is_journal
+    from ..runs.study_storage import is_journal
 
     return f"journal {link.storage}" if is_journal(link.storage) else link.storage.split("@")[-1]
 

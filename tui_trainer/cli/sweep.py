@@ -258,16 +258,17 @@ def _show(args: argparse.Namespace) -> int:
     if args.top is not None and args.top < 1:
         raise QueueError(f"--top: got {args.top}; must be a number of configs, 1 or more")
     with RunStore(args.runs_dir) as store:
-        from ..runs.study import load, study_link
+        from ..runs.study import load, study_link, trial_results
+        from ..runs.sweep import sweep_table
 
-        link = study_link(store, args.sweep_id)
+        link = study_link(store, args.sweep_id)  # a study: every box's trials, read from it
         if link is not None and not (args.csv or args.json):
             print_study(store, load(link))
             return 0
         if not (args.csv or args.json):
             _print_table(store, args.sweep_id, args.top)
             return 0
-        swept = _sweep_table(store, args.sweep_id)
+        swept = sweep_table(trial_results(load(link))) if link else _sweep_table(store, args.sweep_id)
         if args.top:
             swept = SweepTable(swept.fields, swept.rows[:args.top])
         sys.stdout.write(swept.to_csv() if args.csv else swept.to_json())

@@ -3,7 +3,7 @@
     link = open_link(store, spec, data, storage, name)   # create the study (or join it: its space must match)
     link = join_link(store, storage, name)               # join a study someone made, its sweep read from it
     draw_trials(store, has_slot)                         # the queue runner, each poll: a trial per free slot
-    reporter = trial_reporter(store, run_id)             # the run's worker: epochs reported, pruned, told
+    reporter = trial_reporter(store, run_id)             # (trial_report.py) the run's worker: reported, pruned, told
     trials(store, sweep_id)                              # every box's trials, as `sweep show` lists them
 
 Optuna keeps the search (samplers: TPE, random, QMC; the grid is sweep.py's own, enqueued in order), the pruners
@@ -25,138 +25,24 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import threading
 import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from ..engine.commands import Command
 from ..engine.config import SETTINGS, TrainConfig, to_text
-from ..engine.events import EpochEnded, EvaluationEnded, Event, RunFailed, RunFinished, RunStopped
 from .store import RunStore
+from .study_storage import STALE_BEATS, StudyError, is_sqlite, open_storage, require_optuna, storage_place
 from .sweep import SweepError, SweepSpec, _number
 
 if TYPE_CHECKING:
     import optuna
 
-JOURNAL_FILE = "studies.journal"  # beside the run store, for a study without --storage
 LINK = "study.link."  # + a sweep id: the study this store's sweep draws from (a setting of the run store)
 TRIAL = "study.trial."  # + a run id: the trial that run trains
 SPEC_ATTR = "scratch_tui.sweep"  # the study's sweep file (as a dict): a joining box builds its runs from it
 SPACE_ATTR = "scratch_tui.space"  # what a joining file must match: the search space, seeds, base config, search
 HOSTS_ATTR = "scratch_tui.hosts"
-BEAT_ATTR = "scratch_tui.beat"  # a trial's last heartbeat (time.time())
-RETRIES = 1  # a trial whose run died is trained again once, by any box
-STALE_BEATS = 3  # a running trial silent for this many heartbeats is failed
-SWEEP_EXTRA = "pip install 'scratch-tui[sweep]'"
-
-
-class StudyError(ValueError):
-    """A study that cannot be made, reached or joined: one line naming what and how to fix it."""
-
-
-def require_optuna(flag: str = "a study") -> Any:
-    try:
-        import optuna
-    except ImportError:
-        raise StudyError(f"{flag} needs Optuna, which is not installed; install the sweep extra: {SWEEP_EXTRA}") \
-            from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna
-
-
-# -- where a study lives ---------------------------------------------------------------------------------------
-def is_sqlite(storage: str) -> bool:
-    return storage.startswith("sqlite:")
-
-
-def is_journal(storage: str) -> bool:
-    return "://" not in storage and not is_sqlite(storage)
-
-
-def storage_place(storage: str | None, store: RunStore) -> str:
-    """The storage as kept in the run store: an RDB URL as given, a journal file as its absolute path."""
-    if storage is None:
-        return str(store.root / JOURNAL_FILE)
-    return storage if not is_journal(storage) else str(Path(storage).expanduser().resolve())
-
-
-def sweep_id_of(storage: str, name: str) -> str:
-    """The sweep id every box gives a study's runs: the same on each, made from where the study lives."""
-    return hashlib.sha1(f"{storage}\n{name}".encode()).hexdigest()[:8]
-
-
-def _storage(storage: str, heartbeat_s: float) -> Any:
-    optuna = require_optuna()
-    with warnings.catch_warnings():  # renamed in Optuna 4.9 (RetryHeartbeatStaleTrialCallback), marked experimental
-        warnings.simplefilter("ignore")
-        retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback",
-                        optuna.storages.RetryFailedTrialCallback)(max_retry=RETRIES)
-    if is_journal(storage):
-        folder = Path(storage).parent
-        if not folder.is_dir():
-            raise StudyError(f"storage: the folder of journal file {storage} does not exist; create it or give "
-                             f"another path")
-        try:
-            backend = optuna.storages.journal.JournalFileBackend(storage)
-        except OSError as exc:
-            raise StudyError(f"storage: cannot open journal file {storage} ({exc.strerror}); give a writable path")
-        return _beating_journal(optuna)(backend, heartbeat_s, retry)
-    try:
-        with warnings.catch_warnings():  # the heartbeat's arguments are marked experimental, the callback renamed
-            warnings.simplefilter("ignore")
-            return optuna.storages.RDBStorage(storage, heartbeat_interval=max(1, math.ceil(heartbeat_s)),
-                                              grace_period=max(1, math.ceil(heartbeat_s * STALE_BEATS)),
-                                              failed_trial_callback=retry)
-    except ImportError as exc:
-        raise StudyError(f"storage: {storage.split(':')[0]} needs a database driver that is not installed "
-                         f"({exc.name}); install it, or use a journal file path") from None
-    except Exception as exc:  # SQLAlchemy's errors: a server that does not answer, a bad URL, refused login
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise StudyError(f"storage: cannot reach {storage} ({first}); check the URL and that the database "
-                         f"answers") from None
-
-
-_JOURNAL_CLASS: list[type] = []
-
-
-def _beating_journal(optuna: Any) -> type:
-    """Optuna's JournalStorage with the heartbeat its RDB storage has: beats kept as a trial system attribute."""
-    if _JOURNAL_CLASS:
-        return _JOURNAL_CLASS[0]
-    from optuna.storages._heartbeat import BaseHeartbeat
-    from optuna.trial import TrialState
-
-    class BeatingJournal(optuna.storages.JournalStorage, BaseHeartbeat):
-        def __init__(self, backend: Any, heartbeat_s: float, callback: Callable | None) -> None:
-            super().__init__(backend)
-            self.heartbeat_s, self.callback = heartbeat_s, callback
-
-        def record_heartbeat(self, trial_id: int) -> None:
-            self.set_trial_system_attr(trial_id, BEAT_ATTR, time.time())
-
-        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-            now = time.time()
-            return [t._trial_id for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-                    if now - _last_sign(t) > self.heartbeat_s * STALE_BEATS]
-
-        def get_heartbeat_interval(self) -> float:
-            return self.heartbeat_s
-
-        def get_heartbeat_stale_trial_callback(self) -> Callable | None:
-            return self.callback
-
-    _JOURNAL_CLASS.append(BeatingJournal)
-    return BeatingJournal
-
-
-def _last_sign(trial: Any) -> float:
-    """When a running trial last showed it lives: its last beat, or its start (a retry carries its
-    predecessor's beat, older than its own start)."""
-    started = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
-    return max(float(trial.system_attrs.get(BEAT_ATTR, 0.0)), started)
 
 
 # -- the search space ------------------------------------------------------------------------------------------
@@ -235,9 +121,9 @@ def direction(spec: SweepSpec) -> str:
     return "minimize" if spec.base.monitor == "val_loss" else "maximize"
 
 
-def _planned(spec: SweepSpec) -> int:
-    """How many trials the sweep trains: its configs times its seeds."""
-    return spec.size()
+def sweep_id_of(storage: str, name: str) -> str:
+    """The sweep id every box gives a study's runs: the same on each, made from where the study lives."""
+    return hashlib.sha1(f"{storage}\n{name}".encode()).hexdigest()[:8]
 
 
 # -- the link between a run store and a study ------------------------------------------------------------------
@@ -278,7 +164,7 @@ def load(link: StudyLink) -> OpenStudy:
     if link in _OPEN:
         return _OPEN[link]
     optuna = require_optuna()
-    storage = _storage(link.storage, 1.0)
+    storage = open_storage(link.storage, 1.0)
     try:
         summary = optuna.load_study(study_name=link.name, storage=storage)
     except KeyError:
@@ -308,7 +194,7 @@ def open_link(store: RunStore, spec: SweepSpec, data: Mapping[str, Any], storage
         raise StudyError(f"storage: SQLite ({place}) cannot be shared by Slurm's workers on several nodes; use a "
                          f"journal file on a shared filesystem or a PostgreSQL URL")
     link = StudyLink(place, name)
-    backend = _storage(place, spec.heartbeat)
+    backend = open_storage(place, spec.heartbeat)
     study = optuna.create_study(study_name=name, storage=backend, sampler=_sampler(spec), pruner=pruner(spec),
                                 direction=direction(spec), load_if_exists=True)
     space = _space(spec)
@@ -459,7 +345,10 @@ def draw_trials(store: RunStore, has_slot: Callable[[TrainConfig], bool]) -> lis
     return queued
 
 
-def beat_trials(store: RunStore, every_s: float | None = None, _last: dict[str, float] = {}) -> None:
+_BEATEN: dict[str, float] = {}  # run id -> when this runner last beat for its trial
+
+
+def beat_trials(store: RunStore) -> None:
     """The runner's heartbeat for its trials whose runs wait or train here (the run beats too, once it trains),
     so a trial of this box stays its own until the run ends or dies."""
     from optuna.trial import TrialState
@@ -476,9 +365,9 @@ def beat_trials(store: RunStore, every_s: float | None = None, _last: dict[str, 
         data = json.loads(value)
         link = StudyLink(data["storage"], data["study"])
         opened = load(link)
-        if now - _last.get(run_id, 0.0) < (every_s or opened.spec.heartbeat):
+        if now - _BEATEN.get(run_id, 0.0) < opened.spec.heartbeat:
             continue
-        _last[run_id] = now
+        _BEATEN[run_id] = now
         trial = opened.study.get_trials(deepcopy=False)[data["trial"]]
         if trial.state == TrialState.RUNNING:
             opened.study._storage.record_heartbeat(trial._trial_id)
@@ -493,91 +382,6 @@ def studies_open(store: RunStore) -> bool:
         except StudyError:
             continue
     return False
-
-
-# -- the run's side (its worker) -------------------------------------------------------------------------------
-class TrialReporter:
-    """In the process that trains a trial's run: each epoch's monitored metric reported to the trial, the stop
-    command sent when the pruner says so, the end told to the study, and a heartbeat while it trains."""
-
-    def __init__(self, store: RunStore, run_id: str, opened: OpenStudy, number: int):
-        self.store, self.run_id, self.opened, self.number = store, run_id, opened, number
-        self.trial = opened.study.get_trials(deepcopy=False)[number]
-        self.best: float | None = None
-        self.pruned_at: int | None = None
-        self.run: Any = None
-        self._stop = threading.Event()
-        self._beats: threading.Thread | None = None
-
-    def attach(self, run: Any) -> None:
-        """Before training: the run (whose control takes the pruner's reason) and the heartbeat."""
-        self.run = run
-        storage = self.opened.study._storage
-        storage.record_heartbeat(self.trial._trial_id)
-
-        def beat() -> None:
-            while not self._stop.wait(self.opened.spec.heartbeat):
-                try:
-                    storage.record_heartbeat(self.trial._trial_id)
-                except Exception:  # a finished trial, a storage gone for a moment: the next beat tries again
-                    pass
-
-        self._beats = threading.Thread(target=beat, daemon=True, name="trial-heartbeat")
-        self._beats.start()
-
-    def __call__(self, event: Event) -> None:
-        optuna = require_optuna()
-        study, spec = self.opened.study, self.opened.spec
-        if isinstance(event, EpochEnded):
-            value = event.val_loss if spec.base.monitor == "val_loss" else event.val_acc
-            if value is None:
-                return
-            if self.best is None or (value < self.best if direction(spec) == "minimize" else value > self.best):
-                self.best = value
-            trial = optuna.Trial(study, self.trial._trial_id)
-            trial.report(value, event.epoch)
-            if self.pruned_at is None and event.epoch < event.epochs and trial.should_prune():
-                self.pruned_at = event.epoch
-                if self.run is not None:
-                    self.run.control.stop_reason = f"pruned by {spec.pruner} at epoch {event.epoch}"
-                self.store.send(self.run_id, Command("stop"))  # as successive halving stops a run
-        elif isinstance(event, EvaluationEnded):
-            study._storage.set_trial_user_attr(self.trial._trial_id, "test_acc", event.test_acc)
-        elif isinstance(event, (RunFinished, RunStopped, RunFailed)):
-            self._tell(event)
-
-    def _tell(self, event: Event) -> None:
-        from optuna.exceptions import UpdateFinishedTrialError
-        from optuna.trial import TrialState
-
-        self.close()
-        study = self.opened.study
-        seconds = getattr(event, "seconds", 0.0)
-        study._storage.set_trial_user_attr(self.trial._trial_id, "seconds", seconds)
-        try:
-            if isinstance(event, RunFinished) and self.best is not None:
-                study.tell(self.number, self.best)
-            elif isinstance(event, RunStopped) and self.pruned_at is not None:
-                study.tell(self.number, state=TrialState.PRUNED)
-            else:  # failed, or stopped by someone: `sweep retry` trains it again
-                why = getattr(event, "message", "") or getattr(event, "reason", "")
-                study._storage.set_trial_user_attr(self.trial._trial_id, "ended", why)
-                study.tell(self.number, state=TrialState.FAIL)
-        except (UpdateFinishedTrialError, RuntimeError, ValueError):
-            pass  # failed meanwhile as stale by another box: its retry stands
-
-    def close(self) -> None:
-        self._stop.set()
-
-
-def trial_reporter(store: RunStore, run_id: str) -> TrialReporter | None:
-    """The reporter of a run that trains a study's trial; None for any other run (no Optuna imported)."""
-    value = store.setting(TRIAL + run_id)
-    if not value:
-        return None
-    data = json.loads(value)
-    opened = load(StudyLink(data["storage"], data["study"]))
-    return TrialReporter(store, run_id, opened, data["trial"])
 
 
 def retry_failed(opened: OpenStudy) -> list[int]:
@@ -659,34 +463,3 @@ def check_spec(spec: SweepSpec) -> None:
         raise SweepError("sweep: a study needs at least one setting to search; list values or a range under [sweep]")
 
 
-# -- where the run store may live ------------------------------------------------------------------------------
-MOUNTS = "/proc/mounts"
-NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph", "glusterfs", "lustre", "gpfs")
-
-
-def network_filesystem(path: Path, mounts: str | None = None) -> str | None:
-    """The type of the network filesystem (NFS, CIFS, a FUSE mount) that `path` lives on; None when it is local."""
-    try:
-        lines = Path(mounts or MOUNTS).read_text().splitlines()
-    except OSError:
-        return None  # no /proc: nothing to tell
-    path = Path(path).expanduser().resolve()
-    best, kind = "", ""
-    for line in lines:
-        parts = line.split()
-        if len(parts) < 3:
-            continue
-        point = parts[1].replace("\\040", " ")
-        if (path == Path(point) or Path(point) in path.parents) and len(point) >= len(best):
-            best, kind = point, parts[2]
-    if kind in NETWORK_FILESYSTEMS or kind.startswith("fuse") and kind not in ("fuseblk", "fusectl"):
-        return kind
-    return None
-
-
-def check_local_store(path: Path, mounts: str | None = None) -> None:
-    kind = network_filesystem(path, mounts)
-    if kind:
-        raise StudyError(f"runs dir: {path} is on a network filesystem ({kind}), where the run store's SQLite WAL "
-                         f"cannot work across hosts; keep runs on local disk (the default) and share the study "
-                         f"instead (--storage)")

@@ -302,7 +302,7 @@ def train(store: RunStore, run_id: str, printer: Printer | None = None, *, epoch
           rank: int = 0, hangup: bool = True) -> Ended:
     """The worker: the stored run prepared (see `prepare`) and driven to its end (see `drive`) in this process.
     A run that trains a study's trial reports to it as it goes (runs/study.py)."""
-    from .study import trial_reporter
+    from .trial_report import trial_reporter
 
     reporter = trial_reporter(store, store.resolve(run_id)) if rank == 0 else None
     run = prepare(store, run_id, epochs=epochs, rank=rank,
