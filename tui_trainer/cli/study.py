@@ -184,7 +184,7 @@ def _outcome(row) -> str:
         return "finished" + (f", test accuracy {percent(row.test_acc)}" if row.test_acc is not None else "")
     if row.state == "PRUNED":
         return f"pruned at epoch {row.last_epoch}"
-    return "failed" + (f", retried" if row.retry_of is None else "")
+    return "failed" + (f" (a retry of trial {row.retry_of})" if row.retry_of is not None else "")
 
 
 def _all_done(opened: "OpenStudy") -> bool:

@@ -4,7 +4,7 @@
     link = join_link(store, storage, name)               # join a study someone made, its sweep read from it
     draw_trials(store, has_slot)                         # the queue runner, each poll: a trial per free slot
     reporter = trial_reporter(store, run_id)             # (trial_report.py) the run's worker: reported, pruned, told
-    trials(store, sweep_id)                              # every box's trials, as `sweep show` lists them
+    trial_rows(load(link)), trial_results(...)          # every box's trials, as `sweep show` lists them
 
 Optuna keeps the search (samplers: TPE, random, QMC; the grid is sweep.py's own, enqueued in order), the pruners
 (ASHA, Hyperband, median) and the storage many processes share: a journal file (on a shared filesystem) or an
