@@ -81,3 +81,40 @@ def test_sweep_show_exports_a_studys_configs_from_every_box(tmp_path, capsys, mo
     assert lines[0].startswith("lr,done,total,test_acc_mean,test_acc_std,")
     assert lines[1].startswith("0.01,2,2,81.0,1.414") and lines[2].startswith("0.05,1,1,70.0,,")
     store.close()
+
+
+def test_a_run_cut_short_leaves_its_trial_running_and_a_requeued_slurm_worker_resumes_it(tmp_path):
+    import os
+
+    from tui_trainer.runs.slurm import SlurmWorker, resume_cut_short
+    from tui_trainer.runs.worker import drive, prepare
+
+    from ..cli.test_queue_cli import wait_until
+
+    data = {"dataset": "fashion-mnist-mini", "max_train_samples": 128, "epochs": 2, "device": "cpu", "hidden": [8],
+            "monitor": "val_acc", "sweep": {"search": "grid", "lr": [0.01]}}
+    store = RunStore(tmp_path / "runs")
+    link = study_module.open_link(store, SweepSpec.from_dict(data), data, str(tmp_path / "s.journal"), "cut")
+    [run_id] = study_module.draw_trials(store, lambda config: True)
+    store.set_process(run_id, os.getpid())  # trained here, in this process, as its worker would
+    run = prepare(store, run_id)
+    reporter = trial_reporter(store, run_id)
+    reporter.attach(run)
+
+    def preempted_after_one_epoch(event):
+        reporter(event)
+        if isinstance(event, EpochEnded):
+            run.control.stop()  # what SIGTERM does to a worker (drive's handler)
+
+    drive(run, store, observer=preempted_after_one_epoch)
+    assert store.get_run(run_id).status == "stopped" and store.get_run(run_id).epochs_done == 1
+    study = study_module.load(link).study
+    assert study.get_trials()[0].state.name == "RUNNING"  # not told: the worker that comes back resumes it
+
+    requeued = SlurmWorker(link.storage, link.name, str(tmp_path / "runs")).checkpoint()
+    assert requeued.function == SlurmWorker(link.storage, link.name, str(tmp_path / "runs"))
+    assert resume_cut_short(store) == [run_id]  # what the requeued task does first
+    wait_until(lambda: store.get_run(run_id).status == "finished", 90, "the resumed run")
+    assert [e["epoch"] for e in store.epochs(run_id)] == [1, 2]  # epoch 1 kept, epoch 2 trained on from it
+    wait_until(lambda: study_module.load(link).study.get_trials()[0].state.name == "COMPLETE", 10, "the tell")
+    store.close()

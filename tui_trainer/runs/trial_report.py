@@ -79,7 +79,12 @@ class TrialReporter:
                 study.tell(self.number, self.best)
             elif isinstance(event, RunStopped) and self.pruned_at is not None:
                 study.tell(self.number, state=TrialState.PRUNED)
-            else:  # failed, or stopped by someone: `sweep retry` trains it again
+            elif isinstance(event, RunStopped):
+                # stopped by a signal (Slurm's preemption, a box shutting down) or by hand: left running and
+                # silent, so a requeued worker resumes it (runs/slurm.py), or else it goes stale and any box
+                # retries it once
+                return
+            else:  # failed: `sweep retry` trains it again
                 why = getattr(event, "message", "") or getattr(event, "reason", "")
                 study._storage.set_trial_user_attr(self.trial._trial_id, "ended", why)
                 study.tell(self.number, state=TrialState.FAIL)
