@@ -45,7 +45,7 @@ def box_env(home):
 def test_two_boxes_share_one_study_and_lose_no_trial_to_kill_9(tmp_path, capsys, monkeypatch):
     journal = tmp_path / "shared" / "study.journal"
     journal.parent.mkdir()
-    spec = sweep_file(tmp_path, 'search = "tpe"\nsamples = 12\nlr = {log = [1e-3, 1e-1]}\nheartbeat = 1\n')
+    spec = sweep_file(tmp_path, 'search = "tpe"\nsamples = 12\nlr = {log = [1e-3, 1e-1]}\nheartbeat = 2\n')
     box_a, box_b = tmp_path / "a", tmp_path / "b"
     for box in (box_a, box_b):  # three trials at a time on each box: the test's time is mostly starting processes
         with RunStore(box / "runs") as store:

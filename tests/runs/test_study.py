@@ -48,6 +48,7 @@ def test_a_drawn_trial_is_a_queued_run_and_the_pruner_stops_it_with_a_reason(tmp
 
     reporter = trial_reporter(store, run_id)
     run = types.SimpleNamespace(control=TrainingControl())
+    reporter.beat()
     reporter.attach(run)
     reporter(epoch(1, 10.0))  # far below the others at the first rung
     assert run.control.stop_reason == "pruned by asha at epoch 1"
@@ -99,6 +100,7 @@ def test_a_run_cut_short_leaves_its_trial_running_and_a_requeued_slurm_worker_re
     store.set_process(run_id, os.getpid())  # trained here, in this process, as its worker would
     run = prepare(store, run_id)
     reporter = trial_reporter(store, run_id)
+    reporter.beat()
     reporter.attach(run)
 
     def preempted_after_one_epoch(event):

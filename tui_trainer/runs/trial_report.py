@@ -30,8 +30,11 @@ class TrialReporter:
         self._beats: threading.Thread | None = None
 
     def attach(self, run: Any) -> None:
-        """Before training: the run (whose control takes the pruner's reason) and the heartbeat."""
+        """The run, once built: its control takes the pruner's reason."""
         self.run = run
+
+    def beat(self) -> None:
+        """Beat from now until the end (before the run is built: loading data may outlast the grace period)."""
         storage = self.opened.study._storage
         storage.record_heartbeat(self.trial._trial_id)
 

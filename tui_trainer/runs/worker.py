@@ -305,12 +305,15 @@ def train(store: RunStore, run_id: str, printer: Printer | None = None, *, epoch
     from .trial_report import trial_reporter
 
     reporter = trial_reporter(store, store.resolve(run_id)) if rank == 0 else None
-    run = prepare(store, run_id, epochs=epochs, rank=rank,
-                  download_progress=printer.download_progress if printer is not None else None)
     if reporter is None:
+        run = prepare(store, run_id, epochs=epochs, rank=rank,
+                      download_progress=printer.download_progress if printer is not None else None)
         return drive(run, store if rank == 0 else None, printer, hangup=hangup, rank=rank)
-    reporter.attach(run)
-    try:
+    reporter.beat()
+    try:  # a run that cannot start stops beating: its trial goes stale, and another box retries it
+        run = prepare(store, run_id, epochs=epochs, rank=rank,
+                      download_progress=printer.download_progress if printer is not None else None)
+        reporter.attach(run)
         return drive(run, store, printer, hangup=hangup, rank=rank, observer=reporter)
     finally:
         reporter.close()
