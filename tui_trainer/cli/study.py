@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..format import percent
-from .common import EXIT_FAILED, EXIT_INTERRUPTED, RUNS_DIR_HELP, table, terminal_width, usage_error
+from .common import EXIT_FAILED, EXIT_INTERRUPTED, RUNS_DIR_HELP, error, table, terminal_width, usage_error
 
 if TYPE_CHECKING:
     from ..runs.store import RunStore
@@ -54,7 +54,7 @@ def add_worker_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_worker(args: argparse.Namespace) -> int:
     from ..runs.queue import run_queue
-    from ..runs.store import RunStore, default_runs_dir
+    from ..runs.store import RunStore, StoreError, default_runs_dir
     from ..runs.study import join_link, load
     from ..runs.study_storage import StudyError, check_local_store
     from ..runs.sweep import SweepError
@@ -75,6 +75,8 @@ def run_worker(args: argparse.Namespace) -> int:
             return 0 if _all_done(opened) else EXIT_FAILED
     except (StudyError, SweepError) as exc:
         return usage_error(str(exc), "worker")
+    except (StoreError, OSError) as exc:
+        return error(str(exc), "worker")
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
 
