@@ -61,11 +61,12 @@ def test_two_boxes_share_one_study_and_lose_no_trial_to_kill_9(tmp_path, capsys,
                                  "two"], env=box_env(box_b), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         # box A is lost mid-trial: its runner and the run it trains, kill -9
-        def training_on_a():
-            return [r for r in store_a.list_runs(sweep=sweep_id) if r.status == "running" and r.epochs_done == 0]
+        def training_on_a():  # a run of A's trained by its own process (while it starts, the runner's pid stands)
+            return [record for record in (store_a.get_run(r.id) for r in store_a.list_runs(sweep=sweep_id))
+                    if record.status == "running" and record.epochs_done == 0 and record.pid not in (None, runner_a)]
 
         wait_until(lambda: training_on_a(), 60, "box A to train a trial")
-        victim = store_a.get_run(training_on_a()[0].id)
+        victim = training_on_a()[0]
         os.kill(runner_a, signal.SIGKILL)
         os.kill(victim.pid, signal.SIGKILL)
         out_b, _ = worker_b.communicate(timeout=180)
