@@ -71,6 +71,7 @@ DEFAULT_PER_DEVICE = 1
 MOST_PER_DEVICE = 32  # runs sharing one device: past a few, each waits on the others and memory runs out
 POLL_S = 0.5  # how often the runner looks for free slots
 HALVING = "sweep.halving."  # + a sweep id: the setting that asks the runner for successive halving
+RETRIED = "sweep.retried."  # + a run id: the run `sweep retry` queued in its place (runs/sweep_life.py)
 
 
 class QueueError(ValueError):
@@ -199,10 +200,11 @@ def runner_status(store: RunStore) -> QueueStatus:
                        store.waiting_count())
 
 
-def ensure_runner(store: RunStore) -> int | None:
-    """Start the runner if the queue has waiting runs, is not paused and has no runner; its pid, or None."""
+def ensure_runner(store: RunStore, study: bool = False) -> int | None:
+    """Start the runner if the queue has waiting runs (or, with `study`, a study to draw them from), is not paused
+    and has no runner; its pid, or None."""
     status = runner_status(store)
-    if status.running or status.paused or not status.waiting:
+    if status.running or status.paused or not (status.waiting or study):
         return None
     return start_runner(store)
 
@@ -261,8 +263,15 @@ def sweep_records(store: RunStore, sweep_id: str) -> list[RunRecord]:
 
 
 def sweep_results(store: RunStore, sweep_id: str) -> list[RunResult]:
-    """The sweep's runs but those this version cannot read: without a config they belong to no row."""
-    return [RunResult.from_record(r) for r in sweep_records(store, sweep_id) if not r.unreadable]
+    """The sweep's runs but those this version cannot read (without a config they belong to no row) and those
+    queued again by `sweep retry` (their retries count instead)."""
+    again = retried(store)
+    return [RunResult.from_record(r) for r in sweep_records(store, sweep_id) if not r.unreadable and r.id not in again]
+
+
+def retried(store: RunStore) -> set[str]:
+    """The runs `sweep retry` queued again."""
+    return {key[len(RETRIED):] for key, _ in store.settings_under(RETRIED)}
 
 
 def list_sweeps(store: RunStore) -> list[SweepSummary]:
@@ -353,7 +362,8 @@ def run_queue(store: RunStore, poll_s: float = POLL_S) -> int:
             _reap(children)
             store.mark_interrupted()
             _halve_sweeps(store, scores)  # before starting anything: a loser's queued seed never starts
-            if _release_if_done(store):
+            studies = _draw_from_studies(store)
+            if not studies and _release_if_done(store):
                 break
             pids = _start_what_fits(store)
             children.update(pids)
@@ -386,13 +396,37 @@ def _release_if_done(store: RunStore) -> bool:
     return store.release_idle_queue_runner(os.getpid(), paused=PAUSED, halving=HALVING)
 
 
-def _start_what_fits(store: RunStore) -> list[int]:
-    """Start the waiting runs, in order, that a device has a free slot for; their pids."""
-    limit = _per_device(store)
+def _busy_slots(store: RunStore) -> Counter[str]:
+    """How many runs train on each device slot of this host now."""
     busy: Counter[str] = Counter()
     for asked, device in store.training_here():
         gpus = asked.get("gpus", 1)
         busy.update(_rank_slots(gpus) if gpus > 1 else [_slot(device or asked.get("device", "auto"))])
+    return busy
+
+
+# -- studies: when a slot frees, ask the study for a trial (runs/study.py) ------------------------------------------
+def _draw_from_studies(store: RunStore) -> bool:
+    """Queue a trial of each study this store draws from while a slot is free for it and nothing waits; keep its
+    trials here beating. Whether a study may still give this box work (the runner stays for it)."""
+    from .study import LINK, beat_trials, draw_trials, studies_open
+
+    if not store.settings_under(LINK):
+        return False  # no study: Optuna is never imported
+
+    def has_slot(config: TrainConfig) -> bool:
+        busy = _busy_slots(store)
+        return not store.waiting_count() and any(busy[s] < _per_device(store) for s in _candidates(config.device))
+
+    draw_trials(store, has_slot)
+    beat_trials(store)
+    return studies_open(store)
+
+
+def _start_what_fits(store: RunStore) -> list[int]:
+    """Start the waiting runs, in order, that a device has a free slot for; their pids."""
+    limit = _per_device(store)
+    busy = _busy_slots(store)
     started = []
     for run in queued(store):
         if run.config is None:
