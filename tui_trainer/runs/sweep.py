@@ -364,6 +364,7 @@ class SweepSpec:
             raise SweepError("sweep.seed: seeds are repeats; give them as seeds, not as an axis")
         if self.mode not in MODES:
             raise SweepError(f"sweep.mode: got {shown(self.mode)}; choose grid or random")
+        if self.search and self.search not in SEARCHES:
             raise SweepError(f"sweep.search: got {shown(self.search)}; choose one of {', '.join(SEARCHES)}")
         if self.pruner not in PRUNERS:
             raise SweepError(f"sweep.pruner: got {shown(self.pruner)}; choose one of {', '.join(PRUNERS)}")
