@@ -33,6 +33,7 @@ from .inspect import add_inspect_parser, run_inspect
 from .lr_find import add_lr_find_parser, run_lr_find
 from .queue import add_queue_parser, run_queue_command
 from .runs import run_runs
+from .study import add_worker_parser, run_worker
 from .sweep import add_sweep_parser, run_sweep_command, with_default_action
 from .train import run_train
 from ..engine.commands import COMMANDS
@@ -137,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_queue_parser(sub)
     add_sweep_parser(sub)
+    add_worker_parser(sub)
     add_lr_find_parser(sub)
     add_inspect_parser(sub)
 
@@ -212,6 +214,8 @@ def _run(args: argparse.Namespace) -> int:
         return run_queue_command(args)
     if args.command == "sweep":
         return run_sweep_command(args)
+    if args.command == "worker":
+        return run_worker(args)
     if args.command == "eval":
         return run_eval(args)
     if args.command == "lr-find":

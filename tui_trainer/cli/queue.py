@@ -67,7 +67,7 @@ def run_queue_command(args: argparse.Namespace) -> int:
     from ..runs.store import RunNotFound, RunStore, StoreError
 
     command = f"queue {args.queue_command}"
-    if args.queue_command == "ls" and (empty := no_store(args.runs_dir)) is not None:  # reading creates nothing
+    if args.queue_command == "ls" and no_store(args.runs_dir) is not None:  # reading creates nothing
         from ..runs.queue import DEFAULT_PER_DEVICE
 
         print("The queue is empty; add runs with `scratch-tui queue add`.")

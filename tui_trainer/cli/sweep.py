@@ -18,12 +18,13 @@ from ..engine.user_text import shown as quoted
 from ..format import percent
 from .common import (EXIT_FAILED, EXIT_INTERRUPTED, RUNS_DIR_HELP, Parser, error, no_store, reader_gone, table,
                      terminal_width, usage_error, when)
+from .study import add_study_flags, print_study, run_study_sweep
 
 if TYPE_CHECKING:
     from ..runs.store import RunStore
     from ..runs.sweep import SweepTable
 
-ACTIONS = ("run", "show", "ls")  # `sweep FILE.toml` is `sweep run FILE.toml`
+ACTIONS = ("run", "show", "ls", "extend", "retry", "continue")  # `sweep FILE.toml` is `sweep run FILE.toml`
 POLL_S = 0.5
 RUNNER_CHECK_S = 5.0  # how often waiting makes sure the queue's runner lives
 ENDED = tuple(state for state in RunState if not state.active and state != RunState.QUEUED)
@@ -52,8 +53,10 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
                      help="queue a sweep of more runs than the usual maximum (1,000)")
     run.add_argument("--halving", type=int, metavar="EPOCH",
                      help="successive halving: once every config has a run at EPOCH, stop the bottom half by val "
-                          "accuracy (their runs in training and their queued seeds)")
+                          "accuracy (their runs in training and their queued seeds); in a study, asynchronous "
+                          "successive halving (pruner asha) with its first rung at EPOCH")
     run.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
+    add_study_flags(run)
 
     show = actions.add_parser("show", help="a sweep's table: one row per config, mean ± std over seeds, best first")
     show.add_argument("sweep_id", metavar="SWEEP_ID", help="a sweep id or a unique prefix")
@@ -65,6 +68,23 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
 
     ls = actions.add_parser("ls", help="one line per sweep: id, name, runs done, best test accuracy")
     ls.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
+
+    extend = actions.add_parser("extend", help="queue the configs and seeds of FILE.toml that a sweep lacks, under "
+                                               "its id")
+    extend.add_argument("sweep_id", metavar="SWEEP_ID", help="a sweep id or a unique prefix")
+    extend.add_argument("file", metavar="FILE.toml")
+    extend.add_argument("--yes", "-y", action="store_true", help="queue more runs than the usual maximum (1,000)")
+    extend.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
+    retry = actions.add_parser("retry", help="queue a sweep's failed or interrupted runs again (a study: its failed "
+                                             "trials, for any box)")
+    retry.add_argument("sweep_id", metavar="SWEEP_ID", help="a sweep id or a unique prefix")
+    retry.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
+    more = actions.add_parser("continue", help="fork the best runs of a sweep's top K configs to train on to E "
+                                               "epochs, in the sweep")
+    more.add_argument("sweep_id", metavar="SWEEP_ID", help="a sweep id or a unique prefix")
+    more.add_argument("--top", type=int, required=True, metavar="K", help="how many of the best configs")
+    more.add_argument("--epochs", type=int, required=True, metavar="E", help="the epochs each fork trains in all")
+    more.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
 
 
 def with_default_action(argv: Sequence[str]) -> list[str]:
@@ -80,10 +100,11 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     from ..runs.queue import QueueError
     from ..runs.spawn import SpawnError
     from ..runs.store import RunNotFound, StoreError
+    from ..runs.study import StudyError
     from ..runs.sweep import SweepError, SweepTooLarge
 
     command = "sweep" if args.sweep_command == "run" else f"sweep {args.sweep_command}"
-    if args.sweep_command != "run" and (empty := no_store(args.runs_dir)) is not None:  # reading creates nothing
+    if args.sweep_command != "run" and no_store(args.runs_dir) is not None:  # reading creates nothing
         if args.sweep_command == "ls":
             print("No sweeps yet; `scratch-tui sweep FILE.toml` queues one.")
             return 0
@@ -96,7 +117,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         return reader_gone()
     except SweepTooLarge as exc:
         return usage_error(f"{exc}; pass --yes to queue them all", command)
-    except (SweepError, ConfigError, QueueError, RunNotFound) as exc:
+    except (SweepError, ConfigError, QueueError, RunNotFound, StudyError) as exc:
         return usage_error(str(exc), command)
     except (StoreError, SpawnError, OSError) as exc:
         return error(str(exc), command)
@@ -113,6 +134,11 @@ def _run(args: argparse.Namespace) -> int:
 
     # every check before anything is queued: bad input leaves the store as it was
     spec = SweepSpec.load(args.file)
+    if spec.is_study or args.storage is not None or args.study is not None:
+        if args.parallel is not None:
+            raise QueueError("--parallel: not with a study; `scratch-tui queue add --per-device N` sets how many "
+                             "trials train at a time on each device")
+        return run_study_sweep(args, args.runs_dir)  # --halving: asynchronous successive halving from that epoch
     configs = spec.configs(allow_large=args.yes)
     from ..engine.model_file import ready_all
 
@@ -262,10 +288,17 @@ def _show(args: argparse.Namespace) -> int:
     if args.top is not None and args.top < 1:
         raise QueueError(f"--top: got {args.top}; must be a number of configs, 1 or more")
     with RunStore(args.runs_dir) as store:
+        from ..runs.study import load, study_link, trial_results
+        from ..runs.sweep import sweep_table
+
+        link = study_link(store, args.sweep_id)  # a study: every box's trials, read from it
+        if link is not None and not (args.csv or args.json):
+            print_study(store, load(link))
+            return 0
         if not (args.csv or args.json):
             _print_table(store, args.sweep_id, args.top)
             return 0
-        swept = _sweep_table(store, args.sweep_id)
+        swept = sweep_table(trial_results(load(link))) if link else _sweep_table(store, args.sweep_id)
         if args.top:
             swept = SweepTable(swept.fields, swept.rows[:args.top])
         sys.stdout.write(swept.to_csv() if args.csv else swept.to_json())
@@ -290,4 +323,39 @@ def _ls(args: argparse.Namespace) -> int:
     return 0
 
 
-_ACTIONS = {"run": _run, "show": _show, "ls": _ls}
+def _grow(args: argparse.Namespace) -> int:
+    """`sweep extend`, `sweep retry`, `sweep continue`: more runs under the same sweep id, then the runner."""
+    from ..runs import sweep_life
+    from ..runs.queue import ensure_runner
+    from ..runs.store import RunStore
+    from ..runs.sweep import SweepSpec
+    from .queue import say_runner
+
+    spec = SweepSpec.load(args.file) if args.sweep_command == "extend" else None
+    with RunStore(args.runs_dir) as store:
+        if args.sweep_command == "extend":
+            ids = sweep_life.extend(store, args.sweep_id, spec, allow_large=args.yes)
+            said = f"Queued {len(ids)} more run(s) in sweep"
+        elif args.sweep_command == "retry":
+            ids = sweep_life.retry(store, args.sweep_id)
+            said = f"Queued {len(ids)} run(s) (or trials) again in sweep"
+        else:
+            from ..engine.checkpoints import CheckpointError
+            from ..runs.fork import ForkRefused
+            from ..runs.queue import QueueError
+
+            try:
+                ids = sweep_life.continue_best(store, args.sweep_id, args.top, args.epochs)
+            except (ForkRefused, CheckpointError) as exc:
+                raise QueueError(f"sweep continue: {exc}") from None
+            said = f"Queued {len(ids)} fork(s) to {args.epochs} epochs in sweep"
+        if not ids:
+            print(f"Nothing to retry in sweep {args.sweep_id}: no run failed or was interrupted.")
+            return 0
+        print(f"{said} {args.sweep_id}: {' '.join(ids)}")
+        say_runner(store, ensure_runner(store, study=True))
+        print(f"`scratch-tui sweep show {args.sweep_id}` prints its table.")
+    return 0
+
+
+_ACTIONS = {"run": _run, "show": _show, "ls": _ls, "extend": _grow, "retry": _grow, "continue": _grow}

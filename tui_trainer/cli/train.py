@@ -14,7 +14,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ..engine.config import ConfigError, TrainConfig
-from ..engine.user_text import printable, shown_text
+from ..engine.user_text import printable, shown_path
 from .common import EXIT_INTERRUPTED, error, usage_error
 from .flags import config_from_args, given_train_flags, name_flags
 
@@ -85,10 +85,10 @@ def _save_config(config: TrainConfig, path: str) -> int:
     try:
         config.replace(model_source="").save(path)  # it names the model's file; a run keeps the source
     except OSError as exc:
-        return usage_error(f"--save-config: cannot write {shown_text(path)}: "
+        return usage_error(f"--save-config: cannot write {shown_path(path)}: "
                            f"{why.get(exc.errno) or (exc.strerror or str(exc)) + '; choose another path'}")
     except ValueError:  # a NUL in the path
-        return usage_error(f"--save-config: cannot write {shown_text(path)}: a path holds no NUL character")
+        return usage_error(f"--save-config: cannot write {shown_path(path)}: a path holds no NUL character")
     print(f"wrote {printable(path)}")
     return 0
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .registry import DATASETS, MODELS
-from .user_text import shown, shown_text
+from .user_text import shown, shown_path, shown_text
 
 INIT_NAMES = ("kaiming", "randn")
 OPTIMIZER_NAMES = ("sgd", "adam", "adamw")
@@ -315,7 +315,7 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
-        source = f"config file {shown_text(str(path))}"
+        source = f"config file {shown_path(path)}"
         return cls.from_toml(read_text_file(path, source), source)
 
     def save(self, path: str | Path) -> None:

@@ -23,6 +23,8 @@ class TrainingControl:
         self._running = threading.Event()
         self._running.set()
         self._stop = False
+        # why, when whoever stops the run knows more than "stopped by request" (a study's pruner)
+        self.stop_reason = ""
         self._lr: float | None = None
         self._checkpoint = False
         self.pending = False

@@ -204,7 +204,9 @@ class TrainingRun:
                 yield from self._train_one_epoch()
             yield from self.finish()
         except _Stop:
-            yield RunStopped(epochs_done=self.epoch, seconds=self.elapsed())
+            why = getattr(self.control, "stop_reason", "")
+            reason = {"reason": why} if why else {}
+            yield RunStopped(epochs_done=self.epoch, seconds=self.elapsed(), **reason)
         except _NonFinite as exc:
             yield RunFailed(message=str(exc), epochs_done=self.epoch, seconds=self.elapsed())
         except torch.cuda.OutOfMemoryError:

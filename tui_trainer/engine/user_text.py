@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 SHOWN = 80  # characters of a value a message quotes
+PATH_SHOWN = 240  # of a path: most real ones whole, with room for the rest of the line
 
 # C0 and C1 controls and DEL: ESC starts a terminal sequence, CR and BS overwrite what was printed
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -41,3 +42,8 @@ def shown(value: Any, limit: int = SHOWN) -> str:
 def shown_text(text: str, limit: int = SHOWN) -> str:
     """User text (a name, an id, a path) inside a message, unquoted: printable and at most `limit` characters."""
     return shortened(printable(str(text)), limit)
+
+
+def shown_path(path: Any) -> str:
+    """A file's path inside a message: printable, whole unless absurdly long (then its file name stays)."""
+    return shown_text(str(path), PATH_SHOWN)

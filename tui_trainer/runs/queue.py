@@ -82,6 +82,7 @@ PACK = "queue.pack"
 DEFAULT_PACK = 8
 POLL_S = 0.5  # how often the runner looks for free slots
 HALVING = "sweep.halving."  # + a sweep id: the setting that asks the runner for successive halving
+RETRIED = "sweep.retried."  # + a run id: the run `sweep retry` queued in its place (runs/sweep_life.py)
 
 
 class QueueError(ValueError):
@@ -228,10 +229,11 @@ def runner_status(store: RunStore) -> QueueStatus:
                        store.waiting_count())
 
 
-def ensure_runner(store: RunStore) -> int | None:
-    """Start the runner if the queue has waiting runs, is not paused and has no runner; its pid, or None."""
+def ensure_runner(store: RunStore, study: bool = False) -> int | None:
+    """Start the runner if the queue has waiting runs (or, with `study`, a study to draw them from), is not paused
+    and has no runner; its pid, or None."""
     status = runner_status(store)
-    if status.running or status.paused or not status.waiting:
+    if status.running or status.paused or not (status.waiting or study):
         return None
     return start_runner(store)
 
@@ -290,8 +292,15 @@ def sweep_records(store: RunStore, sweep_id: str) -> list[RunRecord]:
 
 
 def sweep_results(store: RunStore, sweep_id: str) -> list[RunResult]:
-    """The sweep's runs but those this version cannot read: without a config they belong to no row."""
-    return [RunResult.from_record(r) for r in sweep_records(store, sweep_id) if not r.unreadable]
+    """The sweep's runs but those this version cannot read (without a config they belong to no row) and those
+    queued again by `sweep retry` (their retries count instead)."""
+    again = retried(store)
+    return [RunResult.from_record(r) for r in sweep_records(store, sweep_id) if not r.unreadable and r.id not in again]
+
+
+def retried(store: RunStore) -> set[str]:
+    """The runs `sweep retry` queued again."""
+    return {key[len(RETRIED):] for key, _ in store.settings_under(RETRIED)}
 
 
 def sweep_packs(store: RunStore, run_ids: Iterable[str]) -> dict[str, str]:
@@ -397,7 +406,8 @@ def run_queue(store: RunStore, poll_s: float = POLL_S) -> int:
             _reap(children)
             store.mark_interrupted()
             _halve_sweeps(store, scores)  # before starting anything: a loser's queued seed never starts
-            if _release_if_done(store):
+            studies = _draw_from_studies(store)
+            if not studies and _release_if_done(store):
                 break
             pids = _start_what_fits(store)
             children.update(pids)
@@ -430,17 +440,44 @@ def _release_if_done(store: RunStore) -> bool:
     return store.release_idle_queue_runner(os.getpid(), paused=PAUSED, halving=HALVING)
 
 
-def _start_what_fits(store: RunStore) -> list[int]:
-    """Start the waiting runs, in order, that a device has a free slot for; their pids, one per run (a pack's runs
-    share theirs)."""
-    limit = _per_device(store)
+def _busy_slots(store: RunStore) -> Counter[str]:
+    """How many runs train on each device slot of this host now."""
     busy: Counter[str] = Counter()
     for asked, device in store.training_here():
         gpus = asked.get("gpus", 1)
         busy.update(_rank_slots(gpus) if gpus > 1 else [_slot(device or asked.get("device", "auto"))])
+    return busy
+
+
+# -- studies: when a slot frees, ask the study for a trial (runs/study.py) ------------------------------------------
+def _draw_from_studies(store: RunStore) -> bool:
+    """Queue a trial of each study this store draws from while a slot is free for it and nothing waits; keep its
+    trials here beating. Whether a study may still give this box work (the runner stays for it)."""
+    from .study import LINK, beat_trials, draw_trials, studies_open
+
+    if not store.settings_under(LINK):
+        return False  # no study: Optuna is never imported
+
+    def has_slot(config: TrainConfig) -> bool:
+        busy = _busy_slots(store)
+        return not store.waiting_count() and any(busy[s] < _per_device(store) for s in _candidates(config.device))
+
+    draw_trials(store, has_slot)
+    beat_trials(store)
+    return studies_open(store)
+
+
+def _start_what_fits(store: RunStore) -> list[int]:
+    """Start the waiting runs, in order, that a device has a free slot for; their pids, one per run (a pack's runs
+    share theirs)."""
+    limit = _per_device(store)
+    busy = _busy_slots(store)
     started = []
     waiting = queued(store)
-    packs = form_packs(waiting, pack_size(store))
+    from .study import TRIAL
+
+    # a study's trial reports to its study from its own worker (runs/trial_report.py): it trains alone
+    packs = form_packs([r for r in waiting if not store.setting(TRIAL + r.id)], pack_size(store))
     taken: set[str] = set()  # started already, in a pack
     for run in waiting:
         if run.id in taken:

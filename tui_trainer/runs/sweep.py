@@ -14,6 +14,7 @@ A sweep file is a `train --config` file plus a `[sweep]` table:
     seed = [0, 1, 2]                         # repeats of every config, never sampled
 
     # mode = "random"; samples = 20; sample_seed = 0   # draw 20 configs instead of the grid
+    # search = "tpe"; pruner = "asha"; samples = 20      # an Optuna study instead (runs/study.py)
 
 Grid order: seeds outermost (every config once with the first seed, then again with the next),
 then the axes in the order written, the last varying fastest. Random mode samples a range without
@@ -39,7 +40,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from ..engine.config import (SETTINGS, ConfigError, TrainConfig, field_error, from_text, model_arg_text,
                               parse_model_value, read_text_file, to_text, toml_data)
 from ..engine.events import RunState
-from ..engine.user_text import shown, shown_text
+from ..engine.user_text import shown, shown_path, shown_text
 from ..format import duration, fit_columns, percent
 
 MAX_RUNS = 1000
@@ -48,6 +49,10 @@ MAX_RUNS = 1000
 MOST_RUNS = 100_000
 _LISTED = 5  # values a message lists before "..."
 MODES = ("grid", "random")
+# An Optuna study's search (runs/study.py): grid is this module's own grid, enqueued in order; the others
+# sample `samples` configs as random mode does (a range without count, a list as categories).
+SEARCHES = ("tpe", "random", "grid", "qmc")
+PRUNERS = ("asha", "hyperband", "median", "none")
 RANGE_SCALES = ("log", "lin")
 # Settings that say where and under what name a run goes, not what it learns: never swept, and left
 # out when runs are grouped into configs (the queue may put seeds of one config on different devices).
@@ -59,7 +64,8 @@ NOT_SWEPT: dict[str, str] = {
 }
 SWEEPABLE = tuple(name for name in SETTINGS if name not in NOT_SWEPT)
 # keys of [sweep] that are not settings ("name" is the sweep's own name there)
-SWEEP_KEYS = ("name", "mode", "samples", "sample_seed")
+SWEEP_KEYS = ("name", "mode", "samples", "sample_seed", "search", "pruner", "heartbeat", "halving")
+HEARTBEAT_S = 10  # a study's trials beat this often; one silent for 3 beats is failed and retried
 # a range's points as a person would type them, and as run names and tables show them: lr=0.00316,
 # not 0.0031622776601683794 (nor 1e-4 * 10**1's 0.0010000000000000002)
 _SIGNIFICANT = 3
@@ -335,6 +341,14 @@ class SweepSpec:
     samples: int = 0
     sample_seed: int = 0
     name: str = ""
+    search: str = ""  # "" for a sweep of the store alone; else an Optuna study's sampler (SEARCHES)
+    pruner: str = "none"
+    heartbeat: float = HEARTBEAT_S
+    halving: int = 1  # the pruner's first rung (its min resource): no trial is pruned before this epoch
+
+    @property
+    def is_study(self) -> bool:
+        return bool(self.search)
 
     def __post_init__(self) -> None:
         fields = [a.field for a in self.axes]
@@ -350,6 +364,17 @@ class SweepSpec:
             raise SweepError("sweep.seed: seeds are repeats; give them as seeds, not as an axis")
         if self.mode not in MODES:
             raise SweepError(f"sweep.mode: got {shown(self.mode)}; choose grid or random")
+        if self.search and self.search not in SEARCHES:
+            raise SweepError(f"sweep.search: got {shown(self.search)}; choose one of {', '.join(SEARCHES)}")
+        if self.pruner not in PRUNERS:
+            raise SweepError(f"sweep.pruner: got {shown(self.pruner)}; choose one of {', '.join(PRUNERS)}")
+        if not (isinstance(self.heartbeat, (int, float)) and not isinstance(self.heartbeat, bool)
+                and self.heartbeat > 0):
+            raise SweepError(f"sweep.heartbeat: got {shown(self.heartbeat)}; must be a number of seconds above 0")
+        if not (isinstance(self.halving, int) and not isinstance(self.halving, bool)
+                and 1 <= self.halving <= self.base.epochs):
+            raise SweepError(f"sweep.halving: got {shown(self.halving)}; must be an epoch the runs reach, from 1 to "
+                             f"{self.base.epochs}")
         if self.mode == "random":
             if not (isinstance(self.samples, int) and not isinstance(self.samples, bool) and self.samples >= 1):
                 raise SweepError(f"sweep.samples: random mode needs samples = n of 1 or more, got "
@@ -473,7 +498,17 @@ class SweepSpec:
         table = dict(table)
         table_keys = set(table)
         name = table.pop("name", "")
-        mode = table.pop("mode", "grid")
+        search, pruner = table.pop("search", ""), table.pop("pruner", None)
+        if search and "mode" in table:
+            raise SweepError('sweep.mode: give search or mode, not both (search = "grid" or "random" says the mode)')
+        if pruner is not None and not search:
+            raise SweepError('sweep.pruner: only with search = "tpe", "random", "grid" or "qmc" (an Optuna study)')
+        mode = table.pop("mode", "grid" if search in ("", "grid") else "random")
+        heartbeat = table.pop("heartbeat", HEARTBEAT_S)
+        halving = table.pop("halving", 1)
+        if "halving" in table_keys and not search:
+            raise SweepError('sweep.halving: only in a study (search = ...); `sweep FILE --halving EPOCH` halves a '
+                             'sweep of this box')
         samples = table.pop("samples", 0)
         sample_seed = table.pop("sample_seed", 0)
         if not (isinstance(sample_seed, int) and not isinstance(sample_seed, bool)):
@@ -493,7 +528,8 @@ class SweepSpec:
             else:
                 axes.append(_axis_from_toml(field, value))
         axes = tuple(axes)
-        return cls(base=base, axes=axes, seeds=seeds, mode=mode, samples=samples, sample_seed=sample_seed, name=name)
+        return cls(base=base, axes=axes, seeds=seeds, mode=mode, samples=samples, sample_seed=sample_seed, name=name,
+                   search=search, pruner=pruner or "none", heartbeat=heartbeat, halving=halving)
 
     @classmethod
     def from_toml(cls, text: str, source: str = "sweep file") -> "SweepSpec":
@@ -505,7 +541,7 @@ class SweepSpec:
 
     @classmethod
     def load(cls, path: str | Path) -> "SweepSpec":
-        source = f"sweep file {shown_text(str(path))}"
+        source = f"sweep file {shown_path(path)}"
         try:
             text = read_text_file(path, source)
         except ConfigError as exc:

@@ -261,14 +261,15 @@ class Ended:
 
 
 def drive(run: "TrainingRun", store: RunStore | None, printer: Printer | None = None, *, hangup: bool = True,
-          rank: int = 0) -> Ended:
+          rank: int = 0, observer: Callable[[Event], None] | None = None) -> Ended:
     """Train `run` to its end, recorded in `store` (None records nothing), each event handed to `printer`.
 
     Ctrl-C, SIGTERM and SIGHUP (the SSH session dropped) stop it cleanly, with a checkpoint; a second signal
     stops it at once, raising KeyboardInterrupt (the log says RunInterrupted). `hangup=False` (a background
     worker, which no terminal owns) ignores SIGHUP. A printer whose reader went away (`| head`) stops it as a
     signal would, with stdout sent to /dev/null. A rank other than 0 trains in step with rank 0, silently,
-    deaf to Ctrl-C: rank 0 hears it and tells every rank at the next agreed step. Call it from the main thread.
+    deaf to Ctrl-C: rank 0 hears it and tells every rank at the next agreed step. `observer` sees each event once
+    it is recorded (a study's trial: runs/study.py). Call it from the main thread.
     """
     if rank > 0:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -295,6 +296,8 @@ def drive(run: "TrainingRun", store: RunStore | None, printer: Printer | None = 
     try:
         for event in recorded(run, store) if store is not None else run.events():
             final = event
+            if observer is not None:
+                observer(event)
             if reader_gone or printer is None:
                 continue
             try:
@@ -320,10 +323,23 @@ def _quiet_stdout() -> None:
 
 def train(store: RunStore, run_id: str, printer: Printer | None = None, *, epochs: int | None = None,
           rank: int = 0, hangup: bool = True) -> Ended:
-    """The worker: the stored run prepared (see `prepare`) and driven to its end (see `drive`) in this process."""
-    run = prepare(store, run_id, epochs=epochs, rank=rank,
-                  download_progress=printer.download_progress if printer is not None else None)
-    return drive(run, store if rank == 0 else None, printer, hangup=hangup, rank=rank)
+    """The worker: the stored run prepared (see `prepare`) and driven to its end (see `drive`) in this process.
+    A run that trains a study's trial reports to it as it goes (runs/study.py)."""
+    from .trial_report import trial_reporter
+
+    reporter = trial_reporter(store, store.resolve(run_id)) if rank == 0 else None
+    if reporter is None:
+        run = prepare(store, run_id, epochs=epochs, rank=rank,
+                      download_progress=printer.download_progress if printer is not None else None)
+        return drive(run, store if rank == 0 else None, printer, hangup=hangup, rank=rank)
+    reporter.beat()
+    try:  # a run that cannot start stops beating: its trial goes stale, and another box retries it
+        run = prepare(store, run_id, epochs=epochs, rank=rank,
+                      download_progress=printer.download_progress if printer is not None else None)
+        reporter.attach(run)
+        return drive(run, store, printer, hangup=hangup, rank=rank, observer=reporter)
+    finally:
+        reporter.close()
 
 
 # -- a pack: several runs of one shape in this process ------------------------------------------------------------

@@ -27,6 +27,7 @@ from ...engine.events import RunState
 from ...format import fit_columns
 from ...runs.queue import QueueError, halving, resolve_sweep, sweep_packs, sweep_records
 from ...runs.store import RunDamaged, RunRecord, RunStore, StoreError
+from ...runs.study import StudyError, load as load_study, study_link, trial_results, trial_rows
 from ...runs.sweep import METRICS, RunResult, SweepError, SweepRow, SweepTable, config_group, metric_by_field, \
     sweep_table
 from ..widgets.charts import CurvesChart, FieldChart, Series
@@ -53,12 +54,20 @@ class SweepView:
     halving: dict | None = None
     records: tuple[RunRecord, ...] = field(default=(), compare=False)  # those in the table
     left_out: tuple[tuple[str, str], ...] = ()  # (run id, why) of the runs this version cannot read
+    # a study's sweep (runs/study.py): every box's trials make the table; run id -> the host that trains it
+    hosts: dict[str, str] = field(default_factory=dict)
+    study: str = ""  # the study's name; "" for a sweep of this store alone
     packs: tuple[tuple[str, str], ...] = ()  # (run id, pack) of the runs that trained together in a pack
 
     def key(self) -> object:
         """Equal when nothing on screen would change."""
-        return self.table, self.runs, tuple(sorted(self.curves.items())), self.name, str(self.halving), self.packs
+        return (self.table, self.runs, tuple(sorted(self.curves.items())), self.name, str(self.halving),
+                tuple(sorted(self.hosts.items())), self.packs)
 
+    def training_elsewhere(self, here: str) -> list[tuple[str, str]]:
+        """(host, run id) of the study's runs training on other boxes now."""
+        return [(self.hosts[run_id], run_id) for run_id, status, _ in self.runs
+                if status == RunState.RUNNING and self.hosts.get(run_id, here) != here]
     def cells(self) -> list[list[str]]:
         """The table's cells, with a pack column where runs trained together: P1, P2, ... each a pack (named in
         the note), '-' for a config whose runs trained alone."""
@@ -160,7 +169,8 @@ class SweepScreen(Screen):
 
     def on_mount(self) -> None:
         try:
-            self.sweep_id = resolve_sweep(self.store, self.sweep_id)
+            link = study_link(self.store, self.sweep_id)
+            self.sweep_id = link.sweep_id if link is not None else resolve_sweep(self.store, self.sweep_id)
             self._show(self.load())
         except (QueueError, StoreError) as exc:
             self.query_one("#sweep-title", Static).update(Text(str(exc)))
@@ -170,18 +180,30 @@ class SweepScreen(Screen):
     # -- data ----------------------------------------------------------------
     def load(self) -> SweepView:
         """The sweep as the store has it now (safe in a worker thread: the store is)."""
-        every = sweep_records(self.store, self.sweep_id)
+        link = study_link(self.store, self.sweep_id)
+        every = sweep_records(self.store, self.sweep_id) if link is None or self.store.sweep_ids(self.sweep_id) else []
         # a run made by another version has no config to group by: it is counted, and left out of the table
         why = {r.id: r.unreadable for r in every}
         left_out = tuple((run_id, reason) for run_id, reason in why.items() if reason)
         records = [r for r in every if not why[r.id]]
-        table = sweep_table(RunResult.from_record(r) for r in records)
+        results = [RunResult.from_record(r) for r in records]
+        hosts: dict[str, str] = {}
+        if link is not None:  # every box's trials, read from the study; the local runs give the curves
+            try:
+                opened = load_study(link)
+            except StudyError as exc:
+                raise QueueError(str(exc)) from None
+            results = trial_results(opened)
+            hosts = {row.run_id: row.host for row in trial_rows(opened) if row.run_id}
+        table = sweep_table(results)
         curves: dict[str, tuple[tuple[float, float], ...]] = {}
         for row in table.rows[:self.top_k]:
             run_id = curve_run(row, records)
             if not run_id:
                 continue
-            record = next(r for r in records if r.id == run_id)
+            record = next((r for r in records if r.id == run_id), None)
+            if record is None:  # a study's run on another box: its curve is in that box's store
+                continue
             cache_key = (run_id, record.status, record.epochs_done)
             if cache_key not in self._epochs:  # a finished run's curve is read once
                 try:
@@ -191,14 +213,17 @@ class SweepScreen(Screen):
                 self._epochs[cache_key] = tuple((e["epoch"], e["val_acc"]) for e in epochs
                                                 if e.get("val_acc") is not None)
             curves[run_id] = self._epochs[cache_key]
-        name = next((r.sweep_name for r in every if r.sweep_name), "")
+        name = next((r.sweep_name for r in every if r.sweep_name), link.name if link else "")
+        runs = tuple((r.id, r.status, r.epochs_done) for r in every)
+        if link is not None:
+            runs = tuple((r.run_id, r.state, 0) for r in results)
         # a run's pack is said once, as it starts: read once
         new = [r.id for r in records if r.status != RunState.QUEUED and r.id not in self._packs]
         if new:
             self._packs.update({run_id: "" for run_id in new}, **sweep_packs(self.store, new))
         packs = tuple((r.id, self._packs[r.id]) for r in records if self._packs.get(r.id))
-        return SweepView(self.sweep_id, name, table, tuple((r.id, r.status, r.epochs_done) for r in every), curves,
-                         halving(self.store, self.sweep_id), tuple(records), left_out, packs)
+        return SweepView(self.sweep_id, name, table, runs, curves, halving(self.store, self.sweep_id),
+                         tuple(records), left_out, hosts, link.name if link else "", packs)
 
     def _poll(self) -> None:
         if self._loading or self.view is None:
@@ -251,6 +276,11 @@ class SweepScreen(Screen):
             sizes = Counter(pack for _, pack in view.packs)
             note += "Trained together: " + ", ".join(f"{label} pack {pack} ({sizes[pack]} runs)"
                                                       for pack, label in view.pack_labels().items()) + " · "
+        elsewhere = view.training_elsewhere(self.store.host)
+        if view.study:
+            boxes = sorted(set(view.hosts.values()))
+            note = f"Study {view.study} on {len(boxes)} box(es)" + "".join(
+                f" · {host} trains {run_id}" for host, run_id in elsewhere[:3]) + " · " + note
         note += "Enter: best run · k: top k"
         self.query_one("#sweep-note", Static).update(Text(note, no_wrap=True, overflow="ellipsis"))
 
@@ -347,6 +377,8 @@ class SweepScreen(Screen):
         row = self.selected_row()
         if row is None:
             return
+        if row.best_run_id and self._elsewhere(row.best_run_id):
+            return
         if row.best_run_id:
             open_run(self.app, self.store, row.best_run_id)
             return
@@ -357,6 +389,14 @@ class SweepScreen(Screen):
         else:
             self.notify(f"No run of this config has finished yet ({row.done}/{row.total} done).", severity="warning",
                         markup=False)
+
+    def _elsewhere(self, run_id: str) -> bool:
+        """A study's run on another box: says how to reach it, since this store has not got it."""
+        host = self.view.hosts.get(run_id, self.store.host) if self.view else self.store.host
+        if host == self.store.host:
+            return False
+        self.notify(f"Run {run_id} is on {host}: ssh {host} scratch-tui attach {run_id}", markup=False, timeout=10)
+        return True
 
     def action_next_field(self) -> None:
         fields = self.fields()

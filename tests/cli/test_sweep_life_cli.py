@@ -1,0 +1,74 @@
+"""A sweep's life after it starts (runs/sweep_life.py): `sweep extend` queues what a file adds under the same id,
+`sweep retry` queues a failed run again (the table counts the retry), `sweep continue` forks the best config's
+run to more epochs in the sweep, and the queue's runner trains that fork from its parent's checkpoint."""
+
+import re
+
+from tui_trainer.engine.config import TrainConfig
+from tui_trainer.engine.events import RunFailed
+from tui_trainer.runs.queue import enqueue, pause_queue, sweep_results, unpause_queue
+from tui_trainer.runs.store import RunStore
+from tui_trainer.runs.worker import train
+
+from .test_queue_cli import run_cli, wait_until
+
+BASE = TrainConfig(dataset="fashion-mnist-mini", max_train_samples=256, epochs=1, device="cpu", hidden=(16,))
+FILE = """dataset = "fashion-mnist-mini"
+max_train_samples = 256
+epochs = 1
+device = "cpu"
+hidden = [16]
+
+[sweep]
+name = "life"
+lr = [0.001, 0.01]
+seed = [0, 1]
+"""
+
+
+def test_extend_retry_and_continue_a_sweep(runs_home, tmp_path, capsys):
+    store = RunStore(runs_home)
+    pause_queue(store)  # nothing trains but what the test trains
+    first = [BASE.replace(lr=lr, name=f"life lr={lr}") for lr in (0.001, 0.01)]
+    ids = enqueue(store, first, "11fe11fe", "life")
+    for run_id in ids:  # both trained here, in this process: the queue's runner never starts them
+        store.set_process(run_id, __import__("os").getpid())
+        train(store, run_id)
+    assert [store.get_run(i).status for i in ids] == ["finished", "finished"]
+
+    # extend: the file's second seed is new, its first seed's configs are there already
+    path = tmp_path / "life.toml"
+    path.write_text(FILE)
+    code, out, err = run_cli(["sweep", "extend", "11fe", str(path)], capsys)
+    assert code == 0, err
+    added = re.search(r"Queued 2 more run\(s\) in sweep 11fe: (\w{8}) (\w{8})", out).groups()
+    assert sorted((store.get_run(i).config["lr"], store.get_run(i).config["seed"]) for i in added) == \
+        [(0.001, 1), (0.01, 1)]
+    assert {r.id for r in store.list_runs(sweep="11fe11fe")} == {*ids, *added}
+    code, out, err = run_cli(["sweep", "extend", "11fe", str(path)], capsys)
+    assert code == 2 and "the file adds nothing to sweep 11fe11fe" in err
+
+    # retry: a failed run is queued again with its config, and only the retry counts in the table
+    store.append(added[0], RunFailed(message="lost"))
+    code, out, err = run_cli(["sweep", "retry", "11fe"], capsys)
+    assert code == 0, err
+    [again] = re.search(r"Queued 1 run\(s\) \(or trials\) again in sweep 11fe: (\w{8})$", out, re.M).groups()
+    assert store.get_run(again).status == "queued" and store.get_run(again).config == store.get_run(added[0]).config
+    assert added[0] not in {r.run_id for r in sweep_results(store, "11fe11fe")}
+    assert again in {r.run_id for r in sweep_results(store, "11fe11fe")}
+    for run_id in (added[1], again):  # out of the way: the continue below is the runner's only work
+        store.append(run_id, RunFailed(message="not needed here"))
+
+    # continue: the best config's run forked to 2 epochs, queued in the sweep, trained by the runner
+    best = max(ids, key=lambda i: store.get_run(i).test_acc)
+    code, out, err = run_cli(["sweep", "continue", "11fe", "--top", "1", "--epochs", "2"], capsys)
+    assert code == 0, err
+    [fork] = re.search(r"Queued 1 fork\(s\) to 2 epochs in sweep 11fe: (\w{8})$", out, re.M).groups()
+    record = store.get_run(fork)
+    assert record.parent_id == best and record.parent_epoch == 1 and record.epochs == 2
+    assert record.status == "queued" and fork in {r.id for r in store.list_runs(sweep="11fe11fe")}
+    unpause_queue(store)
+    wait_until(lambda: store.get_run(fork).status == "finished", 90, "the fork to train")
+    assert [e["epoch"] for e in store.epochs(fork)] == [2]  # one more epoch, from its parent's checkpoint
+    code, out, err = run_cli(["sweep", "continue", "11fe", "--top", "1", "--epochs", "1"], capsys)
+    assert code == 2 and "epochs: got 1" in err

@@ -1,0 +1,88 @@
+"""A sweep's life after it starts: extend it, retry what failed, continue its best configs.
+
+    extend(store, sweep_id, spec) -> list[str]           the file's configs and seeds the sweep lacks, queued in it
+    retry(store, sweep_id) -> list[str]                  its failed or interrupted runs queued again (a study: its
+                                                         failed trials enqueued again, for any box)
+    continue_best(store, sweep_id, top, epochs) -> list[str]   forks of its best `top` configs' best runs, trained
+                                                         on to `epochs`, queued in the sweep
+
+Everything stays under the same sweep id, so the sweep's table and `sweep show` grow with it. A retried run is kept
+(never deleted: its log says what went wrong) and left out of the table once its retry exists.
+"""
+
+from __future__ import annotations
+
+from ..engine.events import RunQueued, RunState
+from .queue import RETRIED, QueueError, enqueue, list_sweeps, resolve_sweep, retried, sweep_records, sweep_results
+from .store import RunStore
+from .sweep import SweepSpec, config_group, sweep_table
+
+def _refuse_study(store: RunStore, sweep_id: str, what: str) -> None:
+    from .study import study_link
+
+    if study_link(store, sweep_id) is not None:
+        raise QueueError(f"sweep {what}: sweep {sweep_id} is an Optuna study, which grows by its own search; make a "
+                         f"new study with more samples, or join boxes with `scratch-tui worker`")
+
+
+def extend(store: RunStore, sweep_id: str, spec: SweepSpec, allow_large: bool = False) -> list[str]:
+    """Queue the configs and seeds of `spec` that the sweep has not got yet, under its id and name."""
+    full = resolve_sweep(store, sweep_id)
+    _refuse_study(store, full, "extend")
+    records = sweep_records(store, full)
+    have = {(config_group(r.train_config()), r.train_config().seed) for r in records if not r.unreadable}
+    configs = [c for c in spec.configs(allow_large=allow_large) if (config_group(c), c.seed) not in have]
+    if not configs:
+        raise QueueError(f"sweep extend: the file adds nothing to sweep {full}: it has every config and seed already; "
+                         f"add values or seeds to the file")
+    return enqueue(store, configs, full, _name(store, full) or spec.name, [c.name for c in configs])
+
+
+def retry(store: RunStore, sweep_id: str) -> list[str]:
+    """Queue again each failed or interrupted run of the sweep (its config as it was); for a study, enqueue its
+    failed trials again. The new run ids (a study: the trial numbers, as text)."""
+    from .study import load, retry_failed, study_link
+
+    link = study_link(store, sweep_id)
+    if link is not None:
+        return [str(n) for n in retry_failed(load(link))]
+    full = resolve_sweep(store, sweep_id)
+    again = [r for r in sweep_records(store, full)
+             if r.state in (RunState.FAILED, RunState.INTERRUPTED) and not r.unreadable and r.id not in retried(store)]
+    if not again:
+        return []
+    configs = [r.train_config() for r in again]
+    ids = enqueue(store, configs, full, _name(store, full), [r.name for r in again])
+    for old, new in zip(again, ids):
+        store.set_setting(RETRIED + old.id, new)
+    return ids
+
+
+def continue_best(store: RunStore, sweep_id: str, top: int, epochs: int) -> list[str]:
+    """Fork the best run of each of the sweep's `top` best configs, to train on to `epochs` in all, queued in the
+    sweep (the queue's runner starts them). The forks' run ids."""
+    from .fork import fork_run
+
+    if not (isinstance(top, int) and top >= 1):
+        raise QueueError(f"top: got {top!r}; must be a number of configs, 1 or more")
+    full = resolve_sweep(store, sweep_id)
+    _refuse_study(store, full, "continue")
+    table = sweep_table(sweep_results(store, full))
+    best = [row for row in table.rows[:top] if row.best_run_id]
+    if not best:
+        raise QueueError(f"sweep continue: sweep {full} has no finished run to continue yet")
+    name = _name(store, full)
+    forks = []
+    for row in best:
+        parent = store.get_run(row.best_run_id)
+        if epochs <= parent.epochs_done:
+            raise QueueError(f"epochs: got {epochs}; run {parent.id} has trained {parent.epochs_done} epochs "
+                             f"already, so ask for more")
+        run = fork_run(store, parent.id, None, {"epochs": epochs})
+        store.append(run.run_id, RunQueued(position=store.waiting_count() + 1, sweep_id=full, sweep_name=name))
+        forks.append(run.run_id)
+    return forks
+
+
+def _name(store: RunStore, sweep_id: str) -> str:
+    return next((s.name for s in list_sweeps(store) if s.id == sweep_id), "")
