@@ -26,7 +26,9 @@ def run_runs(args: argparse.Namespace) -> int:
     command = "runs" if action == "list" else f"runs {action}"
     if (empty := no_store(args.runs_dir)) is not None:  # reading creates nothing
         if action != "list":
-            return usage_error(f"no run {shown_text(args.run_id)}; nothing is recorded in {empty} yet", command)
+            asked = getattr(args, "run_id", None) or " ".join(getattr(args, "run_ids", None) or ())
+            what = f"no run {shown_text(asked)}" if asked else "no runs"
+            return usage_error(f"{what}; nothing is recorded in {empty} yet", command)
         print(f"No runs recorded in {printable(str(empty))} yet; start one with `scratch-tui train`.")
         return 0
     try:
