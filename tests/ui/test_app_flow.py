@@ -15,6 +15,7 @@ from tui_trainer.ui.app import TrainerApp
 from tui_trainer.ui.screens.evaluate import EvaluationScreen
 from tui_trainer.ui.screens.help import HelpScreen, TooSmallScreen
 from tui_trainer.ui.screens.setup import SetupScreen
+from tui_trainer.ui.screens.stop import StopScreen
 from tui_trainer.ui.screens.train import TrainScreen
 
 from tui_trainer.ui.widgets.charts import AccuracyChart, LossChart
@@ -54,7 +55,7 @@ async def test_full_flow_with_the_real_engine():
 
         await type_into(pilot, app, "epochs", "abc")
         assert "epochs: got 'abc'; must be a whole number" in text_of(app, "#error-epochs")
-        assert "field(s) to fix" in text_of(app, "#command")
+        assert "1 field to fix" in text_of(app, "#command")
         await pilot.press("f5")
         assert isinstance(app.screen, SetupScreen), "Start must be refused while a field is bad"
 
@@ -84,7 +85,12 @@ async def test_full_flow_with_the_real_engine():
         await wait_for(pilot, lambda: app.run_view.state == "running")
         await wait_for(pilot, lambda: app.run_view.lr == 0.02)
 
-        await pilot.press("s")
+        await pilot.press("s")  # asks first: one stray key must not end hours of training
+        assert isinstance(app.screen, StopScreen)
+        await pilot.press("escape")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, TrainScreen) and app.run_view.state == "running"
+        await pilot.press("s", "s")  # s again confirms
         await wait_for(pilot, lambda: app.run_view.state == "stopped")
         await wait_for(pilot, lambda: "Stopped after" in text_of(app, "#status"), timeout=5)
         assert app.run_view.evaluation is None

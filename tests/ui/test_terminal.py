@@ -144,6 +144,8 @@ def test_sigkill_to_the_app_leaves_the_run_training_and_a_new_app_attaches(tmp_p
         again.wait_for(f"run {run_id} · attached")
         again.wait_for("Training —")
         again.keys("s")  # the new app steers the run the old one started
+        again.wait_for("Stop run")  # after asking
+        again.keys("s")
         again.wait_for("Stopped after")
     finally:
         again.kill_server()

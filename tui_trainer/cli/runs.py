@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..engine.events import arrow
+from ..engine.wording import arrow
 from ..format import duration, percent
 from .common import EXIT_FAILED, error, reader_gone, table, terminal_width, usage_error, when
 

@@ -26,6 +26,7 @@ from textual.widgets import Input, Label, ProgressBar, RadioButton, RadioSet, Se
 from textual.widgets._select import SelectOverlay
 
 from ...command_line import command_line
+from ...format import counted
 from ...engine.config import (SETTINGS, ConfigError, Setting, TrainConfig, applies, field_error, from_text,
                               parse_model_args, parse_model_value, preset, to_text)
 from ...engine.data import DatasetUnavailable, load_raw
@@ -413,7 +414,7 @@ class SetupScreen(Screen):
         if self.config:
             command.update(markup("[b]CLI:[/b] $cli", cli=command_line(self.config)))
         else:
-            command.update(f"[b red]{len(self.errors)} field(s) to fix before Start[/]")
+            command.update(f"[b red]{counted(len(self.errors), 'field')} to fix before Start[/]")
         self._update_model_note()
 
     def _update_model_note(self) -> None:
