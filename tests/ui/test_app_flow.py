@@ -20,7 +20,8 @@ from tui_trainer.ui.screens.train import TrainScreen
 
 from tui_trainer.ui.widgets.charts import AccuracyChart, LossChart
 
-from .fakes import DEVICES, KEEP_TRAINING, ScriptedLauncher, dataset_status, epoch_events, scripted_engine, started
+from .fakes import (DEVICES, KEEP_TRAINING, ScriptedLauncher, ScriptedRun, dataset_status, epoch_events,
+                    scripted_engine, started)
 
 
 async def wait_for(pilot, predicate, timeout: float = 60.0) -> None:
@@ -403,8 +404,12 @@ async def test_quitting_and_choosing_stop_sends_the_run_a_stop():
     assert launcher.handles[0].sent == [Command("stop")]
 
 
-async def test_the_header_names_the_run_and_whether_this_app_started_it():
-    app = TrainerApp(launcher=ScriptedLauncher(), devices=DEVICES, dataset_status=dataset_status)
+async def test_the_header_names_the_run_whether_this_app_started_it_and_the_device_at_80x24():
+    launcher = ScriptedLauncher()
+    # a run another app started, with its own config
+    launcher.open = lambda run_id: ScriptedRun(scripted_engine(), TrainConfig(lr=0.05, epochs=7), run_id=run_id,
+                                               started_here=False)
+    app = TrainerApp(launcher=launcher, devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("f5")
         await wait_for(pilot, lambda: app.run_view.state == "finished")
@@ -413,6 +418,19 @@ async def test_the_header_names_the_run_and_whether_this_app_started_it():
         app.attach("5c417ed0")
         await wait_for(pilot, lambda: app.screen is not first and app.run_view.state == "finished")
         await wait_for(pilot, lambda: text_of(app, "#run-title").startswith("run 5c417ed0 · attached"), timeout=5)
+        # where it trains is never cut: the 80-column line is cut at its end, and the device comes first
+        assert text_of(app, "#run-title").startswith("run 5c417ed0 · attached · cpu (CPU (16 threads)) · ")
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, EvaluationScreen))
+        await pilot.pause()
+        summary = app.screen.query_one("#eval-summary")
+        assert summary.region.height == 2 and "cpu (CPU (16 threads))" in text_of(app, "#eval-summary")
+        await pilot.press("escape")
+        await pilot.press("n")  # a new run from the attached one: its config, not the form's defaults
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
+        await pilot.pause()
+        assert app.screen.query_one("#field-lr", Input).value == "0.05"
+        assert app.screen.query_one("#field-epochs", Input).value == "7"
 
 
 def footer_keys_cut_off(app) -> list[str]:

@@ -97,6 +97,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..runs.queue import QueueError, enqueue, ensure_runner, new_sweep_id, set_halving, set_per_device
     from ..runs.store import RunStore
     from ..runs.sweep import SweepSpec
+    from ..format import counted
     from .queue import say_runner
 
     # every check before anything is queued: bad input leaves the store as it was
@@ -119,6 +120,10 @@ def _run(args: argparse.Namespace) -> int:
     with RunStore(args.runs_dir) as store:
         if args.parallel is not None:
             set_per_device(store, args.parallel)
+            # the setting is the queue's, not the sweep's: it outlives the sweep, so say so
+            print(f"The queue now trains up to {counted(args.parallel, 'run')} at a time per "
+                  f"device, for this sweep and for what it starts later; `scratch-tui queue start --per-device 1` "
+                  f"sets it back.")
         sweep_id = new_sweep_id()
         ids = enqueue(store, configs, sweep_id, name, [c.name for c in configs])
         if args.halving is not None:  # after its runs exist: a runner already working sees them with it
