@@ -242,6 +242,14 @@ async def test_no_color_draws_images_with_characters(monkeypatch):
     app = TrainerApp(launcher=ScriptedLauncher(scripted_engine()), devices=DEVICES, dataset_status=dataset_status)
     assert app.no_color
     async with app.run_test(size=(100, 30)) as pilot:
+        # a switch's state was its colour alone: under NO_COLOR it says it
+        switch = app.screen.query_one("#field-restore_best")
+        before = switch.value
+        assert switch.render().plain == ("on" if before else "off")
+        switch.toggle()
+        await pilot.pause()
+        assert switch.render().plain == ("off" if before else "on")
+        switch.toggle()
         await pilot.press("f5")
         await wait_for(pilot, lambda: app.run_view.state == "finished")
         await pilot.pause(0.3)
