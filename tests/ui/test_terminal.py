@@ -233,9 +233,9 @@ def test_a_whole_session_at_80x24_by_keys_alone(tmp_path):
         term.wait_until_footer_is_whole()
         # the prompts' explanations fit 80x24 to their last word (they were cut at the dialog's edge)
         term.keys("F4")
-        term.wait_for("Empty unmarks.")
+        term.wait_for("unmarks.")  # the explanation's last word, wrapped onto a line of its own
         term.keys("Escape")
-        term.wait_gone("Empty unmarks.")
+        term.wait_gone("unmarks.")
         term.keys("C-s")
         screen = term.wait_for("directory):")
         assert "Save config to TOML file (inside the working" in screen

@@ -30,9 +30,11 @@ from .common import EXIT_USAGE, error
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 # Ctrl-C must end `serve` within a second: each open page's app gets this long to quit by itself
-# before it is ended (it holds no run: runs are their own processes), then the sockets this long
+# before it is ended (it holds no run: runs are their own processes), then the sockets this long.
+# A page closed while serving goes on gives its app longer.
 APP_QUIT_SECONDS = 0.25
 SOCKETS_CLOSE_SECONDS = 0.1
+PAGE_CLOSED_QUIT_SECONDS = 5.0
 
 # textual-serve's page asks Google for its font; a locked-down network breaks on that, an open one
 # leaks each visit. The same font ships in its static folder, so the page names that copy instead.
@@ -110,7 +112,7 @@ def url_host(host: str) -> str:
 
 class ServedApp(AppService):
     """One page's app process: in its own session, so a Ctrl-C meant for `serve` does not reach it
-    half-way through its own start, and stopped within APP_QUIT_SECONDS, ended if it does not quit."""
+    half-way through its own start, and asked to quit, then ended if it has not within `grace` seconds."""
 
     async def _open_app_process(self, width: int = 80, height: int = 24):
         self._process = process = await asyncio.create_subprocess_exec(
@@ -120,14 +122,14 @@ class ServedApp(AppService):
         self._stdin = process.stdin
         return process
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = PAGE_CLOSED_QUIT_SECONDS) -> None:
         task, process = self._task, self._process
         if task is None or process is None:
             return
         self._task = None
         await self.send_meta({"type": "quit"})
         try:
-            await asyncio.wait_for(process.wait(), APP_QUIT_SECONDS)
+            await asyncio.wait_for(process.wait(), grace)
         except asyncio.TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
@@ -219,7 +221,7 @@ class GuardedServer(Server):
     async def on_shutdown(self, app: web.Application) -> None:
         """Ctrl-C: end every open page's app now. aiohttp would otherwise wait for each page's socket to
         close, and each app to quit in its own time, which took many seconds with a page open."""
-        await asyncio.gather(*(served.stop() for served in list(self.apps)))
+        await asyncio.gather(*(served.stop(APP_QUIT_SECONDS) for served in list(self.apps)))
 
     def initialize_logging(self) -> None:
         super().initialize_logging()
