@@ -15,7 +15,9 @@ Four phases on one fresh run store, each in a process of its own so that its mem
 For each phase: memory growth (RSS after the first few runs, the warm-up, against the end), threads
 and file descriptors (the same two points), and the runs it made: every one must be there once,
 finished, with one epoch row per epoch. At the start and the end: the time `scratch-tui runs` takes
-(a fresh process, median of 3) and store.list_runs() (median of 5), and the store's size.
+(a fresh process, median of 3, wall and CPU seconds, beside the same command on an empty store at the
+same moment, so that the machine's load falls on both) and store.list_runs() (median of 5), and the
+store's size.
 Targets: under 50 MB growth, no thread or descriptor left over, nothing lost or doubled, listing flat.
 
 --scale multiplies every count (0.2: 40 sequential runs, 4 x 2 concurrent, 10 in the app, a 10-run sweep).
@@ -29,6 +31,7 @@ import contextlib
 import io
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -225,22 +228,35 @@ def check_records(store_dir: str, prefixes: dict[str, int], sweep_id: str | None
     return report
 
 
-def listing_times(store_dir: str) -> dict:
+def command_seconds(store_dir: str) -> tuple[float, float]:
+    """`scratch-tui runs` in a fresh process: (wall, CPU) seconds. CPU time says more on a loaded machine."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "tui_trainer", "runs", "--runs-dir", store_dir], cwd=ROOT,
+                   capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
+def listing_times(store_dir: str, empty_dir: str) -> dict:
+    """The listing of this store, and of an empty one side by side (the same load): medians of 3 and 5."""
     from tui_trainer.runs.store import RunStore
 
-    process = []
-    for _ in range(3):
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "tui_trainer", "runs", "--runs-dir", store_dir], cwd=ROOT,
-                       capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
-        process.append(time.perf_counter() - started)
+    full, empty = [], []
+    for _ in range(3):  # interleaved, so that a slow spell of the machine falls on both
+        full.append(command_seconds(store_dir))
+        empty.append(command_seconds(empty_dir))
     calls = []
     with RunStore(store_dir) as store:
         for _ in range(5):
             started = time.perf_counter()
             listed = len(store.list_runs())
             calls.append(time.perf_counter() - started)
-    return {"runs": listed, "command_s": round(statistics.median(process), 3),
+    return {"runs": listed, "command_s": round(statistics.median(w for w, _ in full), 3),
+            "command_cpu_s": round(statistics.median(c for _, c in full), 3),
+            "empty_store_command_s": round(statistics.median(w for w, _ in empty), 3),
+            "empty_store_command_cpu_s": round(statistics.median(c for _, c in empty), 3),
             "list_runs_ms": round(1000 * statistics.median(calls), 2)}
 
 
@@ -294,8 +310,10 @@ def main() -> None:
         return value
 
     from tui_trainer.runs.store import RunStore
-    RunStore(store_dir).close()  # an empty store, so that the first listing has one to read
-    timed("listing_at_start", listing_times(store_dir), time.monotonic())
+    empty_dir = str(home / "empty")
+    for folder in (store_dir, empty_dir):
+        RunStore(folder).close()  # an empty store, so that the first listing has one to read
+    timed("listing_at_start", listing_times(store_dir, empty_dir), time.monotonic())
     timed("store_at_start", store_size(store_dir), time.monotonic())
 
     since = time.monotonic()
@@ -320,7 +338,7 @@ def main() -> None:
     prefixes = {"seq": counts["sequential"], **{f"par{k}": counts["concurrent"] for k in range(4)},
                 "app": counts["app"]}
     timed("records", check_records(store_dir, prefixes, runner.get("sweep_id"), counts["sweep"]), time.monotonic())
-    timed("listing_at_end", listing_times(store_dir), time.monotonic())
+    timed("listing_at_end", listing_times(store_dir, empty_dir), time.monotonic())
     timed("store_at_end", store_size(store_dir), time.monotonic())
     print(f"soak done in {time.monotonic() - began:.0f} s; load average {os.getloadavg()[0]:.1f} at the end",
           flush=True)

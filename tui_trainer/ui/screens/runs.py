@@ -18,7 +18,6 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
-from textual_plotext import PlotextPlot
 
 from ...command_line import command_line
 from ...engine.config import ConfigError
@@ -31,6 +30,7 @@ from ...format import duration, fit_columns, percent
 from ..markup import markup
 from ..paths import inside
 from ..opening import open_run, queue_positions, queued_message
+from ..widgets.chart import Chart
 from ..widgets.footer import KeyFooter
 from ..widgets.run_table import RunTable
 from .help import HELP_IN_FOOTER
@@ -193,7 +193,7 @@ class RunsScreen(Screen):
         yield Input(placeholder="/ filter by id, name, model, dataset or status", id="runs-filter", compact=True)
         yield RunTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="runs-compare"):
-            yield PlotextPlot(id="runs-chart")
+            yield Chart(id="runs-chart")
             # scrolls: several marked runs' config diff ran past the bottom of an 80x24 screen
             with VerticalScroll(id="runs-side"):
                 yield Static("", id="runs-detail")
@@ -420,7 +420,7 @@ class RunsScreen(Screen):
                              sweep=f"{record.sweep_id} {record.sweep_name}".strip(), parent=parent))
 
     def _draw_compare(self) -> None:
-        chart = self.query_one("#runs-chart", PlotextPlot)
+        chart = self.query_one("#runs-chart", Chart)
         plt = chart.plt
         plt.clear_figure()
         plt.title("Validation accuracy % (marked runs)")
