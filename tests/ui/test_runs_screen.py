@@ -404,4 +404,3 @@ async def test_a_run_this_version_cannot_read_is_listed_and_enter_says_why(tmp_p
         await pilot.pause()
         assert isinstance(app.screen, RunsScreen) and [n.message for n in app._notifications] == said + [line]
     store.close()
-
