@@ -115,8 +115,6 @@ async def _app_session(store_dir: str, count: int) -> dict:
     from tui_trainer.runs.store import RunStore
     from tui_trainer.ui.app import TrainerApp
 
-    import asyncio
-
     config = TrainConfig(epochs=1, max_train_samples=256, hidden=(32,), threads=1, probe_every=0,
                          keep_checkpoints=1, device="cpu")
     store = RunStore(store_dir)

@@ -198,7 +198,7 @@ async def test_a_run_this_version_cannot_read_is_left_out_of_the_sweep_view_and_
         screen = await open_sweep_view(pilot)
         assert screen.query_one("#sweep-table", DataTable).row_count == len(expected.rows)
         assert text_of(app, "#sweep-note").startswith(
-            f"1 run(s) left out (run {theirs}: dataset 'bar' is not known to this version of scratch-tui)")
+            f"1 run left out (run {theirs}: dataset 'bar' is not known to this version of scratch-tui)")
         assert "7/8 finished" in text_of(app, "#sweep-title")  # still one of the sweep's runs
 
 

@@ -15,7 +15,7 @@ from enum import Enum
 from typing import Any, ClassVar
 
 from .config import TrainConfig
-from .wording import counted
+from .wording import arrow, counted
 
 
 EVENT_TYPES: dict[str, type["Event"]] = {}  # by JSON name; each class below adds itself
