@@ -194,7 +194,7 @@ async def walk(events: list, size: tuple[int, int], rounds: int, profile: str | 
             assert painted is not None and painted[2] == showing(app), f"{key!r}: no frame painted shows it"
             times[label].append((1000 * (painted[0] - start), 1000 * (painted[1] - cpu),
                                  1000 * collections.within(start, painted[0])))
-        await pilot.press("s")  # stop the last new run, so that the app can leave
+        await pilot.press("s", "s")  # stop the last new run (and confirm), so that the app can leave
         await pilot.pause(0.2)
     if profiler is not None:
         out = io.StringIO()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Hashable, Mapping, Sequence, TypeVar
 
 from .engine.events import EpochEnded, RunStarted
+from .engine.wording import counted  # noqa: F401  (declared with the engine, whose sentences use it too)
 
 
 

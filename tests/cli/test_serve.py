@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import selectors
 import signal
 import socket
@@ -46,7 +47,8 @@ def guarded_server(command: str = "true"):
 
     try:
         port = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
-        yield port
+        server.loop = loop  # for a test that runs the server's own coroutines
+        yield port, server
     finally:
         if runner is not None:
             asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
@@ -57,7 +59,7 @@ def guarded_server(command: str = "true"):
 
 @pytest.fixture
 def port():
-    with guarded_server() as p:
+    with guarded_server() as (p, _):
         yield p
 
 
@@ -73,7 +75,9 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str, dict
 def test_no_or_wrong_token_is_403_and_nothing_else(port, query):
     status, body, headers = get(f"http://127.0.0.1:{port}/{query}")
     assert status == 403
-    assert body == "403 Forbidden\n"
+    # it says how to get in (the printed URL with its ?token=), never what the token is
+    assert body.startswith("403 Forbidden: this page needs the token that `scratch-tui serve` printed")
+    assert "/?token=..." in body and TOKEN not in body and TOKEN[:8] not in body
     assert "Set-Cookie" not in headers
 
 
@@ -98,17 +102,76 @@ def test_the_page_follows_the_host_the_browser_used(port):
     assert f'data-session-websocket-url="ws://localhost:{port}/ws"' in body
 
 
+@contextmanager
+def forwarded(port: int):
+    """What `ssh -L OTHER:127.0.0.1:PORT` does: bytes from another local port passed on unchanged."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def pipe(reader, writer):
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def connection(reader, writer):
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    async def start():
+        return await asyncio.start_server(connection, "127.0.0.1", 0)
+
+    server = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    async def stop():
+        server.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def test_a_tunnel_to_another_port_opens_the_page_from_the_box_alone(port):
+    with forwarded(port) as other:
+        status, body, _ = get(f"http://localhost:{other}/?token={TOKEN}")
+        assert status == 200
+        # the page's socket goes where the browser is, the tunnel's end, not the port serve bound
+        assert f'data-session-websocket-url="ws://localhost:{other}/ws"' in body
+        # nothing from outside: no web font from Google, every URL in the page is this server's
+        urls = [a or b for a, b in re.findall(r'(?:href|src)="([^"]*)"|url\("?([^")"]*)"?\)', body)]
+        outside = [url for url in urls if not url.startswith((f"http://localhost:{other}/", "static/"))]
+        assert outside == [] and "googleapis" not in body
+        font = re.search(r'url\("(static/fonts/[^"]+)"\)', body).group(1)
+        with urllib.request.urlopen(f"http://localhost:{other}/{font}?token={TOKEN}", timeout=5) as served:
+            assert served.status == 200 and len(served.read()) > 10_000
+        # and the socket opens through the tunnel, with the cookie the page left
+        assert asyncio.run(handshake(other, origin=f"http://localhost:{other}", via_cookie=True,
+                                     page_host="localhost")) == 101
+
+
 async def handshake(port: int, *, origin: str | None, query: str = "", host: str | None = None,
-                    via_cookie: bool = False) -> int:
+                    via_cookie: bool = False, page_host: str = "127.0.0.1") -> int:
     """The WebSocket handshake's status: 101 when accepted."""
     jar = aiohttp.CookieJar(unsafe=True)  # unsafe: keep cookies from an IP address such as 127.0.0.1
     async with aiohttp.ClientSession(cookie_jar=jar) as session:
         if via_cookie:  # as a browser does: load the page with the token, then open the socket without it
-            async with session.get(f"http://127.0.0.1:{port}/?token={TOKEN}") as page:
+            async with session.get(f"http://{page_host}:{port}/?token={TOKEN}") as page:
                 assert page.status == 200
         headers = {"Host": host} if host else {}
         try:
-            async with session.ws_connect(f"http://127.0.0.1:{port}/ws{query}", origin=origin, headers=headers,
+            async with session.ws_connect(f"http://{page_host}:{port}/ws{query}", origin=origin, headers=headers,
                                           timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws:
                 await ws.close()
                 return 101
@@ -139,6 +202,26 @@ def test_websocket_from_the_page_is_accepted(port):
     assert asyncio.run(handshake(port, origin=f"http://127.0.0.1:{port}", query=f"?token={TOKEN}")) == 101
     # no Origin: not a browser (they always send one on a WebSocket), so the token alone decides
     assert asyncio.run(handshake(port, origin=None, query=f"?token={TOKEN}")) == 101
+
+
+def test_shutdown_ends_an_open_pages_app_that_will_not_quit():
+    # Ctrl-C ran on_shutdown, which waited for each page's app to quit in its own time (3-20 s seen):
+    # an app that ignores the quit message must be ended, not waited for
+    with guarded_server("sleep 60") as (port, server):
+        async def open_page():
+            async with aiohttp.ClientSession() as session:
+                async with session.ws_connect(f"http://127.0.0.1:{port}/ws?token={TOKEN}"):
+                    while not server.apps or next(iter(server.apps))._process is None:
+                        await asyncio.sleep(0.01)
+                    (app,) = server.apps
+                    # its own session: a Ctrl-C in serve's terminal goes to serve, which ends it
+                    assert os.getsid(app._process.pid) == app._process.pid
+                    shutdown = asyncio.run_coroutine_threadsafe(server.on_shutdown(None), server.loop)
+                    await asyncio.wrap_future(shutdown)
+                    return app._process
+
+        process = asyncio.run(asyncio.wait_for(open_page(), 20))  # far below the app's 60 s
+    assert process.returncode is not None  # ended, not left behind
 
 
 # --- the command itself -------------------------------------------------------------------------------
@@ -180,11 +263,12 @@ def test_port_in_use_is_one_line_and_exit_2(never_serves, capsys):
     assert err == f"scratch-tui serve: error: port {port} is in use on 127.0.0.1; pick another with --port\n"
 
 
-def test_help_shows_the_defaults(capsys):
+def test_help_shows_the_defaults_and_the_token(capsys):
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
     assert "default 127.0.0.1" in out and "default 8000" in out
+    assert "a secret token (/?token=...): every request needs it" in out
 
 
 def free_port() -> int:

@@ -36,6 +36,9 @@ def test_a_sweep_file_trains_through_the_queue_and_ends_with_its_table(runs_home
     code, out, err = run_cli(["sweep", SMOKE, "--parallel", "2"], capsys)
     assert code == 0, err
     sweep_id = re.search(r"^Queued sweep (\w{8}) \(smoke\): 4 runs, 2 config\(s\) x 2 seed\(s\)$", out, re.M).group(1)
+    # --parallel is the queue's setting and outlives the sweep: it says so, and how to set it back
+    assert ("The queue now trains up to 2 runs at a time per device, for this sweep and for what it starts later; "
+            "`scratch-tui queue start --per-device 1` sets it back.\n") in out
     ended = re.findall(rf"^\[(\d)/4\] run (\w+) smoke lr=([\d.]+) seed=(\d): finished, test accuracy ({NUMBER})%$",
                        out, re.M)
     assert [int(k) for k, *_ in ended] == [1, 2, 3, 4]

@@ -151,7 +151,7 @@ def test_a_background_run_on_two_ranks_trains_the_config_it_was_stored_with_and_
         assert started.config == config and started.train_size == 1000 and started.processes == 2
         assert len([e for e in events if isinstance(e, EpochEnded)]) == 2
         assert any(isinstance(e, EvaluationEnded) for e in events)
-    assert log.count("Training scratch-mlp") == 1 and "device cpu (CPU (1 threads)), 2 processes (DDP)" in log
+    assert log.count("Training scratch-mlp") == 1 and "device cpu (CPU (1 thread)), 2 processes (DDP)" in log
 
     assert main(["train", "--resume", record.id, "--epochs", "3", "--runs-dir", str(tmp_path / "runs")]) == 0
     with RunStore(tmp_path / "runs") as store:

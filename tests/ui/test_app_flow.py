@@ -15,11 +15,13 @@ from tui_trainer.ui.app import TrainerApp
 from tui_trainer.ui.screens.evaluate import EvaluationScreen
 from tui_trainer.ui.screens.help import HelpScreen, TooSmallScreen
 from tui_trainer.ui.screens.setup import SetupScreen
+from tui_trainer.ui.screens.stop import StopScreen
 from tui_trainer.ui.screens.train import TrainScreen
 
 from tui_trainer.ui.widgets.charts import AccuracyChart, LossChart
 
-from .fakes import DEVICES, KEEP_TRAINING, ScriptedLauncher, dataset_status, epoch_events, scripted_engine, started
+from .fakes import (DEVICES, KEEP_TRAINING, ScriptedLauncher, ScriptedRun, dataset_status, epoch_events,
+                    scripted_engine, started)
 
 
 async def wait_for(pilot, predicate, timeout: float = 60.0) -> None:
@@ -54,7 +56,7 @@ async def test_full_flow_with_the_real_engine():
 
         await type_into(pilot, app, "epochs", "abc")
         assert "epochs: got 'abc'; must be a whole number" in text_of(app, "#error-epochs")
-        assert "field(s) to fix" in text_of(app, "#command")
+        assert "1 field to fix" in text_of(app, "#command")
         await pilot.press("f5")
         assert isinstance(app.screen, SetupScreen), "Start must be refused while a field is bad"
 
@@ -84,7 +86,12 @@ async def test_full_flow_with_the_real_engine():
         await wait_for(pilot, lambda: app.run_view.state == "running")
         await wait_for(pilot, lambda: app.run_view.lr == 0.02)
 
-        await pilot.press("s")
+        await pilot.press("s")  # asks first: one stray key must not end hours of training
+        assert isinstance(app.screen, StopScreen)
+        await pilot.press("escape")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, TrainScreen) and app.run_view.state == "running"
+        await pilot.press("s", "s")  # s again confirms
         await wait_for(pilot, lambda: app.run_view.state == "stopped")
         await wait_for(pilot, lambda: "Stopped after" in text_of(app, "#status"), timeout=5)
         assert app.run_view.evaluation is None
@@ -235,6 +242,14 @@ async def test_no_color_draws_images_with_characters(monkeypatch):
     app = TrainerApp(launcher=ScriptedLauncher(scripted_engine()), devices=DEVICES, dataset_status=dataset_status)
     assert app.no_color
     async with app.run_test(size=(100, 30)) as pilot:
+        # a switch's state was its colour alone: under NO_COLOR it says it
+        switch = app.screen.query_one("#field-restore_best")
+        before = switch.value
+        assert switch.render().plain == ("on" if before else "off")
+        switch.toggle()
+        await pilot.pause()
+        assert switch.render().plain == ("off" if before else "on")
+        switch.toggle()
         await pilot.press("f5")
         await wait_for(pilot, lambda: app.run_view.state == "finished")
         await pilot.pause(0.3)
@@ -397,8 +412,12 @@ async def test_quitting_and_choosing_stop_sends_the_run_a_stop():
     assert launcher.handles[0].sent == [Command("stop")]
 
 
-async def test_the_header_names_the_run_and_whether_this_app_started_it():
-    app = TrainerApp(launcher=ScriptedLauncher(), devices=DEVICES, dataset_status=dataset_status)
+async def test_the_header_names_the_run_whether_this_app_started_it_and_the_device_at_80x24():
+    launcher = ScriptedLauncher()
+    # a run another app started, with its own config
+    launcher.open = lambda run_id: ScriptedRun(scripted_engine(), TrainConfig(lr=0.05, epochs=7), run_id=run_id,
+                                               started_here=False)
+    app = TrainerApp(launcher=launcher, devices=DEVICES, dataset_status=dataset_status)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("f5")
         await wait_for(pilot, lambda: app.run_view.state == "finished")
@@ -407,6 +426,19 @@ async def test_the_header_names_the_run_and_whether_this_app_started_it():
         app.attach("5c417ed0")
         await wait_for(pilot, lambda: app.screen is not first and app.run_view.state == "finished")
         await wait_for(pilot, lambda: text_of(app, "#run-title").startswith("run 5c417ed0 · attached"), timeout=5)
+        # where it trains is never cut: the 80-column line is cut at its end, and the device comes first
+        assert text_of(app, "#run-title").startswith("run 5c417ed0 · attached · cpu (CPU (16 threads)) · ")
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, EvaluationScreen))
+        await pilot.pause()
+        summary = app.screen.query_one("#eval-summary")
+        assert summary.region.height == 2 and "cpu (CPU (16 threads))" in text_of(app, "#eval-summary")
+        await pilot.press("escape")
+        await pilot.press("n")  # a new run from the attached one: its config, not the form's defaults
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
+        await pilot.pause()
+        assert app.screen.query_one("#field-lr", Input).value == "0.05"
+        assert app.screen.query_one("#field-epochs", Input).value == "7"
 
 
 def footer_keys_cut_off(app) -> list[str]:

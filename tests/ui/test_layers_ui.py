@@ -137,7 +137,7 @@ async def test_a_running_run_shows_its_layers_key_with_every_steering_key():
         assert isinstance(app.screen, LayersScreen)
         await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 3, timeout=5)
         assert "No probe yet" in text(app, "#layers-verdict")  # no Diagnosis in this script
-        await pilot.press("i", "s")
+        await pilot.press("i", "s", "s")  # back, stop, and yes
         await wait_for(pilot, lambda: app.run_view.state == "stopped", timeout=10)
 
 

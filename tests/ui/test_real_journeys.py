@@ -174,7 +174,7 @@ async def test_steer_a_real_run_pause_set_lr_checkpoint_resume_and_stop(store):
         assert second.step > first.step
         await shows_checkpoint(pilot, app, second, folder)
 
-        await pilot.press("s")
+        await pilot.press("s", "s")  # stop, and yes
         await wait_for(pilot, lambda: app.run_view.state == "stopped")
         await wait_for(pilot, lambda: text_of(app, "#status").startswith("Stopped after"), timeout=5)
         # the footer offers no steering (it is rebuilt: wait for its new keys)
@@ -234,7 +234,7 @@ async def test_resume_a_stopped_real_run_from_the_runs_screen_then_fork_it(store
         await wait_for(pilot, lambda: text_of(app, "#status").startswith("Finished 2 epochs"), timeout=5)
         shown = log_lines(app)
         # a resume from part-way through epoch 1 says where it went on from (it once said nothing at all)
-        in_order(shown, "Checkpoint saved at epoch 1, step 25, mid-epoch (stop)", "Stopped after 0 epoch(s)",
+        in_order(shown, "Checkpoint saved at epoch 1, step 25, mid-epoch (stop)", "Stopped after 0 epochs",
                  "Training process started", f"Resumed run {run_id} after epoch 0, step 25", "Epoch 1/2",
                  "Epoch 2/2", "Test Loss", "Finished 2 epochs")
         assert_shows(shown, store.view(run_id).log)

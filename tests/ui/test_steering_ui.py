@@ -67,7 +67,7 @@ async def test_the_log_and_both_charts_show_each_change_at_its_step():
         assert "(plateau) at step 170" in shown and "Early stop after epoch 3" in shown
         log = "\n".join(app.run_view.log)  # the same lines, whole
         cut = next(line for line in app.run_view.log if line.startswith("Learning rate"))
-        assert "0.003 -> 0.0003 (plateau) at step 170" in cut  # the previous lr too (plain arrow in the app)
+        assert "0.003 → 0.0003 (plateau) at step 170" in cut  # the previous lr too, with the arrow `runs show` uses
         assert "Checkpoint saved after epoch 2 (request)" in log
         assert "Paused at step 210" in log and "Unpaused at step 210" in log
         assert "Early stop after epoch 3: val_loss has not improved for 1 epoch (best 0.9500 at epoch 2)" in log

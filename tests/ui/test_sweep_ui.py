@@ -86,6 +86,14 @@ async def open_sweep_view(pilot) -> SweepScreen:
     return pilot.app.screen
 
 
+def test_a_sweeps_runs_are_named_by_what_sets_them_apart():
+    from tui_trainer.ui.screens.runs import swept_names
+
+    assert swept_names(["sw lr=0.001 seed=0", "sw lr=0.01 seed=0"], "sw") == ["lr=0.001 seed=0", "lr=0.01 seed=0"]
+    assert swept_names(["sw lr=0.001"], "sw") == ["lr=0.001"]  # one run: only the sweep's name goes
+    assert swept_names(["a b", "a b"], "") == ["b", "b"]  # never every word
+
+
 async def test_the_runs_screen_keeps_a_sweeps_runs_together_under_its_name(store):
     app = make_app(store)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -101,6 +109,20 @@ async def test_the_runs_screen_keeps_a_sweeps_runs_together_under_its_name(store
         assert len(keys) == len(members) + 2  # the header, the sweep's runs, the run of no sweep
         header = next(line for line in table_lines(table) if SWEEP in line)
         assert header.split()[:3] == ["▾", SWEEP, "lrs"] and "7/8 done" in header
+        # its runs read by what sets them apart, whole, not "lrs lr…" eight times
+        shown = "\n".join(table_lines(table))
+        for lr in (0.001, 0.01):
+            for wd in (0.0, 0.01):
+                assert shown.count(f"lr={lr} wd={wd} seed=") == 2, shown
+        # two runs marked: the config diff fits the pane or scrolls to its last line (it ran off the screen)
+        ids = sweep_ids(store)
+        for key in ((0.001, 0.0, 0), (0.01, 0.01, 1)):
+            table.move_cursor(row=table.get_row_index(ids[key]))
+            await pilot.press("space")
+        side = screen.query_one("#runs-side")
+        side.scroll_end(animate=False)
+        await pilot.pause()
+        assert "weight_decay: " in "\n".join(s.text for s in screen._compositor.render_strips())
         table.move_cursor(row=start)
         await pilot.pause()
         assert "7/8 finished · 1 running" in text_of(app, "#runs-detail")
@@ -177,7 +199,7 @@ async def test_a_run_this_version_cannot_read_is_left_out_of_the_sweep_view_and_
         screen = await open_sweep_view(pilot)
         assert screen.query_one("#sweep-table", DataTable).row_count == len(expected.rows)
         assert text_of(app, "#sweep-note").startswith(
-            f"1 run(s) left out (run {theirs}: dataset 'bar' is not known to this version of scratch-tui)")
+            f"1 run left out (run {theirs}: dataset 'bar' is not known to this version of scratch-tui)")
         assert "7/8 finished" in text_of(app, "#sweep-title")  # still one of the sweep's runs
 
 

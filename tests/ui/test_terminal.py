@@ -49,6 +49,15 @@ class Terminal:
             time.sleep(0.2)
         raise AssertionError(f"{text!r} never showed; the screen was:\n{self.screen()}")
 
+    def wait_gone(self, text: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text not in screen:
+                return screen
+            time.sleep(0.2)
+        raise AssertionError(f"{text!r} never went; the screen was:\n{self.screen()}")
+
     def wait_until_footer_is_whole(self, timeout: float = 15.0) -> str:
         """The footer, once no notification covers it (a toast sits over the bottom right for a while)."""
         deadline = time.monotonic() + timeout
@@ -144,6 +153,8 @@ def test_sigkill_to_the_app_leaves_the_run_training_and_a_new_app_attaches(tmp_p
         again.wait_for(f"run {run_id} · attached")
         again.wait_for("Training —")
         again.keys("s")  # the new app steers the run the old one started
+        again.wait_for("Stop run")  # after asking
+        again.keys("s")
         again.wait_for("Stopped after")
     finally:
         again.kill_server()
@@ -220,6 +231,16 @@ def test_a_whole_session_at_80x24_by_keys_alone(tmp_path):
     try:
         term.wait_for("f5 Start")
         term.wait_until_footer_is_whole()
+        # the prompts' explanations fit 80x24 to their last word (they were cut at the dialog's edge)
+        term.keys("F4")
+        term.wait_for("unmarks.")  # the explanation's last word, wrapped onto a line of its own
+        term.keys("Escape")
+        term.wait_gone("unmarks.")
+        term.keys("C-s")
+        screen = term.wait_for("directory):")
+        assert "Save config to TOML file (inside the working" in screen
+        term.keys("Escape")
+        term.wait_gone("directory):")
         term.keys("C-o")
         term.wait_for("Load config from TOML")
         time.sleep(0.3)  # the prompt's input takes the focus just after it is drawn
@@ -231,6 +252,16 @@ def test_a_whole_session_at_80x24_by_keys_alone(tmp_path):
         term.keys("Space")
         term.wait_for("Paused — space resumes")
         term.wait_until_footer_is_whole()  # paused: the run cannot end while the footer is checked
+        term.keys("C-q")  # the quit dialog's sentence on how to come back, whole
+        screen = term.wait_for("brings it back.")
+        assert "It keeps training after you quit;" in screen
+        term.keys("Escape")
+        term.wait_gone("brings it back.")
+        term.keys("s")  # asks before it stops
+        term.wait_for("resumes it later.")
+        term.keys("Escape")
+        term.wait_gone("resumes it later.")
+        assert "Paused — space resumes" in term.screen()
         term.keys("i")  # the Layers view: the init check's verdict above one row per layer
         term.wait_for("Layers at step")
         term.wait_for("layers.0")

@@ -164,7 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     attach.add_argument("--models-dir", metavar="DIR", default=argparse.SUPPRESS, help=MODELS_DIR_HELP)
 
     serve = sub.add_parser("serve", help="serve the app to a web browser (textual-serve)",
-                           description="Serve the app to a web browser, at http://127.0.0.1:8000 by default.")
+                           description="Serve the app to a web browser, at http://127.0.0.1:8000 by default. It prints "
+                                       "the URL to open, with a secret token (/?token=...): every request "
+                                       "needs it, so open that whole URL. Through an SSH tunnel "
+                                       "(ssh -L 9000:127.0.0.1:8000 host), keep the token and change only "
+                                       "the port.")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default %(default)s: this machine only)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default %(default)s)")

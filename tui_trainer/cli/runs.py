@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..engine.events import arrow
+from ..engine.wording import arrow
 from ..format import duration, percent
 from ..engine.user_text import printable, shown_text
 from .common import EXIT_FAILED, error, no_store, reader_gone, table, terminal_width, usage_error, when

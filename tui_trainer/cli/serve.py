@@ -8,10 +8,12 @@ middleware and checks the address before anything starts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import hmac
 import ipaddress
 import logging
+import re
 import secrets
 import signal
 import socket
@@ -20,11 +22,34 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
-from textual_serve.server import Server
+from textual_serve.app_service import AppService
+from textual_serve.server import Server, to_int
 
 from .common import EXIT_USAGE, error
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+# Ctrl-C must end `serve` within a second: each open page's app gets this long to quit by itself
+# before it is ended (it holds no run: runs are their own processes), then the sockets this long.
+# A page closed while serving goes on gives its app longer.
+APP_QUIT_SECONDS = 0.25
+SOCKETS_CLOSE_SECONDS = 0.1
+PAGE_CLOSED_QUIT_SECONDS = 5.0
+
+# textual-serve's page asks Google for its font; a locked-down network breaks on that, an open one
+# leaks each visit. The same font ships in its static folder, so the page names that copy instead.
+OUTSIDE_FONT = re.compile(r'<link[^>]*href="https?://fonts\.googleapis\.com[^"]*"[^>]*>', re.S)
+LOCAL_FONT = "".join(
+    f'@font-face {{ font-family: "Roboto Mono"; font-style: {style}; src: url("static/fonts/{name}"); }}'
+    for style, name in (("normal", "RobotoMono-VariableFont_wght.ttf"),
+                        ("italic", "RobotoMono-Italic-VariableFont_wght.ttf")))
+
+
+def forbidden_text(port: int) -> str:
+    """What a request without the token reads: how to get in, never the token itself."""
+    return ("403 Forbidden: this page needs the token that `scratch-tui serve` printed when it started.\n"
+            f"Open the whole URL from that line (it ends in /?token=...); through an SSH tunnel, keep the "
+            f"?token=... part and change only the host and port (this server listens on port {port}).\n")
 
 
 class AddressError(Exception):
@@ -85,6 +110,33 @@ def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+class ServedApp(AppService):
+    """One page's app process: in its own session, so a Ctrl-C meant for `serve` does not reach it
+    half-way through its own start, and asked to quit, then ended if it has not within `grace` seconds."""
+
+    async def _open_app_process(self, width: int = 80, height: int = 24):
+        self._process = process = await asyncio.create_subprocess_exec(
+            "/bin/sh", "-c", f"exec {self.command}", start_new_session=True,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env=self._build_environment(width=width, height=height))
+        self._stdin = process.stdin
+        return process
+
+    async def stop(self, grace: float = PAGE_CLOSED_QUIT_SECONDS) -> None:
+        task, process = self._task, self._process
+        if task is None or process is None:
+            return
+        self._task = None
+        await self.send_meta({"type": "quit"})
+        try:
+            await asyncio.wait_for(process.wait(), grace)
+        except asyncio.TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+        await task
+
+
 class GuardedServer(Server):
     """textual-serve's server, refusing every request without the token (403, nothing else) and every
     WebSocket upgrade from another origin."""
@@ -96,6 +148,7 @@ class GuardedServer(Server):
         # cookies ignore ports: a name per port keeps two servers on one host from overwriting each other's
         self.cookie = f"scratch-tui-token-{address.port}"
         self.url = f"http://{url_host(address.host)}:{address.port}/?token={self.token}"
+        self.apps: set[ServedApp] = set()
 
     async def _make_app(self) -> web.Application:
         app = await super()._make_app()
@@ -124,9 +177,9 @@ class GuardedServer(Server):
     async def _guard(self, request: web.Request, handler) -> web.StreamResponse:
         via_query = self._good(request.query.get("token"))
         if not (via_query or self._good(request.cookies.get(self.cookie))):
-            return web.Response(status=403, text="403 Forbidden\n")
+            return web.Response(status=403, text=forbidden_text(self.address.port))
         if request.headers.get(hdrs.UPGRADE, "").lower() == "websocket" and not self._same_origin(request):
-            return web.Response(status=403, text="403 Forbidden\n")
+            return web.Response(status=403, text="403 Forbidden: a WebSocket from another site\n")
         response = await handler(request)
         if via_query and not response.prepared:
             # the page's WebSocket and assets cannot carry the query (textual.js builds the socket's URL
@@ -141,7 +194,34 @@ class GuardedServer(Server):
         bound to 0.0.0.0 would point the browser at 0.0.0.0). The page is built without a pause after
         this, so concurrent requests cannot mix their hosts."""
         self.public_url = f"{request.scheme}://{request.host}"
-        return await super().handle_index(request)
+        response = await super().handle_index(request)
+        response.text = OUTSIDE_FONT.sub(f"<style>{LOCAL_FONT}</style>", response.text)
+        return response
+
+    async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
+        """textual-serve's, with the app kept in `self.apps`, so that Ctrl-C can end it without delay."""
+        websocket = web.WebSocketResponse(heartbeat=15)
+        app = ServedApp(self.command, write_bytes=websocket.send_bytes, write_str=websocket.send_str,
+                        close=websocket.close, download_manager=self.download_manager, debug=self.debug)
+        self.apps.add(app)
+        try:
+            await websocket.prepare(request)
+            await app.start(to_int(request.query.get("width", "80"), 80),
+                            to_int(request.query.get("height", "24"), 24))
+            await self._process_messages(websocket, app)
+        except asyncio.CancelledError:
+            await websocket.close()
+        except Exception as exc:  # as textual-serve does: one page's failure is logged, the server goes on
+            logging.getLogger("textual-serve").exception(exc)
+        finally:
+            self.apps.discard(app)
+            await app.stop()
+        return websocket
+
+    async def on_shutdown(self, app: web.Application) -> None:
+        """Ctrl-C: end every open page's app now. aiohttp would otherwise wait for each page's socket to
+        close, and each app to quit in its own time, which took many seconds with a page open."""
+        await asyncio.gather(*(served.stop(APP_QUIT_SECONDS) for served in list(self.apps)))
 
     def initialize_logging(self) -> None:
         super().initialize_logging()
@@ -170,6 +250,7 @@ class GuardedServer(Server):
             except NotImplementedError:  # Windows: Ctrl-C still ends aiohttp's loop
                 pass
         web.run_app(self._make_app(), host=self.host, port=self.port, handle_signals=False, loop=loop,
+                    shutdown_timeout=SOCKETS_CLOSE_SECONDS,
                     print=lambda _: print(f"Serving scratch-tui at {self.url}  (Ctrl-C stops)", flush=True))
 
 

@@ -130,6 +130,7 @@ def _run(args: argparse.Namespace) -> int:
                               check_pack_size, set_pack_size, set_per_device)
     from ..runs.store import RunStore
     from ..runs.sweep import SweepSpec
+    from ..format import counted
     from .queue import say_runner
 
     # every check before anything is queued: bad input leaves the store as it was
@@ -160,6 +161,10 @@ def _run(args: argparse.Namespace) -> int:
     with RunStore(args.runs_dir) as store:
         if args.parallel is not None:
             set_per_device(store, args.parallel)
+            # the setting is the queue's, not the sweep's: it outlives the sweep, so say so
+            print(f"The queue now trains up to {counted(args.parallel, 'run')} at a time per "
+                  f"device, for this sweep and for what it starts later; `scratch-tui queue start --per-device 1` "
+                  f"sets it back.")
         if args.pack is not None:
             set_pack_size(store, args.pack)
         sweep_id = new_sweep_id()

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .wording import counted
+
 
 class DeviceError(ValueError):
     pass
@@ -50,7 +52,7 @@ def list_devices() -> list[DeviceInfo]:
             found.append(DeviceInfo(f"cuda:{i}", props.name, "cuda", props.total_memory, f"{props.major}.{props.minor}"))
     if _mps_available():
         found.append(DeviceInfo("mps", "Apple GPU (Metal)", "mps"))
-    found.append(DeviceInfo("cpu", f"CPU ({torch.get_num_threads()} threads)", "cpu", cpu_memory_bytes()))
+    found.append(DeviceInfo("cpu", f"CPU ({counted(torch.get_num_threads(), 'thread')})", "cpu", cpu_memory_bytes()))
     return found
 
 
@@ -86,7 +88,7 @@ def device_label(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     if device.type == "mps":
         return "Apple GPU (Metal)"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    return f"CPU ({counted(torch.get_num_threads(), 'thread')})"
 
 
 def runtime_versions() -> dict[str, str | None]:

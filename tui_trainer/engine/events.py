@@ -10,12 +10,12 @@ every view shows.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, ClassVar
 
 from .config import TrainConfig
+from .wording import arrow, counted
 
 
 EVENT_TYPES: dict[str, type["Event"]] = {}  # by JSON name; each class below adds itself
@@ -37,15 +37,6 @@ class Event:
         """The event in one line for people, as the app's log, `attach` and `train` say it; None for an
         event people are not told of (progress, the start of a segment, which views show in other ways)."""
         return None
-
-
-def arrow() -> str:
-    try:
-        # Textual's print capture stands in for stdout inside the app and has no encoding: ascii then
-        "\u2192".encode(getattr(sys.stdout, "encoding", None) or "ascii")
-    except (UnicodeEncodeError, LookupError):
-        return "->"
-    return "\u2192"
 
 
 def metric_value(monitor: str, value: float) -> str:
@@ -278,7 +269,7 @@ class RunFinished(Event):
     seconds: float
 
     def describe(self) -> str:
-        return f"Finished {self.epochs_done} epochs in {self.seconds:.1f}s"
+        return f"Finished {counted(self.epochs_done, 'epoch')} in {self.seconds:.1f}s"
 
 
 @dataclass(frozen=True)
@@ -290,7 +281,7 @@ class RunStopped(Event):
     step: int | None = None  # set by the recorder (the loop's stop knows no more than its epochs); None in older logs
 
     def describe(self) -> str:
-        return f"Stopped after {self.epochs_done} epoch(s)"
+        return f"Stopped after {counted(self.epochs_done, 'epoch')}"
 
 
 @dataclass(frozen=True)
@@ -339,7 +330,7 @@ class RunInterrupted(Event):
     seconds: float = 0.0
 
     def describe(self) -> str:
-        return f"Interrupted after {self.epochs_done} epoch(s): {self.message}"
+        return f"Interrupted after {counted(self.epochs_done, 'epoch')}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -420,7 +411,7 @@ class ReplayPlanned(Event):
     lr_changes: list[list[float]] = field(default_factory=list)  # [step, lr] pairs, in step order
 
     def describe(self) -> str:
-        return f"Replays the {len(self.lr_changes)} lr change(s) of run {self.source_id}"
+        return f"Replays the {counted(len(self.lr_changes), 'lr change')} of run {self.source_id}"
 
 
 @dataclass(frozen=True)

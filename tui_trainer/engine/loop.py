@@ -29,6 +29,7 @@ from .probe import PROBE_IMAGES, Probe, affordable, diagnose, due
 from .receipt import receipt
 from .registry import MODELS
 from .threads import pin_cpu_threads
+from .wording import counted
 from .distributed import Agreed, Distributed, launched_by_torchrun
 from .evaluate import evaluate, loss_and_accuracy
 from .events import (BatchProgress, BestWeightsRestored, EarlyStopped, EpochEnded, Event, LearningRateChanged,
@@ -631,8 +632,8 @@ class TrainingRun:
         if epochs is not None:
             needed = checkpoint.epoch + (1 if checkpoint.mid_epoch else 0)
             if epochs < needed:
-                raise ConfigError({"epochs": f"epochs: got {epochs}; the checkpoint has {checkpoint.epoch} epoch(s) "
-                                             f"done{' and one begun' if checkpoint.mid_epoch else ''}, "
+                raise ConfigError({"epochs": f"epochs: got {epochs}; the checkpoint has "
+                                             f"{counted(checkpoint.epoch, 'epoch')} done{' and one begun' if checkpoint.mid_epoch else ''}, "
                                              f"so ask for at least {needed}"})
             changes["epochs"] = epochs
         if device is not None:

@@ -24,7 +24,8 @@ from typing import Any, Iterable
 from ..engine.events import (BatchProgress, BestWeightsRestored, CheckpointSaved, CommandIgnored, CommandReceived,
                              Diagnosis, EarlyStopped, LayerStats, EpochEnded, EvaluationEnded, Event, ForkedFrom, LearningRateChanged,
                              ProcessStarted, ReplayPlanned, RunFailed, RunFinished, RunInterrupted, RunPaused,
-                             RunQueued, RunUnpaused, RunStarted, RunState, RunStopped, arrow, next_state)
+                             RunQueued, RunUnpaused, RunStarted, RunState, RunStopped, next_state)
+from ..engine.wording import arrow
 from ..engine.monitor import Monitor
 from ..format import duration
 

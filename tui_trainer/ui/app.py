@@ -23,13 +23,14 @@ from ..engine.commands import Command
 from ..engine.config import SETTINGS, TrainConfig, applies
 from ..engine.data import dataset_status
 from ..engine.devices import DeviceInfo, list_devices
-from ..engine.events import EvaluationEnded, RunFailed
+from ..engine.events import EvaluationEnded, RunFailed, RunStarted
 from ..runs.evaluation import NoCheckpoint, checkpoint_path, evaluate_checkpoint
 from ..runs import queue as run_queue
 from ..runs.handle import RunHandle, RunLauncher, RunNotRunning
 from ..runs.spawn import SpawnError
 from ..runs.store import RunNotFound, RunStore, StoreError
 from ..runs.view import RunView
+from ..format import counted
 from .collector import CHECK_EVERY_S, IdleCollector
 from .messages import EngineEvent
 from .model_files import model_refused
@@ -189,7 +190,7 @@ class TrainerApp(App):
 
     def show_evaluation(self, evaluation: EvaluationEnded) -> None:
         s = self.run_view.started
-        title = f" · {s.config.model} on {s.dataset_title}" if s else ""
+        title = f" · {s.config.model} on {s.dataset_title} · {s.where()}" if s else ""
         self.push_evaluation(evaluation, title)
 
     def push_evaluation(self, evaluation: EvaluationEnded, title: str) -> None:
@@ -319,7 +320,7 @@ class TrainerApp(App):
                     return f"epochs: got {text!r}; must be a whole number above {done}, at most {most:,}"
                 return None
 
-            self.push_screen(PromptScreen(f"Run {record.id} has trained {done} epochs. Train to how many in all?",
+            self.push_screen(PromptScreen(f"Run {record.id} has trained {counted(done, 'epoch')}. Train to how many in all?",
                                           str(done * 2), check),
                              lambda text: text and self.resume(record.id, int(text)))
             return
@@ -402,6 +403,10 @@ class TrainerApp(App):
     def on_engine_event(self, message: EngineEvent) -> None:
         if message.viewer is self._follow_stop:  # events still queued from the run viewed before are dropped
             self.run_view.apply(message.event)
+            if isinstance(message.event, RunStarted) and self.handle is not None and not self.handle.started_here:
+                # attached (from a new app, or opened from the runs): `n` starts from this run's config, as it
+                # does from a run started here, not from the form's defaults
+                self.last_config = message.event.config
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # only the follow of the run on screen: one left over from a run viewed before is not this run's failure

@@ -16,11 +16,11 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import ProgressBar, Static
-from textual_plotext import PlotextPlot
 
 from ...engine.config import ConfigError, TrainConfig
 from ...engine.lr_find import END_LR, START_LR, STEPS, LrFindProgress, LrFindResult, find_lr
 from ..markup import markup, plain
+from ..widgets.chart import Chart
 from ..widgets.footer import KeyFooter
 from .help import HELP_IN_FOOTER
 
@@ -87,7 +87,7 @@ class LrFindScreen(Screen[float | None]):
                      id="lr-find-title")
         yield ProgressBar(id="lr-find-bar", total=self.steps, show_eta=True)
         yield Static("Preparing the data and the model…", id="lr-find-status")
-        yield PlotextPlot(id="lr-find-chart")
+        yield Chart(id="lr-find-chart")
         yield Static("", id="lr-find-result")
         yield KeyFooter()
 
@@ -154,7 +154,7 @@ class LrFindScreen(Screen[float | None]):
         self.refresh_bindings()
 
     def _draw(self, result: LrFindResult) -> None:
-        chart = self.query_one("#lr-find-chart", PlotextPlot)
+        chart = self.query_one("#lr-find-chart", Chart)
         chart.display = True
         plt = chart.plt
         plt.clear_figure()

@@ -14,11 +14,10 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
-from textual_plotext import PlotextPlot
 
 from ...command_line import command_line
 from ...engine.config import ConfigError
@@ -31,6 +30,7 @@ from ...format import duration, fit_columns, percent
 from ..markup import markup
 from ..paths import inside
 from ..opening import open_run, queue_positions, queued_message
+from ..widgets.chart import Chart
 from ..widgets.footer import KeyFooter
 from ..widgets.run_table import RunTable
 from .help import HELP_IN_FOOTER
@@ -72,6 +72,20 @@ class SweepGroup:
     @property
     def key(self) -> str:
         return SWEEP_ROW + self.id
+
+
+def swept_names(names: list[str], sweep_name: str) -> list[str]:
+    """The runs of a sweep by what sets them apart: a sweep names its runs "NAME lr=0.001 seed=0", and at
+    80 columns the name column showed only "NAME…" on every row. The words all of them start with (the
+    sweep's name, a value no axis changed) go: the sweep's header row above says them."""
+    split = [name.split(" ") for name in names]
+    if len(split) > 1:
+        common = 0
+        while all(len(words) > common + 1 and words[common] == split[0][common] for words in split):
+            common += 1
+    else:  # one run: only the sweep's own name can go
+        common = len(sweep_name.split(" ")) if sweep_name and names[0].startswith(sweep_name + " ") else 0
+    return [" ".join(words[common:]) for words in split]
 
 
 def size(n: int) -> str:
@@ -175,14 +189,16 @@ class RunsScreen(Screen):
         self.sort_by = "started"
         self.filter_text = ""
         self.positions: dict[str, int] = {}  # queued runs' places in the queue
+        self.shown_names: dict[str, str] = {}  # a sweep's runs by their swept values (swept_names)
         self.compare_series: list[tuple[str, str, tuple, tuple, float | None]] = []  # the chart's lines, as drawn
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="/ filter by id, name, model, dataset or status", id="runs-filter", compact=True)
         yield RunTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="runs-compare"):
-            yield PlotextPlot(id="runs-chart")
-            with Vertical(id="runs-side"):
+            yield Chart(id="runs-chart")
+            # scrolls: several marked runs' config diff ran past the bottom of an 80x24 screen
+            with VerticalScroll(id="runs-side"):
                 yield Static("", id="runs-detail")
                 yield Static("", id="runs-diff")
         yield KeyFooter()
@@ -234,6 +250,10 @@ class RunsScreen(Screen):
         for r in self.runs:
             if r.sweep_id:
                 groups.setdefault(r.sweep_id, []).append(r)
+        self.shown_names = {}
+        for members in groups.values():
+            self.shown_names.update(zip((m.id for m in members),
+                                        swept_names([m.name or m.id for m in members], members[0].sweep_name)))
         rows: list[RunSummary | SweepGroup] = []
         for r in shown:
             if not r.sweep_id:
@@ -255,7 +275,8 @@ class RunsScreen(Screen):
         position = self.positions.get(r.id)
         status = f"queued #{position}" if r.status == RunState.QUEUED and position else r.status_text
         # Text cells: a plain string cell is read as markup, and names are the user's
-        return {"mark": mark, "id": Text(r.id), "name": Text(r.name or "-"), "model": Text(r.model),
+        name = self.shown_names.get(r.id) or r.name or "-"
+        return {"mark": mark, "id": Text(r.id), "name": Text(name), "model": Text(r.model),
                 "dataset": Text(r.dataset), "status": Text(status), "epochs": Text(f"{r.epochs_done}/{r.epochs}"),
                 "best": Text(percent(r.best_val_acc)), "test": Text(percent(r.test_acc)),
                 "duration": Text(duration(r.duration_s)),
@@ -299,7 +320,14 @@ class RunsScreen(Screen):
         width = table.size.width or self.app.size.width
         if table.size.height and len(rows) > table.size.height - 1:  # rows below the header overflow
             width -= table.styles.scrollbar_size_vertical
-        return fit_columns(natural, minimum, width, 2 * table.cell_padding, SQUEEZE, DROP, gap_after_last=True)
+        gap = 2 * table.cell_padding
+        if self.shown_names:
+            # a sweep's runs differ only in their names (their swept values): keep those whole, letting the
+            # model and the dataset go first (the sweep's header row says them)
+            fitted = fit_columns(natural, minimum, width, gap, ("model", "dataset"), DROP, gap_after_last=True)
+            if fitted.get("name") == natural["name"]:
+                return fitted
+        return fit_columns(natural, minimum, width, gap, SQUEEZE, DROP, gap_after_last=True)
 
     def _fill_table(self) -> None:
         table = self.query_one("#runs-table", RunTable)
@@ -398,7 +426,7 @@ class RunsScreen(Screen):
                              sweep=f"{record.sweep_id} {record.sweep_name}".strip(), parent=parent))
 
     def _draw_compare(self) -> None:
-        chart = self.query_one("#runs-chart", PlotextPlot)
+        chart = self.query_one("#runs-chart", Chart)
         plt = chart.plt
         plt.clear_figure()
         plt.title("Validation accuracy % (marked runs)")

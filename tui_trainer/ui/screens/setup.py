@@ -26,6 +26,7 @@ from textual.widgets import Input, Label, ProgressBar, RadioButton, RadioSet, Se
 from textual.widgets._select import SelectOverlay
 
 from ...command_line import command_line
+from ...format import counted
 from ...engine.config import (SETTINGS, ConfigError, Setting, TrainConfig, applies, field_error, from_text,
                               parse_model_args, parse_model_value, preset, to_text)
 from ...engine.data import DatasetUnavailable, load_raw
@@ -43,6 +44,7 @@ from ..markup import markup, plain
 from ..messages import DownloadFinished, DownloadProgress
 from ..model_files import ModelArg, ModelLook, arguments_of, find_models, inspect_model, layer_table, model_refused
 from ..paths import inside
+from ..widgets.switch import WordedSwitch
 from ..widgets.footer import KeyFooter
 from ..widgets.gpu_line import GpuLine
 from .help import HELP_IN_FOOTER
@@ -233,7 +235,7 @@ class SetupScreen(Screen):
             return FormSelect([(c, c) for c in spec.choices], value=value, allow_blank=False, id=f"field-{spec.name}",
                           compact=True)
         if spec.control == "switch":
-            return Switch(value=value, id=f"field-{spec.name}")
+            return WordedSwitch(value=value, id=f"field-{spec.name}")
         placeholder = "default" if spec.default in (None, "") else ""
         return Input(to_text(value), placeholder=placeholder, id=f"field-{spec.name}", compact=True)
 
@@ -413,7 +415,7 @@ class SetupScreen(Screen):
         if self.config:
             command.update(markup("[b]CLI:[/b] $cli", cli=command_line(self.config)))
         else:
-            command.update(f"[b red]{len(self.errors)} field(s) to fix before Start[/]")
+            command.update(f"[b red]{counted(len(self.errors), 'field')} to fix before Start[/]")
         self._update_model_note()
 
     def _update_model_note(self) -> None:
@@ -539,7 +541,7 @@ class SetupScreen(Screen):
         box.remove_children()
         rows = []
         for arg in self._model_args_of(model) if is_model_reference(model) else ():
-            control = Switch(value=bool(arg.default), id=f"arg-{arg.name}", classes="model-arg") \
+            control = WordedSwitch(value=bool(arg.default), id=f"arg-{arg.name}", classes="model-arg") \
                 if arg.kind == "bool" else Input(_arg_text(arg, arg.default), id=f"arg-{arg.name}", compact=True,
                                                  classes="model-arg", placeholder=arg.kind)
             rows.append(Horizontal(Label(f"  {arg.name}", classes="field-label"), control, classes="field-row",

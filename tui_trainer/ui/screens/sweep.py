@@ -24,7 +24,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from ...engine.events import RunState
-from ...format import fit_columns
+from ...format import counted, fit_columns
 from ...runs.queue import QueueError, halving, resolve_sweep, sweep_packs, sweep_records
 from ...runs.store import RunDamaged, RunRecord, RunStore, StoreError
 from ...runs.study import StudyError, load as load_study, study_link, trial_results, trial_rows
@@ -266,10 +266,10 @@ class SweepScreen(Screen):
         note = f"Best first by {metric}, mean ± std over seeds · "
         if view.left_out:
             run_id, why = view.left_out[0]
-            note = f"{len(view.left_out)} run(s) left out (run {run_id}: {why}) · " + note
+            note = f"{counted(len(view.left_out), 'run')} left out (run {run_id}: {why}) · " + note
         plan = view.halving
         if plan and plan.get("applied"):
-            note += f"Halving at epoch {plan['epoch']} cut {plan.get('cut', 0)} config(s) · "
+            note += f"Halving at epoch {plan['epoch']} cut {counted(plan.get('cut', 0), 'config')} · "
         elif plan:
             note += f"Halving at epoch {plan['epoch']} to come · "
         if view.packs:
@@ -416,7 +416,7 @@ class SweepScreen(Screen):
 
     def action_top_k(self) -> None:
         self.top_k = self.top_k % MAX_K + 1
-        self.notify(f"Curves of the top {self.top_k} config(s)")
+        self.notify(f"Curves of the top {counted(self.top_k, 'config')}")
         self.action_refresh()
 
     def action_refresh(self) -> None:

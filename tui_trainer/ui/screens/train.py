@@ -19,6 +19,7 @@ from ...runs.queue import queued
 from ...runs.store import StoreError
 from ...runs.view import RunView
 from ..markup import markup
+from .stop import StopScreen
 from ..widgets.charts import AccuracyChart, LossChart
 from ..widgets.footer import KeyFooter
 from ..widgets.gpu_line import GpuLine
@@ -179,9 +180,11 @@ class TrainScreen(Screen):
         if not s:
             self._put("#run-title", "[b]$where[/b]", where=where)
             return
-        self._put("#run-title", "[b]$where[/b] · $model $rest", where=where, model=s.config.model,
-                  rest=f"on {s.dataset_title} · {s.parameters:,} params · {s.train_size:,}/{s.val_size:,}/"
-                       f"{s.test_size:,} · {s.where()}")
+        # the device before the model and the data: at 80 columns the line's end is cut, and where a run trains
+        # is what a person checks first
+        self._put("#run-title", "[b]$where[/b] · $device · $model $rest", where=where, device=s.where(),
+                  model=s.config.model, rest=f"on {s.dataset_title} · {s.parameters:,} params · "
+                                             f"{s.train_size:,}/{s.val_size:,}/{s.test_size:,}")
 
     def _draw_progress(self) -> None:
         h = self.run_view
@@ -279,8 +282,16 @@ class TrainScreen(Screen):
             self._put("#status", "[b]Resuming…[/b]" if paused else "[b]Pausing…[/b]")
 
     def action_stop(self) -> None:
-        if self.app.send(Command("stop")):
-            self._put("#status", "[b]Stopping…[/b]")
+        handle = self.app.handle
+        if handle is None or not self.run_view.is_active:
+            self.app.send(Command("stop"))  # says why nothing can be stopped
+            return
+
+        def chosen(stop: bool | None) -> None:
+            if stop and self.app.send(Command("stop")):
+                self._put("#status", "[b]Stopping…[/b]")
+
+        self.app.push_screen(StopScreen(handle.run_id), chosen)
 
     def action_scale_lr(self, factor: float) -> None:
         if self.run_view.lr and self.run_view.is_active:

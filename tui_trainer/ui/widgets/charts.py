@@ -10,9 +10,9 @@ from plotext._utility import colorize
 from rich.style import Style
 from rich.text import Text
 from textual.app import RenderResult
-from textual_plotext import PlotextPlot
 
 from ...runs.view import ChangeMark, RunView
+from .chart import Chart
 
 # The loss goes on a log axis by itself once its largest plotted value is this many times its smallest:
 # then a linear axis leaves every halving of the loss after the first spike less than one row of dots
@@ -112,7 +112,7 @@ def log_ticks(lo: float, hi: float, most: int) -> tuple[list[float], list[str]]:
     return ticks, [_log_label(t) for t in ticks]
 
 
-class RunChart(PlotextPlot):
+class RunChart(Chart):
     title = ""
     # what a run's chart says before its first point: drawn as text, as a plotext build of an empty chart
     # took most of the time F5 took to show the training screen; None draws the empty chart with plotext

@@ -18,6 +18,7 @@ from textual.strip import Strip
 from textual.widgets import Static
 
 from ...engine.events import PredictionSample
+from ...format import counted
 from .images import image_strips
 
 GAP = 2  # blank cells after each card
@@ -91,7 +92,7 @@ class SampleGallery(Static):
             which = f"of true {true!r} predicted {predicted!r}"
             count = self.cell_count()
             if count is None:
-                return f"{kept} sample(s) {which}"
+                return f"{counted(kept, 'sample')} {which}"
             if count == 0:
                 return f"No test images {which}"
             if kept >= count:
