@@ -122,7 +122,7 @@ def test_resuming_says_what_is_wrong(small_data, tmp_path):
     list(recorded(run, store))
     with pytest.raises(ConfigError, match="already trained all 1 epochs; ask for more epochs"):
         build_run(store, run.run_id)
-    with pytest.raises(ConfigError, match="epochs: got 0; .*1 epoch\\(s\\) done, so ask for at least 1"):
+    with pytest.raises(ConfigError, match="epochs: got 0; .*1 epoch done, so ask for at least 1"):
         build_run(store, run.run_id, epochs=0)
     assert build_run(store, run.run_id, epochs=2, data=small_data).config.epochs == 2
 
