@@ -64,7 +64,7 @@ def test_the_queue_is_listed_reordered_and_cancelled_without_starting_anything(r
                                 "STATE"]
     assert [line.split()[:2] for line in lines[1:4]] == [["1", seeds[1][0]], ["2", solo], ["3", seeds[0][0]]]
     assert "scratch-mlp seed 4" in lines[1] and f"{sweep} seeds of scratch-mlp" in lines[1] and " 0.01 " in lines[1]
-    assert lines[1].endswith("queued") and lines[-1].startswith("Runner: not running; 1 run(s) at a time per device")
+    assert lines[1].endswith("queued") and lines[-1].startswith("Runner: not running; 1 run at a time per device")
 
     code, out, err = run_cli(["queue", "rm", solo, "nothere"], capsys)
     assert code == 2 and "no run nothere" in err  # every id is checked before any is removed
@@ -93,7 +93,7 @@ def test_train_seeds_queues_them_for_a_runner_that_trains_one_at_a_time_on_the_c
     ids = re.search(r"\(sweep \w+\): (\w+), (\w+)", out).groups()
     accs = [float(a) for a in re.findall(r"Seed \d: run \w+ finished, test accuracy ([\d.]+)%", out)]
     assert len(accs) == 2
-    mean, std = re.search(r"Test accuracy over 2 seed\(s\): ([\d.]+)% ± ([\d.]+) \(mean ± std\)", out).groups()
+    mean, std = re.search(r"Test accuracy over 2 seeds: ([\d.]+)% ± ([\d.]+) \(mean ± std\)", out).groups()
     assert float(mean) == pytest.approx(sum(accs) / 2, abs=0.02)
     assert float(std) == pytest.approx(abs(accs[0] - accs[1]) / 2 ** 0.5, abs=0.02)
 
@@ -108,4 +108,4 @@ def test_train_seeds_queues_them_for_a_runner_that_trains_one_at_a_time_on_the_c
                                (ids[1],))[0][0]
     assert first_end <= second_start
     wait_until(lambda: not runner_status(store).running, 10, "the runner to leave")  # the queue is empty: it exits
-    assert "started 2 run(s)" in (runs_home / "logs" / "queue-runner.log").read_text()
+    assert "started 2 runs" in (runs_home / "logs" / "queue-runner.log").read_text()

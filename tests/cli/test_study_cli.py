@@ -55,7 +55,7 @@ def test_two_boxes_share_one_study_and_lose_no_trial_to_kill_9(tmp_path, capsys,
     monkeypatch.setenv("SCRATCH_TUI_HOME", str(box_a / "runs"))
     code, out, err = run_cli(["sweep", str(spec), "--storage", str(journal), "--study", "two", "--detach"], capsys)
     assert code == 0, err
-    sweep_id = re.search(r"sweep (\w{8}), 12 trial\(s\), search tpe", out).group(1)
+    sweep_id = re.search(r"sweep (\w{8}), 12 trials, search tpe", out).group(1)
 
     store_a = RunStore(box_a / "runs")
     runner_a = int(re.search(r"Started the queue's runner \(pid (\d+)\)", out).group(1))
@@ -176,7 +176,7 @@ def test_slurm_workers_through_submitits_local_executor_finish_a_study(tmp_path,
     code, out, err = run_cli(["sweep", str(spec), "--storage", str(journal), "--study", "slurm", "--slurm",
                               "--array", "2", "--time", "00:10:00"], capsys)
     assert code == 0, err
-    assert re.search(r"Submitted 2 worker\(s\) to submitit's local executor \(no Slurm here\): job\(s\) \d+ \d+", out)
+    assert re.search(r"Submitted 2 workers to submitit's local executor \(no Slurm here\): job ids \d+ \d+", out)
     sweep_id = re.search(r"sweep (\w{8})", out).group(1)
     opened = study_module.load(study_module.StudyLink(str(journal), "slurm"))
     wait_until(lambda: sum(t.state.name == "COMPLETE" for t in opened.study.get_trials()) == 1, 120,
@@ -226,7 +226,7 @@ def test_a_real_single_node_slurm_finishes_a_sweep(slurm_node, tmp_path, capsys,
     code, out, err = run_cli(["sweep", str(spec), "--storage", str(journal), "--study", "real", "--slurm",
                               "--array", "2", "--time", "5"], capsys)
     assert code == 0, err
-    jobs = re.search(r"Submitted 2 worker\(s\) to Slurm: job\(s\) (\S+) (\S+);", out).groups()
+    jobs = re.search(r"Submitted 2 workers to Slurm: job ids (\S+) (\S+);", out).groups()
     assert f"squeue -j {jobs[0].split('_')[0]}" in out
     opened = study_module.load(study_module.StudyLink(str(journal), "real"))
     wait_until(lambda: sum(t.state.name == "COMPLETE" for t in opened.study.get_trials()) == 2, 150,

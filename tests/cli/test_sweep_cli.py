@@ -35,7 +35,7 @@ def test_a_sweep_file_trains_through_the_queue_and_ends_with_its_table(runs_home
     started = time.monotonic()
     code, out, err = run_cli(["sweep", SMOKE, "--parallel", "2"], capsys)
     assert code == 0, err
-    sweep_id = re.search(r"^Queued sweep (\w{8}) \(smoke\): 4 runs, 2 config\(s\) x 2 seed\(s\)$", out, re.M).group(1)
+    sweep_id = re.search(r"^Queued sweep (\w{8}) \(smoke\): 4 runs, 2 configs x 2 seeds$", out, re.M).group(1)
     # --parallel is the queue's setting and outlives the sweep: it says so, and how to set it back
     assert ("The queue now trains up to 2 runs at a time per device, for this sweep and for what it starts later; "
             "`scratch-tui queue start --per-device 1` sets it back.\n") in out
@@ -46,7 +46,7 @@ def test_a_sweep_file_trains_through_the_queue_and_ends_with_its_table(runs_home
     with RunStore(runs_home) as store:
         packs = {store.view(run_id).pack_id for _, run_id, *_ in ended}
     assert len(packs) == 1 and "" not in packs
-    assert f"Sweep {sweep_id} (smoke): 4/4 runs finished; 2 config(s), best first by test acc, mean ± std over seeds" \
+    assert f"Sweep {sweep_id} (smoke): 4/4 runs finished; 2 configs, best first by test acc, mean ± std over seeds" \
         in out
 
     rows = [cells(r) for r in table_rows(out)]
@@ -139,9 +139,9 @@ def test_successive_halving_stops_the_losing_config_before_its_second_seed(runs_
     assert re.search(r"\] run \w+ halve lr=1e-06 seed=1: stopped: successive halving at epoch 1", out)
     rows = [cells(r)[:2] for r in table_rows(out)]
     assert rows == [["0.003", "2/2"], ["1e-06", "1/2"]]
-    assert "Successive halving at epoch 1 cut 1 config(s)." in out
+    assert "Successive halving at epoch 1 cut 1 config." in out
     log = (runs_home / "logs" / "queue-runner.log").read_text()
-    assert re.search(r"successive halving at epoch 1: kept 1 config\(s\), cut 1; sent stop to 0 run\(s\); "
-                     r"ended 1 queued run\(s\) \w+", log)
+    assert re.search(r"successive halving at epoch 1: kept 1 config, cut 1; sent stop to 0 runs; "
+                     r"ended 1 queued run \w+", log)
     wait_until(lambda: not runner_status(RunStore(runs_home)).running, 10, "the runner to leave")
-    assert "started 3 run(s)" in (runs_home / "logs" / "queue-runner.log").read_text()  # the cut seed never started
+    assert "started 3 runs" in (runs_home / "logs" / "queue-runner.log").read_text()  # the cut seed never started

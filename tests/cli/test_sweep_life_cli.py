@@ -41,7 +41,7 @@ def test_extend_retry_and_continue_a_sweep(runs_home, tmp_path, capsys):
     path.write_text(FILE)
     code, out, err = run_cli(["sweep", "extend", "11fe", str(path)], capsys)
     assert code == 0, err
-    added = re.search(r"Queued 2 more run\(s\) in sweep 11fe: (\w{8}) (\w{8})", out).groups()
+    added = re.search(r"Queued 2 more runs in sweep 11fe: (\w{8}) (\w{8})", out).groups()
     assert sorted((store.get_run(i).config["lr"], store.get_run(i).config["seed"]) for i in added) == \
         [(0.001, 1), (0.01, 1)]
     assert {r.id for r in store.list_runs(sweep="11fe11fe")} == {*ids, *added}
@@ -52,7 +52,7 @@ def test_extend_retry_and_continue_a_sweep(runs_home, tmp_path, capsys):
     store.append(added[0], RunFailed(message="lost"))
     code, out, err = run_cli(["sweep", "retry", "11fe"], capsys)
     assert code == 0, err
-    [again] = re.search(r"Queued 1 run\(s\) \(or trials\) again in sweep 11fe: (\w{8})$", out, re.M).groups()
+    [again] = re.search(r"Queued 1 run \(or trials\) again in sweep 11fe: (\w{8})$", out, re.M).groups()
     assert store.get_run(again).status == "queued" and store.get_run(again).config == store.get_run(added[0]).config
     assert added[0] not in {r.run_id for r in sweep_results(store, "11fe11fe")}
     assert again in {r.run_id for r in sweep_results(store, "11fe11fe")}
@@ -63,7 +63,7 @@ def test_extend_retry_and_continue_a_sweep(runs_home, tmp_path, capsys):
     best = max(ids, key=lambda i: store.get_run(i).test_acc)
     code, out, err = run_cli(["sweep", "continue", "11fe", "--top", "1", "--epochs", "2"], capsys)
     assert code == 0, err
-    [fork] = re.search(r"Queued 1 fork\(s\) to 2 epochs in sweep 11fe: (\w{8})$", out, re.M).groups()
+    [fork] = re.search(r"Queued 1 fork to 2 epochs in sweep 11fe: (\w{8})$", out, re.M).groups()
     record = store.get_run(fork)
     assert record.parent_id == best and record.parent_epoch == 1 and record.epochs == 2
     assert record.status == "queued" and fork in {r.id for r in store.list_runs(sweep="11fe11fe")}

@@ -35,11 +35,11 @@ def test_a_runner_that_dies_is_started_again_and_one_that_keeps_dying_is_said(ru
     code, out, err = run_cli(["sweep", SMOKE], capsys)
     assert code == 1 and len(starts) == 1 + run_queue.RUNNER_RESTARTS  # the first start, then each restart
     assert out.count("The queue's runner had gone with runs of the sweep still queued; started it again") == 3
-    assert re.fullmatch(r"scratch-tui sweep: error: the queue's runner keeps ending while 4 run\(s\) wait \(started "
+    assert re.fullmatch(r"scratch-tui sweep: error: the queue's runner keeps ending while 4 runs waited \(started "
                         r"again 3 times\); see \S+queue-runner.log, then `scratch-tui queue start` starts it again\n",
                         err), err
     code, out, _ = run_cli(["queue", "ls"], capsys)
-    said = "Runner: not running; 1 run(s) at a time per device; 4 run(s) wait: `scratch-tui queue start` starts it"
+    said = "Runner: not running; 1 run at a time per device; 4 runs waiting: `scratch-tui queue start` starts it"
     assert code == 0 and said in out
 
     def runner_that_finishes_them(store):  # a runner that lives: the sweep's runs end, the wait with them

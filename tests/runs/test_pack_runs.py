@@ -53,8 +53,8 @@ def test_a_packs_members_are_runs_of_their_own_and_one_resumes_alone(store):
         record = store.get_run(run_id)
         assert record.status == "finished" and record.epochs_done == 1 and record.test_acc > 40
         view = store.view(run_id)
-        assert view.pack == f"trained in pack {ids[0]} with 1 other run(s): {other}"
-        assert f"Trained in pack {ids[0]} with 1 other run(s): {other}" in view.log
+        assert view.pack == f"trained in pack {ids[0]} with 1 other run: {other}"
+        assert f"Trained in pack {ids[0]} with 1 other run: {other}" in view.log
         checkpoint = load_checkpoint(record.last_checkpoint)
         assert (checkpoint.run_id, checkpoint.epoch, checkpoint.config.seed) == (run_id, 1, record.config["seed"])
         assert ("ema" in checkpoint.state) == (record.config["ema"] > 0)  # the moving average, kept alongside

@@ -218,7 +218,7 @@ def test_successive_halving_waits_for_every_config_then_stops_the_losers_once(st
     assert queue.halving(store, "halve001") == {"epoch": 2, "applied": True, "kept": 2, "cut": 1, "stopped": [c0],
                                                 "cancelled": [c1]}
     assert ids(queued(store)) == [a1, b1]  # the loser's seed never starts
-    assert f"sweep halve001: successive halving at epoch 2: kept 2 config(s), cut 1; sent stop to 1 run(s) {c0}" \
+    assert f"sweep halve001: successive halving at epoch 2: kept 2 configs, cut 1; sent stop to 1 run {c0}" \
         in capsys.readouterr().out
     queue._halve_sweeps(store, {})
     assert commands() == [(c0, "stop")]  # once per sweep

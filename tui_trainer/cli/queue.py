@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from ..engine.config import PRESETS, ConfigError, TrainConfig
 from ..engine.events import RunState
 from ..engine.user_text import printable, shown
+from ..engine.wording import counted
 from .common import (RUNS_DIR_HELP, EXIT_FAILED, Parser, error, no_store, reader_gone, table, terminal_width,
                      usage_error)
 from .flags import TRAIN_FLAGS, config_from_args, name_flags
@@ -71,7 +72,7 @@ def run_queue_command(args: argparse.Namespace) -> int:
         from ..runs.queue import DEFAULT_PER_DEVICE
 
         print("The queue is empty; add runs with `scratch-tui queue add`.")
-        print(f"Runner: not running; {DEFAULT_PER_DEVICE} run(s) at a time per device")
+        print(f"Runner: not running; {counted(DEFAULT_PER_DEVICE, 'run')} at a time per device")
         return 0
     try:
         with RunStore(args.runs_dir) as store:
@@ -194,9 +195,9 @@ def _ls(store: "RunStore", args: argparse.Namespace) -> int:
         print("The queue is empty; add runs with `scratch-tui queue add`.")
     runner = f"working (pid {status.runner_pid})" if status.running else "not running"
     gone = not status.running and status.waiting and not status.paused  # it died, or was never started
-    print(f"Runner: {runner}; {status.per_device} run(s) at a time per device"
+    print(f"Runner: {runner}; {counted(status.per_device, 'run')} at a time per device"
           + ("; the queue is paused (`scratch-tui queue resume`)" if status.paused else "")
-          + (f"; {status.waiting} run(s) wait: `scratch-tui queue start` starts it" if gone else ""))
+          + (f"; {counted(status.waiting, 'run')} waiting: `scratch-tui queue start` starts it" if gone else ""))
     return 0
 
 
@@ -317,7 +318,7 @@ def train_seeds(args: argparse.Namespace, config: TrainConfig) -> int:
     accs = [r.test_acc for r in ended.values() if r.test_acc is not None]
     if accs:
         spread = statistics.stdev(accs) if len(accs) > 1 else 0.0
-        print(f"Test accuracy over {len(accs)} seed(s): {statistics.mean(accs):.2f}% ± {spread:.2f} (mean ± std)")
+        print(f"Test accuracy over {counted(len(accs), 'seed')}: {statistics.mean(accs):.2f}% ± {spread:.2f} (mean ± std)")
     finished = sum(r.status == RunState.FINISHED for r in ended.values())
     return 0 if finished == len(ids) else EXIT_FAILED
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..engine.wording import arrow
+from ..engine.wording import arrow, counted
 from ..format import duration, percent
 from ..engine.user_text import printable, shown_text
 from .common import EXIT_FAILED, error, no_store, reader_gone, table, terminal_width, usage_error, when
@@ -240,8 +240,8 @@ def _runs_prune(store: "RunStore", args: argparse.Namespace) -> int:
     deleted = prune_checkpoints(store, run_id, args.keep)  # a running run or a bad --keep: ValueError, exit 2
     freed = before - disk_use(store, run_id)
     names = ", ".join(p.name for p in deleted)
-    print(f"Run {run_id}: deleted {len(deleted)} checkpoint(s){f' ({names})' if names else ''}, freed {size(freed)}; "
-          f"kept the newest {args.keep} epoch checkpoint(s), the best, the last and the newest {args.keep} written on demand.")
+    print(f"Run {run_id}: deleted {counted(len(deleted), 'checkpoint')}{f' ({names})' if names else ''}, freed {size(freed)}; "
+          f"kept the newest {counted(args.keep, 'epoch checkpoint')}, the best, the last and the newest {args.keep} written on demand.")
     return 0
 
 

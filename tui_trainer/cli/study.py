@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..format import percent
+from ..engine.wording import counted
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, RUNS_DIR_HELP, error, table, terminal_width, usage_error
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ def run_study_sweep(args: argparse.Namespace, store_dir: str | None) -> int:
     with RunStore(store_dir) as store:
         link = open_link(store, spec, data, args.storage, name, slurm=getattr(args, "slurm", False))
         opened = load(link)
-        print(f"Study {link.name} ({_where(link)}): sweep {link.sweep_id}, {spec.size()} trial(s), search "
+        print(f"Study {link.name} ({_where(link)}): sweep {link.sweep_id}, {counted(spec.size(), 'trial')}, search "
               f"{spec.search}, pruner {spec.pruner}" + ("" if args.slurm else "; this box draws from it"), flush=True)
         if args.slurm:
             return _submit(args, link, store_dir)
@@ -149,7 +150,7 @@ def _submit(args: argparse.Namespace, link: "StudyLink", store_dir: str | None) 
     folder = (Path(link.storage).parent if is_journal(link.storage) else Path.cwd()) / "scratch-tui-slurm" / "%j"
     cluster, jobs = submit(link, store_dir, request, folder)
     where = "Slurm" if cluster == "slurm" else f"submitit's {cluster} executor (no Slurm here)"
-    print(f"Submitted {len(jobs)} worker(s) to {where}: job(s) {' '.join(jobs)}; logs in {folder.parent}")
+    print(f"Submitted {counted(len(jobs), 'worker')} to {where}: job ids {' '.join(jobs)}; logs in {folder.parent}")
     if cluster == "slurm":
         print(f"Follow them with `squeue -j {','.join(j.split('_')[0] for j in jobs[:1])}`, the study with "
               f"`scratch-tui sweep show {link.sweep_id}`.")
@@ -212,7 +213,7 @@ def print_study(store: "RunStore", opened: "OpenStudy") -> None:
     counts = {state: sum(r.state == state for r in rows) for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING",
                                                                         "WAITING")}
     hosts = sorted({r.host for r in rows if r.host})
-    print(f"Study {link.name} ({_where(link)}), sweep {link.sweep_id}: {len(rows)} trial(s): "
+    print(f"Study {link.name} ({_where(link)}), sweep {link.sweep_id}: {counted(len(rows), 'trial')}: "
           + ", ".join(f"{n} {state.lower()}" for state, n in counts.items() if n)
           + f"; search {spec.search}, pruner {spec.pruner}; boxes: {', '.join(hosts) or 'none yet'}")
     fields = [a.field for a in spec.axes]

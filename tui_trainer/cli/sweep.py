@@ -16,6 +16,7 @@ from ..engine.events import RunState
 from ..engine.user_text import printable
 from ..engine.user_text import shown as quoted
 from ..format import percent
+from ..engine.wording import counted
 from .common import (EXIT_FAILED, EXIT_INTERRUPTED, RUNS_DIR_HELP, Parser, error, no_store, reader_gone, table,
                      terminal_width, usage_error, when)
 from .study import add_study_flags, print_study, run_study_sweep
@@ -130,7 +131,6 @@ def _run(args: argparse.Namespace) -> int:
                               check_pack_size, set_pack_size, set_per_device)
     from ..runs.store import RunStore
     from ..runs.sweep import SweepSpec
-    from ..format import counted
     from .queue import say_runner
 
     # every check before anything is queued: bad input leaves the store as it was
@@ -172,8 +172,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.halving is not None:  # after its runs exist: a runner already working sees them with it
             set_halving(store, sweep_id, args.halving)
         seeds = len(spec.seeds_or_base)
-        print(f"Queued sweep {sweep_id} ({printable(name)}): {len(ids)} runs, {len(ids) // seeds} config(s) x "
-              f"{seeds} seed(s)"
+        print(f"Queued sweep {sweep_id} ({printable(name)}): {len(ids)} runs, {counted(len(ids) // seeds, 'config')} x "
+              f"{counted(seeds, 'seed')}"
               + (f", halving at epoch {args.halving}" if args.halving else ""))
         runner = ensure_runner(store)
         say_runner(store, runner)
@@ -262,13 +262,13 @@ def _print_table(store: "RunStore", sweep_id: str, top: int | None = None) -> No
     shown = SweepTable(swept.fields, swept.rows[:top]) if top else swept
     metric = "test acc" if swept.sort_metric == "test_acc" else "best val"
     pm = "±" if _unicode() else "+-"
-    print(f"Sweep {full} ({printable(summary.name)}): {summary.done}/{summary.total} runs finished; {len(swept.rows)} "
-          f"config(s), best first by {metric}, mean {pm} std over seeds")
+    print(f"Sweep {full} ({printable(summary.name)}): {summary.done}/{summary.total} runs finished; "
+          f"{counted(len(swept.rows), 'config')}, best first by {metric}, mean {pm} std over seeds")
     for line in shown.render(terminal_width(), ascii_only=not _unicode()):
         print(printable(line))
     plan = halving(store, full)
     if plan and plan.get("applied"):
-        print(f"Successive halving at epoch {plan['epoch']} cut {plan.get('cut', 0)} config(s).")
+        print(f"Successive halving at epoch {plan['epoch']} cut {counted(plan.get('cut', 0), 'config')}.")
     if shown.rows and shown.rows[0].best_run_id:
         best = shown.rows[0].best_run_id
         print(f"Best run: {best} (`scratch-tui runs show {best}`, `scratch-tui eval {best}`)")
@@ -340,10 +340,10 @@ def _grow(args: argparse.Namespace) -> int:
     with RunStore(args.runs_dir) as store:
         if args.sweep_command == "extend":
             ids = sweep_life.extend(store, args.sweep_id, spec, allow_large=args.yes)
-            said = f"Queued {len(ids)} more run(s) in sweep"
+            said = f"Queued {counted(len(ids), 'more run')} in sweep"
         elif args.sweep_command == "retry":
             ids = sweep_life.retry(store, args.sweep_id)
-            said = f"Queued {len(ids)} run(s) (or trials) again in sweep"
+            said = f"Queued {counted(len(ids), 'run')} (or trials) again in sweep"
         else:
             from ..engine.checkpoints import CheckpointError
             from ..runs.fork import ForkRefused
@@ -353,7 +353,7 @@ def _grow(args: argparse.Namespace) -> int:
                 ids = sweep_life.continue_best(store, args.sweep_id, args.top, args.epochs)
             except (ForkRefused, CheckpointError) as exc:
                 raise QueueError(f"sweep continue: {exc}") from None
-            said = f"Queued {len(ids)} fork(s) to {args.epochs} epochs in sweep"
+            said = f"Queued {counted(len(ids), 'fork')} to {args.epochs} epochs in sweep"
         if not ids:
             print(f"Nothing to retry in sweep {args.sweep_id}: no run failed or was interrupted.")
             return 0

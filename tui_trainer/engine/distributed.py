@@ -26,6 +26,7 @@ import torch
 import torch.distributed as dist
 
 from .control import TrainingControl
+from .wording import counted
 
 
 def launched_by_torchrun() -> bool:
@@ -53,7 +54,7 @@ def gpus_missing(gpus: int, found: int | None = None) -> str | None:
     found = torch.cuda.device_count() if found is None else found
     if gpus == 1 or gpus <= found:
         return None
-    where = f"this machine has {found} CUDA GPU(s)" if found else "torch sees no CUDA GPU here"
+    where = f"this machine has {counted(found, 'CUDA GPU')}" if found else "torch sees no CUDA GPU here"
     return f"gpus: got {gpus}; {where}, so choose 1 to {max(found, 1)}"
 
 

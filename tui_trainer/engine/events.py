@@ -92,10 +92,10 @@ class RunStarted(Event):
     pack_with: list[str] = field(default_factory=list)
 
     def pack_line(self) -> str:
-        """'trained in pack P with 2 other run(s): a b', or '' for a run trained alone."""
+        """'trained in pack P with 2 other runs: a b', or '' for a run trained alone."""
         if not self.pack:
             return ""
-        return f"trained in pack {self.pack} with {len(self.pack_with)} other run(s): {' '.join(self.pack_with)}"
+        return f"trained in pack {self.pack} with {counted(len(self.pack_with), 'other run')}: {' '.join(self.pack_with)}"
 
     def where(self) -> str:
         """Where it trains, as the CLI and the app say it: "cuda:0 (NVIDIA H100), 2 processes (DDP)"."""

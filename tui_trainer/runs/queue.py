@@ -66,6 +66,7 @@ from ..engine.commands import Command
 from ..engine.config import ConfigError, TrainConfig
 from ..engine.events import RunFailed, RunState, RunStopped
 from ..engine.user_text import shown
+from ..engine.wording import counted
 from .spawn import RUNNER_LOG, SpawnError, start_pack, start_queued, start_runner
 from .store.processes import process_alive
 from .store import QueuedRow, RunDamaged, RunNotFound, RunRecord, RunStore, stored_config, why_unreadable
@@ -250,7 +251,7 @@ def revive_runner(store: RunStore, started: int | None, restarts: int) -> int | 
     if status.running or status.paused or not status.waiting or process_alive(started):
         return None
     if restarts >= RUNNER_RESTARTS:
-        raise SpawnError(f"the queue's runner keeps ending while {status.waiting} run(s) wait (started again "
+        raise SpawnError(f"the queue's runner keeps ending while {counted(status.waiting, 'run')} waited (started again "
                          f"{restarts} times); see {store.root / 'logs' / RUNNER_LOG}, then `scratch-tui queue start` "
                          f"starts it again")
     return start_runner(store)
@@ -387,9 +388,9 @@ def _halve(store: RunStore, sweep_id: str, epoch: int, scores: dict[str, float |
     store.set_setting(HALVING + sweep_id, json.dumps({"epoch": epoch, "applied": True, "kept": len(plan.keep),
                                                       "cut": len(plan.stop), "stopped": stopped,
                                                       "cancelled": cancelled}))
-    print(f"sweep {sweep_id}: successive halving at epoch {epoch}: kept {len(plan.keep)} config(s), cut "
-          f"{len(plan.stop)}; sent stop to {' '.join([f'{len(stopped)} run(s)', *stopped])}; ended "
-          f"{' '.join([f'{len(cancelled)} queued run(s)', *cancelled])}", flush=True)
+    print(f"sweep {sweep_id}: successive halving at epoch {epoch}: kept {counted(len(plan.keep), 'config')}, cut "
+          f"{len(plan.stop)}; sent stop to {' '.join([counted(len(stopped), 'run'), *stopped])}; ended "
+          f"{' '.join([counted(len(cancelled), 'queued run'), *cancelled])}", flush=True)
 
 
 # -- the runner ------------------------------------------------------------------------------------------------
@@ -428,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with RunStore(args.store) as store:
         started = run_queue(store)
-        print(f"queue runner {store.host}:{os.getpid()}: started {started} run(s); the queue is empty or paused",
+        print(f"queue runner {store.host}:{os.getpid()}: started {counted(started, 'run')}; the queue is empty or paused",
               flush=True)
     return 0
 
