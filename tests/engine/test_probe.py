@@ -140,3 +140,15 @@ def test_a_fault_in_a_hidden_layer_is_named_at_that_layer(tmp_path, tiny, middle
     verdicts = [e.text for e in run.look_inside(1) if isinstance(e, Diagnosis)]
     assert any(said in text and "too " in text for text in verdicts), verdicts
     assert not any("first output std" in text for text in verdicts)
+
+
+def test_small_updates_are_flagged_unless_the_schedule_made_the_lr_small():
+    from tui_trainer.engine.events import LayerStat
+
+    stats = LayerStats(step=500, epoch=3, loss=0.4, logits_std=2.0, expected_loss=2.303, layers=[
+        LayerStat(name="layers.0", kind="Linear", act_mean=0.1, act_std=1.0, weight_std=0.05, weight_norm=10.0,
+                  grad_norm=0.5, update_ratio=8e-6)])
+    said = [d.text for d in probe.diagnose(stats, init=False)]
+    assert said == ["layers.0: updates are 8e-06 of its weights per step (about 1e-03 is healthy): the lr is far "
+                    "too small"]
+    assert probe.diagnose(stats, init=False, lr_scale=0.01) == []  # a one-cycle tail: small on purpose

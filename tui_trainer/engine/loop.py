@@ -354,7 +354,8 @@ class TrainingRun:
         yield stats
         cfg = self.config
         hint = "`--init kaiming`" if "init" in MODELS.entry(cfg.model).settings and cfg.init != "kaiming" else ""
-        for diagnosis in diagnose(stats, init=self.step == 0, scaled_init_hint=hint):
+        scale = self.lr / self.base_lr if self.base_lr > 0 else 1.0
+        for diagnosis in diagnose(stats, init=self.step == 0, scaled_init_hint=hint, lr_scale=scale):
             if diagnosis.key not in self._said:
                 self._said.add(diagnosis.key)
                 yield diagnosis

@@ -196,10 +196,11 @@ def _stat(name: str, module: nn.Module, fields: dict, numbers: list[list[float]]
 
 
 # -- what the numbers say ------------------------------------------------------------------------------------------
-def diagnose(stats: LayerStats, init: bool, scaled_init_hint: str = "") -> list[Diagnosis]:
+def diagnose(stats: LayerStats, init: bool, scaled_init_hint: str = "", lr_scale: float = 1.0) -> list[Diagnosis]:
     """What is wrong, each in one sentence naming the layer, the number and the likely cause; at init (step 0) a
     healthy model gets one "init looks healthy". `scaled_init_hint` is what to try against unscaled weights
-    (`--init kaiming` for a model with that setting)."""
+    (`--init kaiming` for a model with that setting); `lr_scale` is the lr in force over the run's base lr,
+    below 0.1 in a schedule's warm-up or tail, where small updates are meant."""
     found: list[tuple[str, str]] = []  # (what and where, so that a flag is said once; the sentence)
     k, loss = stats.expected_loss, stats.loss
     if init and loss is not None and k and loss > 2 * k:  # a kaiming head starts near 1.3 ln K
@@ -222,7 +223,9 @@ def diagnose(stats: LayerStats, init: bool, scaled_init_hint: str = "") -> list[
             elif ratio > 1e2:
                 found.append((f"exploding {layer.name}",
                               f"the gradient at {layer.name} is {ratio:.0e} times its weights: exploding"))
-        if layer.update_ratio is not None and not 1e-5 <= layer.update_ratio <= 1e-1:
+        # a schedule's own tail (lr_scale: the lr in force over the run's base lr) makes small updates on purpose
+        small = layer.update_ratio is not None and layer.update_ratio < 1e-5 and lr_scale >= 0.1
+        if small or layer.update_ratio is not None and layer.update_ratio > 1e-1:
             found.append((f"update {layer.name}", f"{layer.name}: updates are {layer.update_ratio:.0e} of its "
                           f"weights per step (about {HEALTHY_UPDATE:.0e} is healthy): the lr is far too "
                           + ("small" if layer.update_ratio < 1e-5 else "large")))
