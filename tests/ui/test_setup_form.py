@@ -216,7 +216,7 @@ async def test_a_machine_with_several_gpus_offers_them_and_f5_starts_the_run_on_
         screen = app.screen
         assert screen.query_one("#row-gpus").display
         await type_into(pilot, app, "gpus", "3")
-        assert text_of(app, "#error-gpus") == "gpus: got 3; this machine has 2 CUDA GPU(s), so choose 1 to 2"
+        assert text_of(app, "#error-gpus") == "gpus: got 3; this machine has 2 CUDA GPUs, so choose 1 to 2"
         await pilot.press("f5")
         assert launcher.handles == []  # refused until fixed
         await type_into(pilot, app, "gpus", "2")
