@@ -2,10 +2,13 @@
 
 import argparse
 import ast
+import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 from tui_trainer.engine.config import TrainConfig
 from tui_trainer.runs.store import RunStore
@@ -363,3 +366,18 @@ def test_version_help_and_runs_import_no_torch(runs_home):
         "print(','.join(loaded))\n"
     )
     assert _printed_by(code) == ""  # else: the first command after which torch was loaded
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or any(
+    os.path.exists(n) for n in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")),
+    reason="a GPU box: the runner asks torch which cards it has")
+def test_the_queue_runner_places_and_packs_runs_without_torch_on_a_box_without_gpus():
+    code = (
+        "import sys\n"
+        "from tui_trainer.engine.config import TrainConfig\n"
+        "from tui_trainer.engine.pack_shape import pack_key\n"
+        "from tui_trainer.runs import queue\n"
+        "same = pack_key(TrainConfig(seed=0)) == pack_key(TrainConfig(seed=1, lr=0.1))\n"
+        "print(queue._slot('auto'), queue._candidates('auto'), same, 'torch' in sys.modules)\n"
+    )
+    assert _printed_by(code) == "cpu ['cpu'] True False"

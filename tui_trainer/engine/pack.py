@@ -24,7 +24,6 @@ Who packs with whom: `pack_key` is equal for configs that may share a pack (MEMB
 
 from __future__ import annotations
 
-import json
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -37,6 +36,7 @@ from torch.optim import adam as torch_adam, sgd as torch_sgd
 from .config import TrainConfig
 from .events import TERMINAL_EVENTS, BatchProgress, Event, RunFailed, RunPaused, RunStopped, RunUnpaused
 from .loop import on_record
+from .pack_shape import pack_key  # noqa: F401  (who packs with whom, torch-free for the queue runner)
 from .probe import due
 from .registry import MODELS, resolve
 
@@ -44,25 +44,8 @@ if TYPE_CHECKING:
     from .data import DeviceData
     from .loop import TrainingRun
 
-# What members of one pack may differ in: each is a number per member in the stacked step, or decides only when
-# a member stops or what it records. Everything else (model and its settings, dataset, batch size, epochs, device,
-# optimizer, ...) is the pack's.
-MEMBER_FIELDS = ("seed", "lr", "weight_decay", "momentum", "init", "label_smoothing", "schedule", "augment",
-                 "plateau_patience", "plateau_factor", "min_lr", "early_stopping", "monitor", "restore_best",
-                 "probe_every", "name", "keep_checkpoints", "ema")
 PROGRESS_EVERY_STEPS = 25
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch's defaults, which engine/optim.py builds with
-
-
-def pack_key(config: TrainConfig) -> str | None:
-    """Equal for configs that may train in one pack; None for one that always trains alone (a model whose
-    registry entry gives no layers to stack, several GPUs)."""
-    if MODELS.entry(config.model).layers is None or config.gpus > 1:
-        return None
-    shared = {k: v for k, v in config.to_dict().items() if k not in MEMBER_FIELDS}
-    if "init" not in MODELS.entry(config.model).settings:
-        shared.pop("init", None)
-    return json.dumps(shared, sort_keys=True)
 
 
 def shared_data(configs: list[TrainConfig], download_progress: Any = None) -> list["DeviceData"]:

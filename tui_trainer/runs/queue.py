@@ -517,7 +517,7 @@ def form_packs(waiting: list[QueuedRun], size: int) -> dict[str, list[str]]:
     run, its runs' ids; a run with no partner forms none."""
     if size <= 1:
         return {}
-    from ..engine.pack import pack_key
+    from ..engine.pack_shape import pack_key
 
     open_packs: dict[str, list[str]] = {}
     packs: dict[str, list[str]] = {}
@@ -549,9 +549,16 @@ def _rank_slots(gpus: int) -> list[str]:
     return [f"cuda:{i}" for i in range(gpus)]
 
 
+def _no_gpu_here() -> bool:
+    """No GPU device node on a Linux box: torch would find no CUDA device either, so the runner, which only
+    starts other processes, need not import it (half a gigabyte and two seconds) to learn that."""
+    return sys.platform.startswith("linux") and not any(
+        os.path.exists(node) for node in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg"))
+
+
 def _candidates(device: str) -> list[str]:
     """The slots a run asking for `device` may take, in order of preference."""
-    if device in ("auto", "cuda"):
+    if device in ("auto", "cuda") and not (device == "auto" and _no_gpu_here()):
         import torch
 
         if torch.cuda.is_available():
@@ -561,6 +568,8 @@ def _candidates(device: str) -> list[str]:
 
 def _slot(device: str) -> str:
     """The device a name trains on, as one slot key ('cuda' and 'auto' on a GPU box are cuda:0)."""
+    if device == "cpu" or device == "auto" and _no_gpu_here():
+        return "cpu"
     from ..engine.devices import DeviceError, resolve_device
 
     try:
