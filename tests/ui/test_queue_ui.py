@@ -225,7 +225,7 @@ async def test_the_queue_screen_lists_moves_cancels_and_pauses(store, runner):
         await pilot.pause()
         await answer(pilot, "yes")
         assert [r.id for r in queued(store)] == [ids[2], ids[1]]
-        assert table.row_count == 2
+        await wait_for(pilot, lambda: table.row_count == 2, timeout=10)  # the table redraws on its next look
 
         await pilot.press("p")
         await pilot.pause()
