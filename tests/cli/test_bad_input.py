@@ -10,16 +10,9 @@ import torch
 from tui_trainer import cli
 from tui_trainer.runs.queue import enqueue, new_sweep_id
 from tui_trainer.runs.store import RunStore
+from .test_runs_cli import run_cli
 
 
-
-def run_cli(args, capsys):
-    try:
-        code = cli.main(args)
-    except SystemExit as exc:  # argparse's own refusals, and --help
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def refused(args, capsys, *needles):

@@ -3,16 +3,11 @@
 import json
 import re
 
-from tui_trainer import cli
 from tui_trainer.runs.store import RunStore
 
+from .test_runs_cli import run_cli
+
 MINI = ["--dataset", "fashion-mnist-mini", "--device", "cpu"]
-
-
-def run_cli(args, capsys):
-    code = cli.main(args)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_inspect_names_the_tutorials_unscaled_init_on_its_first_layer_and_records_nothing(capsys, runs_home):

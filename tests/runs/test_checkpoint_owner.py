@@ -4,22 +4,15 @@ copied over an MLP run's is refused in one line (exit 2), never evaluated, resum
 import os
 from pathlib import Path
 
-from tui_trainer import cli
 from tui_trainer.engine.checkpoints import save_checkpoint
 from tui_trainer.engine.config import TrainConfig
 from tui_trainer.engine.loop import TrainingRun
 from tui_trainer.runs.store import RunStore
 
+from ..cli.test_runs_cli import run_cli
+
 QUICK = ["--epochs", "1", "--max-train-samples", "200", "--device", "cpu"]
 
-
-def run_cli(args, capsys):
-    try:
-        code = cli.main(args)
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_a_cnn_checkpoint_copied_over_an_mlp_run_is_refused_by_eval_resume_and_fork(tmp_path, capsys, small_data):

@@ -7,13 +7,14 @@ import sqlite3
 
 import pytest
 
-from tui_trainer import cli
 from tui_trainer.engine.config import ConfigError, TrainConfig
 from tui_trainer.runs.fork import ForkRefused, fork_run
 from tui_trainer.runs.queue import enqueue, queued
 from tui_trainer.runs.store import RunDamaged, RunStore
 
 from .test_store import CONFIG, record_whole_run
+
+from ..cli.test_runs_cli import run_cli
 
 DAMAGE = {
     "config": ("UPDATE runs SET config = '{not json' WHERE id = ?", "its config in the store is not JSON"),
@@ -69,14 +70,6 @@ def test_each_damaged_run_is_listed_and_refused_in_one_line_and_the_rest_works(t
         assert waiting[ids["queued"]].config is None
         assert waiting[ids["queued"]].unreadable == "damaged: its config in the store is not JSON"
 
-
-def run_cli(args, capsys):
-    try:
-        code = cli.main(args)
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_the_cli_lists_damage_and_refuses_a_damaged_run_in_one_line(tmp_path, capsys):

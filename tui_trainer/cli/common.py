@@ -56,12 +56,17 @@ def _cut(cell: str, width: int, mark: str) -> str:
     return cell if len(cell) <= width else cell[:max(width - len(mark), 0)] + mark
 
 
-def _ellipsis() -> str:
+def unicode_out() -> bool:
+    """Whether standard output takes ± and …: a pipe or terminal in ASCII gets +- and ~ instead."""
     try:
-        "\u2026".encode(sys.stdout.encoding or "ascii")
+        "±\u2026".encode(sys.stdout.encoding or "ascii")
     except (UnicodeEncodeError, LookupError):
-        return "~"
-    return "\u2026"
+        return False
+    return True
+
+
+def _ellipsis() -> str:
+    return "\u2026" if unicode_out() else "~"
 
 
 def terminal_width() -> int | None:

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from ..format import percent
 from ..engine.wording import counted
-from .common import EXIT_FAILED, EXIT_INTERRUPTED, RUNS_DIR_HELP, error, table, terminal_width, usage_error
+from .common import (EXIT_FAILED, EXIT_INTERRUPTED, RUNS_DIR_HELP, error, table, terminal_width, unicode_out,
+                     usage_error)
 
 if TYPE_CHECKING:
     from ..runs.store import RunStore
@@ -231,7 +232,7 @@ def print_study(store: "RunStore", opened: "OpenStudy") -> None:
     swept = sweep_table(trial_results(opened))
     if swept.rows:
         print("Configs, best first, mean ± std over seeds:")
-        for line in swept.render(terminal_width(), ascii_only=not _unicode()):
+        for line in swept.render(terminal_width(), ascii_only=not unicode_out()):
             print(line)
         best = swept.rows[0]
         if best.best_run_id:
@@ -248,10 +249,3 @@ def _cell(value) -> str:
 
     return "-" if value is None else _show(value)
 
-
-def _unicode() -> bool:
-    try:
-        "±…".encode(sys.stdout.encoding or "ascii")
-    except (UnicodeEncodeError, LookupError):
-        return False
-    return True

@@ -18,7 +18,7 @@ from ..engine.user_text import shown as quoted
 from ..format import percent
 from ..engine.wording import counted
 from .common import (EXIT_FAILED, EXIT_INTERRUPTED, RUNS_DIR_HELP, Parser, error, no_store, reader_gone, table,
-                     terminal_width, usage_error, when)
+                     terminal_width, unicode_out, usage_error, when)
 from .study import add_study_flags, print_study, run_study_sweep
 
 if TYPE_CHECKING:
@@ -261,10 +261,10 @@ def _print_table(store: "RunStore", sweep_id: str, top: int | None = None) -> No
     swept = _sweep_table(store, full)
     shown = SweepTable(swept.fields, swept.rows[:top]) if top else swept
     metric = "test acc" if swept.sort_metric == "test_acc" else "best val"
-    pm = "±" if _unicode() else "+-"
+    pm = "±" if unicode_out() else "+-"
     print(f"Sweep {full} ({printable(summary.name)}): {summary.done}/{summary.total} runs finished; "
           f"{counted(len(swept.rows), 'config')}, best first by {metric}, mean {pm} std over seeds")
-    for line in shown.render(terminal_width(), ascii_only=not _unicode()):
+    for line in shown.render(terminal_width(), ascii_only=not unicode_out()):
         print(printable(line))
     plan = halving(store, full)
     if plan and plan.get("applied"):
@@ -276,13 +276,6 @@ def _print_table(store: "RunStore", sweep_id: str, top: int | None = None) -> No
         if record.unreadable:  # another version's run: no config to group it by
             print(printable(f"Left out run {record.id}: {record.unreadable}."))
 
-
-def _unicode() -> bool:
-    try:
-        "±…".encode(sys.stdout.encoding or "ascii")
-    except (UnicodeEncodeError, LookupError):
-        return False
-    return True
 
 
 def _show(args: argparse.Namespace) -> int:

@@ -200,11 +200,15 @@ def set_per_device(store: RunStore, n: int) -> None:
     store.set_setting(PER_DEVICE, str(n))
 
 
-def _per_device(store: RunStore) -> int:
+def _count_setting(store: RunStore, key: str, default: int) -> int:
     try:
-        return max(1, int(store.setting(PER_DEVICE) or DEFAULT_PER_DEVICE))
+        return max(1, int(store.setting(key) or default))
     except ValueError:  # written by hand: the default rather than a runner that cannot start
-        return DEFAULT_PER_DEVICE
+        return default
+
+
+def _per_device(store: RunStore) -> int:
+    return _count_setting(store, PER_DEVICE, DEFAULT_PER_DEVICE)
 
 
 def check_pack_size(n: int) -> None:
@@ -219,10 +223,7 @@ def set_pack_size(store: RunStore, n: int) -> None:
 
 
 def pack_size(store: RunStore) -> int:
-    try:
-        return max(1, int(store.setting(PACK) or DEFAULT_PACK))
-    except ValueError:  # written by hand: the default rather than a runner that cannot start
-        return DEFAULT_PACK
+    return _count_setting(store, PACK, DEFAULT_PACK)
 
 
 def runner_status(store: RunStore) -> QueueStatus:
