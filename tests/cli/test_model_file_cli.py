@@ -132,7 +132,9 @@ def test_killed_resumed_forked_and_evaluated_from_the_kept_source_after_the_file
     assert result.returncode == 0, result.stderr
     run_id, pid = re.match(r"Started run (\w{8}) in the background \(pid (\d+)\)", result.stdout).groups()
     store = RunStore(runs_home)
-    wait_for(store, run_id, lambda r: r.epochs_done >= 1)
+    # its first checkpoint on disk (the epoch is recorded a moment before the file is written)
+    wait_for(store, run_id,
+             lambda r: r.epochs_done >= 1 and r.last_checkpoint and os.path.exists(r.last_checkpoint))
     os.kill(int(pid), signal.SIGKILL)  # no stop, no last words: only its checkpoints are left
     for _ in range(100):
         try:
