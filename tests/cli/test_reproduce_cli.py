@@ -16,8 +16,8 @@ from ..runs.test_store import CONFIG, epoch_end, progress, started
 from .test_own_data_cli import written_npz
 from .test_runs_cli import run_cli
 
-# 50 steps of 32 images: one thread and two sum the matrix products in another order by step 25. Recorded with
-# one: two threads spin on the cores other work keeps busy, and the forced run stops at its first difference
+# 50 steps of 32 images, recorded with one thread. Whether two threads sum the matrix products in another order
+# depends on the CPU, its BLAS and how it splits the work: this project's 2-core AMD EPYC VMs have given both
 MINI = ["--device", "cpu", "--epochs", "1", "--max-train-samples", "1600", "--batch-size", "32", "--threads", "1"]
 
 
@@ -52,9 +52,11 @@ def test_a_fresh_run_reproduces_bit_for_bit_and_forcing_another_thread_count_doe
     assert "environment: as recorded" in out
 
     code, out, err = run_cli(["runs", "verify", mini, "--threads", "2", "--runs-dir", str(home)], capsys)
-    assert code == 1, out
-    assert f"Run {mini}: not reproduced: the first difference is at step 25: loss" in out
-    assert "threads: 1 then, 2 now" in out
+    assert "threads: 1 then, 2 now" in out  # named whether or not the losses moved
+    if "not reproduced" in out:  # two threads summed in another order
+        assert code == 1 and f"Run {mini}: not reproduced: the first difference is at step 25: loss" in out
+    else:  # the work split without changing any sum: the same bits, said so, exit 0
+        assert code == 0 and f"Run {mini}: reproduced: 2 loss(es) over 50 steps trained again agree bit for bit" in out
 
 
 def test_a_run_whose_data_file_was_swapped_fails_naming_the_step_and_the_data(recorded, capsys, monkeypatch):
