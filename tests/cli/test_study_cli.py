@@ -115,7 +115,7 @@ TPE = 'search = "tpe"\nsamples = 4\nlr = {log = [1e-3, 1e-1]}\n'
     (TPE, ["--storage", "/nonexistent/folder/s.journal", "--study", "s"],
      "storage: the folder of journal file /nonexistent/folder/s.journal does not exist"),
     (TPE, ["--parallel", "2"], "--parallel: not with a study"),
-    (TPE, ["--halving", "9"], "sweep.halving: got 9; must be an epoch the runs reach, from 1 to 1"),
+    (TPE, ["--halving", "9"], "--halving: got 9; must be an epoch the runs reach, from 1 to 1"),
 ])
 def test_bad_study_input_is_one_line_and_exit_2(tmp_path, capsys, runs_home, table, args, says):
     code, out, err = run_cli(["sweep", str(sweep_file(tmp_path, table)), *args, "--detach"], capsys)
@@ -163,6 +163,11 @@ def test_without_optuna_the_study_flags_name_the_extra(tmp_path, capsys, runs_ho
     code, out, err = run_cli(["sweep", str(sweep_file(tmp_path, TPE)), "--detach"], capsys)
     assert code == 2 and "needs Optuna, which is not installed; install the sweep extra: pip install " \
                           "'scratch-tui[sweep]'" in err, err
+    # a plain sweep file with --halving becomes a study too: the flag is named
+    plain = sweep_file(tmp_path, "lr = [0.01, 0.1]\n", "plain.toml")
+    code, out, err = run_cli(["sweep", str(plain), "--halving", "1", "--detach"], capsys)
+    assert (code, out) == (2, "") and err == ("scratch-tui sweep: error: --halving needs Optuna, which is not "
+                                              "installed; install the sweep extra: pip install 'scratch-tui[sweep]'\n")
 
 
 def test_slurm_workers_through_submitits_local_executor_finish_a_study(tmp_path, capsys, runs_home, monkeypatch):

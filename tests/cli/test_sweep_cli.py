@@ -1,6 +1,6 @@
 """`scratch-tui sweep FILE.toml`, `sweep show`, `sweep ls`: bad files queue nothing; a real sweep (bench/sweeps/
 smoke.toml: 2 lr values x 2 seeds, one epoch of 256 bundled images) trains through the queue's runner and ends
-with its table; successive halving stops the losing config's second seed before it starts."""
+with its table; --halving makes the sweep a study whose pruner (asha) stops the weak config at its first rung."""
 
 import csv
 import io
@@ -24,7 +24,7 @@ def table_rows(out):
     """The sweep table's rows from `sweep`'s output: the lines between its header line and the Best run line."""
     lines = out.splitlines()
     head = next(i for i, line in enumerate(lines) if line.split()[:3] == ["lr", "done", "test"])
-    return [line.split("  ") for line in lines[head + 1:] if line and not line.startswith(("Best run", "Successive"))]
+    return [line.split("  ") for line in lines[head + 1:] if line and not line.startswith("Best ")]
 
 
 def cells(row):
@@ -106,7 +106,13 @@ BIG_GRID = "lr = {log = [1e-4, 1e-1], count = 40}\nseed = [" + ", ".join(map(str
     ("epochs = 1\n[sweep]\nlr = {log = [0.1, 0.01], count = 3}\n", [], "sweep.lr: log range needs 0 < lo < hi"),
     ("epochs = 1\n[sweep]\n" + BIG_GRID, [], "sweep: 1200 runs, more than 1000 at once; pass --yes to queue them all"),
     ("epochs = 1\n", [], "sweep: no [sweep] table"),
-    ("epochs = 2\n[sweep]\nlr = [0.1, 0.2]\n", ["--halving", "3"], "--halving: got 3; must be an epoch the runs"),
+    ("epochs = 2\n[sweep]\nlr = [0.1, 0.2]\n", ["--halving", "3"], "--halving: got 3; must be an epoch the runs "
+     "reach, from 1 to 2"),
+    ("epochs = 2\n[sweep]\nlr = [0.1, 0.2]\n", ["--halving", "1", "--parallel", "2"],
+     "--parallel: not with a study (nor with --halving, which makes one); `scratch-tui queue add --per-device N`"),
+    ("epochs = 2\n[sweep]\nlr = [0.1, 0.2]\n", ["--halving", "1", "--pack", "1"], "--pack: not with a study"),
+    ("epochs = 2\n[sweep]\nseed = [0, 1]\n", ["--halving", "1"], "--halving: this sweep varies only the seed"),
+    ("epochs = 2\ndevice = \"cuda:7\"\n[sweep]\nlr = [0.1, 0.2]\n", ["--halving", "1"], "cuda:7 is not available"),
     ("epochs = 1\n[sweep]\nlr = [0.1, 0.2]\n", ["--parallel", "0"], "--parallel: got 0"),
     ("epochs = 1\ndevice = \"cuda:7\"\n[sweep]\nlr = [0.1, 0.2]\n", [], "cuda:7 is not available"),
 ])
@@ -129,19 +135,29 @@ def test_show_refuses_an_unknown_sweep_and_a_missing_file_is_one_line(runs_home,
     assert run_cli(["sweep", "ls"], capsys)[:2] == (0, "No sweeps yet; `scratch-tui sweep FILE.toml` queues one.\n")
 
 
-def test_successive_halving_stops_the_losing_config_before_its_second_seed(runs_home, tmp_path, capsys):
-    # one CPU slot: lr 1e-6 seed 0, then lr 3e-3 seed 0 (both judged at epoch 1), then lr 1e-6 seed 1 is cut
+def test_halving_is_asynchronous_successive_halving_that_prunes_the_weak_config_at_its_first_rung(
+        runs_home, tmp_path, capsys):
+    """A plain sweep file with --halving runs as a study of this box with pruner asha. The grid is drawn in order, one
+    trial at a time: the good lr reaches the rung first and trains to its end; the weak lr is pruned at epoch 1 of
+    3, at once, without waiting for anything else."""
+    pytest.importorskip("optuna")
     path = tmp_path / "halving.toml"
-    path.write_text('dataset = "fashion-mnist-mini"\nmax_train_samples = 256\nepochs = 1\ndevice = "cpu"\n'
-                    '[sweep]\nname = "halve"\nlr = [1e-6, 3e-3]\nseed = [0, 1]\n')
-    code, out, err = run_cli(["sweep", str(path), "--halving", "1", "--parallel", "1", "--pack", "1"], capsys)
-    assert code == 0, err  # a run cut by halving ended as asked
-    assert re.search(r"\] run \w+ halve lr=1e-06 seed=1: stopped: successive halving at epoch 1", out)
+    path.write_text('dataset = "fashion-mnist-mini"\nmax_train_samples = 256\nepochs = 3\ndevice = "cpu"\n'
+                    'hidden = [16]\nmonitor = "val_acc"\n[sweep]\nname = "halve"\nlr = [3e-3, 1e-6]\n')
+    code, out, err = run_cli(["sweep", str(path), "--halving", "1"], capsys)
+    assert code == 0, err  # a pruned trial ended as asked
+    sweep_id = re.search(r"^Study halve-\w+ \(journal .+\): sweep (\w{8}), 2 trials, search grid, pruner asha from "
+                         r"epoch 1; this box draws from it$", out, re.M).group(1)
+    good = re.search(r"^trial 0 lr=0\.003 seed=0: finished, test accuracy [\d.]+% \(run (\w+) on ", out, re.M).group(1)
+    weak = re.search(r"^trial 1 lr=1e-06 seed=0: pruned by asha at epoch 1 \(run (\w+) on ", out, re.M).group(1)
+    with RunStore(runs_home) as store:
+        assert {r.id for r in store.list_runs(sweep=sweep_id)} == {good, weak}
+        weak_run, good_run = store.get_run(weak), store.get_run(good)
+    assert (good_run.status, good_run.epochs_done) == ("finished", 3)
+    assert (weak_run.status, weak_run.epochs_done, weak_run.message) == ("stopped", 1, "pruned by asha at epoch 1")
+    # the study's table: both trials, then both configs, the good one first
+    assert re.search(rf"^0\s+complete\s+\S+\s+{good}\s", out, re.M)
+    assert re.search(rf"^1\s+pruned\s+\S+\s+{weak}\s.*pruned by asha at epoch 1$", out, re.M)
     rows = [cells(r)[:2] for r in table_rows(out)]
-    assert rows == [["0.003", "2/2"], ["1e-06", "1/2"]]
-    assert "Successive halving at epoch 1 cut 1 config." in out
-    log = (runs_home / "logs" / "queue-runner.log").read_text()
-    assert re.search(r"successive halving at epoch 1: kept 1 config, cut 1; sent stop to 0 runs; "
-                     r"ended 1 queued run \w+", log)
-    wait_until(lambda: not runner_status(RunStore(runs_home)).running, 10, "the runner to leave")
-    assert "started 3 runs" in (runs_home / "logs" / "queue-runner.log").read_text()  # the cut seed never started
+    assert rows == [["0.003", "1/1"], ["1e-06", "0/1"]]
+    assert f"Best config: lr=0.003; its best run {good}" in out

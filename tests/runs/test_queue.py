@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from tui_trainer.engine.config import TrainConfig
-from tui_trainer.engine.events import EpochEnded, RunFinished, RunQueued, RunState, RunStopped, next_state
+from tui_trainer.engine.events import RunFinished, RunQueued, RunState, RunStopped, next_state
 from tui_trainer.runs import queue
 from tui_trainer.runs.queue import QueueError, cancel, enqueue, move, queued, runner_status
 from tui_trainer.runs.spawn import Spawned
@@ -181,64 +181,6 @@ def test_a_queued_run_is_not_resumed_from_under_the_queue(store):
     with pytest.raises(StoreError, match=rf"^run {run_id} is queued, not stopped: the queue's runner starts it"):
         resume_in_background(store, run_id)
     assert ids(queued(store)) == [run_id]
-
-
-def epoch(n, val_acc):
-    return EpochEnded(epoch=n, epochs=3, train_loss=1.0, train_acc=50.0, val_loss=1.0, val_acc=val_acc, lr=0.1,
-                      seconds=1.0, samples_per_s=100.0)
-
-
-def test_successive_halving_waits_for_every_config_then_stops_the_losers_once(store, capsys):
-    configs = [CPU.replace(epochs=3, lr=lr, seed=seed) for seed in (0, 1) for lr in (0.1, 0.01, 0.001)]
-    a0, b0, c0, a1, b1, c1 = enqueue(store, configs, "halve001", "three lrs")
-    queue.set_halving(store, "halve001", 2)
-    for run_id in (a0, b0):
-        assert store.take_queued(run_id, os.getpid())
-    store.append(a0, epoch(1, 10.0))
-    store.append(a0, epoch(2, 80.0))  # judged at epoch 2, not by its best
-    store.append(a0, RunFinished(epochs_done=2, seconds=2.0))
-    store.append(b0, epoch(1, 50.0))
-
-    def commands():
-        return store.query("SELECT run_id, name FROM commands ORDER BY id")
-
-    queue._halve_sweeps(store, {})  # b0 is short of epoch 2 and c0 has not started: wait
-    store.append(b0, epoch(2, 40.0))
-    queue._halve_sweeps(store, {})  # c0, still queued, will get there: wait
-    assert commands() == [] and "applied" not in queue.halving(store, "halve001")
-    assert not queue._release_if_done(store)  # b0 trains for a halving still to come: the runner stays
-    assert store.take_queued(c0, os.getpid())
-    store.append(c0, epoch(1, 90.0))
-    store.append(c0, epoch(2, 10.0))
-
-    queue._halve_sweeps(store, {})  # means at epoch 2: a 80, b 40, c 10; of 3 configs 2 are kept
-    assert commands() == [(c0, "stop")]
-    assert [store.get_run(r).status for r in (a1, b1, c1)] == ["queued", "queued", "stopped"]
-    assert store.get_run(c1).message.startswith("successive halving at epoch 2")
-    assert queue.halving(store, "halve001") == {"epoch": 2, "applied": True, "kept": 2, "cut": 1, "stopped": [c0],
-                                                "cancelled": [c1]}
-    assert ids(queued(store)) == [a1, b1]  # the loser's seed never starts
-    assert f"sweep halve001: successive halving at epoch 2: kept 2 configs, cut 1; sent stop to 1 run {c0}" \
-        in capsys.readouterr().out
-    queue._halve_sweeps(store, {})
-    assert commands() == [(c0, "stop")]  # once per sweep
-    with pytest.raises(QueueError, match="halving: got 0"):
-        queue.set_halving(store, "halve001", 0)
-
-
-def test_halving_judges_without_configs_that_cannot_reach_the_epoch(store):
-    a, b, c = enqueue(store, [CPU.replace(epochs=3, lr=lr) for lr in (0.1, 0.01, 0.001)], "halve002", "x")
-    queue.set_halving(store, "halve002", 2)
-    for run_id, acc in ((a, 70.0), (b, 20.0)):
-        assert store.take_queued(run_id, os.getpid())
-        store.append(run_id, epoch(1, acc))
-        store.append(run_id, epoch(2, acc))
-    assert store.take_queued(c, os.getpid())
-    store.append(c, epoch(1, 5.0))
-    store.append(c, RunStopped(epochs_done=1, seconds=1.0))  # ended short of epoch 2: never judged
-    queue._halve_sweeps(store, {})
-    assert store.query("SELECT run_id FROM commands") == [(b,)]
-    assert queue.halving(store, "halve002")["cut"] == 1
 
 
 def test_a_run_on_several_gpus_waits_for_each_of_them_and_then_holds_them_all(store, monkeypatch):

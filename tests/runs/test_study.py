@@ -1,11 +1,14 @@
 """runs/study.py in-process: a trial drawn into the store's queue with its seed repeats enqueued, and a trial's
-reporter that sends the stop command when the pruner says so, records why, and tells the study it was pruned."""
+reporter that sends the stop command when the pruner says so, waits until the run has taken it, records why, and
+tells the study it was pruned."""
 
+import threading
+import time
 import types
 
 import pytest
 
-from tui_trainer.engine.commands import Command
+from tui_trainer.engine.commands import Command, apply
 from tui_trainer.engine.control import TrainingControl
 from tui_trainer.engine.events import EpochEnded, RunStopped
 from tui_trainer.runs import study as study_module
@@ -50,9 +53,20 @@ def test_a_drawn_trial_is_a_queued_run_and_the_pruner_stops_it_with_a_reason(tmp
     run = types.SimpleNamespace(control=TrainingControl())
     reporter.beat()
     reporter.attach(run)
+    taken = []
+
+    def poll():  # as the run's command poller (runs/recording.py) takes and applies its commands
+        while not taken:
+            time.sleep(0.02)
+            taken.extend(store.take_commands(run_id))
+        for command in taken:
+            apply(command, run.control)
+
+    threading.Thread(target=poll, daemon=True).start()
     reporter(epoch(1, 10.0))  # far below the others at the first rung
+    # the reporter returned (and the loop went on) only once the stop was taken: no batch trains past the rung
+    assert run.control.stop_requested and taken == [Command("stop")]
     assert run.control.stop_reason == "pruned by asha at epoch 1"
-    assert store.take_commands(run_id) == [Command("stop")]
     reporter(RunStopped(epochs_done=1, seconds=1.0, reason=run.control.stop_reason))
     trial = study.get_trials()[trial.number]
     assert trial.state.name == "PRUNED" and trial.intermediate_values == {1: 10.0}

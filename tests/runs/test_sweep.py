@@ -13,8 +13,7 @@ import pytest
 from tui_trainer.engine.config import SETTINGS, TrainConfig
 from tui_trainer.engine.events import RunState
 from tui_trainer.runs.sweep import (MAX_RUNS, NOT_SWEPT, SWEEP_KEYS, Axis, RunResult, SweepError, SweepSpec,
-                                    SweepTooLarge, config_group, expand, halving_plan, metric_by_field,
-                                    parse_axis, range_axis, sweep_table)
+                                    SweepTooLarge, expand, metric_by_field, parse_axis, range_axis, sweep_table)
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "sweeps"
 BASE = TrainConfig(epochs=1, device="cpu")
@@ -424,27 +423,6 @@ def test_result_from_a_store_record():
             return TrainConfig.from_dict(self.config)
 
     assert RunResult.from_record(Record()) == RunResult(BASE, 80.0, 79.0, 12.5, "finished", "abc")
-
-
-# ------------------------------------------------------------------------------------------ halving
-
-
-def test_halving_stops_the_bottom_half_by_mean_val_acc():
-    c = {lr: BASE.replace(lr=lr) for lr in (0.1, 0.2, 0.3, 0.4, 0.5)}
-    runs = [(c[0.1].replace(seed=0), 50.0), (c[0.1].replace(seed=1), 90.0),  # mean 70
-            (c[0.2], 80.0), (c[0.3], 60.0), (c[0.4], 75.0), (c[0.5], None)]
-    plan = halving_plan(runs)
-    assert plan.keep == (config_group(c[0.2]), config_group(c[0.4]))
-    assert plan.stop == (config_group(c[0.1]), config_group(c[0.3]))
-    assert plan.waiting == (config_group(c[0.5]),)
-
-
-def test_halving_keeps_at_least_one_half_rounded_up_and_ties():
-    a, b, d = BASE.replace(lr=0.1), BASE.replace(lr=0.2), BASE.replace(lr=0.3)
-    assert halving_plan([(a, 10.0)]).stop == ()
-    assert halving_plan([(a, 10.0), (b, 20.0), (d, 5.0)]).stop == (config_group(d),)  # 3 judged: 2 kept
-    assert halving_plan([(a, 10.0), (b, 10.0)]).stop == ()  # tied with the last kept
-    assert halving_plan([(a, None)]) == halving_plan([(a, None)]) and halving_plan([(a, None)]).keep == ()
 
 
 def test_a_model_argument_is_swept_one_at_a_time_and_tabled_as_a_field_of_its_own():

@@ -1,6 +1,7 @@
 """A study's sweep in the app: the sweep view's table is every box's trials (mean ± std over seeds), the note says
-which box trains what, Enter on a config whose best run is local opens it, and on one whose best run is on another
-box says the `ssh HOST scratch-tui attach ID` to type. The study's trials are written directly: no training."""
+which box trains what and how many trials the pruner stopped, Enter on a config whose best run is local opens it,
+and on one whose best run is on another box says the `ssh HOST scratch-tui attach ID` to type. The study's trials
+are written directly: no training."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from .test_app_flow import text_of, wait_for
 from .test_sweep_ui import BASE, make_app, train
 
 optuna = pytest.importorskip("optuna")
-DATA = {**BASE.to_dict(), "sweep": {"search": "tpe", "samples": 2, "lr": [0.001, 0.01], "seed": [0, 1]}}
+DATA = {**BASE.to_dict(), "sweep": {"search": "tpe", "pruner": "asha", "samples": 2, "lr": [0.001, 0.01],
+                                     "seed": [0, 1]}}
 
 
 @pytest.fixture
@@ -35,11 +37,12 @@ def study_store(tmp_path):
     def trial(lr, seed, host, run_id, state=optuna.trial.TrialState.COMPLETE, test=None):
         study.add_trial(optuna.trial.create_trial(
             state=state, params={"lr": lr}, distributions=dists, value=test if state.name == "COMPLETE" else None,
-            user_attrs={"seed": seed, "host": host, "run_id": run_id, "test_acc": test, "seconds": 5.0}))
+            intermediate_values={1: 10.0} if state.name == "PRUNED" else None, user_attrs={"seed": seed, "host": host, "run_id": run_id, "test_acc": test, "seconds": 5.0}))
 
     trial(0.001, 0, store.host, here, test=84.0)
     trial(0.01, 0, "far-box", "feedf00d", test=90.0)  # the best config, trained on another box
     trial(0.01, 1, "far-box", "0ddba11a", state=optuna.trial.TrialState.RUNNING)
+    trial(0.001, 1, store.host, "5709ed01", state=optuna.trial.TrialState.PRUNED)  # ASHA stopped it early
     yield store, link
     store.close()
 
@@ -53,7 +56,7 @@ async def test_the_sweep_view_of_a_study_shows_every_box_and_sends_a_remote_run_
         screen = app.screen
         table = screen.query_one("#sweep-table", DataTable)
         assert table.row_count == 2
-        assert "Study s on 2 box(es) · far-box trains 0ddba11a" in text_of(app, "#sweep-note")
+        assert "Study s on 2 box(es) · far-box trains 0ddba11a · 1 pruned by asha · " in text_of(app, "#sweep-note")
         assert "1 training" in text_of(app, "#sweep-title")
         # the best config's best run lives on far-box: Enter says how to get there
         table.move_cursor(row=0)

@@ -89,11 +89,11 @@ def run_study_sweep(args: argparse.Namespace, store_dir: str | None) -> int:
     from ..runs.queue import ensure_runner, new_sweep_id
     from ..runs.store import RunStore, default_runs_dir
     from ..runs.study import check_spec, load, open_link
-    from ..runs.study_storage import check_local_store, require_optuna
+    from ..runs.study_storage import StudyError, check_local_store, require_optuna
     from ..runs.sweep import SweepSpec
     from .queue import say_runner
 
-    require_optuna()
+    require_optuna("--halving" if args.halving is not None and not args.storage and not args.study else "a study")
     if args.slurm:
         from ..runs.slurm import require_submitit
 
@@ -105,6 +105,9 @@ def run_study_sweep(args: argparse.Namespace, store_dir: str | None) -> int:
         data.setdefault("sweep", {})["search"] = spec.search
         data["sweep"].pop("mode", None)
     if args.halving is not None:  # asynchronous successive halving, its first rung at that epoch
+        if not 1 <= args.halving <= spec.base.epochs:
+            raise StudyError(f"--halving: got {args.halving}; must be an epoch the runs reach, from 1 to "
+                             f"{spec.base.epochs}")
         data.setdefault("sweep", {}).update(halving=args.halving, pruner="asha" if spec.pruner == "none"
                                             else spec.pruner)
         spec = dataclasses.replace(spec, halving=args.halving, pruner=data["sweep"]["pruner"])
@@ -117,7 +120,7 @@ def run_study_sweep(args: argparse.Namespace, store_dir: str | None) -> int:
         link = open_link(store, spec, data, args.storage, name, slurm=getattr(args, "slurm", False))
         opened = load(link)
         print(f"Study {link.name} ({_where(link)}): sweep {link.sweep_id}, {counted(spec.size(), 'trial')}, search "
-              f"{spec.search}, pruner {spec.pruner}" + ("" if args.slurm else "; this box draws from it"), flush=True)
+              f"{spec.search}, {_pruning(spec)}" + ("" if args.slurm else "; this box draws from it"), flush=True)
         if args.slurm:
             return _submit(args, link, store_dir)
         say_runner(store, ensure_runner(store, study=True))
@@ -160,6 +163,11 @@ def _submit(args: argparse.Namespace, link: "StudyLink", store_dir: str | None) 
     return 0
 
 
+def _pruning(spec) -> str:
+    """pruner asha from epoch 2: none is pruned before its first rung."""
+    return f"pruner {spec.pruner}" + ("" if spec.pruner == "none" else f" from epoch {spec.halving}")
+
+
 def _where(link: "StudyLink") -> str:
     from ..runs.study_storage import is_journal
 
@@ -176,18 +184,23 @@ def _wait(opened: "OpenStudy") -> None:
             if row.number in said or row.state in ("RUNNING", "WAITING"):
                 continue
             said.add(row.number)
-            print(f"trial {row.number} {row.config} seed={row.seed}: {_outcome(row)} (run {row.run_id or '-'} on "
-                  f"{row.host or '-'})", flush=True)
+            print(f"trial {row.number} {row.config} seed={row.seed}: {_outcome(row, opened.spec)} (run "
+                  f"{row.run_id or '-'} on {row.host or '-'})", flush=True)
         if not still_open(opened):
             return
         time.sleep(POLL_S)
 
 
-def _outcome(row) -> str:
+def _pruned(row, spec) -> str:
+    """As the run's record says it (runs/trial_report.py)."""
+    return f"pruned by {spec.pruner} at epoch {row.last_epoch}"
+
+
+def _outcome(row, spec) -> str:
     if row.state == "COMPLETE":
         return "finished" + (f", test accuracy {percent(row.test_acc)}" if row.test_acc is not None else "")
     if row.state == "PRUNED":
-        return f"pruned at epoch {row.last_epoch}"
+        return _pruned(row, spec)
     return "failed" + (f" (a retry of trial {row.retry_of})" if row.retry_of is not None else "")
 
 
@@ -216,12 +229,12 @@ def print_study(store: "RunStore", opened: "OpenStudy") -> None:
     hosts = sorted({r.host for r in rows if r.host})
     print(f"Study {link.name} ({_where(link)}), sweep {link.sweep_id}: {counted(len(rows), 'trial')}: "
           + ", ".join(f"{n} {state.lower()}" for state, n in counts.items() if n)
-          + f"; search {spec.search}, pruner {spec.pruner}; boxes: {', '.join(hosts) or 'none yet'}")
+          + f"; search {spec.search}, {_pruning(spec)}; boxes: {', '.join(hosts) or 'none yet'}")
     fields = [a.field for a in spec.axes]
     lines = [("TRIAL", "STATE", "HOST", "RUN", "SEED", *(f.upper() for f in fields), spec.base.monitor.upper(),
               "TEST ACC", "NOTE")]
     for r in rows:
-        note = f"pruned at epoch {r.last_epoch}" if r.state == "PRUNED" else (
+        note = _pruned(r, spec) if r.state == "PRUNED" else (
             f"retry of {r.retry_of}" if r.retry_of is not None else "")
         lines.append((str(r.number), r.state.lower(), r.host or "-", r.run_id or "-",
                       "-" if r.seed is None else str(r.seed),

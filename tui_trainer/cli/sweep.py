@@ -53,9 +53,10 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--yes", "-y", action="store_true",
                      help="queue a sweep of more runs than the usual maximum (1,000)")
     run.add_argument("--halving", type=int, metavar="EPOCH",
-                     help="successive halving: once every config has a run at EPOCH, stop the bottom half by val "
-                          "accuracy (their runs in training and their queued seeds); in a study, asynchronous "
-                          "successive halving (pruner asha) with its first rung at EPOCH")
+                     help="asynchronous successive halving (Optuna's pruner asha, its first rung at EPOCH): a run "
+                          "whose val metric is in the bottom half of those that reached the same rung (EPOCH, then "
+                          "2x, 4x, ...) is stopped there, so its device frees at once. A sweep without `search` "
+                          "becomes a study of this box (needs the sweep extra)")
     run.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
     add_study_flags(run)
 
@@ -127,22 +128,28 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 # -- sweep FILE.toml ---------------------------------------------------------------------------------------------
 def _run(args: argparse.Namespace) -> int:
     from ..engine.fits import check_fits
-    from ..runs.queue import (MOST_PER_DEVICE, QueueError, enqueue, ensure_runner, new_sweep_id, set_halving,
-                              check_pack_size, set_pack_size, set_per_device)
+    from ..engine.model_file import ready_all
+    from ..runs.queue import (MOST_PER_DEVICE, QueueError, enqueue, ensure_runner, new_sweep_id, check_pack_size,
+                              set_pack_size, set_per_device)
     from ..runs.store import RunStore
     from ..runs.sweep import SweepSpec
     from .queue import say_runner
 
     # every check before anything is queued: bad input leaves the store as it was
     spec = SweepSpec.load(args.file)
-    if spec.is_study or args.storage is not None or args.study is not None:
-        if args.parallel is not None:
-            raise QueueError("--parallel: not with a study; `scratch-tui queue add --per-device N` sets how many "
-                             "trials train at a time on each device")
-        return run_study_sweep(args, args.runs_dir)  # --halving: asynchronous successive halving from that epoch
+    if spec.is_study or args.storage is not None or args.study is not None or args.halving is not None:
+        # a study's trials are drawn one per free slot and train alone: the queue's settings are not its
+        for flag, value in (("--parallel", args.parallel), ("--pack", args.pack)):
+            if value is not None:
+                raise QueueError(f"{flag}: not with a study (nor with --halving, which makes one); `scratch-tui "
+                                 f"queue add --per-device N` sets how many trials train at a time on each device")
+        if not spec.is_study and not args.slurm:  # this box trains the file's own configs: checked as below
+            if not spec.axes and args.halving is not None:
+                raise QueueError("--halving: this sweep varies only the seed, so no config is weaker than another; "
+                                 "list values or a range of a setting under [sweep]")
+            check_fits(ready_all(spec.configs(allow_large=args.yes)))
+        return run_study_sweep(args, args.runs_dir)
     configs = spec.configs(allow_large=args.yes)
-    from ..engine.model_file import ready_all
-
     configs = ready_all(configs)  # a model from a file: read once, kept by every run, checked before any is queued
     check_fits(configs)  # a device, GPUs or memory this machine lacks: a ConfigError before anything is queued
     if args.parallel is not None and not 1 <= args.parallel <= MOST_PER_DEVICE:
@@ -153,9 +160,6 @@ def _run(args: argparse.Namespace) -> int:
             check_pack_size(args.pack)
         except QueueError as exc:  # the runs layer names no flag: the flag is said here
             raise QueueError(f"--{exc}") from None
-    longest = max(c.epochs for c in configs)
-    if args.halving is not None and not 1 <= args.halving <= longest:
-        raise QueueError(f"--halving: got {args.halving}; must be an epoch the runs reach, from 1 to {longest}")
     name = spec.name or Path(args.file).stem
 
     with RunStore(args.runs_dir) as store:
@@ -169,12 +173,9 @@ def _run(args: argparse.Namespace) -> int:
             set_pack_size(store, args.pack)
         sweep_id = new_sweep_id()
         ids = enqueue(store, configs, sweep_id, name, [c.name for c in configs])
-        if args.halving is not None:  # after its runs exist: a runner already working sees them with it
-            set_halving(store, sweep_id, args.halving)
         seeds = len(spec.seeds_or_base)
         print(f"Queued sweep {sweep_id} ({printable(name)}): {len(ids)} runs, {counted(len(ids) // seeds, 'config')} x "
-              f"{counted(seeds, 'seed')}"
-              + (f", halving at epoch {args.halving}" if args.halving else ""))
+              f"{counted(seeds, 'seed')}")
         runner = ensure_runner(store)
         say_runner(store, runner)
         if args.detach:
@@ -188,9 +189,7 @@ def _run(args: argparse.Namespace) -> int:
                   f"prints its table, `scratch-tui queue ls` the queue.", file=sys.stderr)
             return EXIT_INTERRUPTED
         _print_table(store, sweep_id)
-        cut = _cut_by_halving(store, sweep_id)
-        return 0 if all(status == RunState.FINISHED or run_id in cut for run_id, status in ended.items()) \
-            else EXIT_FAILED
+        return 0 if all(status == RunState.FINISHED for status in ended.values()) else EXIT_FAILED
 
 
 def _wait(store: "RunStore", sweep_id: str, ids: list[str], out: TextIO, runner: int | None = None) -> dict[str, str]:
@@ -237,13 +236,6 @@ def _wait(store: "RunStore", sweep_id: str, ids: list[str], out: TextIO, runner:
         time.sleep(POLL_S)
 
 
-def _cut_by_halving(store: "RunStore", sweep_id: str) -> set[str]:
-    from ..runs.queue import halving
-
-    plan = halving(store, sweep_id) or {}
-    return set(plan.get("stopped", ())) | set(plan.get("cancelled", ()))
-
-
 # -- sweep show / ls ---------------------------------------------------------------------------------------------
 def _sweep_table(store: "RunStore", sweep_id: str) -> "SweepTable":
     from ..runs.queue import sweep_results
@@ -253,7 +245,7 @@ def _sweep_table(store: "RunStore", sweep_id: str) -> "SweepTable":
 
 
 def _print_table(store: "RunStore", sweep_id: str, top: int | None = None) -> None:
-    from ..runs.queue import halving, list_sweeps, resolve_sweep, sweep_records
+    from ..runs.queue import list_sweeps, resolve_sweep, sweep_records
     from ..runs.sweep import SweepTable
 
     full = resolve_sweep(store, sweep_id)
@@ -266,9 +258,6 @@ def _print_table(store: "RunStore", sweep_id: str, top: int | None = None) -> No
           f"{counted(len(swept.rows), 'config')}, best first by {metric}, mean {pm} std over seeds")
     for line in shown.render(terminal_width(), ascii_only=not unicode_out()):
         print(printable(line))
-    plan = halving(store, full)
-    if plan and plan.get("applied"):
-        print(f"Successive halving at epoch {plan['epoch']} cut {counted(plan.get('cut', 0), 'config')}.")
     if shown.rows and shown.rows[0].best_run_id:
         best = shown.rows[0].best_run_id
         print(f"Best run: {best} (`scratch-tui runs show {best}`, `scratch-tui eval {best}`)")

@@ -25,8 +25,6 @@ The API the app and the CLI use (ids may be unique prefixes):
 
 Sweeps in the store (a sweep is the runs queued together under one sweep id):
 
-    set_halving(store, sweep_id, epoch) -> None               successive halving at that epoch, for the runner
-    halving(store, sweep_id) -> dict | None                   {"epoch": E}, then what it did once applied
     resolve_sweep(store, sweep_id) -> str                     the full id of an id or unique prefix
     sweep_records(store, sweep_id) -> list[RunRecord]         its runs, in queue order
     sweep_results(store, sweep_id) -> list[RunResult]         the same, as the sweep table takes them (but those
@@ -35,11 +33,6 @@ Sweeps in the store (a sweep is the runs queued together under one sweep id):
     list_sweeps(store) -> list[SweepSummary]                  newest first
 
 Bad input raises QueueError (a ValueError) whose message names the field and how to fix it.
-
-Successive halving: once every config of a sweep with halving has a run past the chosen epoch (or none
-that can still get there), the runner stops the bottom half of the configs by mean val accuracy at that
-epoch: a stop command to their runs still training, and their queued runs end as stopped without
-training (kept, so the sweep table's done/total says what was cut). Once per sweep, said in its log.
 
 Packs: queued runs of one shape (the same model and settings, data, batch size, epochs and device; engine/pack.py
 says which fields may differ) start together as one pack, in one process that takes one slot, at most `pack_size`
@@ -53,7 +46,6 @@ slot. Every run training on this host counts against its device's slots, not onl
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import sys
@@ -62,15 +54,14 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable
 
-from ..engine.commands import Command
 from ..engine.config import ConfigError, TrainConfig
-from ..engine.events import RunFailed, RunState, RunStopped
+from ..engine.events import RunFailed, RunState
 from ..engine.user_text import shown
 from ..engine.wording import counted
 from .spawn import RUNNER_LOG, SpawnError, start_pack, start_queued, start_runner
 from .store.processes import process_alive
 from .store import QueuedRow, RunDamaged, RunNotFound, RunRecord, RunStore, stored_config, why_unreadable
-from .sweep import RunResult, config_group, halving_plan
+from .sweep import RunResult
 
 PAUSED = "queue.paused"
 PER_DEVICE = "queue.per_device"
@@ -82,7 +73,6 @@ PACK = "queue.pack"
 # wall time of one process each, and more members only lengthen the wait for the first result.
 DEFAULT_PACK = 8
 POLL_S = 0.5  # how often the runner looks for free slots
-HALVING = "sweep.halving."  # + a sweep id: the setting that asks the runner for successive halving
 RETRIED = "sweep.retried."  # + a run id: the run `sweep retry` queued in its place (runs/sweep_life.py)
 
 
@@ -325,75 +315,6 @@ def list_sweeps(store: RunStore) -> list[SweepSummary]:
     return [SweepSummary(*row) for row in store.sweep_totals()]
 
 
-def set_halving(store: RunStore, sweep_id: str, epoch: int) -> None:
-    """Ask the runner for successive halving of this sweep at `epoch` (once its runs are queued)."""
-    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
-        raise QueueError(f"halving: got {shown(epoch)}; must be an epoch, 1 or more")
-    store.set_setting(HALVING + sweep_id, json.dumps({"epoch": epoch}))
-
-
-def halving(store: RunStore, sweep_id: str) -> dict | None:
-    value = store.setting(HALVING + sweep_id)
-    return json.loads(value) if value else None
-
-
-def _halve_sweeps(store: RunStore, scores: dict[str, float | None]) -> None:
-    """The runner's check, each poll, of every sweep whose halving is still to be applied."""
-    for key, value in store.settings_under(HALVING):
-        try:
-            plan = json.loads(value)
-            epoch = int(plan["epoch"])
-        except (ValueError, KeyError, TypeError):
-            continue  # written by hand: nothing the runner can act on
-        if not plan.get("applied"):
-            _halve(store, key[len(HALVING):], epoch, scores)
-
-
-def _halve(store: RunStore, sweep_id: str, epoch: int, scores: dict[str, float | None]) -> None:
-    runs = []
-    for run_id, status, config, done in store.sweep_runs(sweep_id):
-        try:
-            config = stored_config(run_id, config)
-        except ConfigError:  # another version's run: not ranked, not cut
-            continue
-        if run_id not in scores and done >= epoch:  # its val acc at that epoch, read once
-            try:
-                scores[run_id] = next((e["val_acc"] for e in store.epochs(run_id) if e["epoch"] == epoch), None)
-            except RunDamaged:  # its log cannot be read: no score, as if it had none yet
-                scores[run_id] = None
-        runs.append((run_id, status, config, done, scores.get(run_id)))
-    if not runs:
-        return  # removed, or not queued yet
-    plan = halving_plan((config, acc) for _, _, config, _, acc in runs)
-
-    def may_get_there(status: str, config: TrainConfig, done: int) -> bool:
-        return config.epochs >= epoch and (status == RunState.QUEUED or (status == RunState.RUNNING and done < epoch))
-
-    if any(config_group(c) in plan.waiting and may_get_there(s, c, d) for _, s, c, d, _ in runs):
-        return  # a config not judged yet may still be: wait for it
-    losers = set(plan.stop)
-    reason = f"successive halving at epoch {epoch}: its config was in the bottom half by val accuracy"
-    stopped, cancelled = [], []
-    for run_id, status, config, _, _ in runs:
-        if config_group(config) not in losers:
-            continue
-        if status == RunState.RUNNING:
-            store.send(run_id, Command("stop"))
-            stopped.append(run_id)
-        elif status == RunState.QUEUED:
-            try:  # only this runner starts queued runs, so it is still queued unless someone removed it
-                store.append(run_id, RunStopped(epochs_done=0, seconds=0.0, reason=reason))
-                cancelled.append(run_id)
-            except RunNotFound:
-                pass
-    store.set_setting(HALVING + sweep_id, json.dumps({"epoch": epoch, "applied": True, "kept": len(plan.keep),
-                                                      "cut": len(plan.stop), "stopped": stopped,
-                                                      "cancelled": cancelled}))
-    print(f"sweep {sweep_id}: successive halving at epoch {epoch}: kept {counted(len(plan.keep), 'config')}, cut "
-          f"{len(plan.stop)}; sent stop to {' '.join([counted(len(stopped), 'run'), *stopped])}; ended "
-          f"{' '.join([counted(len(cancelled), 'queued run'), *cancelled])}", flush=True)
-
-
 # -- the runner ------------------------------------------------------------------------------------------------
 def run_queue(store: RunStore, poll_s: float = POLL_S) -> int:
     """Work through the queue until it is empty or paused; returns how many runs this runner started
@@ -401,13 +322,11 @@ def run_queue(store: RunStore, poll_s: float = POLL_S) -> int:
     if not store.claim_queue_runner(os.getpid()):
         return 0
     children: set[int] = set()
-    scores: dict[str, float | None] = {}  # val acc at a halving epoch, per run: read once
     started = 0
     try:
         while True:
             _reap(children)
             store.mark_interrupted()
-            _halve_sweeps(store, scores)  # before starting anything: a loser's queued seed never starts
             studies = _draw_from_studies(store)
             if not studies and _release_if_done(store):
                 break
@@ -437,9 +356,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _release_if_done(store: RunStore) -> bool:
     """The runner leaves once nothing waits (or the queue is paused), in one transaction with that check, so a run
-    queued meanwhile either sees this runner or none. A sweep whose halving is still to come keeps the runner while
-    its runs train, even with nothing left to start."""
-    return store.release_idle_queue_runner(os.getpid(), paused=PAUSED, halving=HALVING)
+    queued meanwhile either sees this runner or none."""
+    return store.release_idle_queue_runner(os.getpid(), paused=PAUSED)
 
 
 def _busy_slots(store: RunStore) -> Counter[str]:

@@ -507,8 +507,8 @@ class SweepSpec:
         heartbeat = table.pop("heartbeat", HEARTBEAT_S)
         halving = table.pop("halving", 1)
         if "halving" in table_keys and not search:
-            raise SweepError('sweep.halving: only in a study (search = ...); `sweep FILE --halving EPOCH` halves a '
-                             'sweep of this box')
+            raise SweepError('sweep.halving: only in a study (search = ...); for a sweep without search, '
+                             '`scratch-tui sweep FILE --halving EPOCH` makes it one, with pruner asha')
         samples = table.pop("samples", 0)
         sample_seed = table.pop("sample_seed", 0)
         if not (isinstance(sample_seed, int) and not isinstance(sample_seed, bool)):
@@ -761,37 +761,3 @@ def metric_by_field(table: SweepTable, field: str, metric: str | None = None) ->
         return sorted(pairs, key=lambda p: p[0])
     except TypeError:  # values of mixed kinds: keep the table's order
         return pairs
-
-
-# ---------------------------------------------------------------------------------------------- halving
-
-
-@dataclass(frozen=True)
-class HalvingPlan:
-    """Which configs go on and which stop; `waiting` have no run at the chosen epoch yet and are not judged."""
-
-    keep: tuple[tuple, ...]
-    stop: tuple[tuple, ...]
-    waiting: tuple[tuple, ...]
-
-
-def halving_plan(runs: Iterable[tuple[TrainConfig, float | None]]) -> HalvingPlan:
-    """Successive halving: of the configs with val accuracy at the chosen epoch, stop the bottom half by mean.
-
-    `runs` pairs each run's config with its val accuracy at that epoch (None: not there yet). Groups are
-    config_group keys. At least one config is kept, half rounded up, and a config tied with the last one
-    kept is kept too.
-    """
-    groups: dict[tuple, list[float]] = {}
-    for config, acc in runs:
-        scores = groups.setdefault(config_group(config), [])
-        if acc is not None:
-            scores.append(acc)
-    judged = sorted(((statistics.fmean(s), k) for k, s in groups.items() if s), key=lambda p: -p[0])
-    waiting = tuple(k for k, s in groups.items() if not s)
-    if not judged:
-        return HalvingPlan(keep=(), stop=(), waiting=waiting)
-    cut = judged[math.ceil(len(judged) / 2) - 1][0]  # the mean of the last config kept
-    keep = tuple(k for mean, k in judged if mean >= cut)
-    stop = tuple(k for mean, k in judged if mean < cut)
-    return HalvingPlan(keep=keep, stop=stop, waiting=waiting)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 from ..engine.commands import Command
@@ -14,6 +15,10 @@ from ..engine.events import EpochEnded, EvaluationEnded, Event, RunFailed, RunFi
 from .store import RunStore
 from .study import TRIAL, OpenStudy, StudyLink, direction, load
 from .study_storage import require_optuna
+
+# How long an epoch's end waits for the run's command poller (runs/recording.py) to take the pruner's stop. The loop
+# waits too, so the run trains no batch past its rung: a small model's epoch can be shorter than one poll.
+STOP_TAKEN_S = 2.0
 
 
 class TrialReporter:
@@ -63,11 +68,19 @@ class TrialReporter:
                 self.pruned_at = event.epoch
                 if self.run is not None:
                     self.run.control.stop_reason = f"pruned by {spec.pruner} at epoch {event.epoch}"
-                self.store.send(self.run_id, Command("stop"))  # as successive halving stops a run
+                self.store.send(self.run_id, Command("stop"))  # the stop any viewer sends, logged as received
+                self._wait_for_stop()
         elif isinstance(event, EvaluationEnded):
             study._storage.set_trial_user_attr(self.trial._trial_id, "test_acc", event.test_acc)
         elif isinstance(event, (RunFinished, RunStopped, RunFailed)):
             self._tell(event)
+
+    def _wait_for_stop(self) -> None:
+        if self.run is None:
+            return
+        deadline = time.monotonic() + STOP_TAKEN_S
+        while not self.run.control.stop_requested and time.monotonic() < deadline:
+            time.sleep(0.005)
 
     def _tell(self, event: Event) -> None:
         from optuna.exceptions import UpdateFinishedTrialError

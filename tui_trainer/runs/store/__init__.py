@@ -29,10 +29,10 @@ from .ids import RunNotFound
 from .queued import Queued, QueuedRow
 from .records import RunLeft, RunRecord, RunSummary, stored_config, why_unreadable
 from .settings import Settings
-from .sweeps import SweepRun, Sweeps
+from .sweeps import Sweeps
 
 __all__ = ["RunStore", "RunNotFound", "RunDamaged", "StoreError", "StoreBusy", "StoreFull", "StoreMoved", "RunSummary",
-           "RunRecord", "RunLeft", "QueuedRow", "SweepRun", "stored_config", "why_unreadable", "default_runs_dir",
+           "RunRecord", "RunLeft", "QueuedRow", "stored_config", "why_unreadable", "default_runs_dir",
            "store_paths"]
 
 

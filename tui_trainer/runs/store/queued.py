@@ -1,6 +1,6 @@
 """The run queue as the store keeps it: a queued run is a row (status `queued`) placed by `queue_order`, its log
 starting with RunQueued; the runner that works through the queue has one row, its heartbeat. What the queue does
-with these (device slots, starts, halving) is runs/queue.py's."""
+with these (device slots, starts, packs) is runs/queue.py's."""
 
 from __future__ import annotations
 
@@ -128,19 +128,14 @@ class Queued(Rows):
         with self.transaction() as db:
             self._release_runner(db, pid)
 
-    def release_idle_queue_runner(self, pid: int, paused: str, halving: str) -> bool:
+    def release_idle_queue_runner(self, pid: int, paused: str) -> bool:
         """Release the runner, in one transaction with the check that nothing is left for it, so that a run queued
-        meanwhile sees this runner or none. Something is left while a run waits (and the setting `paused` is not
-        set), or while a run trains for a sweep whose halving plan (the setting `halving` + its sweep id) is not
-        applied yet. False, and the runner kept, while something is."""
+        meanwhile sees this runner or none. Something is left while a run waits and the setting `paused` is not
+        set. False, and the runner kept, while something is."""
         with self.transaction() as db:
             is_paused = db.execute("SELECT 1 FROM settings WHERE key = ?", (paused,)).fetchone()
             waiting = db.execute("SELECT 1 FROM runs WHERE status = 'queued' LIMIT 1").fetchone()
-            halving_due = db.execute(
-                "SELECT 1 FROM settings JOIN runs ON runs.sweep_id = substr(settings.key, ?) "
-                "WHERE substr(settings.key, 1, ?) = ? AND json_extract(settings.value, '$.applied') IS NULL "
-                "AND runs.status = 'running' LIMIT 1", (len(halving) + 1, len(halving), halving)).fetchone()
-            if (waiting and not is_paused) or halving_due:
+            if waiting and not is_paused:
                 return False
             self._release_runner(db, pid)
         return True

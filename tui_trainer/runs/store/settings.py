@@ -1,5 +1,5 @@
 """Settings that every process using the store shares: text values by key (the queue's pause, its runs per
-device, a sweep's halving plan)."""
+device, its pack size, a study's link)."""
 
 from __future__ import annotations
 

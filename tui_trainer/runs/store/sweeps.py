@@ -2,17 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
-
 from .connection import Connection
-from .records import config_column
-
-
-class SweepRun(NamedTuple):
-    id: str
-    status: str
-    config: dict[str, Any]
-    epochs_done: int
 
 
 class Sweeps(Connection):
@@ -25,12 +15,6 @@ class Sweeps(Connection):
         """The ids of the sweep's runs in queue order: the order its file or setup made them."""
         return [r[0] for r in self.query("SELECT id FROM runs WHERE sweep_id = ? ORDER BY queue_order, created_at, id",
                                          (sweep_id,))]
-
-    def sweep_runs(self, sweep_id: str) -> list[SweepRun]:
-        """Where each of the sweep's runs is (status, settings, epochs done), ordered by queue_order."""
-        return [SweepRun(run_id, status, config_column(config), done) for run_id, status, config, done in self.query(
-            "SELECT id, status, config, epochs_done FROM runs WHERE sweep_id = ? ORDER BY queue_order, id",
-            (sweep_id,))]
 
     def sweep_totals(self) -> list[tuple[str, str, int, int, int, float | None, float]]:
         """One row per sweep, newest first: its id, name, runs, runs finished, runs queued or training, the best

@@ -25,7 +25,7 @@ from textual.widgets import DataTable, Static
 
 from ...engine.events import RunState
 from ...format import counted, fit_columns
-from ...runs.queue import QueueError, halving, resolve_sweep, sweep_packs, sweep_records
+from ...runs.queue import QueueError, resolve_sweep, sweep_packs, sweep_records
 from ...runs.store import RunDamaged, RunRecord, RunStore, StoreError
 from ...runs.study import StudyError, load as load_study, study_link, trial_results, trial_rows
 from ...runs.sweep import METRICS, RunResult, SweepError, SweepRow, SweepTable, config_group, metric_by_field, \
@@ -51,17 +51,17 @@ class SweepView:
     table: SweepTable
     runs: tuple[tuple[str, str, int], ...]  # (run id, status, epochs done) of every run, in queue order
     curves: dict[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)  # run id -> (epoch, val acc)
-    halving: dict | None = None
     records: tuple[RunRecord, ...] = field(default=(), compare=False)  # those in the table
     left_out: tuple[tuple[str, str], ...] = ()  # (run id, why) of the runs this version cannot read
     # a study's sweep (runs/study.py): every box's trials make the table; run id -> the host that trains it
     hosts: dict[str, str] = field(default_factory=dict)
     study: str = ""  # the study's name; "" for a sweep of this store alone
+    pruned: str = ""  # a study's trials its pruner stopped: "2 pruned by asha"; "" when none was
     packs: tuple[tuple[str, str], ...] = ()  # (run id, pack) of the runs that trained together in a pack
 
     def key(self) -> object:
         """Equal when nothing on screen would change."""
-        return (self.table, self.runs, tuple(sorted(self.curves.items())), self.name, str(self.halving),
+        return (self.table, self.runs, tuple(sorted(self.curves.items())), self.name, self.pruned,
                 tuple(sorted(self.hosts.items())), self.packs)
 
     def training_elsewhere(self, here: str) -> list[tuple[str, str]]:
@@ -188,13 +188,17 @@ class SweepScreen(Screen):
         records = [r for r in every if not why[r.id]]
         results = [RunResult.from_record(r) for r in records]
         hosts: dict[str, str] = {}
+        pruned = ""
         if link is not None:  # every box's trials, read from the study; the local runs give the curves
             try:
                 opened = load_study(link)
             except StudyError as exc:
                 raise QueueError(str(exc)) from None
             results = trial_results(opened)
-            hosts = {row.run_id: row.host for row in trial_rows(opened) if row.run_id}
+            rows = trial_rows(opened)
+            hosts = {row.run_id: row.host for row in rows if row.run_id}
+            if cut := sum(row.state == "PRUNED" for row in rows):
+                pruned = f"{cut} pruned by {opened.spec.pruner}"
         table = sweep_table(results)
         curves: dict[str, tuple[tuple[float, float], ...]] = {}
         for row in table.rows[:self.top_k]:
@@ -222,8 +226,8 @@ class SweepScreen(Screen):
         if new:
             self._packs.update({run_id: "" for run_id in new}, **sweep_packs(self.store, new))
         packs = tuple((r.id, self._packs[r.id]) for r in records if self._packs.get(r.id))
-        return SweepView(self.sweep_id, name, table, runs, curves, halving(self.store, self.sweep_id),
-                         tuple(records), left_out, hosts, link.name if link else "", packs)
+        return SweepView(self.sweep_id, name, table, runs, curves, tuple(records), left_out, hosts,
+                         link.name if link else "", pruned, packs)
 
     def _poll(self) -> None:
         if self._loading or self.view is None:
@@ -267,11 +271,6 @@ class SweepScreen(Screen):
         if view.left_out:
             run_id, why = view.left_out[0]
             note = f"{counted(len(view.left_out), 'run')} left out (run {run_id}: {why}) · " + note
-        plan = view.halving
-        if plan and plan.get("applied"):
-            note += f"Halving at epoch {plan['epoch']} cut {counted(plan.get('cut', 0), 'config')} · "
-        elif plan:
-            note += f"Halving at epoch {plan['epoch']} to come · "
         if view.packs:
             sizes = Counter(pack for _, pack in view.packs)
             note += "Trained together: " + ", ".join(f"{label} pack {pack} ({sizes[pack]} runs)"
@@ -280,7 +279,8 @@ class SweepScreen(Screen):
         if view.study:
             boxes = sorted(set(view.hosts.values()))
             note = f"Study {view.study} on {len(boxes)} box(es)" + "".join(
-                f" · {host} trains {run_id}" for host, run_id in elsewhere[:3]) + " · " + note
+                f" · {host} trains {run_id}" for host, run_id in elsewhere[:3]) + f" · {view.pruned}" * bool(
+                view.pruned) + " · " + note
         note += "Enter: best run · k: top k"
         self.query_one("#sweep-note", Static).update(Text(note, no_wrap=True, overflow="ellipsis"))
 
