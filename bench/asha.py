@@ -1,13 +1,15 @@
-"""Asynchronous successive halving (a study's pruner = "asha") against the one-rung halving of `sweep --halving`,
-in total epochs trained, on one sweep of 8 configs.
+"""ASHA (`sweep --halving`, a study's pruner "asha") against one-rung synchronous halving, in epochs trained.
+
+The one-rung halving is what `sweep --halving` did before it became ASHA; it lives on here as the baseline. Both
+are measured in total epochs trained, on one sweep of 8 configs.
 
     python bench/asha.py [--epochs 8] [--rung 2] [--slots 2] [--device cpu] [--curves bench/results/asha-curves.json]
 
 Each of the 8 configs (lr from 1e-4 to 0.3, log-spaced; the bundled mini data) is trained once, in this process,
 for all its epochs, and its val accuracy per epoch kept. Both policies are then played on those same curves:
 
-- one-rung halving (runs/queue.py, `halving_plan`): every config trains to the rung; the bottom half by val
-  accuracy there stops; the rest train to the end;
+- one-rung halving (`halving_plan` below): every config trains to the rung; the bottom half by val accuracy
+  there stops; the rest train to the end;
 - ASHA: Optuna's SuccessiveHalvingPruner (min resource = the rung, reduction factor 2) as the study uses it,
   the 8 trials drawn by `--slots` workers at once, each epoch reported as it ends and stopped when pruned.
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
+import math
 import random
 import statistics
 import sys
@@ -32,9 +35,16 @@ import optuna  # noqa: E402
 from tui_trainer.engine import TrainConfig, TrainingRun  # noqa: E402
 from tui_trainer.engine.devices import resolve_device  # noqa: E402
 from tui_trainer.engine.events import EpochEnded  # noqa: E402
-from tui_trainer.runs.sweep import halving_plan, config_group  # noqa: E402
 
 LRS = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3)
+
+
+def halving_plan(at_rung: dict[float, float]) -> set[float]:
+    """The one-rung baseline: of the configs' val accuracy at the rung, keep the top half (rounded up, and any
+    config tied with the last one kept); the configs kept."""
+    judged = sorted(at_rung.values(), reverse=True)
+    cut = judged[math.ceil(len(judged) / 2) - 1]  # the last kept
+    return {config for config, acc in at_rung.items() if acc >= cut}
 
 
 def curves(epochs: int, device: str) -> dict[float, list[float]]:
@@ -49,10 +59,9 @@ def curves(epochs: int, device: str) -> dict[float, list[float]]:
 
 
 def one_rung(acc: dict[float, list[float]], epochs: int, rung: int, slots: int, order: list[float]) -> tuple[int, float]:
-    """Epochs trained by the queue runner's one-rung halving with `slots` runs at once (runs/queue.py): configs
-    start in order and train on; once every config has reached the rung, the bottom half by val accuracy there
-    is stopped (those still training) or never started. The best lr among those it kept (by final val acc)."""
-    configs = {lr: TrainConfig(lr=lr) for lr in acc}
+    """Epochs trained by the one-rung halving with `slots` runs at once: configs start in order and train on; once
+    every config has reached the rung, the bottom half by val accuracy there is stopped (those still training) or
+    never started. The best lr among those it kept (by final val acc)."""
     waiting, done, running, judged, kept = list(order), {lr: 0 for lr in acc}, [], False, set(acc)
     while waiting or running:
         while waiting and len(running) < slots:
@@ -61,8 +70,7 @@ def one_rung(acc: dict[float, list[float]], epochs: int, rung: int, slots: int, 
             done[lr] += 1
         running = [lr for lr in running if done[lr] < epochs]
         if not judged and all(done[lr] >= rung for lr in acc):
-            plan = halving_plan((configs[lr], acc[lr][rung - 1]) for lr in acc)
-            kept = {lr for lr in acc if config_group(configs[lr]) in plan.keep}
+            kept = halving_plan({lr: acc[lr][rung - 1] for lr in acc})
             running = [lr for lr in running if lr in kept]
             waiting = [lr for lr in waiting if lr in kept]
             judged = True

@@ -56,7 +56,7 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
                      help="asynchronous successive halving (Optuna's pruner asha, its first rung at EPOCH): a run "
                           "whose val metric is in the bottom half of those that reached the same rung (EPOCH, then "
                           "2x, 4x, ...) is stopped there, so its device frees at once. A sweep without `search` "
-                          "becomes a study of this box (needs the sweep extra)")
+                          "becomes a study of this box (needs the sweep extra); not with --parallel or --pack")
     run.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
     add_study_flags(run)
 
