@@ -37,7 +37,8 @@ def study_store(tmp_path):
     def trial(lr, seed, host, run_id, state=optuna.trial.TrialState.COMPLETE, test=None):
         study.add_trial(optuna.trial.create_trial(
             state=state, params={"lr": lr}, distributions=dists, value=test if state.name == "COMPLETE" else None,
-            intermediate_values={1: 10.0} if state.name == "PRUNED" else None, user_attrs={"seed": seed, "host": host, "run_id": run_id, "test_acc": test, "seconds": 5.0}))
+            intermediate_values={1: 10.0} if state.name == "PRUNED" else None,
+            user_attrs={"seed": seed, "host": host, "run_id": run_id, "test_acc": test, "seconds": 5.0}))
 
     trial(0.001, 0, store.host, here, test=84.0)
     trial(0.01, 0, "far-box", "feedf00d", test=90.0)  # the best config, trained on another box
