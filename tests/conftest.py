@@ -1,4 +1,5 @@
 import os
+import shutil
 
 import pytest
 import torch
@@ -21,6 +22,26 @@ def mini_data(mini_raw):
 def small_data(mini_raw):
     """3,000 training images: enough to learn, quick enough for many runs."""
     return prepare(mini_raw, torch.device("cpu"), val_split=0.1, seed=0, max_train_samples=3000)
+
+
+@pytest.fixture(scope="session")
+def built_store(tmp_path_factory):
+    """`built_store(name, build, folder)`: a run store at `folder`, a copy of one that `build(store)` filled once per
+    test process. Training the same runs again for every test that only reads or edits them cost seconds each; a
+    store keeps its paths relative to its folder, so a copy is a store of its own."""
+    from tui_trainer.runs.store import RunStore
+
+    built = {}
+
+    def copy(name, build, folder):
+        if name not in built:
+            built[name] = tmp_path_factory.mktemp(f"built-{name}") / "runs"
+            with RunStore(built[name]) as store:
+                build(store)
+        shutil.copytree(built[name], folder)
+        return RunStore(folder)
+
+    return copy
 
 
 @pytest.fixture(autouse=True)

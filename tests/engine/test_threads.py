@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -59,13 +60,18 @@ def test_the_package_bounds_openmp_spinning_unless_the_user_chose():
     assert printed == ["3000", "7", "None"]
 
 
-def _epoch_losses() -> list[tuple[float, float]]:
-    # 50 steps of 32 images: enough that one thread and two sum differently (by step 25), so a count chosen by the
-    # load would show here
-    out = subprocess.run([sys.executable, "-m", "tui_trainer", "train", "--no-record", "--jsonl", "--device", "cpu",
-                          "--max-train-samples", "1600", "--batch-size", "32", "--epochs", "1", "--seed", "3"],
-                         capture_output=True, text=True, check=True, timeout=120).stdout
-    events = list(map(json.loads, out.splitlines()))
+def _epoch_losses(started: Callable[[], None] = lambda: None) -> list[tuple[float, float]]:
+    # 50 steps of 32 images: enough that one thread and two may sum differently (by step 25), so a count chosen by
+    # the load would show here. `started`: called once the run has said how many threads it took
+    with subprocess.Popen([sys.executable, "-m", "tui_trainer", "train", "--no-record", "--jsonl", "--device", "cpu",
+                           "--max-train-samples", "1600", "--batch-size", "32", "--epochs", "1", "--seed", "3"],
+                          stdout=subprocess.PIPE, text=True) as child:
+        events = []
+        for line in child.stdout:
+            events.append(json.loads(line))
+            if events[-1]["event"] == "run_started":
+                started()
+    assert child.returncode == 0
     return [e["threads"] for e in events if e["event"] == "run_started"] + \
         [(e["train_loss"], e["val_loss"]) for e in events if e["event"] == "epoch_end"]
 
@@ -73,9 +79,13 @@ def _epoch_losses() -> list[tuple[float, float]]:
 def test_the_same_command_gives_the_same_losses_on_an_idle_and_a_busy_machine():
     quiet = _epoch_losses()
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])  # a core kept busy by another process
-    try:
-        loaded = _epoch_losses()
-    finally:
+
+    def done_with_load():  # the count is chosen before the first step: the load has had its chance to sway it
         busy.kill()
         busy.wait()
+
+    try:
+        loaded = _epoch_losses(started=done_with_load)
+    finally:
+        done_with_load()
     assert len(quiet) == 2 and loaded == quiet  # the same thread count, and the epoch's losses bit for bit

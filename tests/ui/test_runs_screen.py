@@ -26,13 +26,16 @@ from .test_app_flow import text_of, wait_for
 QUICK = dict(epochs=2, max_train_samples=400, device="cpu")
 
 
-@pytest.fixture
-def store(tmp_path):
-    store = RunStore(tmp_path / "runs")
+def two_finished_runs(store):
     for name, lr in (("slow", 0.001), ("fast", 0.01)):
         run = TrainingRun(TrainConfig(name=name, lr=lr, **QUICK))
         for _ in recorded(run, store):
             pass
+
+
+@pytest.fixture
+def store(tmp_path, built_store):
+    store = built_store("two-finished", two_finished_runs, tmp_path / "runs")
     yield store
     store.close()
 
