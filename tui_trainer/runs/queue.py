@@ -477,11 +477,7 @@ def _start_what_fits(store: RunStore) -> list[int]:
     busy = _busy_slots(store)
     started = []
     waiting = queued(store)
-    from .study import TRIAL
-
-    # a study's trial reports to its study from its own worker (runs/trial_report.py): it trains alone
-    packs = form_packs([r for r in waiting if not store.setting(TRIAL + r.id)], pack_size(store),
-                       lambda device: _free_memory(device, busy, limit))
+    packs = form_packs(waiting, pack_size(store), lambda device: _free_memory(device, busy, limit))
     taken: set[str] = set()  # started already, in a pack
     for run in waiting:
         if run.id in taken:
