@@ -374,10 +374,12 @@ def test_version_help_and_runs_import_no_torch(runs_home):
 def test_the_queue_runner_places_and_packs_runs_without_torch_on_a_box_without_gpus():
     code = (
         "import sys\n"
+        "from collections import Counter\n"
         "from tui_trainer.engine.config import TrainConfig\n"
         "from tui_trainer.engine.pack_shape import pack_key\n"
         "from tui_trainer.runs import queue\n"
         "same = pack_key(TrainConfig(seed=0)) == pack_key(TrainConfig(seed=1, lr=0.1))\n"
-        "print(queue._slot('auto'), queue._candidates('auto'), same, 'torch' in sys.modules)\n"
+        "free = queue._free_memory('auto', Counter(), 1)\n"  # no GPU memory to cap a pack by
+        "print(queue._slot('auto'), queue._candidates('auto'), same, free, 'torch' in sys.modules)\n"
     )
-    assert _printed_by(code) == "cpu ['cpu'] True False"
+    assert _printed_by(code) == "cpu ['cpu'] True None False"

@@ -5,7 +5,7 @@ import torch
 
 from tui_trainer.engine import TrainConfig, TrainingRun
 from tui_trainer.engine.events import (EpochEnded, EvaluationEnded, LearningRateChanged, RunFinished, RunPaused,
-                                       RunStarted, RunStopped)
+                                       RunStarted, RunStopped, TERMINAL_EVENTS)
 from tui_trainer.engine.pack import Pack, pack_key, shared_data
 
 cuda = pytest.mark.cuda
@@ -68,6 +68,25 @@ def test_a_pack_members_numbers_equal_the_runs_trained_alone_on_cuda():
     for configs in (_mlp_configs("cuda"), _cnn_configs("cuda")):
         alone, packed = _train(configs)
         _assert_same_numbers(alone, packed)
+
+
+@cuda
+def test_a_packs_memory_on_a_gpu_stays_within_its_estimate():
+    """The queue caps a pack by engine/fits.py's estimate: it must not fall short of what the pack takes by more
+    than the tenth of free memory the cap keeps back, nor be so far over that packs are cut for nothing."""
+    from tui_trainer.engine.fits import pack_bytes
+
+    configs = [TrainConfig(epochs=1, device="cuda", hidden=(1024, 1024), max_train_samples=2048, batch_size=128,
+                           probe_every=0, seed=s, ema=0.9 * (s % 2)) for s in range(4)]
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    data = shared_data(configs)
+    runs = [TrainingRun(c, data=d) for c, d in zip(configs, data)]
+    ended = [e for _, e in Pack(runs).events() if isinstance(e, TERMINAL_EVENTS)]
+    assert len(ended) == 4 and all(isinstance(e, RunFinished) for e in ended)
+    peak = torch.cuda.max_memory_allocated() - before
+    assert pack_bytes(configs) / 4 < peak <= pack_bytes(configs) * 1.1
 
 
 def test_who_packs_with_whom():

@@ -16,8 +16,8 @@ generator's shuffle), its init and dropout masks (from its seed), its monitor, p
 reads the stacks back into its own model and optimizer first). Its numbers equal the same run trained alone, up to
 float rounding: tests/engine/test_pack.py checks 2 epochs of the MLP and of the CNN.
 
-Steering is per member: a new lr is its lr alone; stop (and early stopping) ends that member and the pack goes on
-without it; pause freezes its weights, optimizer state and data position while the others train on.
+Steering is per member: a new lr is its lr alone; stop (early stopping, a study's pruner, halving) ends that member
+and the pack goes on without it; pause freezes its weights, optimizer state and data position while the others train on.
 
 Who packs with whom: `pack_key` is equal for configs that may share a pack (MEMBER_FIELDS may differ).
 """
@@ -469,7 +469,8 @@ class Pack:
             yield from self._lr_changes(run, control.take_lr())
             if control.stop_requested:
                 member.ended, member.synced = True, False
-                yield run, RunStopped(epochs_done=run.epoch, seconds=run.elapsed())
+                why = {"reason": control.stop_reason} if control.stop_reason else {}  # a pruner's, as alone
+                yield run, RunStopped(epochs_done=run.epoch, seconds=run.elapsed(), **why)
                 return
             if control.paused and member.paused_at is None:
                 member.paused_at = time.perf_counter()

@@ -109,6 +109,9 @@ class DatasetEntry:
     load: Ref  # (entry, data_dir, progress, download) -> data.RawDataset: uint8 images, int64 labels
     status: Ref  # (entry, data_dir) -> "bundled", "on disk" or "needs download (N MB)"; reads no image data
     download_mb: float = 0.0  # compressed size fetched on first use; 0 for one that ships with the package
+    # (training, test) images, before validation is split off: what its data takes on a device, known before
+    # loading it (engine/fits.py sizes packs by it); (0, 0) where not known
+    images: tuple[int, int] = (0, 0)
     # (uint8 training images [N, C, H, W]) -> (mean, std), one float64 tensor of C values each
     normalise: Ref = "tui_trainer.engine.data:channel_statistics"
     # (training images, labels) -> a short hex digest naming exactly those bytes
@@ -311,21 +314,22 @@ _TORCHVISION = {"load": "tui_trainer.engine.data:load_torchvision",
 
 register_dataset(DatasetEntry(
     "fashion-mnist-mini", "Fashion-MNIST mini (bundled, 12k/2k)", FASHION_CLASSES, (1, 28, 28), **_BUNDLED,
-    traits={"folder": "fashion_mnist_mini"}))
+    images=(12000, 2000), traits={"folder": "fashion_mnist_mini"}))
 register_dataset(DatasetEntry(
     "fashion-mnist", "Fashion-MNIST", FASHION_CLASSES, (1, 28, 28), **_TORCHVISION, download_mb=30,
+    images=(60000, 10000),
     # where Debian's `dataset-fashion-mnist` package puts the original IDX files
     traits={"torchvision_class": "FashionMNIST", "layout": "raw",
             "idx_folders": ("/usr/share/datasets/fashion-mnist",),
             "install_hint": "install Debian's dataset-fashion-mnist package"}))
 register_dataset(DatasetEntry(
-    "mnist", "MNIST", MNIST_CLASSES, (1, 28, 28), **_TORCHVISION, download_mb=11,
+    "mnist", "MNIST", MNIST_CLASSES, (1, 28, 28), **_TORCHVISION, download_mb=11, images=(60000, 10000),
     traits={"torchvision_class": "MNIST", "layout": "raw"}))
 register_dataset(DatasetEntry(
-    "kmnist", "Kuzushiji-MNIST", KMNIST_CLASSES, (1, 28, 28), **_TORCHVISION, download_mb=20,
+    "kmnist", "Kuzushiji-MNIST", KMNIST_CLASSES, (1, 28, 28), **_TORCHVISION, download_mb=20, images=(60000, 10000),
     traits={"torchvision_class": "KMNIST", "layout": "raw"}))
 register_dataset(DatasetEntry(
-    "cifar10", "CIFAR-10", CIFAR10_CLASSES, (3, 32, 32), **_TORCHVISION, download_mb=163,
+    "cifar10", "CIFAR-10", CIFAR10_CLASSES, (3, 32, 32), **_TORCHVISION, download_mb=163, images=(50000, 10000),
     # torchvision keeps CIFAR's python batches (HWC numpy arrays) in its base folder, not raw/
     traits={"torchvision_class": "CIFAR10", "layout": "batches"}))
 DATASETS.register_pattern(Pattern(said="a folder of images, a .npz or a .csv", example="./my-images",

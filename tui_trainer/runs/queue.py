@@ -36,7 +36,8 @@ Bad input raises QueueError (a ValueError) whose message names the field and how
 
 Packs: queued runs of one shape (the same model and settings, data, batch size, epochs and device; engine/pack.py
 says which fields may differ) start together as one pack, in one process that takes one slot, at most `pack_size`
-runs a pack (`--pack N`; 1 trains each alone). Each is still its own run: its log, checkpoints and commands.
+runs a pack (`--pack N`; 1 trains each alone) and, on a GPU, no more than its free memory holds (engine/fits.py
+estimates a pack's). Each is still its own run: its log, checkpoints and commands.
 
 Device slots: a run takes the device its config names, `auto` resolved as training resolves it
 (cuda when present). With several GPUs, an `auto` or `cuda` run is pinned to the first GPU with a free
@@ -52,7 +53,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 from ..engine.config import ConfigError, TrainConfig
 from ..engine.events import RunFailed, RunState
@@ -394,10 +395,7 @@ def _start_what_fits(store: RunStore) -> list[int]:
     busy = _busy_slots(store)
     started = []
     waiting = queued(store)
-    from .study import TRIAL
-
-    # a study's trial reports to its study from its own worker (runs/trial_report.py): it trains alone
-    packs = form_packs([r for r in waiting if not store.setting(TRIAL + r.id)], pack_size(store))
+    packs = form_packs(waiting, pack_size(store), lambda device: _free_memory(device, busy, limit))
     taken: set[str] = set()  # started already, in a pack
     for run in waiting:
         if run.id in taken:
@@ -430,27 +428,54 @@ def _start_what_fits(store: RunStore) -> list[int]:
     return started
 
 
-def form_packs(waiting: list[QueuedRun], size: int) -> dict[str, list[str]]:
+def form_packs(waiting: list[QueuedRun], size: int,
+               free_memory: Callable[[str], int | None] = lambda device: None) -> dict[str, list[str]]:
     """Which waiting runs train together: runs of one shape (engine/pack.py's `pack_key`: model and its settings,
-    data, batch size, epochs, device, ...), in queue order, at most `size` a pack. By the id of each pack's first
-    run, its runs' ids; a run with no partner forms none."""
+    data, batch size, epochs, device, ...), in queue order, at most `size` a pack, and on a GPU at most as many as
+    fit in its free memory (`free_memory(device)`, in bytes; None where nothing but `size` caps a pack) by
+    engine/fits.py's estimate: the runs left over form the next pack. By the id of each pack's first run, its
+    runs' ids; a run with no partner forms none."""
     if size <= 1:
         return {}
     from ..engine.pack_shape import pack_key
 
-    open_packs: dict[str, list[str]] = {}
+    free: dict[str, int | None] = {}  # asked once a device
+    open_packs: dict[str, list[QueuedRun]] = {}
     packs: dict[str, list[str]] = {}
     for run in waiting:
         key = pack_key(run.config) if run.config is not None and run.config.gpus == 1 else None
         if key is None:
             continue
-        members = open_packs.setdefault(key, [])
-        members.append(run.id)
+        members = [*open_packs.get(key, []), run]
+        if len(members) > 1:
+            device = run.config.device
+            if device not in free:
+                free[device] = free_memory(device)
+            if free[device] is not None:
+                from ..engine.fits import pack_fits  # torch: asked only for a GPU, where the runner has it
+
+                if not pack_fits([m.config for m in members], free[device]):
+                    members = [run]  # the open pack is full: this run opens the next
+        open_packs[key] = members
         if len(members) == size:
             del open_packs[key]
         if len(members) > 1:
-            packs[members[0]] = members
+            packs[members[0].id] = [m.id for m in members]
     return packs
+
+
+def _free_memory(device: str, busy: Counter[str], limit: int) -> int | None:
+    """The free bytes of the GPU a pack asking for `device` would take now (the first with a free slot); None on
+    the CPU, where only `--pack` caps a pack. Other packs started in the same pass are not yet counted."""
+    slot = next((s for s in _candidates(device) if busy[s] < limit), None)
+    if slot is None or not slot.startswith("cuda"):
+        return None
+    import torch
+
+    try:
+        return torch.cuda.mem_get_info(torch.device(slot))[0]
+    except RuntimeError:  # the driver could not say: the pack's own out-of-memory message is the backstop
+        return None
 
 
 def _fail_unreadable(store: RunStore, run: QueuedRun) -> None:

@@ -59,7 +59,13 @@ class Recording:
         # which epoch is best (kept as best.pt) by the run's own monitor: lower val_loss or higher val_acc
         self._monitor = Monitor(run.config.monitor)
         self._ended = False
+        self._poller = _CommandPoller(store, self.journal, run.control, command_poll_s, lambda: run.step)
         self._events = self._record()
+
+    def take_commands(self) -> None:
+        """Apply the commands queued for the run now, not at the next poll: one sent from this process (a study's
+        pruner, runs/trial_report.py) acts before the run takes another step."""
+        self._poller.poll()
 
     def __iter__(self) -> "Recording":
         return self
@@ -75,7 +81,7 @@ class Recording:
         run, store, run_id = self.run, self.store, self.run_id
         # Started at RunStarted: commands wait in the store until this process trains.
         journal = self.journal
-        poller = _CommandPoller(store, journal, run.control, self.command_poll_s, lambda: run.step)
+        poller = self._poller
         events = run.events()
         try:
             for event in events:
@@ -273,13 +279,18 @@ class _CommandPoller(threading.Thread):
         super().__init__(name=f"commands-{journal.run_id}", daemon=True)
         self.store, self.journal, self.control, self.every_s, self.step = store, journal, control, every_s, step
         self._halt = threading.Event()
+        self._taking = threading.Lock()  # commands act in the order sent, whoever polls
 
     def run(self) -> None:
         while not self._halt.wait(self.every_s):
+            self.poll()
+
+    def poll(self) -> None:
+        with self._taking:
             try:
                 commands = self.store.take_commands(self.journal.run_id)
             except StoreError:
-                continue  # a store busy elsewhere must not stop training; ask again next time
+                return  # a store busy elsewhere must not stop training; ask again next time
             for command in commands:
                 # Once halted the run is ending: the command is answered instead (the ending is written only
                 # after this thread is joined, so the answer comes before it in the log).

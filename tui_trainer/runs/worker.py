@@ -367,14 +367,22 @@ def prepare_pack(store: RunStore, run_ids: list[str], **kwargs: Any) -> list["Tr
 def drive_pack(runs: list["TrainingRun"], store: RunStore, printers: dict[str, Printer] | None = None,
                name: str = "") -> list[Event]:
     """Train `runs` as one pack (engine/pack.py), each recorded in `store` as it would be alone: its own log,
-    checkpoints and commands. A stop signal stops every member, with a checkpoint each. Returns each run's last
-    event, in the order of `runs`."""
+    checkpoints and commands, a study's trial reporting to its study. A stop signal stops every member, with a
+    checkpoint each. Returns each run's last event, in the order of `runs`."""
     from ..engine.events import TERMINAL_EVENTS
     from ..engine.pack import Pack
     from .recording import Recording
+    from .trial_report import trial_reporter
 
     pack = Pack(runs, name=name)
     recordings = {id(run): Recording(run, store, command_poll_s=PACK_COMMAND_POLL_S) for run in runs}
+    # a member that trains a study's trial reports to it as a lone run does (train)
+    reporters = {}
+    for run in runs:
+        if (reporter := trial_reporter(store, run.run_id)) is not None:
+            reporter.beat()
+            reporter.attach(run)
+            reporters[id(run)] = reporter
     printers = printers or {}
     final: dict[int, Event] = {}
     interrupted: list[int] = []
@@ -388,6 +396,11 @@ def drive_pack(runs: list["TrainingRun"], store: RunStore, printers: dict[str, P
 
     def hand_on(run: "TrainingRun", event: Event) -> None:
         final[id(run)] = event
+        reporter = reporters.get(id(run))
+        if reporter is not None:
+            reporter(event)
+            if isinstance(event, EpochEnded):  # its pruner's stop, if it sent one, acts before the next step
+                recordings[id(run)].take_commands()
         printer = printers.get(run.run_id)
         if printer is not None:
             printer.handle(event)
@@ -414,6 +427,8 @@ def drive_pack(runs: list["TrainingRun"], store: RunStore, printers: dict[str, P
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        for reporter in reporters.values():
+            reporter.close()
     return [final.get(id(run)) for run in runs]
 
 
