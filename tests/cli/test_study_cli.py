@@ -14,7 +14,7 @@ import pytest
 
 from tui_trainer.runs import study as study_module
 from tui_trainer.runs import study_storage
-from tui_trainer.runs.queue import set_per_device
+from tui_trainer.runs.queue import set_pack_size, set_per_device
 from tui_trainer.runs.store import RunStore
 
 from .test_queue_cli import run_cli, wait_until
@@ -47,11 +47,12 @@ def test_two_boxes_share_one_study_and_lose_no_trial_to_kill_9(tmp_path, capsys,
     journal.parent.mkdir()
     spec = sweep_file(tmp_path, 'search = "tpe"\nsamples = 12\nlr = {log = [1e-3, 1e-1]}\nheartbeat = 2\n')
     box_a, box_b = tmp_path / "a", tmp_path / "b"
-    # box A trains one trial at a time (the one killed is then its only one), box B three: the test's time is
-    # mostly starting processes
-    for box, at_once in ((box_a, 1), (box_b, 3)):
+    # box A trains one trial at a time, alone (the one killed is then its only one); box B draws a slot's worth,
+    # up to 8 trials of one shape, and trains them as one pack: the test's time is mostly starting processes
+    for box, pack in ((box_a, 1), (box_b, 8)):
         with RunStore(box / "runs") as store:
-            set_per_device(store, at_once)
+            set_per_device(store, 1)
+            set_pack_size(store, pack)
     monkeypatch.setenv("SCRATCH_TUI_HOME", str(box_a / "runs"))
     code, out, err = run_cli(["sweep", str(spec), "--storage", str(journal), "--study", "two", "--detach"], capsys)
     assert code == 0, err

@@ -110,7 +110,8 @@ BIG_GRID = "lr = {log = [1e-4, 1e-1], count = 40}\nseed = [" + ", ".join(map(str
      "reach, from 1 to 2"),
     ("epochs = 2\n[sweep]\nlr = [0.1, 0.2]\n", ["--halving", "1", "--parallel", "2"],
      "--parallel: not with a study (nor with --halving, which makes one); `scratch-tui queue add --per-device N`"),
-    ("epochs = 2\n[sweep]\nlr = [0.1, 0.2]\n", ["--halving", "1", "--pack", "1"], "--pack: not with a study"),
+    ("epochs = 2\n[sweep]\nlr = [0.1, 0.2]\n", ["--halving", "1", "--pack", "0"], "--pack: got 0; must be a whole "
+     "number of runs, 1 or more"),
     ("epochs = 2\n[sweep]\nseed = [0, 1]\n", ["--halving", "1"], "--halving: this sweep varies only the seed"),
     ("epochs = 2\ndevice = \"cuda:7\"\n[sweep]\nlr = [0.1, 0.2]\n", ["--halving", "1"], "cuda:7 is not available"),
     ("epochs = 1\n[sweep]\nlr = [0.1, 0.2]\n", ["--parallel", "0"], "--parallel: got 0"),

@@ -123,6 +123,10 @@ def run_study_sweep(args: argparse.Namespace, store_dir: str | None) -> int:
               f"{spec.search}, {_pruning(spec)}" + ("" if args.slurm else "; this box draws from it"), flush=True)
         if args.slurm:
             return _submit(args, link, store_dir)
+        if getattr(args, "pack", None) is not None:  # checked by `sweep` before anything was made
+            from ..runs.queue import set_pack_size
+
+            set_pack_size(store, args.pack)
         say_runner(store, ensure_runner(store, study=True))
         if args.detach:
             print(f"Watch it with `scratch-tui sweep show {link.sweep_id}`; join another box with `scratch-tui worker "

@@ -56,7 +56,7 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
                      help="asynchronous successive halving (Optuna's pruner asha, its first rung at EPOCH): a run "
                           "whose val metric is in the bottom half of those that reached the same rung (EPOCH, then "
                           "2x, 4x, ...) is stopped there, so its device frees at once. A sweep without `search` "
-                          "becomes a study of this box (needs the sweep extra); not with --parallel or --pack")
+                          "becomes a study of this box (needs the sweep extra); not with --parallel")
     run.add_argument("--runs-dir", metavar="DIR", help=RUNS_DIR_HELP)
     add_study_flags(run)
 
@@ -137,12 +137,16 @@ def _run(args: argparse.Namespace) -> int:
 
     # every check before anything is queued: bad input leaves the store as it was
     spec = SweepSpec.load(args.file)
+    if args.pack is not None:
+        try:
+            check_pack_size(args.pack)
+        except QueueError as exc:  # the runs layer names no flag: the flag is said here
+            raise QueueError(f"--{exc}") from None
     if spec.is_study or args.storage is not None or args.study is not None or args.halving is not None:
-        # a study's trials are drawn one per free slot and train alone: the queue's settings are not its
-        for flag, value in (("--parallel", args.parallel), ("--pack", args.pack)):
-            if value is not None:
-                raise QueueError(f"{flag}: not with a study (nor with --halving, which makes one); `scratch-tui "
-                                 f"queue add --per-device N` sets how many trials train at a time on each device")
+        # a study's trials are drawn a slot's worth at a time: how many slots is the queue's setting, not its
+        if args.parallel is not None:
+            raise QueueError("--parallel: not with a study (nor with --halving, which makes one); `scratch-tui "
+                             "queue add --per-device N` sets how many trials train at a time on each device")
         if not spec.is_study and not args.slurm:  # this box trains the file's own configs: checked as below
             if not spec.axes and args.halving is not None:
                 raise QueueError("--halving: this sweep varies only the seed, so no config is weaker than another; "
@@ -155,11 +159,6 @@ def _run(args: argparse.Namespace) -> int:
     if args.parallel is not None and not 1 <= args.parallel <= MOST_PER_DEVICE:
         raise QueueError(f"--parallel: got {args.parallel}; must be a whole number of runs from 1 to "
                          f"{MOST_PER_DEVICE}")
-    if args.pack is not None:
-        try:
-            check_pack_size(args.pack)
-        except QueueError as exc:  # the runs layer names no flag: the flag is said here
-            raise QueueError(f"--{exc}") from None
     name = spec.name or Path(args.file).stem
 
     with RunStore(args.runs_dir) as store:

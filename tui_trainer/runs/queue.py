@@ -383,7 +383,7 @@ def _draw_from_studies(store: RunStore) -> bool:
         busy = _busy_slots(store)
         return not store.waiting_count() and any(busy[s] < _per_device(store) for s in _candidates(config.device))
 
-    draw_trials(store, has_slot)
+    draw_trials(store, has_slot, pack_size(store))  # a slot's worth: a pack of same-shaped trials
     beat_trials(store)
     return studies_open(store)
 
@@ -470,12 +470,16 @@ def _free_memory(device: str, busy: Counter[str], limit: int) -> int | None:
     slot = next((s for s in _candidates(device) if busy[s] < limit), None)
     if slot is None or not slot.startswith("cuda"):
         return None
-    import torch
+    from ..engine.devices import gpu_stats
 
-    try:
-        return torch.cuda.mem_get_info(torch.device(slot))[0]
-    except RuntimeError:  # the driver could not say: the pack's own out-of-memory message is the backstop
+    # through NVML (the `gpu` extra), not torch.cuda.mem_get_info: that would give the runner a CUDA context of its
+    # own, about half a GiB of the card held for as long as the runner lives. Without NVML only `--pack` caps a
+    # pack, and the pack's own out-of-memory message is the backstop
+    index = int(slot.partition(":")[2] or 0)
+    card = next((g for g in gpu_stats() if g.cuda_index == index), None)
+    if card is None or card.memory_total_bytes is None or card.memory_used_bytes is None:
         return None
+    return card.memory_total_bytes - card.memory_used_bytes
 
 
 def _fail_unreadable(store: RunStore, run: QueuedRun) -> None:

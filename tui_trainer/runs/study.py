@@ -2,7 +2,7 @@
 
     link = open_link(store, spec, data, storage, name)   # create the study (or join it: its space must match)
     link = join_link(store, storage, name)               # join a study someone made, its sweep read from it
-    draw_trials(store, has_slot)                         # the queue runner, each poll: a trial per free slot
+    draw_trials(store, has_slot, pack)                   # the queue runner, each poll: trials for a free slot
     reporter = trial_reporter(store, run_id)             # (trial_report.py) the run's worker: reported, pruned, told
     trial_rows(load(link)), trial_results(...)          # every box's trials, as `sweep show` lists them
 
@@ -97,8 +97,10 @@ def _space(spec: SweepSpec) -> str:
 def _sampler(spec: SweepSpec) -> Any:
     optuna = require_optuna()
     seed = spec.sample_seed
-    if spec.search == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
+    if spec.search == "tpe":  # trials drawn while others train (other boxes, a pack's members) are told apart
+        with warnings.catch_warnings():  # constant_liar is marked experimental
+            warnings.simplefilter("ignore")
+            return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
     if spec.search == "qmc":
         return optuna.samplers.QMCSampler(seed=seed)
     return optuna.samplers.RandomSampler(seed=seed)  # random; a grid's trials are all enqueued
@@ -313,10 +315,14 @@ def _ask(opened: OpenStudy) -> Any | None:
     return trial
 
 
-def draw_trials(store: RunStore, has_slot: Callable[[TrainConfig], bool]) -> list[str]:
+def draw_trials(store: RunStore, has_slot: Callable[[TrainConfig], bool], pack: int = 1) -> list[str]:
     """For each study this store draws from: fail its stale trials (their retries enqueued), and while a slot
-    is free for its runs, ask a trial and queue it as a run of this store. The queued run ids."""
+    is free for its runs, ask a trial and queue it as a run of this store; then, up to `pack` in all, more trials
+    of the same shape, which the queue trains together as one pack in the slot (a trial of another shape ends the
+    draw, queued for the next slot). The queued run ids."""
     from optuna.storages import fail_stale_trials
+
+    from ..engine.pack_shape import pack_key
 
     queued: list[str] = []
     for link in links(store):
@@ -330,19 +336,26 @@ def draw_trials(store: RunStore, has_slot: Callable[[TrainConfig], bool]) -> lis
             fail_stale_trials(opened.study)
         if not has_slot(opened.spec.base):
             continue
-        trial = _ask(opened)
-        if trial is None:
-            continue
-        seed = trial.user_attrs["seed"]
-        config = trial_config(opened.spec, trial.params, seed)
-        name = opened.spec.name or link.name
-        [run_id] = store.create_queued([(config, config.name)], link.sweep_id, name)
-        store.set_setting(TRIAL + run_id, json.dumps({**json.loads(link.to_json()), "trial": trial.number}))
-        for key, value in (("run_id", run_id), ("host", store.host)):
-            trial.set_user_attr(key, value)
-        queued.append(run_id)
-        print(f"study {link.name}: trial {trial.number} queued as run {run_id}", flush=True)
+        shape = None
+        for drawn in range(pack):
+            trial = _ask(opened)
+            if trial is None:
+                break
+            config = trial_config(opened.spec, trial.params, trial.user_attrs["seed"])
+            queued.append(_queue_trial(store, link, opened, trial, config))
+            shape = pack_key(config) if drawn == 0 else shape
+            if shape is None or pack_key(config) != shape:
+                break
     return queued
+
+
+def _queue_trial(store: RunStore, link: StudyLink, opened: OpenStudy, trial: Any, config: TrainConfig) -> str:
+    [run_id] = store.create_queued([(config, config.name)], link.sweep_id, opened.spec.name or link.name)
+    store.set_setting(TRIAL + run_id, json.dumps({**json.loads(link.to_json()), "trial": trial.number}))
+    for key, value in (("run_id", run_id), ("host", store.host)):
+        trial.set_user_attr(key, value)
+    print(f"study {link.name}: trial {trial.number} queued as run {run_id}", flush=True)
+    return run_id
 
 
 _BEATEN: dict[str, float] = {}  # run id -> when this runner last beat for its trial
