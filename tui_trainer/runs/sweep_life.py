@@ -12,7 +12,7 @@ Everything stays under the same sweep id, so the sweep's table and `sweep show` 
 
 from __future__ import annotations
 
-from ..engine.events import RunQueued, RunState
+from ..engine.events import RunState
 from .queue import RETRIED, QueueError, enqueue, list_sweeps, resolve_sweep, retried, sweep_records, sweep_results
 from .store import RunStore
 from .sweep import SweepSpec, config_group, sweep_table
@@ -60,7 +60,7 @@ def retry(store: RunStore, sweep_id: str) -> list[str]:
 
 def continue_best(store: RunStore, sweep_id: str, top: int, epochs: int) -> list[str]:
     """Fork the best run of each of the sweep's `top` best configs, to train on to `epochs` in all, queued in the
-    sweep (the queue's runner starts them). The forks' run ids."""
+    sweep at the end of the queue, best first (the queue's runner starts them). The forks' run ids."""
     from .fork import fork_run
 
     if not (isinstance(top, int) and top >= 1):
@@ -68,19 +68,22 @@ def continue_best(store: RunStore, sweep_id: str, top: int, epochs: int) -> list
     full = resolve_sweep(store, sweep_id)
     _refuse_study(store, full, "continue")
     table = sweep_table(sweep_results(store, full))
-    best = [row for row in table.rows[:top] if row.best_run_id]
-    if not best:
+    parents = [store.get_run(row.best_run_id) for row in table.rows[:top] if row.best_run_id]
+    if not parents:
         raise QueueError(f"sweep continue: sweep {full} has no finished run to continue yet")
-    name = _name(store, full)
-    forks = []
-    for row in best:
-        parent = store.get_run(row.best_run_id)
+    for parent in parents:  # all checked before any fork is made
         if epochs <= parent.epochs_done:
             raise QueueError(f"epochs: got {epochs}; run {parent.id} has trained {parent.epochs_done} epochs "
                              f"already, so ask for more")
-        run = fork_run(store, parent.id, None, {"epochs": epochs})
-        store.append(run.run_id, RunQueued(position=store.waiting_count() + 1, sweep_id=full, sweep_name=name))
-        forks.append(run.run_id)
+    forks: list[str] = []
+    try:
+        for parent in parents:
+            forks.append(fork_run(store, parent.id, None, {"epochs": epochs}).run_id)
+    except BaseException:
+        for run_id in forks:  # none queued: all or none
+            store.delete(run_id)
+        raise
+    store.queue_created(forks, full, _name(store, full))
     return forks
 
 
