@@ -10,6 +10,7 @@ from tui_trainer.engine.events import RunFailed
 from tui_trainer.runs.queue import enqueue, pause_queue, queued, sweep_results, unpause_queue
 from tui_trainer.runs.store import RunStore
 from tui_trainer.runs.sweep import sweep_table
+from tui_trainer.runs.sweep_life import sweep_grid
 from tui_trainer.runs.worker import train
 
 from .test_queue_cli import run_cli, wait_until
@@ -48,7 +49,7 @@ def test_extend_retry_and_continue_a_sweep(runs_home, tmp_path, capsys):
         [(0.001, 1), (0.01, 1)]
     assert {r.id for r in store.list_runs(sweep="11fe11fe")} == {*ids, *added}
     code, out, err = run_cli(["sweep", "extend", "11fe", str(path)], capsys)
-    assert code == 2 and "the file adds nothing to sweep 11fe11fe" in err
+    assert code == 2 and "nothing new for sweep 11fe11fe" in err
 
     # retry: a failed run is queued again with its config, and only the retry counts in the table
     store.append(added[0], RunFailed(message="lost"))
@@ -73,6 +74,9 @@ def test_extend_retry_and_continue_a_sweep(runs_home, tmp_path, capsys):
     record = store.get_run(fork)
     assert record.parent_id == best and record.parent_epoch == 1 and record.epochs == 2
     assert record.status == "queued" and fork in {r.id for r in store.list_runs(sweep="11fe11fe")}
+    grid = sweep_grid(store, "11fe")  # what the app's extension starts from: the forks are no part of its grid
+    assert [(a.field, a.values) for a in grid.axes] == [("lr", (0.001, 0.01)), ("seed", (0, 1))]
+    assert grid.base.epochs == 1 and grid.name == "life"
     code, out, err = run_cli(["queue", "ls"], capsys)
     assert code == 0, err
     assert re.findall(r"^(\d+)\s+(\w{8})\s", out, re.M) == [("1", waiting), ("2", forks[0]), ("3", forks[1])], out
