@@ -159,6 +159,29 @@ def test_a_study_refuses_another_space_a_shared_sqlite_and_a_runs_dir_on_nfs(tmp
     assert not (tmp_path / "nfs").exists()  # refused before a store was made there
 
 
+def test_a_worker_joining_a_study_the_storage_has_not_got_is_refused_and_makes_nothing(tmp_path, capsys, runs_home):
+    import optuna
+
+    journal = tmp_path / "s.journal"
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    for n in range(7):
+        optuna.create_study(study_name=f"s{n}", storage=storage)
+    size = journal.stat().st_size
+    code, out, err = run_cli(["worker", "--storage", str(journal), "--study", "nope"], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"no study 'nope' in {journal} (it holds 's0', 's1', 's2', 's3', 's4' and 2 more); give one of those" in err
+    assert journal.stat().st_size == size  # no study made, nothing written
+
+    # a journal file or an SQLite database that is not there: said so, and not made empty
+    for storage, path in ((str(tmp_path / "none.journal"), tmp_path / "none.journal"),
+                          (f"sqlite:///{tmp_path / 'none.db'}", tmp_path / "none.db")):
+        code, out, err = run_cli(["worker", "--storage", storage, "--study", "s0"], capsys)
+        assert code == 2 and err.count("\n") == 1 and f"no study 's0' in {storage} (no such file)" in err, err
+        assert not path.exists()
+    with RunStore(runs_home) as store:
+        assert store.settings_under(study_module.LINK) == []  # this box joined nothing
+
+
 def test_without_optuna_the_study_flags_name_the_extra(tmp_path, capsys, runs_home, monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)
     code, out, err = run_cli(["sweep", str(sweep_file(tmp_path, TPE)), "--detach"], capsys)

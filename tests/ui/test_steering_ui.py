@@ -202,7 +202,7 @@ async def test_fork_a_run_from_an_epoch_overlay_it_and_prune_old_checkpoints(tmp
         await pilot.press("enter")
         setup = app.screen
         assert isinstance(setup, SetupScreen) and setup.fork == (parent, 1)
-        assert f"Fork of run {parent} from epoch 1: F5 starts it" in str(setup.query_one("#fork-note", Static).render())
+        assert f"Fork of run {parent} from epoch 1: F5 starts it" in str(setup.query_one("#mode-note", Static).render())
         assert setup.query_one("#model").disabled and setup.query_one("#dataset").disabled
         setup.query_one("#field-lr", Input).value = "0.01"
         setup.query_one("#field-epochs", Input).value = "3"
@@ -285,7 +285,7 @@ async def test_fork_a_run_from_a_checkpoint_written_mid_epoch(tmp_path):
         await pilot.press("enter")
         setup = app.screen
         assert isinstance(setup, SetupScreen) and setup.fork == (parent, "step-25")
-        assert f"Fork of run {parent} from its checkpoint step-25.pt" in str(setup.query_one("#fork-note",
+        assert f"Fork of run {parent} from its checkpoint step-25.pt" in str(setup.query_one("#mode-note",
                                                                                              Static).render())
         await pilot.press("f5")
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen), timeout=10)

@@ -292,3 +292,63 @@ async def test_the_sweep_view_shows_which_runs_trained_together(tmp_path):
             assert lines[0].split()[-1] == "pack"
             assert [line.split()[-1] for line in lines[1:]] == ["P1", "-"]  # lr 0.01 first: the better config
             assert f"Trained together: P1 pack {ids[0]} (2 runs)" in text_of(app, "#sweep-note")
+
+
+async def test_e_extends_the_sweep_from_setup_with_a_value_and_a_seed_under_its_id(store, monkeypatch):
+    """`e` on the sweep view opens setup with the sweep's grid marked; F4 adds a value and a seed, and F7 queues
+    only the runs the sweep lacks, under its id and name (sweep_life.extend, as `sweep extend` does), then the view
+    shows them queued. At 80x24."""
+    import tui_trainer.runs.queue as run_queue
+    from tui_trainer.ui.screens.setup import SetupScreen
+
+    from .test_app_flow import footer_keys_cut_off
+    from .test_queue_ui import mark, messages
+
+    runner = []
+    monkeypatch.setattr(run_queue, "ensure_runner", lambda store: runner.append(store) or 4242)
+    before = {r.id for r in store.list_runs(sweep=SWEEP)}
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = await open_sweep_view(pilot)
+        assert footer_keys_cut_off(app) == []
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen), timeout=5)
+        setup = app.screen
+        assert {f: a.values for f, a in setup.axes.items()} == {"lr": (0.001, 0.01), "weight_decay": (0.0, 0.01),
+                                                                 "seed": (0, 1)}
+        assert f"Extending sweep {SWEEP} (lrs)" in text_of(app, "#mode-note")
+        summary = text_of(app, "#sweep-summary")
+        assert "sweep: 2 × 2 × 2 seeds = 8 runs" in summary and "F7 queues the new ones" in summary
+        assert footer_keys_cut_off(app) == []
+        await pilot.press("f7")  # the grid as it is: nothing new
+        await pilot.pause()
+        assert app.screen is setup and f"nothing new for sweep {SWEEP}" in messages(app)[-1]
+        await pilot.press("f5")  # this form queues an extension, and starts no run
+        await pilot.pause()
+        assert app.screen is setup and "this form extends sweep" in messages(app)[-1]
+
+        await mark(pilot, "lr", "0.001, 0.01, 0.1")
+        await mark(pilot, "seed", "0, 1, 2")
+        assert "sweep: 3 × 2 × 3 seeds = 18 runs" in text_of(app, "#sweep-summary")
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: app.screen is view, timeout=5)
+        runs = [store.get_run(r.id) for r in store.list_runs(sweep=SWEEP)]
+        new = [r for r in runs if r.id not in before]
+        assert len(new) == 10  # lr 0.1's 2 configs x 3 seeds, and seed 2 of the 4 configs there were
+        assert {(r.status, r.sweep_id, r.sweep_name) for r in new} == {("queued", SWEEP, "lrs")}
+        assert {(r.config["lr"], r.config["seed"]) for r in new} == {(0.1, 0), (0.1, 1), (0.1, 2), (0.001, 2),
+                                                                      (0.01, 2)}
+        every = [(r.config["lr"], r.config["weight_decay"], r.config["seed"]) for r in runs]
+        assert len(every) == len(set(every)) == 18  # no config and seed twice
+        assert len(runner) == 1 and f"Queued 10 more runs in sweep {SWEEP}" in messages(app)[-1]
+        title = text_of(app, "#sweep-title")
+        assert "10 queued" in title and "6 configs" in title
+        lines = table_lines(view.query_one("#sweep-table", DataTable))
+        assert [line.split()[2] for line in lines[1:] if line.split()[0] == "0.1"] == ["0/3", "0/3"]
+        assert app.sweep_axes == {}  # the main setup's marks are its own
+
+        await pilot.press("e")  # Esc leaves an extension, queueing nothing
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen), timeout=5)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is view, timeout=5)
+        assert len(store.list_runs(sweep=SWEEP)) == 18

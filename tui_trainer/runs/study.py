@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..engine.config import SETTINGS, TrainConfig, to_text
 from .store import RunStore
-from .study_storage import STALE_BEATS, StudyError, is_sqlite, open_storage, require_optuna, storage_place
+from .study_storage import (STALE_BEATS, StudyError, is_sqlite, no_study, open_storage, require_optuna,
+                            storage_place, stored_file)
 from .sweep import SweepError, SweepSpec, _number
 
 if TYPE_CHECKING:
@@ -166,12 +167,14 @@ def load(link: StudyLink) -> OpenStudy:
     if link in _OPEN:
         return _OPEN[link]
     optuna = require_optuna()
+    file = stored_file(link.storage)
+    if file is not None and not file.exists():  # opening it would make an empty one
+        raise no_study(link.name, link.storage, [])
     storage = open_storage(link.storage, 1.0)
     try:
         summary = optuna.load_study(study_name=link.name, storage=storage)
     except KeyError:
-        raise StudyError(f"study: no study {link.name!r} in {link.storage}; start it with `scratch-tui sweep FILE "
-                         f"--storage {link.storage} --study {link.name}`") from None
+        raise no_study(link.name, link.storage, [s.study_name for s in storage.get_all_studies()]) from None
     data = summary.user_attrs.get(SPEC_ATTR)
     if data is None:
         raise StudyError(f"study: study {link.name!r} in {link.storage} was not made by scratch-tui (it has no "

@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+from ..engine.user_text import shown
 from .store import RunStore
 
 JOURNAL_FILE = "studies.journal"  # beside the run store, for a study without --storage
@@ -43,6 +44,32 @@ def is_sqlite(storage: str) -> bool:
 
 def is_journal(storage: str) -> bool:
     return "://" not in storage and not is_sqlite(storage)
+
+
+def stored_file(storage: str) -> Path | None:
+    """The file a journal or SQLite storage keeps its studies in; None for a server's URL (or SQLite in memory)."""
+    if is_journal(storage):
+        return Path(storage)
+    path = storage.removeprefix("sqlite:///").partition("?")[0] if storage.startswith("sqlite:///") else ""
+    return Path(path) if path and path != ":memory:" else None
+
+
+LISTED_STUDIES = 5  # the studies a refusal names, at most
+
+
+def no_study(name: str, storage: str, names: list[str]) -> StudyError:
+    """A study to join that the storage has not got: what it holds instead (`names`), and how to make it."""
+    make = f"`scratch-tui sweep FILE --storage {storage} --study {name}`"
+    file = stored_file(storage)
+    if file is not None and not file.exists():
+        return StudyError(f"study: no study {shown(name)} in {storage} (no such file); check the path, or make the "
+                          f"study with {make}")
+    if not names:
+        return StudyError(f"study: no study {shown(name)} in {storage} (it holds none); make it with {make}")
+    more = f" and {len(names) - LISTED_STUDIES} more" if len(names) > LISTED_STUDIES else ""
+    return StudyError(f"study: no study {shown(name)} in {storage} (it holds "
+                      f"{', '.join(shown(n) for n in names[:LISTED_STUDIES])}{more}); give one of those, or make it "
+                      f"with {make}")
 
 
 def storage_place(storage: str | None, store: RunStore) -> str:

@@ -549,10 +549,10 @@ class SweepSpec:
         return cls.from_toml(text, source)
 
 
-def expand(base: TrainConfig, axes: Mapping[str, Axis] | Sequence[Axis], mode: str = "grid", samples: int = 0,
-           seeds: Sequence[int] = (), name: str = "", sample_seed: int = 0,
-           allow_large: bool = False) -> list[TrainConfig]:
-    """The runs of a sweep built without a file (setup, `--seeds`); an axis for "seed" counts as the seeds."""
+def axes_spec(base: TrainConfig, axes: Mapping[str, Axis] | Sequence[Axis], mode: str = "grid", samples: int = 0,
+              seeds: Sequence[int] = (), name: str = "", sample_seed: int = 0) -> SweepSpec:
+    """A sweep built without a file (setup's marked fields, to queue or to extend a sweep with); an axis for "seed"
+    counts as the seeds."""
     axes = list(axes.values()) if isinstance(axes, Mapping) else list(axes)
     seed_axes = [a for a in axes if a.field == "seed"]
     if seed_axes and seeds:
@@ -560,9 +560,15 @@ def expand(base: TrainConfig, axes: Mapping[str, Axis] | Sequence[Axis], mode: s
     if seed_axes:
         seeds = seed_axes[0].grid()
     checked = list_axis("seed", seeds).values if seeds else ()
-    spec = SweepSpec(base=base, axes=tuple(a for a in axes if a.field != "seed"), seeds=checked, mode=mode,
+    return SweepSpec(base=base, axes=tuple(a for a in axes if a.field != "seed"), seeds=checked, mode=mode,
                      samples=samples, sample_seed=sample_seed, name=name)
-    return spec.configs(allow_large=allow_large)
+
+
+def expand(base: TrainConfig, axes: Mapping[str, Axis] | Sequence[Axis], mode: str = "grid", samples: int = 0,
+           seeds: Sequence[int] = (), name: str = "", sample_seed: int = 0,
+           allow_large: bool = False) -> list[TrainConfig]:
+    """The runs of axes_spec's sweep."""
+    return axes_spec(base, axes, mode, samples, seeds, name, sample_seed).configs(allow_large=allow_large)
 
 
 # ---------------------------------------------------------------------------------------------- table

@@ -1,6 +1,8 @@
 """A sweep's life after it starts: extend it, retry what failed, continue its best configs.
 
     extend(store, sweep_id, spec) -> list[str]           the file's configs and seeds the sweep lacks, queued in it
+    sweep_grid(store, sweep_id) -> SweepGrid             the grid its runs make, for the app's setup to grow and
+                                                         hand to extend
     retry(store, sweep_id) -> list[str]                  its failed or interrupted runs queued again (a study: its
                                                          failed trials enqueued again, for any box)
     continue_best(store, sweep_id, top, epochs) -> list[str]   forks of its best `top` configs' best runs, trained
@@ -12,10 +14,14 @@ Everything stays under the same sweep id, so the sweep's table and `sweep show` 
 
 from __future__ import annotations
 
-from ..engine.events import RunQueued, RunState
+from typing import Any, NamedTuple
+
+from ..engine.config import TrainConfig
+from ..engine.events import RunState
 from .queue import RETRIED, QueueError, enqueue, list_sweeps, resolve_sweep, retried, sweep_records, sweep_results
 from .store import RunStore
-from .sweep import SweepSpec, config_group, sweep_table
+from .sweep import Axis, SweepSpec, config_group, list_axis, sweep_table
+
 
 def _refuse_study(store: RunStore, sweep_id: str, what: str) -> None:
     from .study import study_link
@@ -33,9 +39,37 @@ def extend(store: RunStore, sweep_id: str, spec: SweepSpec, allow_large: bool = 
     have = {(config_group(r.train_config()), r.train_config().seed) for r in records if not r.unreadable}
     configs = [c for c in spec.configs(allow_large=allow_large) if (config_group(c), c.seed) not in have]
     if not configs:
-        raise QueueError(f"sweep extend: the file adds nothing to sweep {full}: it has every config and seed already; "
-                         f"add values or seeds to the file")
+        raise QueueError(f"sweep extend: nothing new for sweep {full}: it has every config and seed given already; "
+                         f"add values or seeds")
     return enqueue(store, configs, full, _name(store, full) or spec.name, [c.name for c in configs])
+
+
+class SweepGrid(NamedTuple):
+    """A sweep as the grid its runs make: its first run's config (named after the sweep) as the base, and each field
+    its runs vary as a list of the values they took, in the order they were queued, the seed last."""
+
+    base: TrainConfig
+    axes: tuple[Axis, ...]
+    name: str
+
+
+def sweep_grid(store: RunStore, sweep_id: str) -> SweepGrid:
+    """The grid of the sweep's runs, for setup to open and grow (a value or seed more), then `extend` to queue what
+    it lacks. Forks (`continue`) are left out: they are its runs trained on, not configs of its grid."""
+    full = resolve_sweep(store, sweep_id)
+    _refuse_study(store, full, "extend")
+    configs = [r.train_config() for r in sweep_records(store, full) if not r.unreadable and not r.parent_id]
+    if not configs:
+        raise QueueError(f"sweep extend: sweep {full} has no run this version can read to start from")
+    taken: dict[str, list[Any]] = {}
+    for config in configs:
+        for field, value in (*config_group(config), ("seed", config.seed)):
+            values = taken.setdefault(field, [])
+            if value not in values:
+                values.append(value)
+    name = _name(store, full)
+    axes = tuple(list_axis(field, values) for field, values in taken.items() if len(values) > 1)
+    return SweepGrid(configs[0].replace(name=name), axes, name)
 
 
 def retry(store: RunStore, sweep_id: str) -> list[str]:
@@ -60,7 +94,7 @@ def retry(store: RunStore, sweep_id: str) -> list[str]:
 
 def continue_best(store: RunStore, sweep_id: str, top: int, epochs: int) -> list[str]:
     """Fork the best run of each of the sweep's `top` best configs, to train on to `epochs` in all, queued in the
-    sweep (the queue's runner starts them). The forks' run ids."""
+    sweep at the end of the queue, best first (the queue's runner starts them). The forks' run ids."""
     from .fork import fork_run
 
     if not (isinstance(top, int) and top >= 1):
@@ -68,19 +102,22 @@ def continue_best(store: RunStore, sweep_id: str, top: int, epochs: int) -> list
     full = resolve_sweep(store, sweep_id)
     _refuse_study(store, full, "continue")
     table = sweep_table(sweep_results(store, full))
-    best = [row for row in table.rows[:top] if row.best_run_id]
-    if not best:
+    parents = [store.get_run(row.best_run_id) for row in table.rows[:top] if row.best_run_id]
+    if not parents:
         raise QueueError(f"sweep continue: sweep {full} has no finished run to continue yet")
-    name = _name(store, full)
-    forks = []
-    for row in best:
-        parent = store.get_run(row.best_run_id)
+    for parent in parents:  # all checked before any fork is made
         if epochs <= parent.epochs_done:
             raise QueueError(f"epochs: got {epochs}; run {parent.id} has trained {parent.epochs_done} epochs "
                              f"already, so ask for more")
-        run = fork_run(store, parent.id, None, {"epochs": epochs})
-        store.append(run.run_id, RunQueued(position=store.waiting_count() + 1, sweep_id=full, sweep_name=name))
-        forks.append(run.run_id)
+    forks: list[str] = []
+    try:
+        for parent in parents:
+            forks.append(fork_run(store, parent.id, None, {"epochs": epochs}).run_id)
+    except BaseException:
+        for run_id in forks:  # none queued: all or none
+            store.delete(run_id)
+        raise
+    store.queue_created(forks, full, _name(store, full))
     return forks
 
 

@@ -25,10 +25,11 @@ from ..engine.data import dataset_status
 from ..engine.devices import DeviceInfo, list_devices
 from ..engine.events import EvaluationEnded, RunFailed, RunStarted
 from ..runs.evaluation import NoCheckpoint, checkpoint_path, evaluate_checkpoint
-from ..runs import queue as run_queue
+from ..runs import queue as run_queue, sweep_life
 from ..runs.handle import RunHandle, RunLauncher, RunNotRunning
 from ..runs.spawn import SpawnError
 from ..runs.store import RunNotFound, RunStore, StoreError
+from ..runs.sweep import SweepError, SweepSpec
 from ..runs.view import RunView
 from ..format import counted
 from .collector import CHECK_EVERY_S, IdleCollector
@@ -282,10 +283,25 @@ class TrainerApp(App):
         store = self.run_store()
         if store is None:
             return None
+        return self._queue(store, lambda: run_queue.enqueue(store, configs, sweep_id=sweep_id or None,
+                                                            sweep_name=sweep_name), sweep_id)
+
+    def extend_sweep(self, sweep_id: str, spec: SweepSpec) -> Queued | None:
+        """Queue the configs and seeds of `spec` that the sweep lacks, under its id and name, as `sweep extend`
+        does; None (with the reason shown) when there are none or they cannot be queued."""
+        if self.refuse_model([spec.base]):
+            return None
+        store = self.run_store()
+        if store is None:
+            return None
+        return self._queue(store, lambda: sweep_life.extend(store, sweep_id, spec), sweep_id)
+
+    def _queue(self, store: RunStore, add: Callable[[], list[str]], sweep_id: str) -> Queued | None:
+        """The runs `add` queues, with their places in the queue, and the runner started if none works on it."""
         try:
-            ids = run_queue.enqueue(store, configs, sweep_id=sweep_id or None, sweep_name=sweep_name)
+            ids = add()
             order = [r.id for r in run_queue.queued(store)]
-        except (run_queue.QueueError, StoreError) as exc:
+        except (run_queue.QueueError, SweepError, StoreError) as exc:
             self.notify(str(exc), severity="error", timeout=10, markup=False)
             return None
         positions = [order.index(i) + 1 if i in order else len(order) for i in ids]

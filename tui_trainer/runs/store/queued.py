@@ -40,6 +40,12 @@ def _queued_row(row: tuple) -> QueuedRow:
     return QueuedRow(run_id, name, status, bool(paused), config_column(config), sweep_id, sweep_name)
 
 
+def _queue_end(db: sqlite3.Connection) -> tuple[int, int]:
+    """How many runs wait, and the queue_order after which new ones go."""
+    waiting = db.execute("SELECT count(*) FROM runs WHERE status = 'queued'").fetchone()[0]
+    return waiting, db.execute("SELECT coalesce(max(queue_order), 0) FROM runs").fetchone()[0]
+
+
 class Queued(Rows):
     def create_queued(self, entries: list[tuple[TrainConfig, str]], sweep_id: str = "",
                       sweep_name: str = "") -> list[str]:
@@ -48,8 +54,7 @@ class Queued(Rows):
         now = time.time()
         ids: list[str] = []
         with self.transaction() as db:
-            waiting = db.execute("SELECT count(*) FROM runs WHERE status = 'queued'").fetchone()[0]
-            last = db.execute("SELECT coalesce(max(queue_order), 0) FROM runs").fetchone()[0]
+            waiting, last = _queue_end(db)
             for i, (config, name) in enumerate(entries, 1):
                 run_id = secrets.token_hex(4)
                 while db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() or run_id in ids:
@@ -63,6 +68,17 @@ class Queued(Rows):
                              now)
                 ids.append(run_id)
         return ids
+
+    def queue_created(self, run_ids: list[str], sweep_id: str = "", sweep_name: str = "") -> None:
+        """Put runs made already (forks: their logs start with ForkedFrom) at the end of the queue in that order,
+        all in one transaction; each log then says RunQueued at its place, as a run queued new does."""
+        now = time.time()
+        with self.transaction() as db:
+            waiting, last = _queue_end(db)
+            for i, run_id in enumerate(run_ids, 1):
+                db.execute("UPDATE runs SET queue_order = ? WHERE id = ?", (last + i, run_id))
+                self._append(db, run_id, RunQueued(position=waiting + i, sweep_id=sweep_id, sweep_name=sweep_name),
+                             now)
 
     def waiting(self) -> list[QueuedRow]:
         """The runs waiting in the queue, in queue order."""

@@ -2,6 +2,8 @@
 
 From here a config is started (F5), added to the queue (F6), or swept: F4 on a field marks it with
 the values to take (runs/sweep.py's parse_axis reads them), and F7 queues every run of the sweep.
+Opened from a sweep's view to extend it, the form holds the sweep's grid, and F7 queues only the runs
+the sweep lacks, under its id (runs/sweep_life.py's extend, as `sweep extend` does).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from ...runs.fork import FIXED as FORK_FIXED
 from ...runs.queue import new_sweep_id
 from ...runs.spawn import SpawnError
 from ...runs.store import StoreError
-from ...runs.sweep import MAX_RUNS, Axis, SweepError, SweepTooLarge, expand, parse_axis
+from ...runs.sweep import MAX_RUNS, Axis, SweepError, SweepTooLarge, axes_spec, expand, parse_axis
 from ..markup import markup, plain
 from ..messages import DownloadFinished, DownloadProgress
 from ..model_files import ModelArg, ModelLook, arguments_of, find_models, inspect_model, layer_table, model_refused
@@ -157,18 +159,22 @@ class SetupScreen(Screen):
         Binding("ctrl+o", "load_config", "Load", tooltip="Load TOML", show=False, priority=True),
         Binding("f8,ctrl+b", "lr_find", "LR finder", show=False, priority=True,
                 tooltip="LR finder: a short range test, then apply its suggested lr"),
-        # a fork's setup (the runs screen's f) goes back to the runs without starting it
-        Binding("escape", "leave_fork", "Back", show=False, tooltip="Back to the runs (a fork's setup only)"),
+        # a fork's setup (the runs screen's f), or a sweep's extension (its view's e), goes back without a run
+        Binding("escape", "leave", "Back", show=False,
+                tooltip="Back, queueing nothing (a fork's setup, or a sweep's extension, only)"),
     ]
     # the LR finder's range: (start lr, end lr, steps), the engine's defaults (a test sets a short one)
     lr_find_range: tuple[float, float, int] = (START_LR, END_LR, STEPS)
 
     def __init__(self, config: TrainConfig | None = None, axes: dict[str, Axis] | None = None,
-                 fork: tuple[str, int | str | None] | None = None) -> None:
+                 fork: tuple[str, int | str | None] | None = None, extend: tuple[str, str] | None = None) -> None:
         super().__init__()
         # (parent run id, the epoch of its checkpoint, a step checkpoint's name, or None for its last): F5 starts
         # a fork of it, the form holding the parent's config for the user to change
         self.fork = fork
+        # (sweep id, its name): F7 queues the runs of the marked fields that the sweep lacks, under its id; the
+        # screen then closes, handing back what it queued (app.Queued)
+        self.extend = extend
         self.initial = config or TrainConfig()
         self.axes: dict[str, Axis] = dict(axes or {})  # the fields marked to sweep, with their values
         self.errors: dict[str, str] = {}
@@ -224,7 +230,7 @@ class SetupScreen(Screen):
                     yield Static("", classes="field-error", id=f"error-{spec.name}")
                     if spec.name == "model_args":  # a model file's own keyword arguments, a field each
                         yield Vertical(id="model-arg-fields")
-        yield Static("", id="fork-note")
+        yield Static("", id="mode-note")  # a fork's, or a sweep's extension
         yield Static("", id="sweep-summary")
         yield Static("", id="command")
         yield KeyFooter()
@@ -266,6 +272,8 @@ class SetupScreen(Screen):
         self.apply_config(self.initial)
         if self.fork:
             self._show_fork()
+        if self.extend:
+            self._show_extend()
         self._follow_gpu()
         self._show_axes()
 
@@ -699,7 +707,7 @@ class SetupScreen(Screen):
         return config
 
     def action_start(self) -> None:
-        if (config := self._ready("Start")) is not None:
+        if self._allowed("Start") and (config := self._ready("Start")) is not None:
             if self.fork:
                 self._start_fork(config)
             else:
@@ -710,10 +718,8 @@ class SetupScreen(Screen):
         parent, at = self.fork
         where = f"its checkpoint {at}.pt" if isinstance(at, str) else f"epoch {at}" if at else "its last checkpoint"
         fixed = ", ".join(FORK_FIXED)
-        note = self.query_one("#fork-note", Static)
-        note.update(plain(f"Fork of run {parent} from {where}: F5 starts it, training to Epochs; Esc goes back. "
-                          f"The checkpoint fixes {fixed}."))
-        note.display = True
+        self._mode_note(f"Fork of run {parent} from {where}: F5 starts it, training to Epochs; Esc goes back. "
+                        f"The checkpoint fixes {fixed}.")
         for name in FORK_FIXED:
             for control in self.query(f"#field-{name}, #{name}"):
                 control.disabled = True
@@ -746,26 +752,41 @@ class SetupScreen(Screen):
             return
         self.notify(message, title="Fork refused", severity="error", timeout=10, markup=False)
 
+    def _show_extend(self) -> None:
+        sweep_id, name = self.extend
+        self._mode_note(f"Extending sweep {sweep_id}" + (f" ({name})" if name else "") + ": F4 adds values or seeds "
+                        "to a field; F7 queues the runs the sweep lacks, under its id; Esc goes back.")
+
+    def _mode_note(self, text: str) -> None:
+        note = self.query_one("#mode-note", Static)
+        note.update(plain(text))
+        note.display = True
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "leave_fork":
-            return self.fork is not None
+        if action == "leave":
+            return self.fork is not None or self.extend is not None
         return True
 
-    def action_leave_fork(self) -> None:
-        if self.fork is not None:
-            self.app.pop_screen()
+    def action_leave(self) -> None:
+        if self.fork is not None or self.extend is not None:
+            self.dismiss(None)
 
-    def _no_fork(self, doing: str) -> bool:
-        """False, with the reason, in a fork's setup: a fork starts from its parent's checkpoint, with F5 alone."""
-        if self.fork is None:
-            return True
-        self.notify(f"{doing}: a fork starts from run {self.fork[0]}'s checkpoint; F5 starts it (Esc: back).",
-                    severity="warning", markup=False)
-        return False
+    def _allowed(self, doing: str) -> bool:
+        """False, with the reason, for what this setup is not for: a fork's starts from its parent's checkpoint
+        (F5 alone); a sweep's extension marks fields (Mark) and queues what the sweep lacks (Sweep)."""
+        if self.fork is not None and doing != "Start":
+            self.notify(f"{doing}: a fork starts from run {self.fork[0]}'s checkpoint; F5 starts it (Esc: back).",
+                        severity="warning", markup=False)
+            return False
+        if self.extend is not None and doing not in ("Mark", "Sweep"):
+            self.notify(f"{doing}: this form extends sweep {self.extend[0]}; F4 adds values or seeds, F7 queues "
+                        f"the runs it lacks (Esc: back).", severity="warning", markup=False)
+            return False
+        return True
 
     def action_queue(self) -> None:
         """Add the form's config to the queue; it trains in the background when a device is free."""
-        if not self._no_fork("Queue"):
+        if not self._allowed("Queue"):
             return
         config = self._ready("Queue")
         if config is None:
@@ -793,7 +814,7 @@ class SetupScreen(Screen):
         return None
 
     def action_sweep_field(self) -> None:
-        if not self._no_fork("Sweep"):
+        if not self._allowed("Mark"):
             return
         field = self._focused_field()
         if field is None:
@@ -826,7 +847,8 @@ class SetupScreen(Screen):
                 self.axes[field] = parse_axis(field, text)
             else:
                 self.axes.pop(field, None)
-            self.app.sweep_axes = dict(self.axes)  # a new run's setup (n on the training screen) keeps them
+            if self.extend is None:  # a new run's setup (n on the training screen) keeps them
+                self.app.sweep_axes = dict(self.axes)
             self._show_axes()
 
         self.app.push_screen(PromptScreen(question, start, check), done)
@@ -870,12 +892,14 @@ class SetupScreen(Screen):
         if self.axes:
             said, runs = self.sweep_size()
             fields = ", ".join(a.field for a in self._sweep_axes())
-            tail = f"more than {MAX_RUNS}: narrow it" if runs > MAX_RUNS else "F7 queues them"
+            tail = f"more than {MAX_RUNS}: narrow it" if runs > MAX_RUNS else \
+                "F7 queues the new ones" if self.extend else "F7 queues them"
             summary.update(plain(f"sweep: {said} = {runs} run{'s' if runs != 1 else ''} ({fields}) · {tail}"))
 
     def action_queue_sweep(self) -> None:
-        """Expand the marked fields into runs and queue them all under one sweep id and name."""
-        if not self._no_fork("Sweep"):
+        """Expand the marked fields into runs and queue them all under one sweep id and name (extending a sweep:
+        those it lacks, under its id and name)."""
+        if not self._allowed("Sweep"):
             return
         if not self.axes:
             self.notify("No field is marked to sweep: move to one (Tab) and press F4 to give its values.",
@@ -885,6 +909,9 @@ class SetupScreen(Screen):
         if base is None:
             return
         axes = self._sweep_axes()
+        if self.extend is not None:
+            self._extend_sweep(base, axes)
+            return
         try:
             expand(base, axes)
         except SweepTooLarge as exc:
@@ -921,6 +948,22 @@ class SetupScreen(Screen):
         said, runs = self.sweep_size()
         self.app.push_screen(PromptScreen(f"Name the sweep of {runs} runs ({said});\nthe name starts each run's name:",
                                           default, check), done)
+
+    def _extend_sweep(self, base: TrainConfig, axes: list[Axis]) -> None:
+        """Queue the runs of the marked fields that the sweep lacks, as `sweep extend` does, and go back to it."""
+        sweep_id, name = self.extend
+        try:
+            spec = axes_spec(base, axes, name=name)
+        except SweepError as exc:
+            self.notify(str(exc), title="Extension refused", severity="error", timeout=10, markup=False)
+            return
+        queued = self.app.extend_sweep(sweep_id, spec)
+        if queued is None:
+            return
+        first, last = min(queued.positions), max(queued.positions)
+        self.notify(f"Queued {counted(len(queued.ids), 'more run')} in sweep {sweep_id} at positions {first}–{last}. "
+                    f"{queued.runner_line}", title="Sweep extended", timeout=10, markup=False)
+        self.dismiss(queued)
 
     def _form_as_far_as_valid(self) -> TrainConfig:
         """The form as a config, a field it refuses read as the value the form opened with."""

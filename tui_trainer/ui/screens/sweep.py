@@ -3,7 +3,8 @@ curves overlaid, and the metric against one swept field.
 
 The numbers are runs/sweep.py's: `sweep_table` makes the rows, `SweepTable.cells` writes them and
 `metric_by_field` makes the field chart, as `scratch-tui sweep show` prints them. This screen only lays them
-out, and reads the store again every REFRESH_S off the UI thread while the sweep's runs train.
+out, and reads the store again every REFRESH_S off the UI thread while the sweep's runs train. `e` extends the
+sweep: setup opens with its grid (runs/sweep_life.py's sweep_grid), and its F7 queues what the sweep lacks.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
+from ...engine.config import SETTINGS
 from ...engine.events import RunState
 from ...format import counted, fit_columns
 from ...runs.queue import QueueError, resolve_sweep, sweep_packs, sweep_records
@@ -30,8 +32,10 @@ from ...runs.store import RunDamaged, RunRecord, RunStore, StoreError
 from ...runs.study import StudyError, load as load_study, study_link, trial_results, trial_rows
 from ...runs.sweep import METRICS, RunResult, SweepError, SweepRow, SweepTable, config_group, metric_by_field, \
     sweep_table
+from ...runs.sweep_life import sweep_grid
 from ..widgets.charts import CurvesChart, FieldChart, Series
 from .help import HELP_IN_FOOTER
+from .setup import SetupScreen
 from ..opening import open_run
 from ..widgets.footer import KeyFooter
 
@@ -139,6 +143,8 @@ class SweepScreen(Screen):
         Binding("k", "top_k", "Top k", show=False, tooltip="Overlay the curves of the top 1 to 5 configs"),
         Binding("c", "export('csv')", "CSV", tooltip="Export the table as CSV"),
         Binding("j", "export('json')", "JSON", tooltip="Export the table as JSON"),
+        Binding("e,f4", "extend", "Extend", tooltip="Extend the sweep: setup opens with its grid; F4 adds values or "
+                                                    "seeds, F7 queues the runs it lacks under its id"),
         Binding("ctrl+l", "refresh", "Refresh", show=False),
         Binding("escape,b", "back", "Back"),
         HELP_IN_FOOTER,
@@ -448,6 +454,25 @@ class SweepScreen(Screen):
             self.notify(f"Wrote {path}", markup=False)
             return
         self.notify("Cannot write the table: " + "; ".join(errors), severity="error", markup=False)
+
+    def action_extend(self) -> None:
+        """Setup with the sweep's grid marked; what its F7 queues shows here once it closes."""
+        try:
+            grid = sweep_grid(self.store, self.sweep_id)
+        except (QueueError, SweepError, StoreError) as exc:
+            self.notify(str(exc), severity="error", timeout=10, markup=False)
+            return
+        if items := [a.field for a in grid.axes if a.field not in SETTINGS]:  # model_args.width: no field of its own
+            self.notify(f"This sweep varies {', '.join(items)}, which the form cannot mark; extend it with "
+                        f"`scratch-tui sweep extend {self.sweep_id} FILE`.", severity="warning", timeout=10,
+                        markup=False)
+            return
+        setup = SetupScreen(grid.base, {a.field: a for a in grid.axes}, extend=(self.sweep_id, grid.name))
+        self.app.push_screen(setup, self._extended)
+
+    def _extended(self, queued: object | None) -> None:
+        if queued is not None:  # the new runs, queued, at once rather than at the next poll
+            self.action_refresh()
 
     def action_back(self) -> None:
         self.app.pop_screen()
