@@ -10,7 +10,7 @@ import importlib
 from typing import Any
 
 _WHERE = {
-    "PRESETS": "config", "ConfigError": "config", "TrainConfig": "config", "preset": "config",
+    "PRESETS": "config", "ConfigError": "errors", "TrainConfig": "config", "preset": "config",
     "TrainingControl": "control",
     "DATASETS": "registry", "MODELS": "registry", "DatasetEntry": "registry", "ModelEntry": "registry",
     "register_dataset": "registry", "register_model": "registry",

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from .errors import ConfigError
 from .registry import DATASETS, MODELS
 from .user_text import shown, shown_path, shown_text
 
@@ -35,14 +36,6 @@ _MAX_LAYERS, _MAX_WIDTH, _MAX_NAME = 8, 65536, 200
 _MAX_MODEL_ARGS, _MAX_SOURCE = 64, 1_000_000
 _GIVEN_TO_EVERY_MODEL = ("image_shape", "num_classes")
 _INT64 = 2**63  # torch stores seeds and counts as int64
-
-
-class ConfigError(ValueError):
-    """One or more bad fields; `errors` maps each field name to its message."""
-
-    def __init__(self, errors: dict[str, str]):
-        self.errors = dict(errors)
-        super().__init__("; ".join(self.errors.values()))
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
 
+from .errors import ConfigError
+
 # A function or class, or "module:attribute" naming one (imported on first use).
 Ref = Any
 
@@ -52,7 +54,9 @@ class Unknown(KeyError):
 class ModelEntry:
     name: str
     summary: str  # one line: what it is
-    factory: Ref  # called as factory(image_shape=(C, H, W), num_classes=K, **settings)
+    # called as factory(image_shape=(C, H, W), num_classes=K, **settings); with keeps_source, called first as
+    # factory(model, model_source) for that factory
+    factory: Ref
     # the config fields it is built from, passed by name; "model_args" passes each of its items instead
     settings: tuple[str, ...] = ()
     min_side: int = 1  # its input needs: the smallest image height and width it takes
@@ -87,13 +91,9 @@ class ModelEntry:
         image_shape = tuple(int(n) for n in image_shape)
         problem = self.input_problem(image_shape)
         if problem:
-            from .config import ConfigError
-
             raise ConfigError({"model": f"model: {problem}; choose another model or dataset"})
-        if self.keeps_source:
-            from .model_file import factory_of
-
-            factory = factory_of(config.model, config.model_source)
+        if self.keeps_source:  # its factory makes the factory, from the name and the source kept with the run
+            factory = resolve(self.factory)(config.model, config.model_source)
         else:
             factory = resolve(self.factory)
         return factory(image_shape=image_shape, num_classes=num_classes, **self.arguments(config))
@@ -279,8 +279,8 @@ def data_from_path(name: str) -> DatasetEntry:
 def model_from_file(name: str) -> ModelEntry:
     """The entry of `path/to/file.py:Name` or `package.module:Name`: its factory is the user's class or
     function, built from the source kept with the run (config.model_source), called with `model_args`."""
-    return ModelEntry(name, f"your model {name}, built from the source kept with the run", factory=None,
-                      settings=("model_args",), keeps_source=True)
+    return ModelEntry(name, f"your model {name}, built from the source kept with the run",
+                      factory="tui_trainer.engine.model_file:factory_of", settings=("model_args",), keeps_source=True)
 
 
 # -- the built-ins -------------------------------------------------------------------------------------------------
