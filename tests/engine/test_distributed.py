@@ -124,19 +124,31 @@ def test_gpus_needs_a_gpu_device_and_a_background_start_without_gpus_fails_sayin
         assert record.status == "failed" and "gpus: got 2" in store.get_run(record.id).message
 
 
-def test_a_background_run_on_two_ranks_trains_the_config_it_was_stored_with_and_resumes_on_two(tmp_path, monkeypatch):
+def test_a_background_run_on_two_ranks_builds_the_stored_run_and_its_kept_model_source_and_resumes_on_two(
+        tmp_path, monkeypatch):
     """The app's and `train --detach`'s road for several GPUs, on the CPU: the spawn starts torchrun, and each
-    rank reads the run from the store (rank 0 records it); `train --resume` then starts two ranks again. Gloo
-    stands in for NCCL; the GPU check is lifted."""
+    rank reads the run from the store (rank 0 records it), building the model from the source kept with the run
+    though the file changed since; `train --resume` then starts two ranks again. Gloo stands in for NCCL; the GPU
+    check is lifted."""
+    import hashlib
+
     from tui_trainer.cli import main
     from tui_trainer.engine import distributed
     from tui_trainer.engine.events import EvaluationEnded
+    from tui_trainer.engine.model_file import ready
     from tui_trainer.runs.spawn import start_run
     from tui_trainer.runs.store import RunStore
 
     monkeypatch.setattr(distributed, "gpus_missing", lambda gpus, found=None: None)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    config = CONFIG.replace(device="auto", gpus=2, name="two in the background")
+    path = tmp_path / "net.py"
+    path.write_text("import math\nfrom torch import nn\n\n\ndef Net(image_shape, num_classes, width=16):\n"
+                    "    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(image_shape), width), nn.ReLU(),\n"
+                    "                         nn.Linear(width, num_classes))\n")
+    kept = hashlib.sha256(path.read_bytes()).hexdigest()
+    config = ready(CONFIG.replace(device="auto", gpus=2, name="two in the background", model=f"{path}:Net",
+                                  model_args={"width": 24}))
+    path.write_text("raise SystemExit('changed after the run was made')\n")
     with RunStore(tmp_path / "runs") as store:
         spawned = start_run(store, config)
         deadline = time.monotonic() + 120
@@ -149,43 +161,14 @@ def test_a_background_run_on_two_ranks_trains_the_config_it_was_stored_with_and_
         events = [event for _, event in store.events(record.id)]
         (started,) = [e for e in events if isinstance(e, RunStarted)]
         assert started.config == config and started.train_size == 1000 and started.processes == 2
+        assert (started.model_sha256, started.parameters) == (kept, 784 * 24 + 24 + 24 * 10 + 10)
         assert len([e for e in events if isinstance(e, EpochEnded)]) == 2
         assert any(isinstance(e, EvaluationEnded) for e in events)
-    assert log.count("Training scratch-mlp") == 1 and "device cpu (CPU (1 thread)), 2 processes (DDP)" in log
+    assert log.count(f"Training {path}:Net") == 1 and "device cpu (CPU (1 thread)), 2 processes (DDP)" in log
 
     assert main(["train", "--resume", record.id, "--epochs", "3", "--runs-dir", str(tmp_path / "runs")]) == 0
     with RunStore(tmp_path / "runs") as store:
         record = store.get_run(record.id)
         assert (record.status, record.epochs_done) == ("finished", 3)
         again = [e for _, e in store.events(record.id) if isinstance(e, RunStarted)][-1]
-        assert (again.resumed_from_epoch, again.processes) == (2, 2)
-
-
-def test_each_rank_builds_a_model_file_from_the_source_kept_with_the_run(tmp_path, monkeypatch):
-    """Two background ranks of a run whose model file changed after the run was made: both build the kept code."""
-    import hashlib
-
-    from tui_trainer.engine import distributed
-    from tui_trainer.engine.model_file import ready
-    from tui_trainer.runs.spawn import start_run
-    from tui_trainer.runs.store import RunStore
-
-    monkeypatch.setattr(distributed, "gpus_missing", lambda gpus, found=None: None)
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    path = tmp_path / "net.py"
-    path.write_text("import math\nfrom torch import nn\n\n\ndef Net(image_shape, num_classes, width=16):\n"
-                    "    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(image_shape), width), nn.ReLU(),\n"
-                    "                         nn.Linear(width, num_classes))\n")
-    kept = hashlib.sha256(path.read_bytes()).hexdigest()
-    config = ready(CONFIG.replace(device="auto", gpus=2, epochs=1, model=f"{path}:Net", model_args={"width": 24}))
-    path.write_text("raise SystemExit('changed after the run was made')\n")
-    with RunStore(tmp_path / "runs") as store:
-        spawned = start_run(store, config)
-        deadline = time.monotonic() + 120
-        while store.get_run(spawned.run_id).status in ("running", "queued"):
-            assert time.monotonic() < deadline, spawned.log.read_text()
-            time.sleep(0.3)
-        record = store.get_run(spawned.run_id)
-        assert record.status == "finished", spawned.log.read_text()
-        (started,) = [e for _, e in store.events(record.id) if isinstance(e, RunStarted)]
-        assert (started.processes, started.model_sha256, started.parameters) == (2, kept, 784 * 24 + 24 + 24 * 10 + 10)
+        assert (again.resumed_from_epoch, again.processes, again.model_sha256) == (2, 2, kept)
