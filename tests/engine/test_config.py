@@ -160,10 +160,13 @@ def test_toml_holds_every_setting_but_an_unset_data_dir_and_no_model_arguments_o
     assert TrainConfig.from_toml('model = "net.py:Net"\n[model_args]\nwidth = 8\n').model_args == {"width": 8}
 
 
-def test_recommended_preset_takes_the_cnn_sweeps_winner_and_leaves_the_mlp_at_the_defaults():
+def test_recommended_preset_takes_each_models_sweep_winner():
     from tui_trainer.engine.registry import MODELS
 
     cnn = preset("recommended", TrainConfig(model="cnn", batch_size=512))
     assert (cnn.batch_size, cnn.lr, cnn.augment) == (64, 0.002, "flip") == tuple(
         MODELS["cnn"].recommended[k] for k in ("batch_size", "lr", "augment"))
-    assert preset("recommended", TrainConfig(batch_size=512)) == TrainConfig()
+    # the MLPs: the defaults, trained on every training image (bench/sweeps/recommended-mlp-data.toml)
+    for model in ("scratch-mlp", "sequential-mlp"):
+        mlp = TrainConfig(model=model)
+        assert preset("recommended", mlp.replace(batch_size=512)) == mlp.replace(val_split=0.0)

@@ -57,13 +57,18 @@ def _memory_problem(config: TrainConfig, device: torch.device) -> str | None:
     """Why the MLP's hidden sizes cannot fit in `device`'s memory, or None (also when it cannot tell)."""
     if config.model not in MODELS.reading("hidden"):
         return None
+    memory = _memory_bytes(device)
+    weights = _model_footprint(config, device, activations=False)
+    if memory is None or weights is None or weights[0] * _weight_copies(config) * _FLOAT_BYTES <= memory / 2:
+        # the weights and their copies alone leave half the memory: a batch's activations cannot tip it, and
+        # tracing one batch on the meta device imports torch's compiler (1.2 s of CPU) in every run
+        return None
     found = _model_footprint(config, device)
     if found is None:
         return None
     parameters, activations = found
     needed = parameters * _weight_copies(config) * _FLOAT_BYTES + activations
-    memory = _memory_bytes(device)
-    if memory is None or needed <= memory:
+    if needed <= memory:
         return None
     spec = DATASETS.entry(config.dataset)
     sizes = [math.prod(spec.image_shape), *config.hidden, len(spec.classes)]
@@ -92,10 +97,10 @@ def _weight_copies(config: TrainConfig, packed: bool = False) -> int:
     return alone + 3 + optimizer if packed else alone
 
 
-def _model_footprint(config: TrainConfig, device: torch.device) -> tuple[int, int] | None:
+def _model_footprint(config: TrainConfig, device: torch.device, activations: bool = True) -> tuple[int, int] | None:
     """(parameters, bytes of one batch's layer outputs and their gradients) of the config's model, built on the
-    meta device (no memory, no time); None for a model whose layers are not known (no registry `layers`) or a
-    dataset whose image shape is not known before loading."""
+    meta device (no memory, no time); without `activations`, the bytes are not traced (0). None for a model whose
+    layers are not known (no registry `layers`) or a dataset whose image shape is not known before loading."""
     from .step import choose_path
 
     try:
@@ -109,6 +114,8 @@ def _model_footprint(config: TrainConfig, device: torch.device) -> tuple[int, in
     try:
         with torch.device("meta"), torch.no_grad():
             model = entry.build(config, image_shape, classes)
+            if not activations:
+                return sum(p.numel() for p in model.parameters()), 0
             h = torch.empty(config.batch_size, *image_shape)
             outputs = 0
             for layer in resolve(entry.layers)(model):
