@@ -56,20 +56,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "cuda: needs a CUDA GPU; skipped without one (bench/gpu_check.sh runs them)")
 
 
-# The files whose tests start processes (the app in tmux, torchrun's ranks, queue runners, two boxes) and wait on
-# them for 10-30 s each. Run first, so that with `-n auto` no worker is left with one of them at the end while the
-# others stand idle (4:57 with them in file order; see the README's test timing).
-LONG_FIRST = ("ui/test_terminal.py", "engine/test_distributed.py", "cli/test_study_cli.py", "engine/test_threads.py",
-              "runs/test_detach.py", "runs/test_safety.py", "cli/test_model_file_cli.py", "runs/test_worker.py")
-
-
-def _long_rank(item) -> int:
-    path = item.nodeid.split("::")[0]
-    return next((i for i, name in enumerate(LONG_FIRST) if path.endswith(name)), len(LONG_FIRST))
-
-
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=_long_rank)  # stable: the rest keep their order
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")

@@ -19,8 +19,8 @@ import pytest
 from tui_trainer.runs.store import RunStore
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (apt-get install tmux)")
-EPOCHS = 60
-SETTINGS = f'epochs = {EPOCHS}\nmax_train_samples = 2000\nname = "survivor"\ndevice = "cpu"\n'
+EPOCHS = 40
+SETTINGS = f'epochs = {EPOCHS}\nmax_train_samples = 1000\nname = "survivor"\ndevice = "cpu"\n'
 
 
 class Terminal:
@@ -134,6 +134,8 @@ def wait_until_ended(home: Path, run_id: str, timeout: float = 180.0):
 def test_killing_the_terminal_leaves_the_run_training_to_its_end(tmp_path):
     term, run_id = start_a_run(tmp_path, "ssh")
     term.kill_server()  # every program in the terminal gets SIGHUP, as when SSH drops
+    with RunStore(tmp_path) as store:  # still training when its terminal went: else this test proves nothing
+        assert store.get_run(run_id).epochs_done < EPOCHS
     record, evaluation = wait_until_ended(tmp_path, run_id)
     assert (record.status, record.epochs_done) == ("finished", EPOCHS)
     assert evaluation is not None and evaluation.test_acc > 50
@@ -226,7 +228,7 @@ def footer_is_whole(screen: str) -> bool:
 
 def test_a_whole_session_at_80x24_by_keys_alone(tmp_path):
     settings = tmp_path / "short.toml"
-    settings.write_text('epochs = 100\nmax_train_samples = 2000\nname = "tour"\ndevice = "cpu"\n')
+    settings.write_text('epochs = 60\nmax_train_samples = 600\nname = "tour"\ndevice = "cpu"\n')
     term = Terminal(tmp_path, "tour")
     try:
         term.wait_for("f5 Start")
@@ -245,7 +247,7 @@ def test_a_whole_session_at_80x24_by_keys_alone(tmp_path):
         term.wait_for("Load config from TOML")
         time.sleep(0.3)  # the prompt's input takes the focus just after it is drawn
         term.keys(str(settings), "Enter")
-        term.wait_for("--epochs 100")
+        term.wait_for("--epochs 60")
         term.keys("F5")
         term.wait_for("· started here")
         term.wait_for("Training —")
@@ -281,7 +283,7 @@ def test_a_whole_session_at_80x24_by_keys_alone(tmp_path):
         term.keys("Space")
         term.wait_for("Training —")
 
-        screen = term.wait_for("Finished 100 epochs", timeout=120)
+        screen = term.wait_for("Finished 60 epochs", timeout=120)
         assert "test accuracy" in screen
 
         term.keys("e")
@@ -293,14 +295,14 @@ def test_a_whole_session_at_80x24_by_keys_alone(tmp_path):
         term.keys("3")
         term.wait_for("samples")
         term.keys("Escape")
-        term.wait_for("Finished 100 epochs")
+        term.wait_for("Finished 60 epochs")
 
         term.keys("F2")
         screen = term.wait_for("tour")
         assert "finished" in screen
         term.wait_until_footer_is_whole()
         term.keys("Escape")
-        term.wait_for("Finished 100 epochs")
+        term.wait_for("Finished 60 epochs")
         term.keys("C-q")  # the run has ended: quitting asks nothing
         deadline = time.monotonic() + 10
         while "tour" in term.tmux("list-sessions") and time.monotonic() < deadline:
