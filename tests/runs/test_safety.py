@@ -19,7 +19,8 @@ import torch
 
 from tui_trainer import cli
 from tui_trainer.engine import checkpoints
-from tui_trainer.engine.checkpoints import LAST, PREVIOUS, CheckpointError, load_checkpoint, save_checkpoint
+from tui_trainer.engine.checkpoint_files import LAST, PREVIOUS
+from tui_trainer.engine.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from tui_trainer.engine.config import TrainConfig
 from tui_trainer.engine.events import (CheckpointSaved, EpochEnded, EvaluationEnded, RunFinished, RunStarted)
 from tui_trainer.engine.loop import TrainingRun

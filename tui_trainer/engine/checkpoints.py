@@ -36,7 +36,6 @@ import torch
 
 from .config import ConfigError, TrainConfig, applies
 
-from .checkpoint_files import BEST, LAST, PREVIOUS, epoch_file, step_file  # noqa: F401  (names kept where they were)
 from .checkpoint_files import remove_stale_temporaries, temporary_prefix
 
 FORMAT = 1

@@ -21,8 +21,8 @@ import threading
 import time
 from typing import Any, Callable, Iterator
 
-from ..engine.checkpoints import (BEST, LAST, PREVIOUS, CheckpointNotWritten, epoch_file, keep_as_best,
-                                  save_checkpoint, step_file)
+from ..engine.checkpoint_files import BEST, LAST, PREVIOUS, epoch_file, step_file
+from ..engine.checkpoints import CheckpointNotWritten, keep_as_best, save_checkpoint
 from ..engine.control import TrainingControl
 from ..engine.commands import apply
 from ..engine.events import (BatchProgress, CheckpointSaved, CommandIgnored, CommandReceived, EpochEnded, Event,

@@ -150,8 +150,8 @@ DAMAGED = "last.damaged.pt"  # a last checkpoint that failed to load, kept for a
 
 def resume_checkpoint(store: RunStore, record: RunRecord, warn: Callable[[str], None] | None) -> "Checkpoint":
     """The run's last checkpoint, or where that does not load the newest earlier one that does (said to `warn`)."""
-    from ..engine.checkpoints import (BEST, LAST, PREVIOUS, CheckpointDamaged, CheckpointError, CheckpointForeign,
-                                      load_checkpoint, remove_stale_temporaries)
+    from ..engine.checkpoint_files import BEST, LAST, PREVIOUS, remove_stale_temporaries
+    from ..engine.checkpoints import CheckpointDamaged, CheckpointError, CheckpointForeign, load_checkpoint
 
     folder = store.checkpoint_dir(record.id)
     remove_stale_temporaries(folder)  # what the process that ended without finishing left mid-write
@@ -182,7 +182,7 @@ def resume_checkpoint(store: RunStore, record: RunRecord, warn: Callable[[str], 
 def _set_aside(used: "Checkpoint", folder: Path) -> None:
     """Resumed from an earlier checkpoint: move the last one, which did not load, out of the way, so the
     next save does not keep it as the previous good one."""
-    from ..engine.checkpoints import LAST
+    from ..engine.checkpoint_files import LAST
 
     last = folder / LAST
     if used.path != last and last.is_file():
