@@ -93,6 +93,13 @@ def test_two_boxes_share_one_study_and_lose_no_trial_to_kill_9(tmp_path, capsys,
     assert {store_b.get_run(t.user_attrs["run_id"]).host for t in complete
             if t.user_attrs["run_id"] not in {r.id for r in store_a.list_runs()}} == {store_b.host}
     assert store_a.get_run(victim.id).status != "finished"
+    # box B drew a slot's worth of trials of one shape at a time and trained them as packs
+    from tui_trainer.engine.events import RunStarted
+
+    packs = [e.pack for r in store_b.list_runs(sweep=sweep_id) for _, e in store_b.events(r.id)
+             if isinstance(e, RunStarted)]
+    processes = len(set(packs) - {""}) + packs.count("")  # a pack's members share one; a trial drawn alone has its own
+    assert processes < len(packs) / 2, packs
 
     # `sweep show` on box B lists all 12 with their hosts and run ids
     monkeypatch.setenv("SCRATCH_TUI_HOME", str(box_b / "runs"))
