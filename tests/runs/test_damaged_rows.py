@@ -1,5 +1,5 @@
-"""One damaged row of the store (a config or start that is not JSON, an unknown status, an event blob that is not
-what was written) is listed, marked damaged with one line, and refused where it would be opened; every other run
+"""One damaged row of the store (a config or start that is not JSON, an unknown status, text in a number column, an
+event blob that is not what was written) is listed, marked damaged with one line, and refused where it would be opened; every other run
 works. The damage is done to a real store with sqlite3, as a torn write or a hand edit would leave it."""
 
 import re
@@ -21,6 +21,8 @@ DAMAGE = {
     "started": ("UPDATE runs SET started = '[1, 2]' WHERE id = ?", "its start in the store is not a JSON object"),
     "status": ("UPDATE runs SET status = 'weird', state = 'weirder' WHERE id = ?",
                "its status 'weird' is not one scratch-tui knows"),
+    "numbers": ("UPDATE runs SET run_seconds = 'abc', test_acc = 'zz' WHERE id = ?",
+                "its test_acc column holds 'zz', not a number; its run_seconds column holds 'abc', not a number"),
     "eval blob": ("UPDATE run_events SET data = x'00112233' WHERE run_id = ? AND name = 'eval_end'",
                   "event 12 (eval_end) of its log cannot be read"),
     "epoch blob": ("UPDATE run_events SET data = x'789c' WHERE run_id = ? AND name = 'epoch_end'",
@@ -50,7 +52,7 @@ def test_each_damaged_run_is_listed_and_refused_in_one_line_and_the_rest_works(t
         listed = {r.id: r for r in store.list_runs()}
         assert set(listed) == set(ids.values())  # one bad row breaks no listing
         assert listed[ids["sound"]].damaged == "" and listed[ids["sound"]].status_text == "finished"
-        for name in ("config", "started", "status"):  # the row's own damage is seen by a listing
+        for name in ("config", "started", "status", "numbers"):  # the row's own damage is seen by a listing
             assert DAMAGE[name][1] in listed[ids[name]].damaged and listed[ids[name]].status_text == "damaged"
             record = store.get_run(ids[name])
             assert record.unreadable == record.damaged and DAMAGE[name][1] in record.unreadable
@@ -78,7 +80,7 @@ def test_the_cli_lists_damage_and_refuses_a_damaged_run_in_one_line(tmp_path, ca
     where = ["--runs-dir", str(root)]
     code, out, err = run_cli(["runs", *where], capsys)
     assert code == 0 and ids["sound"] in out and "finished" in out
-    for name in ("config", "started", "status"):
+    for name in ("config", "started", "status", "numbers"):
         line = next(line for line in out.splitlines() if line.startswith(ids[name]))
         assert "damaged" in line
         assert f"run {ids[name]} is damaged: {DAMAGE[name][1]}" in err

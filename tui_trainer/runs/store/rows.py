@@ -30,12 +30,35 @@ _RECORD_COLUMNS = (_SUMMARY_COLUMNS + ", config, message, device, device_name, t
 _SUMMARY_WIDTH = 18  # columns of _SUMMARY_COLUMNS
 
 
+# the number columns of _SUMMARY_COLUMNS, by position: their names, and whether they may be empty. A row edited by
+# hand or by another program can hold text in any of them (SQLite keeps what it is given)
+_NUMBER_COLUMNS = {5: ("epochs_done", False), 6: ("epochs", False), 7: ("best_val_acc", True), 8: ("test_acc", True),
+                   9: ("run_seconds", False), 10: ("active_since", True), 11: ("created_at", False),
+                   12: ("ended_at", True), 13: ("paused", False)}
+
+
+def _numbers(row: tuple) -> tuple[tuple, list[str]]:
+    """The row with each number column that holds no number read as empty (0 where it may not be), and a fault
+    naming each such column."""
+    row, faults = list(row), []
+    for at, (column, may_be_empty) in _NUMBER_COLUMNS.items():
+        value = row[at]
+        if value is None and may_be_empty or isinstance(value, (int, float)) and not isinstance(value, bool):
+            continue
+        faults.append(f"its {column} column holds {str(value)[:20]!r}, not a number")
+        row[at] = None if may_be_empty else 0
+    return tuple(row), faults
+
+
 def _summary_values(row: tuple, now: float, damaged: str = "") -> tuple[list[Any], dict[str, str]]:
     """The positional and keyword arguments of RunSummary from a row of _SUMMARY_COLUMNS; `damaged`: what is
     wrong with it, where the caller has read its JSON columns."""
+    row, faults = _numbers(row)
     (run_id, name, model, dataset, status, epochs_done, epochs, best, test, run_seconds, active_since, created,
      ended, paused, sweep_id, sweep_name, folded, _) = row[:_SUMMARY_WIDTH]
     duration = run_seconds + (max(0.0, now - active_since) if status == "running" and active_since else 0.0)
+    if faults:  # added to what the caller found
+        damaged = f"{damaged}; {'; '.join(faults)}" if damaged else row_damage(status, *faults)
     return ([run_id, name, model, dataset, status, epochs_done, epochs, best, test, duration, created, ended,
              bool(paused)], {"sweep_id": sweep_id, "sweep_name": sweep_name, "folded": folded,
                              "damaged": damaged or row_damage(status)})
