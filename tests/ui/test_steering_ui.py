@@ -207,6 +207,8 @@ async def test_fork_a_run_from_an_epoch_overlay_it_and_prune_old_checkpoints(tmp
         setup.query_one("#field-lr", Input).value = "0.01"
         setup.query_one("#field-epochs", Input).value = "3"
         await pilot.pause()
+        keys = {key.description for key in setup.query("FooterKey")}
+        assert {"Start", "Back"} <= keys and not {"Queue", "Mark", "Sweep"} & keys  # a fork starts, or goes back
         await pilot.press("f6")  # no queueing a fork
         assert app.screen is setup and not launcher.forks
         await pilot.press("f5")

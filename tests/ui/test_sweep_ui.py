@@ -323,9 +323,11 @@ async def test_e_extends_the_sweep_from_setup_with_a_value_and_a_seed_under_its_
         await pilot.press("f7")  # the grid as it is: nothing new
         await pilot.pause()
         assert app.screen is setup and f"nothing new for sweep {SWEEP}" in messages(app)[-1]
-        await pilot.press("f5")  # this form queues an extension, and starts no run
+        keys = {key.description for key in app.screen.query("FooterKey")}
+        assert {"Mark", "Sweep", "Back"} <= keys and not {"Start", "Queue"} & keys  # this form only extends
+        await pilot.press("f5", "f6")  # their keys do nothing here: no run starts, none is queued
         await pilot.pause()
-        assert app.screen is setup and "this form extends sweep" in messages(app)[-1]
+        assert app.screen is setup and len(store.list_runs(sweep=SWEEP)) == len(before) and runner == []
 
         await mark(pilot, "lr", "0.001, 0.01, 0.1")
         await mark(pilot, "seed", "0, 1, 2")

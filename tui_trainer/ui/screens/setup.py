@@ -160,7 +160,7 @@ class SetupScreen(Screen):
         Binding("f8,ctrl+b", "lr_find", "LR finder", show=False, priority=True,
                 tooltip="LR finder: a short range test, then apply its suggested lr"),
         # a fork's setup (the runs screen's f), or a sweep's extension (its view's e), goes back without a run
-        Binding("escape", "leave", "Back", show=False,
+        Binding("escape", "leave", "Back",
                 tooltip="Back, queueing nothing (a fork's setup, or a sweep's extension, only)"),
     ]
     # the LR finder's range: (start lr, end lr, steps), the engine's defaults (a test sets a short one)
@@ -762,10 +762,16 @@ class SetupScreen(Screen):
         note.update(plain(text))
         note.display = True
 
+    # what each mode's form is not for, by action: its keys leave the footer (the mode's note says what the form does)
+    _NOT_IN_FORK = ("queue", "sweep_field", "queue_sweep")
+    _NOT_IN_EXTEND = ("start", "queue")
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "leave":
             return self.fork is not None or self.extend is not None
-        return True
+        if self.fork is not None and action in self._NOT_IN_FORK:
+            return False
+        return not (self.extend is not None and action in self._NOT_IN_EXTEND)
 
     def action_leave(self) -> None:
         if self.fork is not None or self.extend is not None:
