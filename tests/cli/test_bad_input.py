@@ -92,6 +92,10 @@ def test_an_mlp_too_big_for_the_memory_is_refused_before_it_is_built(capsys):
     err = refused(["train", "--no-record", "--hidden", ",".join(["65536"] * 8)], capsys, "--hidden: a 784-65536",
                   "parameters", "GiB", "choose smaller --hidden sizes")
     assert "30,117,330,954 parameters" in err
+    # few weights (under a GiB), but a batch whose layer outputs and their gradients take over 100 GiB: counted too
+    wide_narrow = ",".join(["65536", "16"] * 4)
+    refused(["train", "--no-record", "--hidden", wide_narrow, "--batch-size", "65536"], capsys,
+            f"--hidden: a 784-{wide_narrow.replace(',', '-')}-10 MLP has", "a batch's activations")
 
 
 def test_long_input_is_cut_in_every_message(capsys, runs_home):

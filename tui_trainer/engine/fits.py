@@ -59,9 +59,15 @@ def _memory_problem(config: TrainConfig, device: torch.device) -> str | None:
         return None
     memory = _memory_bytes(device)
     weights = _model_footprint(config, device, activations=False)
-    if memory is None or weights is None or weights[0] * _weight_copies(config) * _FLOAT_BYTES <= memory / 2:
-        # the weights and their copies alone leave half the memory: a batch's activations cannot tip it, and
-        # tracing one batch on the meta device imports torch's compiler (1.2 s of CPU) in every run
+    if memory is None or weights is None:
+        return None
+    spec = DATASETS.entry(config.dataset)
+    sizes = [math.prod(spec.image_shape), *config.hidden, len(spec.classes)]
+    # an MLP's layer outputs and their gradients, a batch of each size, in fp32 at most: where the weights with
+    # that leave half the memory, nothing is traced, since tracing a batch on the meta device imports torch's
+    # compiler (1.2 s of CPU) in every run
+    most = weights[0] * _weight_copies(config) * _FLOAT_BYTES + config.batch_size * sum(sizes) * 2 * _FLOAT_BYTES
+    if most <= memory / 2:
         return None
     found = _model_footprint(config, device)
     if found is None:
@@ -70,8 +76,6 @@ def _memory_problem(config: TrainConfig, device: torch.device) -> str | None:
     needed = parameters * _weight_copies(config) * _FLOAT_BYTES + activations
     if needed <= memory:
         return None
-    spec = DATASETS.entry(config.dataset)
-    sizes = [math.prod(spec.image_shape), *config.hidden, len(spec.classes)]
     average = ", the moving average" if config.ema > 0 else ""
     return (f"hidden: a {'-'.join(map(str, sizes))} MLP has {parameters:,} parameters, about {needed / 2**30:,.1f} "
             f"GiB with their gradients{average}, {config.optimizer}'s state and a batch's activations, more than "
