@@ -11,14 +11,13 @@ the same workers as processes of this box: how the tests run it.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .store import RunStore
-from .study import TRIAL, StudyError, StudyLink, is_sqlite
+from .study import StudyError, StudyLink, is_sqlite
 
 SLURM_EXTRA = "pip install 'scratch-tui[slurm]'"
 
@@ -87,20 +86,18 @@ def resume_cut_short(store: RunStore) -> list[str]:
     """Resume from its last checkpoint each run of a study on this store that was interrupted or stopped by a
     signal (not pruned) while its trial still runs; their ids."""
     from .spawn import SpawnError, resume_in_background
-    from .study import load
+    from .study import load, local_trials
 
     store.mark_interrupted()
     resumed = []
-    for key, value in store.settings_under(TRIAL):
-        run_id = key[len(TRIAL):]
+    for run_id, link, number in local_trials(store):
         try:
             record = store.get_run(run_id)
         except LookupError:
             continue
         if record.status not in ("interrupted", "stopped") or record.message.startswith("pruned by"):
             continue
-        data = json.loads(value)
-        trial = load(StudyLink(data["storage"], data["study"])).study.get_trials(deepcopy=False)[data["trial"]]
+        trial = load(link).study.get_trials(deepcopy=False)[number]
         if trial.state.name != "RUNNING":
             continue
         try:

@@ -28,7 +28,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from ..engine.config import SETTINGS, TrainConfig, to_text
 from .store import RunStore
@@ -273,6 +273,16 @@ def study_link(store: RunStore, sweep_id: str) -> StudyLink | None:
     return found[0] if len(found) == 1 and sweep_id.strip() else None
 
 
+def local_trials(store: RunStore, run_id: str | None = None) -> Iterator[tuple[str, StudyLink, int]]:
+    """The runs of this store that train a study's trial (or `run_id` alone, where it does): each run's id, its
+    study and the trial's number, as `_queue_trial` kept them."""
+    found = [(run_id, store.setting(TRIAL + run_id))] if run_id else store.settings_under(TRIAL)
+    for key, value in found:
+        if value:
+            data = json.loads(value)
+            yield key.removeprefix(TRIAL), StudyLink(data["storage"], data["study"]), data["trial"]
+
+
 # -- drawing trials (the queue runner) -------------------------------------------------------------------------
 def _fresh(trial: Any) -> bool:
     """A trial the sampler chose (not a planned grid point or seed repeat, a retry or a surplus draw)."""
@@ -370,21 +380,18 @@ def beat_trials(store: RunStore) -> None:
     from optuna.trial import TrialState
 
     now = time.time()
-    for run_id, value in store.settings_under(TRIAL):
-        run_id = run_id[len(TRIAL):]
+    for run_id, link, number in local_trials(store):
         try:
             status = store.status(run_id)
         except LookupError:
             continue
         if status not in ("queued", "running"):
             continue
-        data = json.loads(value)
-        link = StudyLink(data["storage"], data["study"])
         opened = load(link)
         if now - _BEATEN.get(run_id, 0.0) < opened.spec.heartbeat:
             continue
         _BEATEN[run_id] = now
-        trial = opened.study.get_trials(deepcopy=False)[data["trial"]]
+        trial = opened.study.get_trials(deepcopy=False)[number]
         if trial.state == TrialState.RUNNING:
             opened.study._storage.record_heartbeat(trial._trial_id)
 

@@ -5,7 +5,6 @@ the study, and a heartbeat while it trains, so a run that dies fails its trial a
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 from ..engine.commands import Command
 from ..engine.events import EpochEnded, EvaluationEnded, Event, RunFailed, RunFinished, RunStopped
 from .store import RunStore
-from .study import TRIAL, OpenStudy, StudyLink, direction, load
+from .study import OpenStudy, direction, load, local_trials
 from .study_storage import require_optuna
 
 # How long an epoch's end waits for the run's command poller (runs/recording.py) to take the pruner's stop. The loop
@@ -113,9 +112,6 @@ class TrialReporter:
 
 def trial_reporter(store: RunStore, run_id: str) -> TrialReporter | None:
     """The reporter of a run that trains a study's trial; None for any other run (no Optuna imported)."""
-    value = store.setting(TRIAL + run_id)
-    if not value:
-        return None
-    data = json.loads(value)
-    opened = load(StudyLink(data["storage"], data["study"]))
-    return TrialReporter(store, run_id, opened, data["trial"])
+    for _, link, number in local_trials(store, run_id):
+        return TrialReporter(store, run_id, load(link), number)
+    return None
