@@ -117,13 +117,13 @@ def run_study_sweep(args: argparse.Namespace, store_dir: str | None) -> int:
     check_local_store(Path(store_dir) if store_dir else default_runs_dir())
     name = args.study or f"{spec.name or Path(args.file).stem}-{new_sweep_id()}"
     with RunStore(store_dir) as store:
-        link = open_link(store, spec, data, args.storage, name, slurm=getattr(args, "slurm", False))
+        link = open_link(store, spec, data, args.storage, name, slurm=args.slurm)
         opened = load(link)
         print(f"Study {link.name} ({_where(link)}): sweep {link.sweep_id}, {counted(spec.size(), 'trial')}, search "
               f"{spec.search}, {_pruning(spec)}" + ("" if args.slurm else "; this box draws from it"), flush=True)
         if args.slurm:
             return _submit(args, link, store_dir)
-        if getattr(args, "pack", None) is not None:  # checked by `sweep` before anything was made
+        if args.pack is not None:  # checked by `sweep` before anything was made
             from ..runs.queue import set_pack_size
 
             set_pack_size(store, args.pack)

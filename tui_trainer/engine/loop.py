@@ -205,9 +205,8 @@ class TrainingRun:
                 yield from self._train_one_epoch()
             yield from self.finish()
         except _Stop:
-            why = getattr(self.control, "stop_reason", "")
-            reason = {"reason": why} if why else {}
-            yield RunStopped(epochs_done=self.epoch, seconds=self.elapsed(), **reason)
+            why = self.control.stop_reason  # a pruner's (runs/trial_report.py); else said by whoever asked
+            yield RunStopped(epochs_done=self.epoch, seconds=self.elapsed(), **({"reason": why} if why else {}))
         except _NonFinite as exc:
             yield RunFailed(message=str(exc), epochs_done=self.epoch, seconds=self.elapsed())
         except torch.cuda.OutOfMemoryError:

@@ -349,15 +349,15 @@ def draw_trials(store: RunStore, has_slot: Callable[[TrainConfig], bool], pack: 
             fail_stale_trials(opened.study)
         if not has_slot(opened.spec.base):
             continue
-        shape = None
-        for drawn in range(pack):
+        shapes = set()
+        for _ in range(pack):
             trial = _ask(opened)
             if trial is None:
                 break
             config = trial_config(opened.spec, trial.params, trial.user_attrs["seed"])
             queued.append(_queue_trial(store, link, opened, trial, config))
-            shape = pack_key(config) if drawn == 0 else shape
-            if shape is None or pack_key(config) != shape:
+            shapes.add(pack_key(config))
+            if None in shapes or len(shapes) > 1:  # one that trains alone, or of another shape: the draw ends
                 break
     return queued
 
