@@ -120,7 +120,10 @@ class LayerTable(DataTable):
         self._shown: tuple | None = None
 
     def on_mount(self) -> None:
-        self.add_columns(*COLUMNS)
+        # the name's width fixed, as `short` cuts it: sized from the cells, it could stay the header's ("layer")
+        # when a probe's rows were replaced before the table measured them (seen in the tmux tour)
+        self.add_column(COLUMNS[0], width=NAME)
+        self.add_columns(*COLUMNS[1:])
 
     def show(self, view: Any) -> None:
         """The view's last probe; rebuilt only when a new probe came."""
