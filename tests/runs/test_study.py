@@ -134,3 +134,28 @@ def test_a_run_cut_short_leaves_its_trial_running_and_a_requeued_slurm_worker_re
     assert [e["epoch"] for e in store.epochs(run_id)] == [1, 2]  # epoch 1 kept, epoch 2 trained on from it
     wait_until(lambda: study_module.load(link).study.get_trials()[0].state.name == "COMPLETE", 10, "the tell")
     store.close()
+
+
+def test_ranges_map_to_float_and_log_distributions_lists_to_categorical_and_a_grid_is_enqueued_in_its_order(
+        tmp_path):
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    sampled = SweepSpec.from_dict({"epochs": 2, "sweep": {"search": "tpe", "samples": 4,
+                                                          "lr": {"log": [1e-4, 1e-1]},
+                                                          "weight_decay": {"lin": [0.0, 0.1]},
+                                                          "batch_size": [32, 64]}})
+    found = study_module.distributions(sampled)
+    assert found["lr"] == FloatDistribution(1e-4, 1e-1, log=True)
+    assert found["weight_decay"] == FloatDistribution(0.0, 0.1, log=False)
+    assert isinstance(found["batch_size"], CategoricalDistribution) and not isinstance(found["batch_size"],
+                                                                                         IntDistribution)
+
+    data = {"epochs": 2, "sweep": {"search": "grid", "lr": [0.1, 0.01], "batch_size": [32, 64], "seed": [0, 1]}}
+    grid = SweepSpec.from_dict(data)
+    with RunStore(tmp_path / "runs") as store:
+        link = study_module.open_link(store, grid, data, str(tmp_path / "g.journal"), "g")
+    waiting = study_module.load(link).study.get_trials()
+    # a waiting trial keeps its values where Optuna's enqueue_trial puts them until a box asks for it
+    planned = [(t.user_attrs["seed"], *(study_module._values(grid, t.system_attrs["fixed_params"])[f]
+                                       for f in ("lr", "batch_size"))) for t in waiting]
+    assert planned == [(c.seed, c.lr, c.batch_size) for c in grid.configs()]  # sweep.py's order, seeds outermost
